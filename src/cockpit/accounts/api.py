@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from cockpit.accounts import service
+from cockpit.accounts.schemas import AccountOut, AccountUpdate
+from cockpit.auth.actor import Actor
+from cockpit.auth.dependencies import ApiActor, require
+from cockpit.authz.permissions import Permission
+from cockpit.kit.web import DbSession
+
+router = APIRouter(tags=["account"])
+
+AccountWriter = Annotated[Actor, Depends(require(Permission.account_write))]
+
+
+@router.get("/account", response_model=AccountOut)
+async def get_account(session: DbSession, actor: ApiActor) -> AccountOut:
+    return AccountOut.model_validate(await service.get_account(session, actor))
+
+
+@router.patch("/account", response_model=AccountOut)
+async def update_account(body: AccountUpdate, session: DbSession, actor: AccountWriter) -> AccountOut:
+    account = await service.update_profile(session, actor, name=body.name, timezone=body.timezone)
+    return AccountOut.model_validate(account)

@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from cockpit.kit.db import Base, IdMixin, TimestampMixin
+
+
+class Account(IdMixin, TimestampMixin, Base):
+    """An organisation: the tenant every other row belongs to."""
+
+    __tablename__ = "accounts"
+
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Head of the tamper-evident audit chain; also the row locked to serialise appends.
+    audit_seq: Mapped[int] = mapped_column(default=0)
+    audit_head: Mapped[str] = mapped_column(String(64), default="")

@@ -1,0 +1,105 @@
+"""Accounts (organisations): creation with their first owner, and the organisation profile."""
+
+from __future__ import annotations
+
+import uuid
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.models import Account
+from cockpit.audit import service as audit
+from cockpit.audit.service import Target
+from cockpit.auth.actor import Actor
+from cockpit.auth.passwords import check_policy, hash_password
+from cockpit.authz.permissions import Permission
+from cockpit.kit.errors import Conflict, InvalidInput, NotFound
+from cockpit.kit.validation import normalize_email, require_text
+from cockpit.users import repository as users_repo
+from cockpit.users.models import User, UserRole, UserStatus
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(
+            "invalid_timezone",
+            f"'{value}' is not a known time zone (use an IANA name such as Europe/Paris).",
+            details=[{"field": "timezone", "message": "unknown time zone"}],
+        ) from exc
+    return value
+
+
+def timezone_choices() -> list[str]:
+    return sorted(available_timezones())
+
+
+async def create_account(
+    session: AsyncSession,
+    *,
+    name: str,
+    owner_email: str,
+    owner_password: str,
+    owner_name: str = "",
+    timezone: str = "UTC",
+    label: str = "cli",
+) -> tuple[Account, User]:
+    """Create an organisation and its first owner. Used by the CLI and the demo seed."""
+    name = require_text(name, field="name", label="The organisation name", max_length=200)
+    email = normalize_email(owner_email, field="owner_email")
+    check_policy(owner_password, field="owner_password")
+    check_timezone(timezone)
+    if await users_repo.get_by_email(session, email) is not None:
+        raise Conflict("email_taken", f"A user with the e-mail {email} already exists.")
+    account = Account(id=uuid.uuid4(), name=name, timezone=timezone)
+    session.add(account)
+    owner = User(
+        id=uuid.uuid4(),
+        account_id=account.id,
+        email=email,
+        name=owner_name.strip()[:200],
+        role=UserRole.owner,
+        status=UserStatus.active,
+        password_hash=hash_password(owner_password),
+    )
+    session.add(owner)
+    await session.flush()
+    actor = Actor.system(account.id, label=label)
+    await audit.record(
+        session, actor, "account.created", target=Target("account", account.id, name),
+        after={"name": name, "timezone": timezone, "owner_email": email},
+    )  # fmt: skip
+    await audit.record(
+        session, actor, "user.created", target=Target("user", owner.id, email),
+        after={"email": email, "role": UserRole.owner, "status": UserStatus.active},
+    )  # fmt: skip
+    return account, owner
+
+
+async def get_account(session: AsyncSession, actor: Actor) -> Account:
+    actor.require(Permission.account_read)
+    account = await session.get(Account, actor.account_id)
+    if account is None:
+        raise NotFound("account_not_found", "No such account.")
+    return account
+
+
+async def update_profile(
+    session: AsyncSession, actor: Actor, *, name: str | None = None, timezone: str | None = None
+) -> Account:
+    actor.require(Permission.account_write)
+    account = await get_account(session, actor)
+    before = {"name": account.name, "timezone": account.timezone}
+    if name is not None:
+        account.name = require_text(name, field="name", label="The organisation name", max_length=200)
+    if timezone is not None:
+        account.timezone = check_timezone(timezone)
+    after = {"name": account.name, "timezone": account.timezone}
+    if after != before:
+        changed = [k for k in after if after[k] != before[k]]
+        await audit.record(
+            session, actor, "account.updated", target=Target("account", account.id, account.name),
+            before={k: before[k] for k in changed}, after={k: after[k] for k in changed},
+        )  # fmt: skip
+    return account

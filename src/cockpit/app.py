@@ -1,0 +1,53 @@
+"""create_app(): mounts the REST API, the console and the health checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from cockpit import __version__
+from cockpit.api import router as api_router
+from cockpit.config import Settings, get_settings
+from cockpit.console.pages import router as console_router
+from cockpit.console.web import render_error
+from cockpit.health import router as health_router
+from cockpit.kit.db import make_engine, make_sessionmaker
+from cockpit.kit.handlers import install_error_handlers
+
+STATIC_DIR = Path(__file__).parent / "console" / "static"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(
+        title="Cockpit API",
+        version=__version__,
+        description="Manage a Cockpit account: identity, API tokens, audit log. "
+        "Authenticate with `Authorization: Bearer <token>` (a token with the `admin` scope).",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.secret_key = settings.resolved_secret_key()
+    app.state.engine = engine
+    app.state.sessionmaker = make_sessionmaker(engine)
+
+    install_error_handlers(app, render_error)
+    app.include_router(health_router)
+    app.include_router(api_router)
+    app.include_router(console_router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app

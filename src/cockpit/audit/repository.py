@@ -1,0 +1,96 @@
+"""All SQL of the audit domain. Every query is scoped to one account."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, distinct, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.models import Account
+from cockpit.audit.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    q: str | None = None
+    action: str | None = None
+    actor_id: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def search_stmt(account_id: uuid.UUID, filters: AuditFilters) -> Select[tuple[AuditEntry]]:
+    stmt = select(AuditEntry).where(AuditEntry.account_id == account_id)
+    if filters.q:
+        pattern = f"%{_escape_like(filters.q)}%"
+        stmt = stmt.where(
+            or_(
+                AuditEntry.action.ilike(pattern, escape="\\"),
+                AuditEntry.actor_label.ilike(pattern, escape="\\"),
+                AuditEntry.target_label.ilike(pattern, escape="\\"),
+                AuditEntry.target_id.ilike(pattern, escape="\\"),
+                AuditEntry.ip.ilike(pattern, escape="\\"),
+            )
+        )
+    if filters.action:
+        stmt = stmt.where(AuditEntry.action == filters.action)
+    if filters.actor_id:
+        stmt = stmt.where(AuditEntry.actor_id == filters.actor_id)
+    if filters.since:
+        stmt = stmt.where(AuditEntry.created_at >= filters.since)
+    if filters.until:
+        stmt = stmt.where(AuditEntry.created_at < filters.until)
+    return stmt.order_by(AuditEntry.seq.desc())
+
+
+async def get_entry(session: AsyncSession, account_id: uuid.UUID, entry_id: uuid.UUID) -> AuditEntry | None:
+    return await session.scalar(
+        select(AuditEntry).where(AuditEntry.account_id == account_id, AuditEntry.id == entry_id)
+    )
+
+
+async def distinct_actions(session: AsyncSession, account_id: uuid.UUID) -> list[str]:
+    rows = await session.scalars(
+        select(distinct(AuditEntry.action)).where(AuditEntry.account_id == account_id).order_by(AuditEntry.action)
+    )
+    return list(rows)
+
+
+async def lock_account_head(session: AsyncSession, account_id: uuid.UUID) -> Account:
+    """Lock the account row: appends to one account's chain happen one at a time."""
+    account = await session.scalar(
+        select(Account)
+        .where(Account.id == account_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if account is None:
+        raise LookupError(f"account {account_id} does not exist")
+    return account
+
+
+async def stream_chain(session: AsyncSession, account_id: uuid.UUID) -> AsyncIterator[AuditEntry]:
+    result = await session.stream_scalars(
+        select(AuditEntry)
+        .where(AuditEntry.account_id == account_id)
+        .order_by(AuditEntry.seq)
+        .execution_options(yield_per=1000)
+    )
+    async for entry in result:
+        yield entry
+
+
+async def stream_filtered(
+    session: AsyncSession, account_id: uuid.UUID, filters: AuditFilters
+) -> AsyncIterator[AuditEntry]:
+    result = await session.stream_scalars(search_stmt(account_id, filters).execution_options(yield_per=1000))
+    async for entry in result:
+        yield entry

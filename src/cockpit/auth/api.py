@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+
+from cockpit.auth import tokens
+from cockpit.auth.dependencies import ApiActor
+from cockpit.auth.schemas import Me, Token, TokenCreate, TokenCreated, TokenList
+from cockpit.authz.permissions import permissions_of
+from cockpit.kit.errors import NotFound
+from cockpit.kit.web import DbSession
+from cockpit.users import repository as users_repo
+
+router = APIRouter(tags=["identity"])
+
+
+@router.get("/me", response_model=Me)
+async def get_me(session: DbSession, actor: ApiActor) -> Me:
+    user = await users_repo.get_in_account(session, actor.account_id, actor.user_id) if actor.user_id else None
+    if user is None:
+        raise NotFound("user_not_found", "No such user.")
+    return Me(
+        id=user.id, account_id=user.account_id, email=user.email, name=user.name, role=user.role,
+        permissions=sorted(permissions_of(user.role)), token_scopes=sorted(actor.scopes),
+    )  # fmt: skip
+
+
+@router.get("/tokens", response_model=TokenList, tags=["tokens"])
+async def list_tokens(session: DbSession, actor: ApiActor, user_id: uuid.UUID | None = None) -> TokenList:
+    """Your API tokens (admins may pass ``user_id`` to see another user's)."""
+    return TokenList(items=[Token.of(t) for t in await tokens.list_tokens(session, actor, user_id=user_id)])
+
+
+@router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED, tags=["tokens"])
+async def create_token(body: TokenCreate, session: DbSession, actor: ApiActor) -> TokenCreated:
+    """Create a personal token. The response holds the token in clear, once."""
+    token, raw = await tokens.create_personal_token(
+        session, actor, name=body.name, scopes=body.scopes, expires_at=body.expires_at
+    )
+    return TokenCreated(**Token.of(token).model_dump(), token=raw)
+
+
+@router.get("/tokens/{token_id}", response_model=Token, tags=["tokens"])
+async def get_token(token_id: uuid.UUID, session: DbSession, actor: ApiActor) -> Token:
+    return Token.of(await tokens.access_token(session, actor, token_id))
+
+
+@router.delete("/tokens/{token_id}", response_model=Token, tags=["tokens"])
+async def revoke_token(token_id: uuid.UUID, session: DbSession, actor: ApiActor) -> Token:
+    """Revoke a token: from now on it is refused everywhere."""
+    return Token.of(await tokens.revoke_token(session, actor, token_id))

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
+
+
+async def session_by_hash(session: AsyncSession, secret_hash: str) -> LoginSession | None:
+    return await session.scalar(select(LoginSession).where(LoginSession.secret_hash == secret_hash))
+
+
+async def token_by_hash(session: AsyncSession, token_hash: str) -> ApiToken | None:
+    return await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+
+
+async def token_in_account(session: AsyncSession, account_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | None:
+    return await session.scalar(select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.id == token_id))
+
+
+async def tokens_of_user(session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID) -> list[ApiToken]:
+    rows = await session.scalars(
+        select(ApiToken)
+        .where(ApiToken.account_id == account_id, ApiToken.user_id == user_id)
+        .order_by(ApiToken.created_at.desc())
+    )
+    return list(rows)
+
+
+async def failures_since(session: AsyncSession, *, email: str | None = None, ip: str | None = None,
+                         since: datetime) -> tuple[int, datetime | None]:
+    stmt = select(func.count(), func.max(LoginFailure.created_at)).where(LoginFailure.created_at >= since)
+    if email is not None:
+        stmt = stmt.where(LoginFailure.email == email)
+    if ip is not None:
+        stmt = stmt.where(LoginFailure.ip == ip)
+    count, last = (await session.execute(stmt)).one()
+    if isinstance(last, str):  # SQLite returns aggregates of datetimes as text
+        last = datetime.fromisoformat(last)
+    if last is not None and last.tzinfo is None:  # aggregates bypass the column type
+        last = last.replace(tzinfo=UTC)
+    return int(count), last
+
+
+async def purge_failures_before(session: AsyncSession, cutoff: datetime) -> None:
+    await session.execute(delete(LoginFailure).where(LoginFailure.created_at < cutoff))

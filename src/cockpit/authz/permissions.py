@@ -1,0 +1,39 @@
+"""What each role may do: the one place that maps roles to permissions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from cockpit.users.models import UserRole
+
+
+class Permission(StrEnum):
+    account_read = "account:read"
+    account_write = "account:write"
+    audit_read = "audit:read"
+    tokens_own = "tokens:own"  # create, list and revoke one's own API tokens
+    tokens_manage = "tokens:manage"  # list and revoke anyone's tokens in the account
+    users_read = "users:read"
+    users_write = "users:write"
+    owners_manage = "owners:manage"  # grant or remove the owner role
+
+
+_MEMBER = frozenset({Permission.account_read, Permission.tokens_own})
+_ADMIN = _MEMBER | {
+    Permission.account_write,
+    Permission.audit_read,
+    Permission.tokens_manage,
+    Permission.users_read,
+    Permission.users_write,
+}
+_OWNER = _ADMIN | {Permission.owners_manage}
+
+ROLE_PERMISSIONS: dict[UserRole, frozenset[Permission]] = {
+    UserRole.owner: frozenset(_OWNER),
+    UserRole.admin: frozenset(_ADMIN),
+    UserRole.member: _MEMBER,
+}
+
+
+def permissions_of(role: UserRole) -> frozenset[Permission]:
+    return ROLE_PERMISSIONS[role]

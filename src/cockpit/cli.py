@@ -1,0 +1,187 @@
+"""The ``cockpit`` command: first set-up, automation and serving."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.config import Settings, get_settings
+from cockpit.kit.errors import CockpitError
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Cockpit: the control plane for your organisation's AI usage.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+accounts_app = typer.Typer(help="Accounts (organisations).", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(tokens_app, name="tokens")
+app.add_typer(audit_app, name="audit")
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValueError as exc:
+        typer.echo(f"error: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run ``work`` in one transaction: committed if it returns, rolled back if it raises."""
+    from cockpit.kit.db import make_engine, make_sessionmaker
+
+    async def run() -> T:
+        engine = make_engine(_settings().database_url)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except CockpitError as exc:
+        raise _fail(exc.message, 2 if exc.status == 422 else 1) from exc
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to COCKPIT_DATABASE_URL."""
+    from cockpit.kit.migrate import upgrade
+
+    settings = _settings()
+    if settings.is_sqlite:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    typer.echo("database is up to date", err=True)
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Option(help="Organisation name")],
+    owner_email: Annotated[str, typer.Option(help="The first owner's e-mail (their login)")],
+    owner_password: Annotated[str, typer.Option(help="The first owner's password")],
+    owner_name: Annotated[str, typer.Option(help="The first owner's full name")] = "",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the organisation")] = "UTC",
+) -> None:
+    """Create an account with its owner; prints the account id alone on stdout."""
+    from cockpit.accounts.service import create_account
+
+    async def work(session: AsyncSession) -> str:
+        account, _ = await create_account(
+            session, name=name, owner_email=owner_email, owner_password=owner_password,
+            owner_name=owner_name, timezone=timezone,
+        )  # fmt: skip
+        return str(account.id)
+
+    typer.echo(_in_transaction(work))
+
+
+@tokens_app.command("create")
+def tokens_create(
+    email: Annotated[str, typer.Option(help="The user the token acts as")],
+    name: Annotated[str, typer.Option(help="A name to recognise the token by")],
+    scope: Annotated[list[str], typer.Option(help="admin (management API) and/or gateway (LLM calls)")],
+    expires_in_days: Annotated[int | None, typer.Option(min=1, max=3650, help="Expire after N days")] = None,
+) -> None:
+    """Create an API token for a user; prints the token once, alone on stdout."""
+    from cockpit.auth.actor import Actor
+    from cockpit.auth.tokens import issue_token
+    from cockpit.kit.time import utcnow
+    from cockpit.users import repository as users_repo
+
+    async def work(session: AsyncSession) -> str:
+        user = await users_repo.get_by_email(session, email)
+        if user is None:
+            raise CockpitError("user_not_found", f"No user has the e-mail {email}.")
+        expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+        actor = Actor.system(user.account_id, label="cli")
+        _, raw = await issue_token(session, actor, user, name=name, scopes=scope, expires_at=expires_at)
+        return raw
+
+    typer.echo(_in_transaction(work))
+
+
+@audit_app.command("verify")
+def audit_verify(
+    account: Annotated[str | None, typer.Option(help="Only this account id")] = None,
+) -> None:
+    """Check every account's audit hash chain; exit 1 naming the first altered or missing entry."""
+    import uuid
+
+    from cockpit.audit.service import verify_all
+
+    try:
+        account_id = uuid.UUID(account) if account else None
+    except ValueError as exc:
+        raise _fail(f"'{account}' is not an account id", 2) from exc
+    reports = _in_transaction(lambda session: verify_all(session, account_id))
+    if account_id is not None and not reports:
+        raise _fail(f"no account {account_id}", 2)
+    bad = [r for r in reports if r.problem is not None]
+    for report in reports:
+        state = f"BROKEN: {report.problem.message}" if report.problem else "ok"
+        typer.echo(f"account {report.account_id}: {report.entries} entries, head {report.head[:16]}… {state}")
+    if bad:
+        first = bad[0].problem
+        typer.echo(f"error: audit chain broken in account {first.account_id}: {first.message}", err=True)  # type: ignore[union-attr]
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Serve the console, the REST API and the gateway."""
+    import uvicorn
+
+    _settings()
+    uvicorn.run(
+        "cockpit.app:create_app", factory=True, host=host, port=port, workers=workers,
+        proxy_headers=True, log_level="info",
+    )  # fmt: skip
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed only, do not serve")] = False,
+) -> None:
+    """Migrate the database, seed the demo organisation (once) and serve it."""
+    from cockpit.demo import seed_demo
+
+    db_upgrade()
+    login = _in_transaction(seed_demo)
+    settings = _settings()
+    what = "created" if login.created else "already there, reused"
+    url = f"http://{host}:{port}" if settings.base_url == "http://127.0.0.1:8000" else settings.base_url
+    typer.echo(
+        f"\n  Cockpit demo organisation {what}.\n"
+        f"  Console:  {url}\n"
+        f"  E-mail:   {login.email}\n"
+        f"  Password: {login.password}\n"
+    )
+    sys.stdout.flush()
+    if not no_serve:
+        serve(host=host, port=port, workers=1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,115 @@
+"""Every knob of Cockpit, read from ``COCKPIT_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the plain ``sqlite:///`` and ``postgresql://`` forms and pick the async driver."""
+    url = url.strip()
+    for plain, driver in (
+        ("sqlite://", "sqlite+aiosqlite://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg2://", "postgresql+asyncpg://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        return url
+    raise ValueError(
+        "COCKPIT_DATABASE_URL must start with sqlite:// or postgresql:// "
+        "(sqlite+aiosqlite:// and postgresql+asyncpg:// are accepted too)"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COCKPIT_", extra="ignore")
+
+    env: Environment = Environment.development
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: SecretStr | None = None
+    base_url: str = "http://127.0.0.1:8000"
+
+    # Console sessions
+    session_idle_minutes: int = Field(default=30, ge=1)
+    session_absolute_hours: int = Field(default=12, ge=1)
+
+    # Failed-login throttle: delays start after ``login_delay_after`` failures and grow,
+    # and no more than the hourly maxima are accepted.
+    login_max_failures_per_hour: int = Field(default=100, ge=1)
+    login_ip_max_failures_per_hour: int = Field(default=500, ge=1)
+    login_delay_after: int = Field(default=5, ge=1)
+    login_max_delay_seconds: int = Field(default=300, ge=1)
+
+    # Outgoing e-mail (invitations, notifications)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "cockpit@localhost"
+    smtp_starttls: bool = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("COCKPIT_BASE_URL must be an http(s) URL such as https://cockpit.example.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / 'cockpit.db'}"
+        self.database_url = normalize_database_url(self.database_url)
+        if self.env is Environment.production and self.secret_key is None:
+            raise ValueError("COCKPIT_SECRET_KEY is required when COCKPIT_ENV=production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; outside production one is generated once and kept in the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process generated it first
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from cockpit.audit import service as audit
+from cockpit.audit.repository import AuditFilters
+from cockpit.auth import tokens
+from cockpit.authz.permissions import Permission
+from cockpit.console.web import SignedIn, render
+from cockpit.kit.web import DbSession
+from cockpit.kit.pagination import PageParams
+from cockpit.kit.time import utcnow
+from cockpit.users import repository as users_repo
+from cockpit.users.models import UserStatus
+
+router = APIRouter()
+
+
+@router.get("/")
+async def dashboard(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    actor = viewer.actor
+    my_tokens = await tokens.list_tokens(session, actor)
+    context: dict[str, object] = {
+        "active_tokens": sum(1 for t in my_tokens if tokens.token_status(t) == "active"),
+        "members": await users_repo.count_in_account(session, actor.account_id, status=UserStatus.active),
+    }
+    if actor.can(Permission.audit_read):
+        week = await audit.search(session, actor, AuditFilters(since=utcnow() - timedelta(days=7)), PageParams(1, 8))
+        context.update(recent=week.items, changes_this_week=week.total)
+    return render(request, "dashboard/index.html", context)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from cockpit.auth import tokens
+from cockpit.auth.actor import TokenScope
+from cockpit.console.web import SignedIn, discard_changes, redirect, render
+from cockpit.kit.errors import CockpitError, InvalidInput
+from cockpit.kit.web import DbSession
+
+router = APIRouter(prefix="/tokens")
+
+
+def _page(request: Request, items: list[object], **extra: object) -> Response:
+    status_code = int(extra.pop("status_code", 200))  # type: ignore[call-overload]
+    return render(
+        request, "tokens/index.html",
+        {"tokens": items, "scopes": list(TokenScope), "status_of": tokens.token_status, **extra},
+        status_code=status_code,
+    )  # fmt: skip
+
+
+@router.get("")
+async def tokens_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    return _page(request, list(await tokens.list_tokens(session, viewer.actor)))
+
+
+def _expiry(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput("invalid_expiry", "The expiry date is not a valid date.") from exc
+    # A token "expiring on" a day works through the end of that day (UTC).
+    return datetime.combine(day, time.max, tzinfo=UTC)
+
+
+@router.post("")
+async def create_token(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    name: Annotated[str, Form(max_length=1000)] = "",
+    scopes: Annotated[list[str] | None, Form()] = None,
+    expires_on: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    try:
+        token, raw = await tokens.create_personal_token(
+            session, viewer.actor, name=name, scopes=scopes or [], expires_at=_expiry(expires_on)
+        )
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        items = list(await tokens.list_tokens(session, viewer.actor))
+        form = {"name": name[:100], "scopes": scopes or [], "expires_on": expires_on}
+        return _page(request, items, error=exc.message, form=form, status_code=exc.status)
+    # Shown once, in this response only: never put the token in a redirect or a cookie.
+    items = list(await tokens.list_tokens(session, viewer.actor))
+    return _page(request, items, created=token, created_secret=raw, status_code=201)
+
+
+@router.post("/{token_id}/revoke")
+async def revoke_token(request: Request, session: DbSession, viewer: SignedIn, token_id: uuid.UUID) -> Response:
+    token = await tokens.revoke_token(session, viewer.actor, token_id)
+    return redirect(request, "/tokens", message=f"Token “{token.name}” was revoked.")

@@ -1,0 +1,232 @@
+"""Console plumbing: templates, the session cookie, CSRF, flash messages and page guards."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.models import Account
+from cockpit.auth import service as auth_service
+from cockpit.auth.actor import Actor
+from cockpit.auth.models import LoginSession
+from cockpit.authz.permissions import Permission
+from cockpit.config import Settings
+from cockpit.console.nav import navigation
+from cockpit.kit.errors import CockpitError, NotAuthenticated, NotPermitted
+from cockpit.kit.web import DbSession, client_ip, user_agent
+
+SESSION_COOKIE = "cockpit_session"
+CSRF_COOKIE = "cockpit_csrf"
+FLASH_COOKIE = "cockpit_flash"
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _sign(request: Request, purpose: str, value: str) -> str:
+    key = request.app.state.secret_key.encode()
+    return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
+
+
+# ---- CSRF: a random cookie, and forms carry an HMAC of it (signed double submit) ----
+
+def _csrf_cookie(request: Request) -> str:
+    value = getattr(request.state, "csrf_cookie", None) or request.cookies.get(CSRF_COOKIE)
+    if not value or len(value) > 100:
+        value = secrets.token_urlsafe(24)
+        request.state.csrf_cookie_new = True
+    request.state.csrf_cookie = value
+    return value
+
+
+def csrf_token(request: Request) -> str:
+    return _sign(request, "csrf", _csrf_cookie(request))
+
+
+async def verify_csrf(request: Request) -> None:
+    """Router dependency: every unsafe console request must carry the form's CSRF token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    cookie = request.cookies.get(CSRF_COOKIE)
+    sent = request.headers.get("x-csrf-token")
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token")
+        sent = value if isinstance(value, str) else None
+    if not cookie or not sent or not hmac.compare_digest(sent, _sign(request, "csrf", cookie)):
+        raise NotPermitted(
+            "csrf_failed",
+            "This form has expired or did not come from Cockpit. Reload the page and try again.",
+        )
+
+
+# ---- flash messages: a signed cookie read once by the next page ----
+
+def flash(response: Response, request: Request, kind: str, message: str) -> None:
+    payload = base64.urlsafe_b64encode(json.dumps([kind, message[:500]]).encode()).decode()
+    response.set_cookie(
+        FLASH_COOKIE, f"{payload}.{_sign(request, 'flash', payload)}", max_age=60, httponly=True,
+        samesite="lax", secure=_settings(request).secure_cookies,
+    )  # fmt: skip
+
+
+def _take_flash(request: Request) -> list[dict[str, str]]:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw or "." not in raw:
+        return []
+    payload, signature = raw.rsplit(".", 1)
+    if not hmac.compare_digest(signature, _sign(request, "flash", payload)):
+        return []
+    try:
+        kind, message = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, TypeError):
+        return []
+    request.state.flash_consumed = True
+    return [{"kind": str(kind), "message": str(message)}]
+
+
+def redirect(request: Request, url: str, *, message: str | None = None, kind: str = "success") -> Response:
+    """After a form POST: redirect (or HX-Redirect for htmx) with an optional flash banner."""
+    if request.headers.get("hx-request"):
+        response: Response = Response(status_code=204, headers={"HX-Redirect": url})
+    else:
+        response = RedirectResponse(url, status_code=303)
+    if message:
+        flash(response, request, kind, message)
+    return response
+
+
+# ---- who is signed in ----
+
+@dataclass
+class Viewer:
+    actor: Actor
+    login_session: LoginSession
+    account: Account
+
+    def can(self, permission: Permission | str) -> bool:
+        return self.actor.can(Permission(permission))
+
+
+async def _viewer(request: Request, session: DbSession) -> Viewer | None:
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret or len(secret) > 100:
+        return None
+    login_session = await auth_service.resolve_session(session, _settings(request), secret)
+    if login_session is None:
+        return None
+    account = await session.get(Account, login_session.account_id)
+    if account is None:
+        return None
+    actor = Actor.for_user(
+        login_session.user, session_id=login_session.id, ip=client_ip(request), user_agent=user_agent(request)
+    )
+    viewer = Viewer(actor=actor, login_session=login_session, account=account)
+    request.state.viewer = viewer
+    return viewer
+
+
+OptionalViewer = Annotated[Viewer | None, Depends(_viewer)]
+
+
+async def _signed_in(viewer: OptionalViewer) -> Viewer:
+    if viewer is None:
+        raise NotAuthenticated("login_required", "Please sign in.")
+    return viewer
+
+
+SignedIn = Annotated[Viewer, Depends(_signed_in)]
+
+
+def page_requires(permission: Permission) -> Callable[[Viewer], Awaitable[Viewer]]:
+    async def dependency(viewer: SignedIn) -> Viewer:
+        if not viewer.actor.can(permission):
+            raise NotPermitted("not_permitted", "This page is for account administrators.")
+        return viewer
+
+    return dependency
+
+
+AdminViewer = Annotated[Viewer, Depends(page_requires(Permission.account_write))]
+AuditViewer = Annotated[Viewer, Depends(page_requires(Permission.audit_read))]
+
+
+async def discard_changes(session: AsyncSession, viewer: Viewer) -> None:
+    """A failed form: undo everything the request wrote, then reload what the page shows."""
+    await session.rollback()
+    await session.refresh(viewer.account)
+
+
+def set_session_cookie(response: Response, request: Request, secret: str) -> None:
+    settings = _settings(request)
+    response.set_cookie(
+        SESSION_COOKIE, secret, max_age=settings.session_absolute_hours * 3600, httponly=True,
+        samesite="lax", secure=settings.secure_cookies, path="/",
+    )  # fmt: skip
+
+
+def clear_session_cookie(response: Response) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+
+
+# ---- rendering ----
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200) -> Response:
+    viewer: Viewer | None = getattr(request.state, "viewer", None)
+    flashes = _take_flash(request)
+    ctx: dict[str, Any] = {
+        "viewer": viewer,
+        "nav": navigation(viewer.actor, request.url.path) if viewer else [],
+        "csrf_token": csrf_token(request),
+        "flashes": flashes,
+        **(context or {}),
+    }
+    response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
+    finish(request, response)
+    return response
+
+
+def finish(request: Request, response: Response) -> None:
+    """Set the CSRF cookie when it was just created, and drop a flash that was shown."""
+    if getattr(request.state, "csrf_cookie_new", False):
+        response.set_cookie(
+            CSRF_COOKIE, request.state.csrf_cookie, httponly=True, samesite="strict",
+            secure=_settings(request).secure_cookies, path="/",
+        )  # fmt: skip
+    if getattr(request.state, "flash_consumed", False):
+        response.delete_cookie(FLASH_COOKIE)
+
+
+async def render_error(request: Request, exc: CockpitError) -> Response:
+    if isinstance(exc, NotAuthenticated) and request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+    if isinstance(exc, NotAuthenticated):
+        return RedirectResponse("/login", status_code=303)
+    titles = {403: "Not permitted", 404: "Page not found", 429: "Too many requests"}
+    template = "errors/error_app.html" if getattr(request.state, "viewer", None) else "errors/error.html"
+    return render(
+        request, template,
+        {"status": exc.status, "title": titles.get(exc.status, "Something went wrong"), "error": exc},
+        status_code=exc.status,
+    )  # fmt: skip

@@ -1,0 +1,79 @@
+"""Page-number pagination shared by the API and the console."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
+
+MAX_PER_PAGE = 200
+
+
+@dataclass(frozen=True)
+class PageParams:
+    page: int = 1
+    per_page: int = 50
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
+def page_params(
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
+) -> PageParams:
+    return PageParams(page=page, per_page=per_page)
+
+
+@dataclass
+class Page(Generic[T]):
+    items: Sequence[T]
+    total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def first_index(self) -> int:
+        return 0 if self.total == 0 else (self.page - 1) * self.per_page + 1
+
+    @property
+    def last_index(self) -> int:
+        return min(self.total, self.page * self.per_page)
+
+
+async def paginate(session: AsyncSession, stmt: Select[tuple[T]], params: PageParams) -> Page[T]:
+    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = await session.scalars(stmt.limit(params.per_page).offset(params.offset))
+    return Page(items=list(rows), total=total or 0, page=params.page, per_page=params.per_page)
+
+
+class PageMeta(BaseModel):
+    page: int
+    per_page: int
+    total: int
+    pages: int
+
+    @classmethod
+    def of(cls, page: Page[object]) -> PageMeta:
+        return cls(page=page.page, per_page=page.per_page, total=page.total, pages=page.pages)
