@@ -83,9 +83,13 @@ def accounts_create(
 
     async def work(session: AsyncSession) -> str:
         account, _ = await create_account(
-            session, name=name, owner_email=owner_email, owner_password=owner_password,
-            owner_name=owner_name, timezone=timezone,
-        )  # fmt: skip
+            session,
+            name=name,
+            owner_email=owner_email,
+            owner_password=owner_password,
+            owner_name=owner_name,
+            timezone=timezone,
+        )
         return str(account.id)
 
     typer.echo(_in_transaction(work))
@@ -153,9 +157,14 @@ def serve(
 
     _settings()
     uvicorn.run(
-        "cockpit.app:create_app", factory=True, host=host, port=port, workers=workers,
-        proxy_headers=True, log_level="info",
-    )  # fmt: skip
+        "cockpit.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
 
 
 @app.command()

@@ -37,9 +37,14 @@ async def seed_demo(session: AsyncSession) -> DemoLogin:
     if existing is not None:
         return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=False)
     account, _owner = await create_account(
-        session, name=DEMO_ORG, owner_email=DEMO_EMAIL, owner_password=DEMO_PASSWORD,
-        owner_name="Olivia Owner", timezone="Europe/Paris", label="demo seed",
-    )  # fmt: skip
+        session,
+        name=DEMO_ORG,
+        owner_email=DEMO_EMAIL,
+        owner_password=DEMO_PASSWORD,
+        owner_name="Olivia Owner",
+        timezone="Europe/Paris",
+        label="demo seed",
+    )
     await _add_people(session, account)
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=True)
 
@@ -47,9 +52,20 @@ async def seed_demo(session: AsyncSession) -> DemoLogin:
 async def _add_people(session: AsyncSession, account: Account) -> None:
     actor = Actor.system(account.id, label="demo seed")
     for email, name, role in DEMO_PEOPLE:
-        user = User(account_id=account.id, email=email, name=name, role=role, status=UserStatus.active,
-                    password_hash=hash_password(DEMO_PASSWORD))
+        user = User(
+            account_id=account.id,
+            email=email,
+            name=name,
+            role=role,
+            status=UserStatus.active,
+            password_hash=hash_password(DEMO_PASSWORD),
+        )
         session.add(user)
         await session.flush()
-        await audit.record(session, actor, "user.created", target=Target("user", user.id, email),
-                           after={"email": email, "role": role, "status": UserStatus.active})
+        await audit.record(
+            session,
+            actor,
+            "user.created",
+            target=Target("user", user.id, email),
+            after={"email": email, "role": role, "status": UserStatus.active},
+        )

@@ -67,13 +67,19 @@ async def create_account(
     await session.flush()
     actor = Actor.system(account.id, label=label)
     await audit.record(
-        session, actor, "account.created", target=Target("account", account.id, name),
+        session,
+        actor,
+        "account.created",
+        target=Target("account", account.id, name),
         after={"name": name, "timezone": timezone, "owner_email": email},
-    )  # fmt: skip
+    )
     await audit.record(
-        session, actor, "user.created", target=Target("user", owner.id, email),
+        session,
+        actor,
+        "user.created",
+        target=Target("user", owner.id, email),
         after={"email": email, "role": UserRole.owner, "status": UserStatus.active},
-    )  # fmt: skip
+    )
     return account, owner
 
 
@@ -99,7 +105,11 @@ async def update_profile(
     if after != before:
         changed = [k for k in after if after[k] != before[k]]
         await audit.record(
-            session, actor, "account.updated", target=Target("account", account.id, account.name),
-            before={k: before[k] for k in changed}, after={k: after[k] for k in changed},
-        )  # fmt: skip
+            session,
+            actor,
+            "account.updated",
+            target=Target("account", account.id, account.name),
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
     return account

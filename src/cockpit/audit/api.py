@@ -32,11 +32,17 @@ def audit_filters(
 ) -> AuditFilters:
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
-            raise InvalidInput("invalid_input", f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00Z.",
-                               details=[{"field": name, "message": "time zone required"}])
+            raise InvalidInput(
+                "invalid_input",
+                f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00Z.",
+                details=[{"field": name, "message": "time zone required"}],
+            )
     if since and until and since >= until:
-        raise InvalidInput("invalid_input", "'since' must be before 'until'.",
-                           details=[{"field": "since", "message": "must be before until"}])
+        raise InvalidInput(
+            "invalid_input",
+            "'since' must be before 'until'.",
+            details=[{"field": "since", "message": "must be before until"}],
+        )
     return AuditFilters(q=q or None, action=action or None, actor_id=actor_id, since=since, until=until)
 
 
@@ -45,7 +51,10 @@ Filters = Annotated[AuditFilters, Depends(audit_filters)]
 
 @router.get("", response_model=AuditPage)
 async def list_entries(
-    session: DbSession, actor: AuditReader, filters: Filters, params: Annotated[PageParams, Depends(page_params)]
+    session: DbSession,
+    actor: AuditReader,
+    filters: Filters,
+    params: Annotated[PageParams, Depends(page_params)],
 ) -> AuditPage:
     """The account's audit trail, newest first."""
     page = await service.search(session, actor, filters, params)
@@ -62,8 +71,12 @@ async def export_entries(request: Request, actor: AuditReader, filters: Filters)
 async def verify_chain(session: DbSession, actor: AuditReader) -> ChainStatus:
     """Walk this account's hash chain and report the first altered or missing entry."""
     [report] = await service.verify_all(session, actor.account_id)
-    return ChainStatus(ok=report.problem is None, entries=report.entries, head=report.head,
-                       problem=report.problem.message if report.problem else None)
+    return ChainStatus(
+        ok=report.problem is None,
+        entries=report.entries,
+        head=report.head,
+        problem=report.problem.message if report.problem else None,
+    )
 
 
 @router.get("/{entry_id}", response_model=AuditEntryOut)

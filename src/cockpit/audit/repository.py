@@ -27,7 +27,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_stmt(account_id: uuid.UUID, filters: AuditFilters) -> Select[tuple[AuditEntry]]:
+def search_stmt(account_id: uuid.UUID, filters: AuditFilters) -> Select[AuditEntry]:
     stmt = select(AuditEntry).where(AuditEntry.account_id == account_id)
     if filters.q:
         pattern = f"%{_escape_like(filters.q)}%"
@@ -59,7 +59,9 @@ async def get_entry(session: AsyncSession, account_id: uuid.UUID, entry_id: uuid
 
 async def distinct_actions(session: AsyncSession, account_id: uuid.UUID) -> list[str]:
     rows = await session.scalars(
-        select(distinct(AuditEntry.action)).where(AuditEntry.account_id == account_id).order_by(AuditEntry.action)
+        select(distinct(AuditEntry.action))
+        .where(AuditEntry.account_id == account_id)
+        .order_by(AuditEntry.action)
     )
     return list(rows)
 

@@ -118,9 +118,20 @@ async def actions(session: AsyncSession, actor: Actor) -> list[str]:
 
 
 CSV_COLUMNS = [
-    "seq", "time", "actor", "actor_kind", "action", "target_type", "target_id",
-    "target_label", "before", "after", "ip", "user_agent", "hash",
-]  # fmt: skip
+    "seq",
+    "time",
+    "actor",
+    "actor_kind",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "before",
+    "after",
+    "ip",
+    "user_agent",
+    "hash",
+]
 
 
 def _csv_cell(value: Any) -> str:
@@ -138,12 +149,20 @@ async def export_csv(session: AsyncSession, actor: Actor, filters: AuditFilters)
         writer.writerow(
             _csv_cell(v)
             for v in (
-                e.seq, e.created_at.isoformat(), e.actor_label, e.actor_kind, e.action, e.target_type,
-                e.target_id, e.target_label,
+                e.seq,
+                e.created_at.isoformat(),
+                e.actor_label,
+                e.actor_kind,
+                e.action,
+                e.target_type,
+                e.target_id,
+                e.target_label,
                 json.dumps(e.before, sort_keys=True) if e.before is not None else "",
                 json.dumps(e.after, sort_keys=True) if e.after is not None else "",
-                e.ip, e.user_agent, e.hash,
-            )  # fmt: skip
+                e.ip,
+                e.user_agent,
+                e.hash,
+            )
         )
         if buffer.tell() > 64_000:
             yield buffer.getvalue()

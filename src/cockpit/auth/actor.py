@@ -13,7 +13,7 @@ from cockpit.users.models import User, UserRole
 
 class ActorKind(StrEnum):
     user = "user"  # a console session
-    token = "token"  # an API token
+    token = "token"  # noqa: S105 - an API token (the kind of actor)
     system = "system"  # the command line, the scheduler
     anonymous = "anonymous"  # e.g. a failed login
 

@@ -17,13 +17,20 @@ router = APIRouter(tags=["identity"])
 
 @router.get("/me", response_model=Me)
 async def get_me(session: DbSession, actor: ApiActor) -> Me:
-    user = await users_repo.get_in_account(session, actor.account_id, actor.user_id) if actor.user_id else None
+    user = (
+        await users_repo.get_in_account(session, actor.account_id, actor.user_id) if actor.user_id else None
+    )
     if user is None:
         raise NotFound("user_not_found", "No such user.")
     return Me(
-        id=user.id, account_id=user.account_id, email=user.email, name=user.name, role=user.role,
-        permissions=sorted(permissions_of(user.role)), token_scopes=sorted(actor.scopes),
-    )  # fmt: skip
+        id=user.id,
+        account_id=user.account_id,
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        permissions=sorted(permissions_of(user.role)),
+        token_scopes=sorted(actor.scopes),
+    )
 
 
 @router.get("/tokens", response_model=TokenList, tags=["tokens"])

@@ -25,12 +25,18 @@ def bearer_token(request: Request) -> str | None:
 async def api_actor(request: Request, session: DbSession) -> Actor:
     raw = bearer_token(request)
     if raw is None:
-        raise NotAuthenticated("missing_token", "Send an API token in the header 'Authorization: Bearer <token>'.")
-    actor = await tokens.authenticate_token(session, raw, ip=client_ip(request), user_agent=user_agent(request))
+        raise NotAuthenticated(
+            "missing_token", "Send an API token in the header 'Authorization: Bearer <token>'."
+        )
+    actor = await tokens.authenticate_token(
+        session, raw, ip=client_ip(request), user_agent=user_agent(request)
+    )
     if actor is None:
         raise NotAuthenticated("invalid_token", "The API token is invalid, expired or revoked.")
     if TokenScope.admin not in actor.scopes:
-        raise NotPermitted("token_scope_missing", "This token lacks the 'admin' scope that the management API needs.")
+        raise NotPermitted(
+            "token_scope_missing", "This token lacks the 'admin' scope that the management API needs."
+        )
     return actor
 
 

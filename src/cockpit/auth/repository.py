@@ -17,8 +17,12 @@ async def token_by_hash(session: AsyncSession, token_hash: str) -> ApiToken | No
     return await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
 
 
-async def token_in_account(session: AsyncSession, account_id: uuid.UUID, token_id: uuid.UUID) -> ApiToken | None:
-    return await session.scalar(select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.id == token_id))
+async def token_in_account(
+    session: AsyncSession, account_id: uuid.UUID, token_id: uuid.UUID
+) -> ApiToken | None:
+    return await session.scalar(
+        select(ApiToken).where(ApiToken.account_id == account_id, ApiToken.id == token_id)
+    )
 
 
 async def tokens_of_user(session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID) -> list[ApiToken]:
@@ -30,8 +34,9 @@ async def tokens_of_user(session: AsyncSession, account_id: uuid.UUID, user_id: 
     return list(rows)
 
 
-async def failures_since(session: AsyncSession, *, email: str | None = None, ip: str | None = None,
-                         since: datetime) -> tuple[int, datetime | None]:
+async def failures_since(
+    session: AsyncSession, *, email: str | None = None, ip: str | None = None, since: datetime
+) -> tuple[int, datetime | None]:
     stmt = select(func.count(), func.max(LoginFailure.created_at)).where(LoginFailure.created_at >= since)
     if email is not None:
         stmt = stmt.where(LoginFailure.email == email)

@@ -33,10 +33,17 @@ class Token(OutputSchema):
     @classmethod
     def of(cls, token: ApiToken) -> Token:
         return cls(
-            id=token.id, name=token.name, prefix=token.prefix, scopes=token.scopes, status=token_status(token),
-            user_id=token.user_id, created_at=token.created_at, expires_at=token.expires_at,
-            revoked_at=token.revoked_at, last_used_at=token.last_used_at,
-        )  # fmt: skip
+            id=token.id,
+            name=token.name,
+            prefix=token.prefix,
+            scopes=token.scopes,
+            status=token_status(token),
+            user_id=token.user_id,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            revoked_at=token.revoked_at,
+            last_used_at=token.last_used_at,
+        )
 
 
 class TokenCreated(Token):

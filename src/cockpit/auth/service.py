@@ -46,7 +46,10 @@ async def _throttle(session: AsyncSession, settings: Settings, email: str, ip: s
     since = now - timedelta(hours=1)
     email_failures, last_failure = await repository.failures_since(session, email=email, since=since)
     ip_failures, _ = await repository.failures_since(session, ip=ip, since=since)
-    if email_failures >= settings.login_max_failures_per_hour or ip_failures >= settings.login_ip_max_failures_per_hour:
+    if (
+        email_failures >= settings.login_max_failures_per_hour
+        or ip_failures >= settings.login_ip_max_failures_per_hour
+    ):
         return TooManyRequests(
             "login_throttled",
             "Too many failed sign-in attempts. Sign-in is blocked for up to an hour; try again later.",
@@ -59,29 +62,48 @@ async def _throttle(session: AsyncSession, settings: Settings, email: str, ip: s
             seconds = math.ceil(wait)
             return TooManyRequests(
                 "login_throttled",
-                f"Too many failed sign-in attempts. Wait {seconds} second{'s' * (seconds != 1)} and try again.",
+                f"Too many failed sign-in attempts. "
+                f"Wait {seconds} second{'s' * (seconds != 1)} and try again.",
                 retry_after=seconds,
             )
     return None
 
 
-async def _record_failure(session: AsyncSession, settings: Settings, email: str, ip: str,
-                          user_agent: str | None, user: User | None) -> None:
+async def _record_failure(
+    session: AsyncSession, settings: Settings, email: str, ip: str, user_agent: str | None, user: User | None
+) -> None:
     session.add(LoginFailure(email=email, ip=ip, account_id=user.account_id if user else None))
     await session.flush()
     if user is None:
         return  # no account to write to; the IP and e-mail throttles still count it
     failures, _ = await repository.failures_since(session, email=email, since=utcnow() - timedelta(hours=1))
-    actor = Actor(kind=ActorKind.anonymous, account_id=user.account_id, label=f"anonymous ({ip})",
-                  ip=ip, user_agent=user_agent)
+    actor = Actor(
+        kind=ActorKind.anonymous,
+        account_id=user.account_id,
+        label=f"anonymous ({ip})",
+        ip=ip,
+        user_agent=user_agent,
+    )
     target = Target("user", user.id, user.email)
-    await audit.record(session, actor, "auth.login_failed", target=target, after={"failures_last_hour": failures})
+    await audit.record(
+        session, actor, "auth.login_failed", target=target, after={"failures_last_hour": failures}
+    )
     if failures == settings.login_delay_after:
-        await audit.record(session, actor, "auth.login_throttled", target=target,
-                           after={"failures_last_hour": failures, "throttle": "growing delays"})
+        await audit.record(
+            session,
+            actor,
+            "auth.login_throttled",
+            target=target,
+            after={"failures_last_hour": failures, "throttle": "growing delays"},
+        )
     elif failures == settings.login_max_failures_per_hour:
-        await audit.record(session, actor, "auth.login_throttled", target=target,
-                           after={"failures_last_hour": failures, "throttle": "blocked for the hour"})
+        await audit.record(
+            session,
+            actor,
+            "auth.login_throttled",
+            target=target,
+            after={"failures_last_hour": failures, "throttle": "blocked for the hour"},
+        )
 
 
 async def sign_in(
@@ -96,22 +118,31 @@ async def sign_in(
         await _record_failure(session, settings, email, ip, user_agent, user)
         return SignInResult(error=NotAuthenticated("invalid_credentials", INVALID_CREDENTIALS))
     if user.status is not UserStatus.active:
-        return SignInResult(error=NotPermitted(
-            "user_deactivated", "Your access has been deactivated. Contact your administrator."))
+        return SignInResult(
+            error=NotPermitted(
+                "user_deactivated", "Your access has been deactivated. Contact your administrator."
+            )
+        )
     login_session, secret = await start_session(session, settings, user, ip=ip, user_agent=user_agent)
     return SignInResult(user=user, login_session=login_session, secret=secret)
 
 
-async def start_session(session: AsyncSession, settings: Settings, user: User, *, ip: str | None,
-                        user_agent: str | None) -> tuple[LoginSession, str]:
+async def start_session(
+    session: AsyncSession, settings: Settings, user: User, *, ip: str | None, user_agent: str | None
+) -> tuple[LoginSession, str]:
     """A fresh session id at every sign-in (never reuse one from before authentication)."""
     now = utcnow()
     secret = secrets.token_urlsafe(32)
     login_session = LoginSession(
-        account_id=user.account_id, user_id=user.id, secret_hash=hash_secret(secret),
-        last_seen_at=now, expires_at=now + timedelta(hours=settings.session_absolute_hours),
-        ip=ip, user_agent=(user_agent or "")[:400] or None, user=user,
-    )  # fmt: skip
+        account_id=user.account_id,
+        user_id=user.id,
+        secret_hash=hash_secret(secret),
+        last_seen_at=now,
+        expires_at=now + timedelta(hours=settings.session_absolute_hours),
+        ip=ip,
+        user_agent=(user_agent or "")[:400] or None,
+        user=user,
+    )
     session.add(login_session)
     user.last_login_at = now
     await session.flush()

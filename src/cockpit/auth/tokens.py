@@ -21,7 +21,7 @@ from cockpit.kit.validation import require_text
 from cockpit.users import repository as users_repo
 from cockpit.users.models import User, UserStatus
 
-TOKEN_PREFIX = "ck_"
+TOKEN_PREFIX = "ck_"  # noqa: S105 - a prefix, not a secret
 # Last-used time is written at most this often, so authenticating stays a read.
 TOUCH_INTERVAL = timedelta(seconds=60)
 
@@ -33,22 +33,33 @@ def hash_token(raw: str) -> str:
 def _check_scopes(scopes: list[str] | list[TokenScope]) -> list[TokenScope]:
     allowed = ", ".join(s.value for s in TokenScope)
     if not scopes:
-        raise InvalidInput("invalid_scopes", f"Choose at least one scope ({allowed}).",
-                           details=[{"field": "scopes", "message": "at least one scope"}])
+        raise InvalidInput(
+            "invalid_scopes",
+            f"Choose at least one scope ({allowed}).",
+            details=[{"field": "scopes", "message": "at least one scope"}],
+        )
     result: list[TokenScope] = []
     for scope in scopes:
         try:
             value = TokenScope(scope)
         except ValueError as exc:
-            raise InvalidInput("invalid_scopes", f"Unknown scope '{scope}'; scopes are {allowed}.",
-                               details=[{"field": "scopes", "message": f"unknown scope {scope}"}]) from exc
+            raise InvalidInput(
+                "invalid_scopes",
+                f"Unknown scope '{scope}'; scopes are {allowed}.",
+                details=[{"field": "scopes", "message": f"unknown scope {scope}"}],
+            ) from exc
         if value not in result:
             result.append(value)
     return sorted(result)
 
 
 async def issue_token(
-    session: AsyncSession, actor: Actor, user: User, *, name: str, scopes: list[str] | list[TokenScope],
+    session: AsyncSession,
+    actor: Actor,
+    user: User,
+    *,
+    name: str,
+    scopes: list[str] | list[TokenScope],
     expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token for ``user``; the clear value is returned once and never stored."""
@@ -56,41 +67,69 @@ async def issue_token(
     checked = _check_scopes(scopes)
     if expires_at is not None:
         if expires_at.tzinfo is None:
-            raise InvalidInput("invalid_expiry", "The expiry needs a time zone (e.g. 2027-01-31T00:00:00Z).",
-                               details=[{"field": "expires_at", "message": "time zone required"}])
+            raise InvalidInput(
+                "invalid_expiry",
+                "The expiry needs a time zone (e.g. 2027-01-31T00:00:00Z).",
+                details=[{"field": "expires_at", "message": "time zone required"}],
+            )
         if expires_at <= utcnow():
-            raise InvalidInput("invalid_expiry", "The expiry must be in the future.",
-                               details=[{"field": "expires_at", "message": "must be in the future"}])
+            raise InvalidInput(
+                "invalid_expiry",
+                "The expiry must be in the future.",
+                details=[{"field": "expires_at", "message": "must be in the future"}],
+            )
     if user.status is not UserStatus.active:
         raise Conflict("user_deactivated", "Tokens cannot be issued to a deactivated user.")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
-        id=uuid.uuid4(), account_id=user.account_id, user_id=user.id, name=name,
-        token_hash=hash_token(raw), prefix=raw[:10], scopes=[s.value for s in checked],
-        expires_at=expires_at, user=user,
-    )  # fmt: skip
+        id=uuid.uuid4(),
+        account_id=user.account_id,
+        user_id=user.id,
+        name=name,
+        token_hash=hash_token(raw),
+        prefix=raw[:10],
+        scopes=[s.value for s in checked],
+        expires_at=expires_at,
+        user=user,
+    )
     session.add(token)
     await session.flush()
     await audit.record(
-        session, actor, "api_token.created", target=Target("api_token", token.id, name),
-        after={"name": name, "owner": user.email, "scopes": token.scopes, "prefix": token.prefix,
-               "expires_at": expires_at},
-    )  # fmt: skip
+        session,
+        actor,
+        "api_token.created",
+        target=Target("api_token", token.id, name),
+        after={
+            "name": name,
+            "owner": user.email,
+            "scopes": token.scopes,
+            "prefix": token.prefix,
+            "expires_at": expires_at,
+        },
+    )
     return token, raw
 
 
 async def create_personal_token(
-    session: AsyncSession, actor: Actor, *, name: str, scopes: list[str] | list[TokenScope],
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    name: str,
+    scopes: list[str] | list[TokenScope],
     expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
     actor.require(Permission.tokens_own)
-    user = await users_repo.get_in_account(session, actor.account_id, actor.user_id) if actor.user_id else None
+    user = (
+        await users_repo.get_in_account(session, actor.account_id, actor.user_id) if actor.user_id else None
+    )
     if user is None:
         raise NotFound("user_not_found", "No such user.")
     return await issue_token(session, actor, user, name=name, scopes=scopes, expires_at=expires_at)
 
 
-async def list_tokens(session: AsyncSession, actor: Actor, *, user_id: uuid.UUID | None = None) -> list[ApiToken]:
+async def list_tokens(
+    session: AsyncSession, actor: Actor, *, user_id: uuid.UUID | None = None
+) -> list[ApiToken]:
     """One's own tokens; with ``user_id``, another user's (needs tokens:manage)."""
     actor.require(Permission.tokens_own)
     if user_id is None or user_id == actor.user_id:
@@ -121,9 +160,13 @@ async def revoke_token(session: AsyncSession, actor: Actor, token_id: uuid.UUID)
         raise Conflict("token_already_revoked", "This token is already revoked.")
     token.revoked_at = utcnow()
     await audit.record(
-        session, actor, "api_token.revoked", target=Target("api_token", token.id, token.name),
-        before={"revoked": False}, after={"revoked": True, "owner": token.user.email},
-    )  # fmt: skip
+        session,
+        actor,
+        "api_token.revoked",
+        target=Target("api_token", token.id, token.name),
+        before={"revoked": False},
+        after={"revoked": True, "owner": token.user.email},
+    )
     return token
 
 
@@ -148,6 +191,10 @@ async def authenticate_token(
     if token.last_used_at is None or now - token.last_used_at >= TOUCH_INTERVAL:
         token.last_used_at = now
     return Actor.for_user(
-        token.user, kind=ActorKind.token, token_id=token.id, ip=ip, user_agent=user_agent,
+        token.user,
+        kind=ActorKind.token,
+        token_id=token.id,
+        ip=ip,
+        user_agent=user_agent,
         scopes=frozenset(TokenScope(s) for s in token.scopes),
-    )  # fmt: skip
+    )

@@ -23,17 +23,18 @@ class NavSection:
 
 
 SECTIONS: tuple[NavSection, ...] = (
-    NavSection("CONTROL", (
-        NavItem("Audit log", "/audit", "shield", Permission.audit_read),
-    )),
+    NavSection("CONTROL", (NavItem("Audit log", "/audit", "shield", Permission.audit_read),)),
     NavSection("FINANCE", ()),
     NavSection("OPERATIONS", ()),
-    NavSection("ACCOUNT", (
-        NavItem("Dashboard", "/", "home"),
-        NavItem("Organisation", "/account", "building"),
-        NavItem("API tokens", "/tokens", "key"),
-    )),
-)  # fmt: skip
+    NavSection(
+        "ACCOUNT",
+        (
+            NavItem("Dashboard", "/", "home"),
+            NavItem("Organisation", "/account", "building"),
+            NavItem("API tokens", "/tokens", "key"),
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ def navigation(actor: Actor, path: str) -> list[tuple[str, list[NavEntry]]]:
     result = []
     for section in SECTIONS:
         entries = [
-            NavEntry(item, active=(path == item.href or (item.href != "/" and path.startswith(item.href + "/"))))
+            NavEntry(
+                item, active=(path == item.href or (item.href != "/" and path.startswith(item.href + "/")))
+            )
             for item in section.items
             if item.permission is None or actor.can(item.permission)
         ]

@@ -36,6 +36,22 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 
+def _show(value: Any) -> str:
+    """A stored value as people read it: lists joined, nothing as a dash, objects as JSON."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(_show(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+templates.env.filters["show"] = _show
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -47,6 +63,7 @@ def _sign(request: Request, purpose: str, value: str) -> str:
 
 
 # ---- CSRF: a random cookie, and forms carry an HMAC of it (signed double submit) ----
+
 
 def _csrf_cookie(request: Request) -> str:
     value = getattr(request.state, "csrf_cookie", None) or request.cookies.get(CSRF_COOKIE)
@@ -82,12 +99,17 @@ async def verify_csrf(request: Request) -> None:
 
 # ---- flash messages: a signed cookie read once by the next page ----
 
+
 def flash(response: Response, request: Request, kind: str, message: str) -> None:
     payload = base64.urlsafe_b64encode(json.dumps([kind, message[:500]]).encode()).decode()
     response.set_cookie(
-        FLASH_COOKIE, f"{payload}.{_sign(request, 'flash', payload)}", max_age=60, httponly=True,
-        samesite="lax", secure=_settings(request).secure_cookies,
-    )  # fmt: skip
+        FLASH_COOKIE,
+        f"{payload}.{_sign(request, 'flash', payload)}",
+        max_age=60,
+        httponly=True,
+        samesite="lax",
+        secure=_settings(request).secure_cookies,
+    )
 
 
 def _take_flash(request: Request) -> list[dict[str, str]]:
@@ -117,6 +139,7 @@ def redirect(request: Request, url: str, *, message: str | None = None, kind: st
 
 
 # ---- who is signed in ----
+
 
 @dataclass
 class Viewer:
@@ -180,9 +203,14 @@ async def discard_changes(session: AsyncSession, viewer: Viewer) -> None:
 def set_session_cookie(response: Response, request: Request, secret: str) -> None:
     settings = _settings(request)
     response.set_cookie(
-        SESSION_COOKIE, secret, max_age=settings.session_absolute_hours * 3600, httponly=True,
-        samesite="lax", secure=settings.secure_cookies, path="/",
-    )  # fmt: skip
+        SESSION_COOKIE,
+        secret,
+        max_age=settings.session_absolute_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=settings.secure_cookies,
+        path="/",
+    )
 
 
 def clear_session_cookie(response: Response) -> None:
@@ -191,7 +219,10 @@ def clear_session_cookie(response: Response) -> None:
 
 # ---- rendering ----
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200) -> Response:
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> Response:
     viewer: Viewer | None = getattr(request.state, "viewer", None)
     flashes = _take_flash(request)
     ctx: dict[str, Any] = {
@@ -210,9 +241,13 @@ def finish(request: Request, response: Response) -> None:
     """Set the CSRF cookie when it was just created, and drop a flash that was shown."""
     if getattr(request.state, "csrf_cookie_new", False):
         response.set_cookie(
-            CSRF_COOKIE, request.state.csrf_cookie, httponly=True, samesite="strict",
-            secure=_settings(request).secure_cookies, path="/",
-        )  # fmt: skip
+            CSRF_COOKIE,
+            request.state.csrf_cookie,
+            httponly=True,
+            samesite="strict",
+            secure=_settings(request).secure_cookies,
+            path="/",
+        )
     if getattr(request.state, "flash_consumed", False):
         response.delete_cookie(FLASH_COOKIE)
 
@@ -226,7 +261,8 @@ async def render_error(request: Request, exc: CockpitError) -> Response:
     titles = {403: "Not permitted", 404: "Page not found", 429: "Too many requests"}
     template = "errors/error_app.html" if getattr(request.state, "viewer", None) else "errors/error.html"
     return render(
-        request, template,
+        request,
+        template,
         {"status": exc.status, "title": titles.get(exc.status, "Something went wrong"), "error": exc},
         status_code=exc.status,
-    )  # fmt: skip
+    )

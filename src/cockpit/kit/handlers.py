@@ -18,10 +18,17 @@ log = logging.getLogger("cockpit")
 HtmlRenderer = Callable[[Request, CockpitError], Awaitable[Response]]
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "not_authenticated", 403: "not_permitted", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
-    422: "invalid_input", 429: "too_many_requests",
-}  # fmt: skip
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "not_permitted",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+}
 
 
 def is_api(request: Request) -> bool:
@@ -42,8 +49,11 @@ def validation_error(exc: RequestValidationError) -> InvalidInput:
     for err in exc.errors():
         field = _location(err.get("loc", ()))
         if err.get("type") == "json_invalid":
-            return InvalidInput("malformed_json", "The request body is not valid JSON.",
-                                details=[{"field": "body", "message": str(err.get("msg", ""))}])
+            return InvalidInput(
+                "malformed_json",
+                "The request body is not valid JSON.",
+                details=[{"field": "body", "message": str(err.get("msg", ""))}],
+            )
         message = "unknown field" if err.get("type") == "extra_forbidden" else str(err.get("msg", "invalid"))
         details.append({"field": field, "message": message})
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
@@ -61,7 +71,9 @@ def _headers(exc: CockpitError) -> dict[str, str]:
 
 def json_error(request: Request, exc: CockpitError) -> JSONResponse:
     if is_gateway(request):
-        body: dict[str, Any] = {"error": {"message": exc.message, "type": exc.code, "code": exc.code, "param": None}}
+        body: dict[str, Any] = {
+            "error": {"message": exc.message, "type": exc.code, "code": exc.code, "param": None}
+        }
     else:
         body = {"error": {"code": exc.code, "message": exc.message}}
         if exc.details:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -62,7 +62,7 @@ class Page(Generic[T]):
         return min(self.total, self.page * self.per_page)
 
 
-async def paginate(session: AsyncSession, stmt: Select[tuple[T]], params: PageParams) -> Page[T]:
+async def paginate(session: AsyncSession, stmt: Select[T], params: PageParams) -> Page[T]:
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     rows = await session.scalars(stmt.limit(params.per_page).offset(params.offset))
     return Page(items=list(rows), total=total or 0, page=params.page, per_page=params.per_page)
@@ -75,5 +75,5 @@ class PageMeta(BaseModel):
     pages: int
 
     @classmethod
-    def of(cls, page: Page[object]) -> PageMeta:
+    def of(cls, page: Page[Any]) -> PageMeta:
         return cls(page=page.page, per_page=page.per_page, total=page.total, pages=page.pages)

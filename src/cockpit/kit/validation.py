@@ -11,8 +11,11 @@ def normalize_email(value: str, *, field: str = "email") -> str:
     """A syntactically valid address, lower-cased; raises InvalidInput naming the field."""
     text = value.strip()
     if len(text) > 254:
-        raise InvalidInput("invalid_email", "E-mail addresses have at most 254 characters.",
-                           details=[{"field": field, "message": "at most 254 characters"}])
+        raise InvalidInput(
+            "invalid_email",
+            "E-mail addresses have at most 254 characters.",
+            details=[{"field": field, "message": "at most 254 characters"}],
+        )
     try:
         info = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -24,7 +27,9 @@ def normalize_email(value: str, *, field: str = "email") -> str:
 def require_text(value: str, *, field: str, label: str, max_length: int, min_length: int = 1) -> str:
     text = value.strip()
     if len(text) < min_length:
-        raise InvalidInput("invalid_input", f"{label} is required.", details=[{"field": field, "message": "required"}])
+        raise InvalidInput(
+            "invalid_input", f"{label} is required.", details=[{"field": field, "message": "required"}]
+        )
     if len(text) > max_length:
         raise InvalidInput(
             "invalid_input",

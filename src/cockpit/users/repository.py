@@ -22,7 +22,9 @@ async def list_in_account(session: AsyncSession, account_id: uuid.UUID) -> list[
     return list(rows)
 
 
-async def count_in_account(session: AsyncSession, account_id: uuid.UUID, *, status: UserStatus | None = None) -> int:
+async def count_in_account(
+    session: AsyncSession, account_id: uuid.UUID, *, status: UserStatus | None = None
+) -> int:
     stmt = select(func.count()).select_from(User).where(User.account_id == account_id)
     if status is not None:
         stmt = stmt.where(User.status == status)
@@ -30,7 +32,9 @@ async def count_in_account(session: AsyncSession, account_id: uuid.UUID, *, stat
 
 
 async def count_active_owners(session: AsyncSession, account_id: uuid.UUID) -> int:
-    stmt = select(func.count()).select_from(User).where(
-        User.account_id == account_id, User.role == UserRole.owner, User.status == UserStatus.active
+    stmt = (
+        select(func.count())
+        .select_from(User)
+        .where(User.account_id == account_id, User.role == UserRole.owner, User.status == UserStatus.active)
     )
     return await session.scalar(stmt) or 0

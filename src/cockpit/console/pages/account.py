@@ -16,7 +16,9 @@ router = APIRouter(prefix="/account")
 @router.get("")
 async def account_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
     account = await service.get_account(session, viewer.actor)
-    return render(request, "account/profile.html", {"account": account, "timezones": service.timezone_choices()})
+    return render(
+        request, "account/profile.html", {"account": account, "timezones": service.timezone_choices()}
+    )
 
 
 @router.post("")
@@ -33,9 +35,14 @@ async def update_account(
         await discard_changes(session, viewer)
         account = await service.get_account(session, viewer.actor)
         return render(
-            request, "account/profile.html",
-            {"account": account, "timezones": service.timezone_choices(), "error": exc.message,
-             "form": {"name": name[:200], "timezone": timezone}},
+            request,
+            "account/profile.html",
+            {
+                "account": account,
+                "timezones": service.timezone_choices(),
+                "error": exc.message,
+                "form": {"name": name[:200], "timezone": timezone},
+            },
             status_code=exc.status,
-        )  # fmt: skip
+        )
     return redirect(request, "/account", message="Organisation profile saved.")

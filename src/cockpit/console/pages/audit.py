@@ -27,8 +27,11 @@ def _local(value: str, viewer: Viewer, field: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise InvalidInput("invalid_input", f"'{value}' is not a valid date and time.",
-                           details=[{"field": field, "message": "invalid date"}]) from exc
+        raise InvalidInput(
+            "invalid_input",
+            f"'{value}' is not a valid date and time.",
+            details=[{"field": field, "message": "invalid date"}],
+        ) from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.account.timezone))
 
 
@@ -39,8 +42,13 @@ def _filters(viewer: Viewer, q: str, action: str, actor: str, since: str, until:
             actor_id = uuid.UUID(actor)
         except ValueError as exc:
             raise InvalidInput("invalid_input", "Unknown actor.") from exc
-    return AuditFilters(q=q.strip() or None, action=action or None, actor_id=actor_id,
-                        since=_local(since, viewer, "since"), until=_local(until, viewer, "until"))
+    return AuditFilters(
+        q=q.strip() or None,
+        action=action or None,
+        actor_id=actor_id,
+        since=_local(since, viewer, "since"),
+        until=_local(until, viewer, "until"),
+    )
 
 
 Text = Annotated[str, Query(max_length=200)]
@@ -48,10 +56,16 @@ Text = Annotated[str, Query(max_length=200)]
 
 @router.get("")
 async def audit_page(
-    request: Request, session: DbSession, viewer: AuditViewer,
-    q: Text = "", action: Text = "", actor: Text = "", since: Text = "", until: Text = "",
+    request: Request,
+    session: DbSession,
+    viewer: AuditViewer,
+    q: Text = "",
+    action: Text = "",
+    actor: Text = "",
+    since: Text = "",
+    until: Text = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-) -> Response:  # fmt: skip
+) -> Response:
     form = {"q": q, "action": action, "actor": actor, "since": since, "until": until}
     error = None
     try:
@@ -60,24 +74,35 @@ async def audit_page(
         error, filters = exc.message, AuditFilters()
     results = await audit.search(session, viewer.actor, filters, PageParams(page=page, per_page=50))
     context = {
-        "page": results, "form": form, "error": error,
+        "page": results,
+        "form": form,
+        "error": error,
         "actions": await audit.actions(session, viewer.actor),
         "actors": await users_repo.list_in_account(session, viewer.actor.account_id),
         "tz": ZoneInfo(viewer.account.timezone),
-    }  # fmt: skip
-    template = "audit/_results.html" if request.headers.get("hx-target") == "audit-results" else "audit/index.html"
+    }
+    template = (
+        "audit/_results.html" if request.headers.get("hx-target") == "audit-results" else "audit/index.html"
+    )
     return render(request, template, context)
 
 
 @router.get("/export.csv")
 async def audit_export(
-    request: Request, viewer: AuditViewer,
-    q: Text = "", action: Text = "", actor: Text = "", since: Text = "", until: Text = "",
-) -> Response:  # fmt: skip
+    request: Request,
+    viewer: AuditViewer,
+    q: Text = "",
+    action: Text = "",
+    actor: Text = "",
+    since: Text = "",
+    until: Text = "",
+) -> Response:
     return csv_response(request, viewer.actor, _filters(viewer, q, action, actor, since, until))
 
 
 @router.get("/{entry_id}")
-async def audit_entry(request: Request, session: DbSession, viewer: AuditViewer, entry_id: uuid.UUID) -> Response:
+async def audit_entry(
+    request: Request, session: DbSession, viewer: AuditViewer, entry_id: uuid.UUID
+) -> Response:
     entry = await audit.get_entry(session, viewer.actor, entry_id)
     return render(request, "audit/entry.html", {"entry": entry, "tz": ZoneInfo(viewer.account.timezone)})

@@ -47,15 +47,21 @@ async def login(
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     result = await auth_service.sign_in(
-        session, settings, email=email, password=password, ip=client_ip(request), user_agent=user_agent(request)
+        session,
+        settings,
+        email=email,
+        password=password,
+        ip=client_ip(request),
+        user_agent=user_agent(request),
     )
     if result.error is not None or result.secret is None:
         assert result.error is not None
         return render(
-            request, "auth/login.html",
+            request,
+            "auth/login.html",
             {"next": _safe_next(next), "email": email[:254], "error": result.error.message},
             status_code=result.error.status,
-        )  # fmt: skip
+        )
     previous = request.cookies.get(SESSION_COOKIE)
     if previous:  # signing in again replaces the session this browser had
         await auth_service.revoke_secret(session, previous)

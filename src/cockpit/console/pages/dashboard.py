@@ -10,9 +10,9 @@ from cockpit.audit.repository import AuditFilters
 from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, render
-from cockpit.kit.web import DbSession
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
+from cockpit.kit.web import DbSession
 from cockpit.users import repository as users_repo
 from cockpit.users.models import UserStatus
 
@@ -28,6 +28,8 @@ async def dashboard(request: Request, session: DbSession, viewer: SignedIn) -> R
         "members": await users_repo.count_in_account(session, actor.account_id, status=UserStatus.active),
     }
     if actor.can(Permission.audit_read):
-        week = await audit.search(session, actor, AuditFilters(since=utcnow() - timedelta(days=7)), PageParams(1, 8))
+        week = await audit.search(
+            session, actor, AuditFilters(since=utcnow() - timedelta(days=7)), PageParams(1, 8)
+        )
         context.update(recent=week.items, changes_this_week=week.total)
     return render(request, "dashboard/index.html", context)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 from typing import Annotated
 
@@ -9,6 +10,7 @@ from fastapi.responses import Response
 
 from cockpit.auth import tokens
 from cockpit.auth.actor import TokenScope
+from cockpit.auth.models import ApiToken
 from cockpit.console.web import SignedIn, discard_changes, redirect, render
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.web import DbSession
@@ -16,13 +18,15 @@ from cockpit.kit.web import DbSession
 router = APIRouter(prefix="/tokens")
 
 
-def _page(request: Request, items: list[object], **extra: object) -> Response:
-    status_code = int(extra.pop("status_code", 200))  # type: ignore[call-overload]
+def _page(
+    request: Request, items: Sequence[ApiToken], *, status_code: int = 200, **extra: object
+) -> Response:
     return render(
-        request, "tokens/index.html",
+        request,
+        "tokens/index.html",
         {"tokens": items, "scopes": list(TokenScope), "status_of": tokens.token_status, **extra},
         status_code=status_code,
-    )  # fmt: skip
+    )
 
 
 @router.get("")
@@ -65,6 +69,8 @@ async def create_token(
 
 
 @router.post("/{token_id}/revoke")
-async def revoke_token(request: Request, session: DbSession, viewer: SignedIn, token_id: uuid.UUID) -> Response:
+async def revoke_token(
+    request: Request, session: DbSession, viewer: SignedIn, token_id: uuid.UUID
+) -> Response:
     token = await tokens.revoke_token(session, viewer.actor, token_id)
     return redirect(request, "/tokens", message=f"Token “{token.name}” was revoked.")

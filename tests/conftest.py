@@ -1,0 +1,158 @@
+"""Test fixtures: every database test runs on SQLite and, when reachable, on PostgreSQL.
+
+The schema is built by the Alembic migrations. Tests commit for real (the same unit of work
+as production, so "nothing is written when a request fails" is observable) and every table
+is emptied after each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.app import create_app
+from cockpit.config import Environment, Settings
+from cockpit.kit.db import make_engine
+from cockpit.kit.migrate import upgrade
+from cockpit.models import metadata
+
+PG_ADMIN_URL = os.environ.get("COCKPIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REQUIRE_POSTGRES = os.environ.get("COCKPIT_TEST_REQUIRE_POSTGRES") == "1"
+TEST_SECRET = "test-secret-key-not-for-production"
+
+
+def _postgres_reachable() -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(PG_ADMIN_URL)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _backends() -> list[str]:
+    wanted = os.environ.get("COCKPIT_TEST_BACKENDS", "sqlite,postgresql").split(",")
+    backends = [b for b in wanted if b == "sqlite"]
+    if "postgresql" in wanted:
+        if _postgres_reachable():
+            backends.append("postgresql")
+        elif REQUIRE_POSTGRES:
+            raise pytest.UsageError(f"PostgreSQL is required (COCKPIT_TEST_REQUIRE_POSTGRES=1) but {PG_ADMIN_URL} is unreachable")
+    return backends
+
+
+BACKENDS = _backends()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    note = "" if "postgresql" in BACKENDS else " — PostgreSQL not reachable, running on SQLite alone"
+    return f"cockpit database backends: {', '.join(BACKENDS)}{note}"
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _in_thread(fn, *args):  # type: ignore[no-untyped-def]
+    # Alembic's env.py runs its own event loop: keep it off pytest's loop.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    dsn = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "cockpit.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        _in_thread(upgrade, url)
+        yield url
+        return
+    name = f"cockpit_test_{_worker()}"
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
+    _in_thread(upgrade, url)
+    yield url
+    _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": Environment.test,
+        "database_url": database_url,
+        "data_dir": data_dir,
+        "secret_key": TEST_SECRET,
+        "base_url": "http://testserver",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(database_url, tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings)
+    yield application
+    await application.state.engine.dispose()
+
+
+async def _empty_tables(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            tables = list(reversed(metadata.sorted_tables))
+            if url.startswith("postgresql"):
+                await conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables) + " CASCADE"))
+            else:
+                for table in tables:
+                    await conn.execute(table.delete())
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def db(app, database_url: str) -> AsyncIterator[AsyncSession]:  # type: ignore[no-untyped-def]
+    """A session for arranging and inspecting data; every table is emptied afterwards."""
+    async with app.state.sessionmaker() as session:
+        yield session
+    await _empty_tables(database_url)
+
+
+@pytest.fixture
+async def client(app, db: AsyncSession) -> AsyncIterator[AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
