@@ -19,7 +19,9 @@ from cockpit.users.models import User, UserRole, UserStatus
 PASSWORD = "correct-horse-battery-9"
 
 
-async def make_account(session: AsyncSession, *, name: str = "Acme", email: str | None = None) -> tuple[Account, User]:
+async def make_account(
+    session: AsyncSession, *, name: str = "Acme", email: str | None = None
+) -> tuple[Account, User]:
     email = email or f"owner-{uuid.uuid4().hex[:8]}@example.com"
     account, owner = await create_account(session, name=name, owner_email=email, owner_password=PASSWORD)
     await session.commit()
@@ -27,7 +29,11 @@ async def make_account(session: AsyncSession, *, name: str = "Acme", email: str 
 
 
 async def make_user(
-    session: AsyncSession, account: Account, *, role: UserRole = UserRole.member, email: str | None = None,
+    session: AsyncSession,
+    account: Account,
+    *,
+    role: UserRole = UserRole.member,
+    email: str | None = None,
     status: UserStatus = UserStatus.active,
 ) -> User:
     user = User(
@@ -40,11 +46,21 @@ async def make_user(
 
 
 async def make_token(
-    session: AsyncSession, user: User, *, scopes: tuple[str, ...] = ("admin",), expires_at: datetime | None = None,
+    session: AsyncSession,
+    user: User,
+    *,
+    scopes: tuple[str, ...] = ("admin",),
+    expires_at: datetime | None = None,
     name: str = "test token",
 ) -> str:
-    _, raw = await issue_token(session, Actor.system(user.account_id, "tests"), user, name=name,
-                               scopes=list(scopes), expires_at=expires_at)
+    _, raw = await issue_token(
+        session,
+        Actor.system(user.account_id, "tests"),
+        user,
+        name=name,
+        scopes=list(scopes),
+        expires_at=expires_at,
+    )
     await session.commit()
     return raw
 

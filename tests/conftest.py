@@ -49,7 +49,9 @@ def _backends() -> list[str]:
         if _postgres_reachable():
             backends.append("postgresql")
         elif REQUIRE_POSTGRES:
-            raise pytest.UsageError(f"PostgreSQL is required (COCKPIT_TEST_REQUIRE_POSTGRES=1) but {PG_ADMIN_URL} is unreachable")
+            raise pytest.UsageError(
+                f"PostgreSQL is required (COCKPIT_TEST_REQUIRE_POSTGRES=1) but {PG_ADMIN_URL} is unreachable"
+            )
     return backends
 
 
@@ -90,7 +92,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         _in_thread(upgrade, url)
         yield url
         return
-    name = f"cockpit_test_{_worker()}"
+    # The process id keeps concurrent runs on one machine (developers, CI) apart.
+    name = f"cockpit_test_{_worker()}_{os.getpid()}"
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     url = f"{base}/{name}"
     _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, distinct, or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
@@ -59,7 +59,8 @@ async def get_entry(session: AsyncSession, account_id: uuid.UUID, entry_id: uuid
 
 async def distinct_actions(session: AsyncSession, account_id: uuid.UUID) -> list[str]:
     rows = await session.scalars(
-        select(distinct(AuditEntry.action))
+        select(AuditEntry.action)
+        .distinct()
         .where(AuditEntry.account_id == account_id)
         .order_by(AuditEntry.action)
     )

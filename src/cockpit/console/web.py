@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC
+from zoneinfo import ZoneInfo
 import hashlib
 import hmac
 import json
@@ -196,6 +198,7 @@ AuditViewer = Annotated[Viewer, Depends(page_requires(Permission.audit_read))]
 
 async def discard_changes(session: AsyncSession, viewer: Viewer) -> None:
     """A failed form: undo everything the request wrote, then reload what the page shows."""
+    session.info.pop("after_commit", None)
     await session.rollback()
     await session.refresh(viewer.account)
 
@@ -227,6 +230,8 @@ def render(
     flashes = _take_flash(request)
     ctx: dict[str, Any] = {
         "viewer": viewer,
+        # Dates are shown in the organisation's time zone.
+        "tz": ZoneInfo(viewer.account.timezone) if viewer else UTC,
         "nav": navigation(viewer.actor, request.url.path) if viewer else [],
         "csrf_token": csrf_token(request),
         "flashes": flashes,

@@ -79,12 +79,10 @@ async def audit_page(
         "error": error,
         "actions": await audit.actions(session, viewer.actor),
         "actors": await users_repo.list_in_account(session, viewer.actor.account_id),
-        "tz": ZoneInfo(viewer.account.timezone),
     }
-    template = (
-        "audit/_results.html" if request.headers.get("hx-target") == "audit-results" else "audit/index.html"
-    )
-    return render(request, template, context)
+    partial = request.headers.get("hx-target") == "audit-results"
+    context["partial"] = partial
+    return render(request, "audit/_results.html" if partial else "audit/index.html", context)
 
 
 @router.get("/export.csv")
@@ -105,4 +103,4 @@ async def audit_entry(
     request: Request, session: DbSession, viewer: AuditViewer, entry_id: uuid.UUID
 ) -> Response:
     entry = await audit.get_entry(session, viewer.actor, entry_id)
-    return render(request, "audit/entry.html", {"entry": entry, "tz": ZoneInfo(viewer.account.timezone)})
+    return render(request, "audit/entry.html", {"entry": entry})
