@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.app import create_app
 from cockpit.config import Environment, Settings
-from cockpit.kit.db import make_engine
+from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
 from cockpit.models import metadata
 
@@ -143,9 +143,15 @@ async def _empty_tables(url: str) -> None:
 
 @pytest.fixture
 async def db(app, database_url: str) -> AsyncIterator[AsyncSession]:  # type: ignore[no-untyped-def]
-    """A session for arranging and inspecting data; every table is emptied afterwards."""
-    async with app.state.sessionmaker() as session:
+    """A session for arranging and inspecting data; every table is emptied afterwards.
+
+    Its own engine takes SQLite's write lock only when it writes, so a test that is holding
+    a read open does not block the app's requests.
+    """
+    engine = make_engine(database_url, sqlite_immediate=False)
+    async with make_sessionmaker(engine)() as session:
         yield session
+    await engine.dispose()
     await _empty_tables(database_url)
 
 

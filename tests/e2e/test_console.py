@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession
 

@@ -11,6 +11,7 @@ from cockpit.audit import service
 from cockpit.audit.repository import AuditFilters
 from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
+from cockpit.kit.db import READ_ONLY
 from cockpit.kit.time import utcnow
 
 
@@ -21,6 +22,7 @@ def csv_response(request: Request, actor: Actor, filters: AuditFilters) -> Strea
     async def body() -> AsyncIterator[str]:
         # The body is streamed after the request's own session has closed: use a fresh one.
         async with factory() as session:
+            await session.connection(execution_options=READ_ONLY)
             async for chunk in service.export_csv(session, actor, filters):
                 yield chunk
 

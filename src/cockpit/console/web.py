@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC
-from zoneinfo import ZoneInfo
 import hashlib
 import hmac
 import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response

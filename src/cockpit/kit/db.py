@@ -59,7 +59,7 @@ class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
@@ -76,10 +76,12 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # IMMEDIATE takes the write lock up front: concurrent writers queue (busy_timeout)
+            # IMMEDIATE takes the write lock up front, so concurrent writers queue (busy_timeout)
             # instead of failing with "database is locked" when a read transaction upgrades.
-            # Readers are not blocked (WAL). PostgreSQL uses row locks instead.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-only work (exports, inspection) opts out with READ_ONLY so it never blocks
+            # writers (WAL). PostgreSQL uses row locks instead.
+            deferred = not sqlite_immediate or conn.get_execution_options().get("cockpit_read_only")
+            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
@@ -88,6 +90,9 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
+
+# Execution options for a session that only reads (see make_engine).
+READ_ONLY = {"cockpit_read_only": True}
 
 AfterCommit = Callable[[], Awaitable[None]]
 
