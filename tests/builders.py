@@ -14,6 +14,7 @@ from cockpit.accounts.service import create_account
 from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import hash_password
 from cockpit.auth.tokens import issue_token
+from cockpit.groups.repository import default_group
 from cockpit.users.models import User, UserRole, UserStatus
 
 PASSWORD = "correct-horse-battery-9"
@@ -36,9 +37,10 @@ async def make_user(
     email: str | None = None,
     status: UserStatus = UserStatus.active,
 ) -> User:
+    group = await default_group(session, account.id)
     user = User(
         account_id=account.id, email=email or f"user-{uuid.uuid4().hex[:8]}@example.com", name="Test User",
-        role=role, status=status, password_hash=hash_password(PASSWORD),
+        role=role, status=status, password_hash=hash_password(PASSWORD), group_id=group.id,
     )  # fmt: skip
     session.add(user)
     await session.commit()

@@ -16,7 +16,11 @@ from cockpit.kit.errors import CockpitError
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Cockpit: the control plane for your organisation's AI usage.", no_args_is_help=True)
+app = typer.Typer(
+    help="Cockpit: the control plane for your organisation's AI usage.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts (organisations).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -177,8 +181,8 @@ def demo(
     from cockpit.demo import seed_demo
 
     db_upgrade()
-    login = _in_transaction(seed_demo)
     settings = _settings()
+    login = _in_transaction(lambda session: seed_demo(session, settings))
     what = "created" if login.created else "already there, reused"
     url = f"http://{host}:{port}" if settings.base_url == "http://127.0.0.1:8000" else settings.base_url
     typer.echo(

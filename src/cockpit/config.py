@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     login_delay_after: int = Field(default=5, ge=1)
     login_max_delay_seconds: int = Field(default=300, ge=1)
 
+    # Invitation links expire after this many days.
+    invitation_days: int = Field(default=7, ge=1, le=90)
+
     # Outgoing e-mail (invitations, notifications)
     smtp_host: str | None = None
     smtp_port: int = 587

@@ -3,9 +3,26 @@
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
+from cockpit.groups.models import Group
+from cockpit.imports.models import ImportJob
+from cockpit.invitations.models import Invitation
 from cockpit.kit.db import Base
+from cockpit.projects.models import Project, ProjectMember
 from cockpit.users.models import User
 
 metadata = Base.metadata
 
-__all__ = ["Account", "ApiToken", "AuditEntry", "LoginFailure", "LoginSession", "User", "metadata"]
+__all__ = [
+    "Account",
+    "ApiToken",
+    "AuditEntry",
+    "Group",
+    "ImportJob",
+    "Invitation",
+    "LoginFailure",
+    "LoginSession",
+    "Project",
+    "ProjectMember",
+    "User",
+    "metadata",
+]

@@ -13,6 +13,10 @@ class Account(IdMixin, TimestampMixin, Base):
 
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Seats per product (copilot, console, compute): how many active users may hold one.
+    seat_limit_copilot: Mapped[int] = mapped_column(default=25, server_default="25")
+    seat_limit_console: Mapped[int] = mapped_column(default=25, server_default="25")
+    seat_limit_compute: Mapped[int] = mapped_column(default=25, server_default="25")
     # Head of the tamper-evident audit chain; also the row locked to serialise appends.
     audit_seq: Mapped[int] = mapped_column(default=0)
     audit_head: Mapped[str] = mapped_column(String(64), default="")

@@ -13,6 +13,7 @@ from cockpit.audit.service import Target
 from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import check_policy, hash_password
 from cockpit.authz.permissions import Permission
+from cockpit.groups.service import create_default_group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.validation import normalize_email, require_text
 from cockpit.users import repository as users_repo
@@ -54,6 +55,8 @@ async def create_account(
         raise Conflict("email_taken", f"A user with the e-mail {email} already exists.")
     account = Account(id=uuid.uuid4(), name=name, timezone=timezone)
     session.add(account)
+    await session.flush()
+    default_group = await create_default_group(session, account.id)
     owner = User(
         id=uuid.uuid4(),
         account_id=account.id,
@@ -62,6 +65,8 @@ async def create_account(
         role=UserRole.owner,
         status=UserStatus.active,
         password_hash=hash_password(owner_password),
+        group_id=default_group.id,
+        seat_console=True,
     )
     session.add(owner)
     await session.flush()

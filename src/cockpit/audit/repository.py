@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
+from cockpit.kit.sql import LIKE_ESCAPE, contains_pattern
 
 
 @dataclass(frozen=True)
@@ -23,21 +24,17 @@ class AuditFilters:
     until: datetime | None = None
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def search_stmt(account_id: uuid.UUID, filters: AuditFilters) -> Select[AuditEntry]:
     stmt = select(AuditEntry).where(AuditEntry.account_id == account_id)
     if filters.q:
-        pattern = f"%{_escape_like(filters.q)}%"
+        pattern = contains_pattern(filters.q)
         stmt = stmt.where(
             or_(
-                AuditEntry.action.ilike(pattern, escape="\\"),
-                AuditEntry.actor_label.ilike(pattern, escape="\\"),
-                AuditEntry.target_label.ilike(pattern, escape="\\"),
-                AuditEntry.target_id.ilike(pattern, escape="\\"),
-                AuditEntry.ip.ilike(pattern, escape="\\"),
+                AuditEntry.action.ilike(pattern, escape=LIKE_ESCAPE),
+                AuditEntry.actor_label.ilike(pattern, escape=LIKE_ESCAPE),
+                AuditEntry.target_label.ilike(pattern, escape=LIKE_ESCAPE),
+                AuditEntry.target_id.ilike(pattern, escape=LIKE_ESCAPE),
+                AuditEntry.ip.ilike(pattern, escape=LIKE_ESCAPE),
             )
         )
     if filters.action:

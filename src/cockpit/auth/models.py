@@ -35,6 +35,10 @@ class ApiToken(IdMixin, TimestampMixin, Base):
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # A project token attributes its usage to the project.
+    project_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The first characters, shown in lists so people can tell their tokens apart.
     prefix: Mapped[str] = mapped_column(String(16))

@@ -16,6 +16,7 @@ class Permission(StrEnum):
     users_read = "users:read"
     users_write = "users:write"
     owners_manage = "owners:manage"  # grant or remove the owner role
+    projects_manage = "projects:manage"  # every project of the account (project admins manage theirs)
 
 
 _MEMBER = frozenset({Permission.account_read, Permission.tokens_own})
@@ -25,6 +26,7 @@ _ADMIN = _MEMBER | {
     Permission.tokens_manage,
     Permission.users_read,
     Permission.users_write,
+    Permission.projects_manage,
 }
 _OWNER = _ADMIN | {Permission.owners_manage}
 

@@ -88,6 +88,9 @@ def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> As
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Every mapper must be known before the first flush (foreign keys between domains).
+    import cockpit.models  # noqa: F401
+
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
 
 

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy import Enum, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, TimestampMixin
@@ -23,6 +23,10 @@ class UserStatus(StrEnum):
 
 class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
+    __table_args__ = (
+        Index("ix_users_account_id_group_id", "account_id", "group_id"),
+        Index("ix_users_account_id_name", "account_id", "name"),
+    )
 
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     # E-mail is the login name, so it is unique across the installation (stored lower-case).
@@ -36,6 +40,13 @@ class User(IdMixin, TimestampMixin, Base):
     )
     password_hash: Mapped[str | None] = mapped_column(String(255))
     last_login_at: Mapped[datetime | None]
+    deactivated_at: Mapped[datetime | None]
+    # Every user is in exactly one group (the account's Default group unless moved).
+    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id", ondelete="RESTRICT"))
+    # Seats held (they count against the account's limits only while the user is active).
+    seat_copilot: Mapped[bool] = mapped_column(default=False, server_default=false())
+    seat_console: Mapped[bool] = mapped_column(default=False, server_default=false())
+    seat_compute: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     @property
     def display_name(self) -> str:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.kit.sql import LIKE_ESCAPE, contains_pattern
+from cockpit.kit.time import utcnow
 from cockpit.users.models import User, UserRole, UserStatus
+from cockpit.users.seats import SeatProduct
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -38,3 +42,53 @@ async def count_active_owners(session: AsyncSession, account_id: uuid.UUID) -> i
         .where(User.account_id == account_id, User.role == UserRole.owner, User.status == UserStatus.active)
     )
     return await session.scalar(stmt) or 0
+
+
+SORTS = ("email", "name", "role", "status", "created_at", "last_login_at")
+SORT_PATTERN = r"^-?(email|name|role|status|created_at|last_login_at)$"
+
+
+@dataclass(frozen=True)
+class UserFilters:
+    q: str | None = None
+    role: UserRole | None = None
+    status: UserStatus | None = None
+    group_id: uuid.UUID | None = None
+    seat: SeatProduct | None = None
+    sort: str = "email"
+
+
+def search_stmt(account_id: uuid.UUID, filters: UserFilters) -> Select[User]:
+    stmt = select(User).where(User.account_id == account_id)
+    if filters.q:
+        pattern = contains_pattern(filters.q.strip().lower())
+        stmt = stmt.where(
+            or_(
+                User.email.like(pattern, escape=LIKE_ESCAPE),
+                func.lower(User.name).like(pattern, escape=LIKE_ESCAPE),
+            )
+        )
+    if filters.role:
+        stmt = stmt.where(User.role == filters.role)
+    if filters.status:
+        stmt = stmt.where(User.status == filters.status)
+    if filters.group_id:
+        stmt = stmt.where(User.group_id == filters.group_id)
+    if filters.seat:
+        stmt = stmt.where(getattr(User, f"seat_{filters.seat.value}").is_(True))
+    descending = filters.sort.startswith("-")
+    name = filters.sort.lstrip("-")
+    column = getattr(User, name if name in SORTS else "email")
+    order = column.desc() if descending else column.asc()
+    # The id breaks ties so that pages never overlap or skip rows.
+    return stmt.order_by(order.nulls_last() if name == "last_login_at" else order, User.id)
+
+
+async def revoke_sessions(session: AsyncSession, user: User) -> None:
+    from cockpit.auth.models import LoginSession
+
+    await session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )

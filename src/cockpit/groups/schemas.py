@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import Field
+
+from cockpit.groups.models import Group
+from cockpit.kit.schemas import InputSchema, OutputSchema
+
+
+class GroupOut(OutputSchema):
+    id: uuid.UUID
+    name: str
+    description: str
+    is_default: bool
+    member_count: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, group: Group, member_count: int) -> GroupOut:
+        return cls(
+            id=group.id,
+            name=group.name,
+            description=group.description,
+            is_default=group.is_default,
+            member_count=member_count,
+            created_at=group.created_at,
+        )
+
+
+class GroupList(OutputSchema):
+    items: list[GroupOut]
+
+
+class GroupCreate(InputSchema):
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=500)
+
+
+class GroupChange(InputSchema):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=500)
+
+
+class GroupMembersAdd(InputSchema):
+    user_ids: list[uuid.UUID] = Field(min_length=1, max_length=10_000)
+
+
+class GroupDeleted(OutputSchema):
+    id: uuid.UUID
+    members_moved_to_default: int

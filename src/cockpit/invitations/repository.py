@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.invitations.models import Invitation
+from cockpit.kit.time import utcnow
+
+
+async def get_in_account(
+    session: AsyncSession, account_id: uuid.UUID, invitation_id: uuid.UUID
+) -> Invitation | None:
+    return await session.scalar(
+        select(Invitation).where(Invitation.account_id == account_id, Invitation.id == invitation_id)
+    )
+
+
+async def by_token_hash(session: AsyncSession, token_hash: str) -> Invitation | None:
+    return await session.scalar(select(Invitation).where(Invitation.token_hash == token_hash))
+
+
+async def pending_for_email(session: AsyncSession, account_id: uuid.UUID, email: str) -> Invitation | None:
+    return await session.scalar(
+        select(Invitation).where(
+            Invitation.account_id == account_id,
+            Invitation.email == email,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+            Invitation.expires_at > utcnow(),
+        )
+    )
+
+
+def list_stmt(account_id: uuid.UUID, status: str | None) -> Select[Invitation]:
+    stmt = select(Invitation).where(Invitation.account_id == account_id)
+    now = utcnow()
+    if status == "pending":
+        stmt = stmt.where(
+            Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at > now
+        )
+    elif status == "accepted":
+        stmt = stmt.where(Invitation.accepted_at.is_not(None))
+    elif status == "revoked":
+        stmt = stmt.where(Invitation.revoked_at.is_not(None))
+    elif status == "expired":
+        stmt = stmt.where(
+            Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at <= now
+        )
+    return stmt.order_by(Invitation.created_at.desc(), Invitation.email)

@@ -1,0 +1,273 @@
+"""Invitations: a one-time, expiring link by e-mail; accepting it creates the user."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.models import Account
+from cockpit.audit import service as audit
+from cockpit.audit.service import Target
+from cockpit.auth.actor import Actor
+from cockpit.auth.passwords import check_policy, hash_password
+from cockpit.authz.permissions import Permission
+from cockpit.config import Settings
+from cockpit.invitations import repository
+from cockpit.invitations.models import Invitation
+from cockpit.kit.db import after_commit
+from cockpit.kit.errors import Conflict, InvalidInput, NotFound
+from cockpit.kit.mail import Email, send_email
+from cockpit.kit.pagination import Page, PageParams, paginate
+from cockpit.kit.time import utcnow
+from cockpit.kit.validation import normalize_email, require_text
+from cockpit.users import repository as users_repo
+from cockpit.users.models import User, UserRole, UserStatus
+from cockpit.users.seats import SeatLedger, SeatProduct, parse_seats, require_available, set_user_seats
+from cockpit.users.service import check_role_grant, resolve_group
+
+STATUSES = ("pending", "accepted", "revoked", "expired")
+
+
+def status_of(invitation: Invitation) -> str:
+    if invitation.accepted_at is not None:
+        return "accepted"
+    if invitation.revoked_at is not None:
+        return "revoked"
+    if invitation.expires_at <= utcnow():
+        return "expired"
+    return "pending"
+
+
+def hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def accept_url(settings: Settings, raw: str) -> str:
+    return f"{settings.base_url}/invite/{raw}"
+
+
+def target(invitation: Invitation) -> Target:
+    return Target("invitation", invitation.id, invitation.email)
+
+
+def _invitation_email(settings: Settings, account: Account, invitation: Invitation, url: str) -> Email:
+    days = max(1, round((invitation.expires_at - utcnow()).total_seconds() / 86400))
+    greeting = f"Hello {invitation.name}," if invitation.name else "Hello,"
+    text = (
+        f"{greeting}\n\nYou are invited to join {account.name} on Cockpit.\n\n"
+        f"Open this link to choose your password (it works once, for {days} days):\n{url}\n\n"
+        "If you did not expect this invitation, you can ignore this message.\n"
+    )
+    return Email(to=invitation.email, subject=f"You are invited to {account.name} on Cockpit", text=text)
+
+
+def _issue_link(settings: Settings, invitation: Invitation) -> str:
+    raw = secrets.token_urlsafe(32)
+    invitation.token_hash = hash_token(raw)
+    invitation.expires_at = utcnow() + timedelta(days=settings.invitation_days)
+    invitation.sent_count += 1
+    invitation.last_sent_at = utcnow()
+    return raw
+
+
+def _queue_email(
+    session: AsyncSession, settings: Settings, account: Account, invitation: Invitation, url: str
+) -> None:
+    message = _invitation_email(settings, account, invitation, url)
+
+    async def send() -> None:
+        await send_email(settings, message)
+
+    after_commit(session, send)
+
+
+async def invite(
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    *,
+    email: str,
+    name: str = "",
+    role: UserRole = UserRole.member,
+    group_id: uuid.UUID | None = None,
+    seats: Sequence[str] = (),
+    send: bool = True,
+    ledger: SeatLedger | None = None,
+) -> tuple[Invitation, str]:
+    """Invite one person; returns the invitation and its accept URL (the link is also e-mailed)."""
+    actor.require(Permission.users_write)
+    email = normalize_email(email)
+    name = require_text(name, field="name", label="The name", max_length=200, min_length=0)
+    check_role_grant(actor, role)
+    products = parse_seats(list(seats))
+    if await users_repo.get_by_email(session, email) is not None:
+        raise Conflict("email_taken", f"{email} already has a Cockpit account.")
+    if await repository.pending_for_email(session, actor.account_id, email) is not None:
+        raise Conflict("already_invited", f"{email} already has a pending invitation: resend it instead.")
+    group = await resolve_group(session, actor.account_id, group_id)
+    account = await session.get(Account, actor.account_id)
+    assert account is not None
+    if ledger is not None:
+        ledger.take(products)
+    else:
+        await require_available(session, account, products)
+    invitation = Invitation(
+        id=uuid.uuid4(),
+        account_id=account.id,
+        email=email,
+        name=name,
+        role=role,
+        group_id=group.id,
+        invited_by_id=actor.user_id,
+        sent_count=0,
+    )
+    set_user_seats(invitation, products)
+    raw = _issue_link(settings, invitation)
+    session.add(invitation)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "invitation.created",
+        target=target(invitation),
+        after={"email": email, "role": role, "group": group.name, "seats": invitation.seats},
+    )
+    url = accept_url(settings, raw)
+    if send:
+        _queue_email(session, settings, account, invitation, url)
+    return invitation, url
+
+
+async def access_invitation(session: AsyncSession, actor: Actor, invitation_id: uuid.UUID) -> Invitation:
+    actor.require(Permission.users_read)
+    invitation = await repository.get_in_account(session, actor.account_id, invitation_id)
+    if invitation is None:
+        raise NotFound("invitation_not_found", "No such invitation.")
+    return invitation
+
+
+async def list_invitations(
+    session: AsyncSession, actor: Actor, *, status: str | None, params: PageParams
+) -> Page[Invitation]:
+    actor.require(Permission.users_read)
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(
+            "invalid_input",
+            f"status must be one of {', '.join(STATUSES)}.",
+            details=[{"field": "status", "message": "unknown status"}],
+        )
+    return await paginate(session, repository.list_stmt(actor.account_id, status), params)
+
+
+async def resend(
+    session: AsyncSession, actor: Actor, settings: Settings, invitation_id: uuid.UUID
+) -> tuple[Invitation, str]:
+    """A new link (the previous one stops working) with a fresh expiry, sent again."""
+    actor.require(Permission.users_write)
+    invitation = await access_invitation(session, actor, invitation_id)
+    if status_of(invitation) in ("accepted", "revoked"):
+        raise Conflict(
+            "invitation_closed", f"This invitation was {status_of(invitation)}; it cannot be resent."
+        )
+    if await users_repo.get_by_email(session, invitation.email) is not None:
+        raise Conflict("email_taken", f"{invitation.email} already has a Cockpit account.")
+    raw = _issue_link(settings, invitation)
+    await audit.record(
+        session,
+        actor,
+        "invitation.resent",
+        target=target(invitation),
+        after={"expires_at": invitation.expires_at, "sent_count": invitation.sent_count},
+    )
+    account = await session.get(Account, actor.account_id)
+    assert account is not None
+    url = accept_url(settings, raw)
+    _queue_email(session, settings, account, invitation, url)
+    return invitation, url
+
+
+async def revoke(session: AsyncSession, actor: Actor, invitation_id: uuid.UUID) -> Invitation:
+    actor.require(Permission.users_write)
+    invitation = await access_invitation(session, actor, invitation_id)
+    if status_of(invitation) in ("accepted", "revoked"):
+        raise Conflict("invitation_closed", f"This invitation was already {status_of(invitation)}.")
+    invitation.revoked_at = utcnow()
+    await audit.record(
+        session,
+        actor,
+        "invitation.revoked",
+        target=target(invitation),
+        before={"status": "pending"},
+        after={"status": "revoked"},
+    )
+    return invitation
+
+
+async def find_open(session: AsyncSession, raw: str) -> Invitation:
+    """The invitation behind a link, if it can still be accepted; otherwise a clear error."""
+    invitation = await repository.by_token_hash(session, hash_token(raw[:200])) if raw else None
+    if invitation is None or invitation.revoked_at is not None:
+        raise NotFound(
+            "invitation_invalid", "This invitation link is not valid. Ask your administrator for a new one."
+        )
+    if invitation.accepted_at is not None:
+        raise Conflict(
+            "invitation_used", "This invitation was already used. Sign in with your e-mail and password."
+        )
+    if invitation.expires_at <= utcnow():
+        raise Conflict(
+            "invitation_expired", "This invitation link has expired. Ask your administrator to resend it."
+        )
+    return invitation
+
+
+async def accept(session: AsyncSession, *, token: str, name: str, password: str) -> User:
+    invitation = await find_open(session, token)
+    name = require_text(name, field="name", label="Your name", max_length=200)
+    check_policy(password)
+    if await users_repo.get_by_email(session, invitation.email) is not None:
+        raise Conflict("email_taken", f"{invitation.email} already has a Cockpit account.")
+    account = await session.get(Account, invitation.account_id)
+    assert account is not None
+    group = await resolve_group(session, account.id, invitation.group_id)
+    seats = [SeatProduct(s) for s in invitation.seats]
+    # The invitation's reservation becomes the user's seat.
+    for seat in seats:
+        await require_available(session, account, [seat], releasing_reservation=[seat])
+    user = User(
+        id=uuid.uuid4(),
+        account_id=account.id,
+        email=invitation.email,
+        name=name,
+        role=invitation.role,
+        status=UserStatus.active,
+        password_hash=hash_password(password),
+        group_id=group.id,
+    )
+    set_user_seats(user, seats)
+    session.add(user)
+    invitation.accepted_at = utcnow()
+    invitation.accepted_user_id = user.id
+    await session.flush()
+    actor = Actor.for_user(user)
+    await audit.record(
+        session,
+        actor,
+        "invitation.accepted",
+        target=target(invitation),
+        before={"status": "pending"},
+        after={"status": "accepted"},
+    )
+    await audit.record(
+        session,
+        actor,
+        "user.created",
+        target=Target("user", user.id, user.email),
+        after={"email": user.email, "role": user.role, "group": group.name, "seats": invitation.seats},
+    )
+    return user

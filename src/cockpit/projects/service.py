@@ -1,0 +1,219 @@
+"""Projects and their members. Account admins manage every project; a project admin manages theirs."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.audit import service as audit
+from cockpit.audit.service import Target
+from cockpit.auth.actor import Actor
+from cockpit.authz.permissions import Permission
+from cockpit.kit.errors import Conflict, NotFound, NotPermitted
+from cockpit.kit.validation import require_text
+from cockpit.projects import repository
+from cockpit.projects.models import Project, ProjectMember, ProjectRole
+from cockpit.users import repository as users_repo
+from cockpit.users.models import User
+
+
+def target(project: Project) -> Target:
+    return Target("project", project.id, project.name)
+
+
+async def access_project(
+    session: AsyncSession, actor: Actor, project_id: uuid.UUID, *, manage: bool = False
+) -> Project:
+    """A project of the caller's account that the caller belongs to (or any, for account admins).
+
+    With ``manage``, the caller must be an account admin or this project's admin. Projects the
+    caller may not see are NotFound; ones they may see but not manage are NotPermitted.
+    """
+    project = await repository.get_in_account(session, actor.account_id, project_id)
+    if project is None:
+        raise NotFound("project_not_found", "No such project.")
+    if actor.can(Permission.projects_manage):
+        return project
+    member = await repository.membership(session, project.id, actor.user_id) if actor.user_id else None
+    if member is None:
+        raise NotFound("project_not_found", "No such project.")
+    if manage and member.role is not ProjectRole.project_admin:
+        raise NotPermitted("not_project_admin", "Only this project's admins can do this.")
+    return project
+
+
+async def list_projects(session: AsyncSession, actor: Actor) -> list[tuple[Project, int]]:
+    if actor.can(Permission.projects_manage):
+        return await repository.list_projects(session, actor.account_id)
+    if actor.user_id is None:
+        return []
+    return await repository.list_projects(session, actor.account_id, member_id=actor.user_id)
+
+
+async def _check_name(
+    session: AsyncSession, account_id: uuid.UUID, name: str, current: Project | None
+) -> str:
+    name = require_text(name, field="name", label="The project name", max_length=100)
+    existing = await repository.get_by_name(session, account_id, name)
+    if existing is not None and (current is None or existing.id != current.id):
+        raise Conflict("project_name_taken", f"A project named '{existing.name}' already exists.")
+    return name
+
+
+async def create_project(session: AsyncSession, actor: Actor, *, name: str, description: str = "") -> Project:
+    actor.require(Permission.projects_manage)
+    name = await _check_name(session, actor.account_id, name, None)
+    description = require_text(
+        description, field="description", label="The description", max_length=1000, min_length=0
+    )
+    project = Project(
+        id=uuid.uuid4(),
+        account_id=actor.account_id,
+        name=name,
+        name_key=name.lower(),
+        description=description,
+    )
+    session.add(project)
+    await session.flush()
+    await audit.record(
+        session,
+        actor,
+        "project.created",
+        target=target(project),
+        after={"name": name, "description": description},
+    )
+    return project
+
+
+async def edit_project(
+    session: AsyncSession,
+    actor: Actor,
+    project_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+) -> Project:
+    project = await access_project(session, actor, project_id, manage=True)
+    before = {"name": project.name, "description": project.description}
+    if name is not None:
+        project.name = await _check_name(session, actor.account_id, name, project)
+        project.name_key = project.name.lower()
+    if description is not None:
+        project.description = require_text(
+            description, field="description", label="The description", max_length=1000, min_length=0
+        )
+    after = {"name": project.name, "description": project.description}
+    changed = [k for k in after if after[k] != before[k]]
+    if changed:
+        await audit.record(
+            session,
+            actor,
+            "project.updated",
+            target=target(project),
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    return project
+
+
+async def delete_project(session: AsyncSession, actor: Actor, project_id: uuid.UUID) -> None:
+    actor.require(Permission.projects_manage)
+    project = await access_project(session, actor, project_id)
+    members = len(await repository.members_of(session, project.id))
+    await audit.record(
+        session,
+        actor,
+        "project.deleted",
+        target=target(project),
+        before={"name": project.name, "members": members},
+    )
+    await session.delete(project)
+    await session.flush()
+
+
+async def list_members(
+    session: AsyncSession, actor: Actor, project_id: uuid.UUID
+) -> list[tuple[ProjectMember, User]]:
+    project = await access_project(session, actor, project_id)
+    return await repository.members_of(session, project.id)
+
+
+async def get_member(
+    session: AsyncSession, actor: Actor, project_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[ProjectMember, User]:
+    project = await access_project(session, actor, project_id)
+    member = await repository.membership(session, project.id, user_id)
+    user = await users_repo.get_in_account(session, actor.account_id, user_id)
+    if member is None or user is None:
+        raise NotFound("project_member_not_found", "This user is not a member of the project.")
+    return member, user
+
+
+async def set_member(
+    session: AsyncSession,
+    actor: Actor,
+    project_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    role: ProjectRole,
+    all_assistants: bool = False,
+) -> tuple[ProjectMember, User, bool]:
+    """Add a member or change their project role; returns (member, user, created)."""
+    project = await access_project(session, actor, project_id, manage=True)
+    user = await users_repo.get_in_account(session, actor.account_id, user_id)
+    if user is None:
+        raise NotFound("user_not_found", "No such user.")
+    member = await repository.membership(session, project.id, user.id)
+    user_target = Target("project_member", user.id, f"{user.email} in {project.name}")
+    if member is None:
+        member = ProjectMember(
+            project_id=project.id,
+            user_id=user.id,
+            account_id=actor.account_id,
+            role=role,
+            all_assistants=all_assistants,
+        )
+        session.add(member)
+        await session.flush()
+        await audit.record(
+            session,
+            actor,
+            "project.member_added",
+            target=user_target,
+            after={"project": project.name, "role": role, "all_assistants": all_assistants},
+        )
+        return member, user, True
+    before = {"role": member.role, "all_assistants": member.all_assistants}
+    member.role, member.all_assistants = role, all_assistants
+    after = {"role": member.role, "all_assistants": member.all_assistants}
+    if before != after:
+        changed = [k for k in after if after[k] != before[k]]
+        await audit.record(
+            session,
+            actor,
+            "project.member_changed",
+            target=user_target,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+    return member, user, False
+
+
+async def remove_member(
+    session: AsyncSession, actor: Actor, project_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    project = await access_project(session, actor, project_id, manage=True)
+    member = await repository.membership(session, project.id, user_id)
+    user = await users_repo.get_in_account(session, actor.account_id, user_id)
+    if member is None or user is None:
+        raise NotFound("project_member_not_found", "This user is not a member of the project.")
+    await audit.record(
+        session,
+        actor,
+        "project.member_removed",
+        target=Target("project_member", user.id, f"{user.email} in {project.name}"),
+        before={"project": project.name, "role": member.role},
+    )
+    await session.delete(member)
+    await session.flush()
