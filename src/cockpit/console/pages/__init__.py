@@ -1,8 +1,20 @@
 from fastapi import APIRouter, Depends
 
-from cockpit.console.pages import account, audit, auth, dashboard, tokens
+from cockpit.console.pages import (
+    account,
+    audit,
+    auth,
+    dashboard,
+    groups,
+    imports,
+    invitations,
+    projects,
+    tokens,
+    users,
+)
 from cockpit.console.web import verify_csrf
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
-for module in (auth, dashboard, tokens, audit, account):
+# imports before users: /users/import must not be taken for a user id.
+for module in (auth, dashboard, tokens, audit, account, imports, invitations, users, groups, projects):
     router.include_router(module.router)
