@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -25,10 +26,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts (organisations).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+users_app = typer.Typer(help="Users and invitations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
 
 
 def _settings() -> Settings:
@@ -122,6 +125,96 @@ def tokens_create(
         return raw
 
     typer.echo(_in_transaction(work))
+
+
+@users_app.command("import")
+def users_import(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV file")],
+    account: Annotated[str, typer.Option(help="Account id (printed by 'accounts create')")],
+    invited_by: Annotated[
+        str | None, typer.Option("--as", help="E-mail of the admin recorded as inviter (default: an owner)")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the per-row report to this CSV file")
+    ] = None,
+) -> None:
+    """Invite everyone in a CSV (email, name, role, group, seats): progress on stderr, report on stdout."""
+    import uuid
+
+    from cockpit.auth.actor import Actor, ActorKind
+    from cockpit.kit.db import make_engine, make_sessionmaker
+    from cockpit.users import imports
+    from cockpit.users.models import UserRole, UserStatus
+
+    settings = _settings()
+    try:
+        account_id = uuid.UUID(account)
+    except ValueError as exc:
+        raise _fail(f"'{account}' is not an account id", 2) from exc
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _fail(f"{file} is not UTF-8 text", 2) from exc
+
+    async def run() -> imports.ImportReport:
+        from sqlalchemy import select
+
+        from cockpit.users.models import User
+
+        engine = make_engine(settings.database_url)
+        factory = make_sessionmaker(engine)
+        try:
+            rows = imports.parse_csv(text)
+            async with factory() as session:
+                stmt = select(User).where(User.account_id == account_id, User.status == UserStatus.active)
+                if invited_by:
+                    stmt = stmt.where(User.email == invited_by.strip().lower())
+                else:
+                    stmt = stmt.where(User.role == UserRole.owner)
+                inviter = (await session.scalars(stmt.order_by(User.created_at).limit(1))).first()
+            if inviter is None:
+                who = invited_by or "an active owner"
+                raise CockpitError("inviter_not_found", f"No account {account_id} with {who}.")
+            if inviter.role is UserRole.member:
+                raise CockpitError("not_permitted", f"{inviter.email} is not an administrator.")
+            actor = Actor(
+                kind=ActorKind.system,
+                account_id=account_id,
+                label=f"cli import (as {inviter.email})",
+                user_id=inviter.id,
+                role=inviter.role,
+            )
+            with typer.progressbar(
+                length=len(rows), label=f"Importing {len(rows)} rows", file=sys.stderr
+            ) as bar:
+                done = 0
+
+                async def progress(processed: int, _report: imports.ImportReport) -> None:
+                    nonlocal done
+                    bar.update(processed - done)
+                    done = processed
+
+                return await imports.run_import(
+                    factory, actor, settings, rows, filename=file.name, progress=progress
+                )
+        finally:
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except CockpitError as exc:
+        raise _fail(exc.message, 2 if exc.status == 422 else 1) from exc
+    full = imports.report_csv(result.rows)
+    if report is not None:
+        report.write_text(full, encoding="utf-8")
+    typer.echo(full, nl=False)
+    typer.echo(
+        f"{result.total} rows: {result.created} invited, "
+        f"{result.skipped} skipped, {result.rejected} rejected",
+        err=True,
+    )
+    if result.rejected:
+        raise typer.Exit(3)
 
 
 @audit_app.command("verify")

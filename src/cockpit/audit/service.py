@@ -71,7 +71,7 @@ async def record(
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an entry to the actor's account chain, in the caller's transaction."""
-    account = await repository.lock_account_head(session, actor.account_id)
+    account = await _locked_account(session, actor.account_id)
     entry = AuditEntry(
         id=uuid.uuid4(),
         account_id=account.id,
@@ -92,9 +92,24 @@ async def record(
     )
     entry.hash = compute_hash(entry)
     account.audit_seq, account.audit_head = entry.seq, entry.hash
+    # Written with the caller's next flush or commit (bulk work appends thousands of entries).
     session.add(entry)
-    await session.flush()
     return entry
+
+
+async def _locked_account(session: AsyncSession, account_id: uuid.UUID) -> Account:
+    """The account row, locked once per transaction: later appends reuse the lock and the head."""
+    sync = session.sync_session
+    transaction = sync.get_nested_transaction() or sync.get_transaction()
+    locked: dict[uuid.UUID, Account] = session.info.get("audit_locks", {})
+    if session.info.get("audit_locks_tx") is not transaction:
+        locked = {}
+        session.info["audit_locks"], session.info["audit_locks_tx"] = locked, transaction
+    account = locked.get(account_id)
+    if account is None:
+        account = await repository.lock_account_head(session, account_id)
+        locked[account_id] = account
+    return account
 
 
 async def search(

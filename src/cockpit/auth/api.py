@@ -43,7 +43,12 @@ async def list_tokens(session: DbSession, actor: ApiActor, user_id: uuid.UUID | 
 async def create_token(body: TokenCreate, session: DbSession, actor: ApiActor) -> TokenCreated:
     """Create a personal token. The response holds the token in clear, once."""
     token, raw = await tokens.create_personal_token(
-        session, actor, name=body.name, scopes=body.scopes, expires_at=body.expires_at
+        session,
+        actor,
+        name=body.name,
+        scopes=body.scopes,
+        expires_at=body.expires_at,
+        project_id=body.project_id,
     )
     return TokenCreated(**Token.of(token).model_dump(), token=raw)
 

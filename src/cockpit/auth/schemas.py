@@ -16,6 +16,9 @@ class TokenCreate(InputSchema):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[TokenScope] = Field(min_length=1, max_length=5)
     expires_at: datetime | None = None
+    project_id: uuid.UUID | None = Field(
+        default=None, description="Attribute this token's usage to a project"
+    )
 
 
 class Token(OutputSchema):
@@ -25,6 +28,7 @@ class Token(OutputSchema):
     scopes: list[str]
     status: str
     user_id: uuid.UUID
+    project_id: uuid.UUID | None
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
@@ -39,6 +43,7 @@ class Token(OutputSchema):
             scopes=token.scopes,
             status=token_status(token),
             user_id=token.user_id,
+            project_id=token.project_id,
             created_at=token.created_at,
             expires_at=token.expires_at,
             revoked_at=token.revoked_at,

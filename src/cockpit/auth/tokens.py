@@ -61,8 +61,13 @@ async def issue_token(
     name: str,
     scopes: list[str] | list[TokenScope],
     expires_at: datetime | None = None,
+    project_id: uuid.UUID | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token for ``user``; the clear value is returned once and never stored."""
+    """Create a token for ``user``; the clear value is returned once and never stored.
+
+    A project token attributes its usage to the project; its user must belong to the project
+    (account admins may create one for any project).
+    """
     name = require_text(name, field="name", label="The token name", max_length=100)
     checked = _check_scopes(scopes)
     if expires_at is not None:
@@ -80,6 +85,9 @@ async def issue_token(
             )
     if user.status is not UserStatus.active:
         raise Conflict("user_deactivated", "Tokens cannot be issued to a deactivated user.")
+    project_name = None
+    if project_id is not None:
+        project_name = await _check_project(session, user, project_id)
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         id=uuid.uuid4(),
@@ -90,6 +98,7 @@ async def issue_token(
         prefix=raw[:10],
         scopes=[s.value for s in checked],
         expires_at=expires_at,
+        project_id=project_id,
         user=user,
     )
     session.add(token)
@@ -105,9 +114,28 @@ async def issue_token(
             "scopes": token.scopes,
             "prefix": token.prefix,
             "expires_at": expires_at,
+            "project": project_name,
         },
     )
     return token, raw
+
+
+async def _check_project(session: AsyncSession, user: User, project_id: uuid.UUID) -> str:
+    from cockpit.authz.permissions import permissions_of
+    from cockpit.projects import repository as projects_repo
+
+    project = await projects_repo.get_in_account(session, user.account_id, project_id)
+    if project is None:
+        raise InvalidInput("unknown_project", "Unknown project.",
+                           details=[{"field": "project_id", "message": "unknown project"}])  # fmt: skip
+    is_admin = Permission.projects_manage in permissions_of(user.role)
+    if not is_admin and await projects_repo.membership(session, project.id, user.id) is None:
+        raise InvalidInput(
+            "not_project_member",
+            f"You are not a member of the project '{project.name}'.",
+            details=[{"field": "project_id", "message": "not a member"}],
+        )
+    return project.name
 
 
 async def create_personal_token(
@@ -117,6 +145,7 @@ async def create_personal_token(
     name: str,
     scopes: list[str] | list[TokenScope],
     expires_at: datetime | None = None,
+    project_id: uuid.UUID | None = None,
 ) -> tuple[ApiToken, str]:
     actor.require(Permission.tokens_own)
     user = (
@@ -124,7 +153,9 @@ async def create_personal_token(
     )
     if user is None:
         raise NotFound("user_not_found", "No such user.")
-    return await issue_token(session, actor, user, name=name, scopes=scopes, expires_at=expires_at)
+    return await issue_token(
+        session, actor, user, name=name, scopes=scopes, expires_at=expires_at, project_id=project_id
+    )
 
 
 async def list_tokens(

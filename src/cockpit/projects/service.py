@@ -128,8 +128,23 @@ async def delete_project(session: AsyncSession, actor: Actor, project_id: uuid.U
         target=target(project),
         before={"name": project.name, "members": members},
     )
+    await revoke_project_tokens(session, project.id)
     await session.delete(project)
     await session.flush()
+
+
+async def revoke_project_tokens(session: AsyncSession, project_id: uuid.UUID) -> None:
+    """A deleted project's tokens stop working (their usage stays attributed in the records)."""
+    from sqlalchemy import update
+
+    from cockpit.auth.models import ApiToken
+    from cockpit.kit.time import utcnow
+
+    await session.execute(
+        update(ApiToken)
+        .where(ApiToken.project_id == project_id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 async def list_members(

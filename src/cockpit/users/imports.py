@@ -46,20 +46,23 @@ class RowOutcome:
 @dataclass
 class ImportReport:
     total: int = 0
-    rows: list[RowOutcome] = field(default_factory=list)  # skipped and rejected rows only
+    rows: list[RowOutcome] = field(default_factory=list)
     created: int = 0
     skipped: int = 0
     rejected: int = 0
 
     def add(self, outcome: RowOutcome) -> None:
+        self.rows.append(outcome)
         if outcome.outcome == "created":
             self.created += 1
-            return
-        self.rows.append(outcome)
-        if outcome.outcome == "skipped":
+        elif outcome.outcome == "skipped":
             self.skipped += 1
         else:
             self.rejected += 1
+
+    @property
+    def problems(self) -> list[RowOutcome]:
+        return [row for row in self.rows if row.outcome != "created"]
 
 
 def parse_csv(text: str) -> list[tuple[int, dict[str, str]]]:
@@ -128,18 +131,18 @@ async def import_batch(
                 if group_id is None:
                     raise InvalidInput("unknown_group", f"unknown group '{group_name}'")
             seats = [s for s in re.split(r"[;|,\s]+", row.get("seats", "")) if s]
-            async with session.begin_nested():
-                await invitations.invite(
-                    session,
-                    actor,
-                    settings,
-                    email=email,
-                    name=row.get("name", ""),
-                    role=role,
-                    group_id=group_id,
-                    seats=seats,
-                    ledger=ledger,
-                )
+            # Every check happens before anything is written, so a refused row leaves nothing behind.
+            await invitations.invite(
+                session,
+                actor,
+                settings,
+                email=email,
+                name=row.get("name", ""),
+                role=role,
+                group_id=group_id,
+                seats=seats,
+                ledger=ledger,
+            )
         except CockpitError as exc:
             outcome = "skipped" if exc.code in SKIPPED_CODES else "rejected"
             outcomes.append(RowOutcome(line, email, outcome, exc.message))

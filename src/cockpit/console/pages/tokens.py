@@ -14,6 +14,7 @@ from cockpit.auth.models import ApiToken
 from cockpit.console.web import SignedIn, discard_changes, redirect, render
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.web import DbSession
+from cockpit.projects import service as projects
 
 router = APIRouter(prefix="/tokens")
 
@@ -29,9 +30,17 @@ def _page(
     )
 
 
+async def _projects(session: DbSession, viewer: SignedIn) -> dict[str, str]:
+    return {str(p.id): p.name for p, _ in await projects.list_projects(session, viewer.actor)}
+
+
 @router.get("")
 async def tokens_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
-    return _page(request, list(await tokens.list_tokens(session, viewer.actor)))
+    return _page(
+        request,
+        list(await tokens.list_tokens(session, viewer.actor)),
+        projects=await _projects(session, viewer),
+    )
 
 
 def _expiry(value: str) -> datetime | None:
@@ -53,19 +62,48 @@ async def create_token(
     name: Annotated[str, Form(max_length=1000)] = "",
     scopes: Annotated[list[str] | None, Form()] = None,
     expires_on: Annotated[str, Form(max_length=20)] = "",
+    project_id: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     try:
+        try:
+            project = uuid.UUID(project_id) if project_id else None
+        except ValueError as exc:
+            raise InvalidInput("unknown_project", "Unknown project.") from exc
         token, raw = await tokens.create_personal_token(
-            session, viewer.actor, name=name, scopes=scopes or [], expires_at=_expiry(expires_on)
+            session,
+            viewer.actor,
+            name=name,
+            scopes=scopes or [],
+            expires_at=_expiry(expires_on),
+            project_id=project,
         )
     except CockpitError as exc:
         await discard_changes(session, viewer)
         items = list(await tokens.list_tokens(session, viewer.actor))
-        form = {"name": name[:100], "scopes": scopes or [], "expires_on": expires_on}
-        return _page(request, items, error=exc.message, form=form, status_code=exc.status)
+        form = {
+            "name": name[:100],
+            "scopes": scopes or [],
+            "expires_on": expires_on,
+            "project_id": project_id,
+        }
+        return _page(
+            request,
+            items,
+            error=exc.message,
+            form=form,
+            status_code=exc.status,
+            projects=await _projects(session, viewer),
+        )
     # Shown once, in this response only: never put the token in a redirect or a cookie.
     items = list(await tokens.list_tokens(session, viewer.actor))
-    return _page(request, items, created=token, created_secret=raw, status_code=201)
+    return _page(
+        request,
+        items,
+        created=token,
+        created_secret=raw,
+        status_code=201,
+        projects=await _projects(session, viewer),
+    )
 
 
 @router.post("/{token_id}/revoke")
