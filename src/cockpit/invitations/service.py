@@ -17,6 +17,7 @@ from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import check_policy, hash_password
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
+from cockpit.groups.models import Group
 from cockpit.invitations import repository
 from cockpit.invitations.models import Invitation
 from cockpit.kit.db import after_commit
@@ -98,6 +99,7 @@ async def invite(
     seats: Sequence[str] = (),
     send: bool = True,
     ledger: SeatLedger | None = None,
+    group: Group | None = None,
 ) -> tuple[Invitation, str]:
     """Invite one person; returns the invitation and its accept URL (the link is also e-mailed)."""
     actor.require(Permission.users_write)
@@ -109,7 +111,8 @@ async def invite(
         raise Conflict("email_taken", f"{email} already has a Cockpit account.")
     if await repository.pending_for_email(session, actor.account_id, email) is not None:
         raise Conflict("already_invited", f"{email} already has a pending invitation: resend it instead.")
-    group = await resolve_group(session, actor.account_id, group_id)
+    if group is None or group.account_id != actor.account_id:  # bulk callers pass the group resolved
+        group = await resolve_group(session, actor.account_id, group_id)
     account = await session.get(Account, actor.account_id)
     assert account is not None
     if ledger is not None:
@@ -129,7 +132,6 @@ async def invite(
     set_user_seats(invitation, products)
     raw = _issue_link(settings, invitation)
     session.add(invitation)
-    await session.flush()
     await audit.record(
         session,
         actor,

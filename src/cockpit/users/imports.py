@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -22,9 +21,11 @@ from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.groups import repository as groups_repo
+from cockpit.groups.models import Group
 from cockpit.invitations import service as invitations
 from cockpit.kit.db import run_after_commit
-from cockpit.kit.errors import CockpitError, InvalidInput
+from cockpit.kit.errors import CockpitError, Conflict, InvalidInput
+from cockpit.kit.validation import normalize_email
 from cockpit.users.models import UserRole
 from cockpit.users.seats import SeatLedger
 
@@ -106,49 +107,68 @@ async def import_batch(
     settings: Settings,
     rows: list[tuple[int, dict[str, str]]],
     ledger: SeatLedger,
-    groups: dict[str, uuid.UUID | None],
+    groups: dict[str, Group | None],
 ) -> list[RowOutcome]:
     actor.require(Permission.users_write)
     outcomes = []
-    for line, row in rows:
-        email = row.get("email", "").strip()
-        try:
-            role_text = row.get("role", "").strip().lower() or "member"
-            try:
-                role = UserRole(role_text)
-            except ValueError as exc:
-                raise InvalidInput(
-                    "invalid_role", f"unknown role '{role_text}' (owner, admin or member)"
-                ) from exc
-            group_name = row.get("group", "").strip()
-            group_id = None
-            if group_name:
-                key = group_name.lower()
-                if key not in groups:
-                    found = await groups_repo.get_by_name(session, actor.account_id, group_name)
-                    groups[key] = found.id if found else None
-                group_id = groups[key]
-                if group_id is None:
-                    raise InvalidInput("unknown_group", f"unknown group '{group_name}'")
-            seats = [s for s in re.split(r"[;|,\s]+", row.get("seats", "")) if s]
-            # Every check happens before anything is written, so a refused row leaves nothing behind.
-            await invitations.invite(
-                session,
-                actor,
-                settings,
-                email=email,
-                name=row.get("name", ""),
-                role=role,
-                group_id=group_id,
-                seats=seats,
-                ledger=ledger,
-            )
-        except CockpitError as exc:
-            outcome = "skipped" if exc.code in SKIPPED_CODES else "rejected"
-            outcomes.append(RowOutcome(line, email, outcome, exc.message))
-        else:
-            outcomes.append(RowOutcome(line, email, "created"))
+    seen: set[str] = set()
+    if "" not in groups:
+        groups[""] = await groups_repo.default_group(session, actor.account_id)
+    # New rows are written together at the batch's commit (one multi-row INSERT, not one per row);
+    # duplicates inside the batch are caught with ``seen`` since the database cannot see them yet.
+    with session.no_autoflush:
+        for line, row in rows:
+            outcomes.append(await _import_row(session, actor, settings, line, row, ledger, groups, seen))
     return outcomes
+
+
+async def _import_row(
+    session: AsyncSession,
+    actor: Actor,
+    settings: Settings,
+    line: int,
+    row: dict[str, str],
+    ledger: SeatLedger,
+    groups: dict[str, Group | None],
+    seen: set[str],
+) -> RowOutcome:
+    email = row.get("email", "").strip()
+    try:
+        normalized = normalize_email(email)
+        if normalized in seen:
+            raise Conflict("already_invited", f"{normalized} appears earlier in this file.")
+        role_text = row.get("role", "").strip().lower() or "member"
+        try:
+            role = UserRole(role_text)
+        except ValueError as exc:
+            raise InvalidInput(
+                "invalid_role", f"unknown role '{role_text}' (owner, admin or member)"
+            ) from exc
+        group_name = row.get("group", "").strip()
+        key = group_name.lower()
+        if key not in groups:
+            groups[key] = await groups_repo.get_by_name(session, actor.account_id, group_name)
+        group = groups[key]
+        if group is None:
+            raise InvalidInput("unknown_group", f"unknown group '{group_name}'")
+        seats = [s for s in re.split(r"[;|,\s]+", row.get("seats", "")) if s]
+        # Every check happens before anything is written, so a refused row leaves nothing behind.
+        await invitations.invite(
+            session,
+            actor,
+            settings,
+            email=normalized,
+            name=row.get("name", ""),
+            role=role,
+            group=group,
+            seats=seats,
+            ledger=ledger,
+        )
+    except CockpitError as exc:
+        outcome = "skipped" if exc.code in SKIPPED_CODES else "rejected"
+        return RowOutcome(line, email, outcome, exc.message)
+    seen.add(normalized)
+    return RowOutcome(line, email, "created")
 
 
 Progress = Callable[[int, ImportReport], Awaitable[None]]
@@ -165,7 +185,7 @@ async def run_import(
 ) -> ImportReport:
     """Import in batches, each in its own transaction (e-mails go out after each commit)."""
     report = ImportReport(total=len(rows))
-    groups: dict[str, uuid.UUID | None] = {}
+    groups: dict[str, Group | None] = {}
     async with factory() as session:
         ledger = await SeatLedger.load(session, actor.account_id)
         await session.commit()
