@@ -127,6 +127,7 @@ async def invite(
         role=role,
         group_id=group.id,
         invited_by_id=actor.user_id,
+        created_at=utcnow(),
         sent_count=0,
     )
     set_user_seats(invitation, products)
