@@ -254,6 +254,7 @@ async def accept(session: AsyncSession, *, token: str, name: str, password: str)
     )
     set_user_seats(user, seats)
     session.add(user)
+    await session.flush()  # the user row must exist before the invitation points at it
     invitation.accepted_at = utcnow()
     invitation.accepted_user_id = user.id
     await session.flush()
