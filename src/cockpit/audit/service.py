@@ -71,7 +71,7 @@ async def record(
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an entry to the actor's account chain, in the caller's transaction."""
-    account = await _locked_account(session, actor.account_id)
+    account = await lock_account(session, actor.account_id)
     entry = AuditEntry(
         id=uuid.uuid4(),
         account_id=account.id,
@@ -97,8 +97,12 @@ async def record(
     return entry
 
 
-async def _locked_account(session: AsyncSession, account_id: uuid.UUID) -> Account:
-    """The account row, locked once per transaction: later appends reuse the lock and the head."""
+async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> Account:
+    """The account row, locked once per transaction: later appends reuse the lock and the head.
+
+    Account-wide invariants (the last owner, seat limits) take this lock before they check, so
+    two concurrent requests cannot both pass the check (PostgreSQL; SQLite serialises writers).
+    """
     sync = session.sync_session
     transaction = sync.get_nested_transaction() or sync.get_transaction()
     locked: dict[uuid.UUID, Account] = session.info.get("audit_locks", {})

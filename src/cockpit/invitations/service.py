@@ -179,6 +179,10 @@ async def resend(
         )
     if await users_repo.get_by_email(session, invitation.email) is not None:
         raise Conflict("email_taken", f"{invitation.email} already has a Cockpit account.")
+    if status_of(invitation) == "expired":  # an expired invitation no longer holds its seats
+        account = await session.get(Account, actor.account_id)
+        assert account is not None
+        await require_available(session, account, [SeatProduct(p) for p in invitation.seats])
     raw = _issue_link(settings, invitation)
     await audit.record(
         session,

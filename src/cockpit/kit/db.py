@@ -60,6 +60,9 @@ class TimestampMixin:
 
 
 def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> AsyncEngine:
+    from cockpit.config import normalize_database_url
+
+    url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 

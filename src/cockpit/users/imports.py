@@ -112,6 +112,7 @@ async def import_batch(
     actor.require(Permission.users_write)
     outcomes = []
     seen: set[str] = set()
+    await ledger.refresh(session, actor.account_id)
     if "" not in groups:
         groups[""] = await groups_repo.default_group(session, actor.account_id)
     # New rows are written together at the batch's commit (one multi-row INSERT, not one per row);

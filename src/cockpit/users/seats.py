@@ -122,6 +122,14 @@ class SeatLedger:
         assert account is not None
         return cls(await usage(session, account), dict.fromkeys(PRODUCTS, 0))
 
+    async def refresh(self, session: AsyncSession, account_id: uuid.UUID) -> None:
+        """Lock the account and recount, at the start of each batch (others may have taken seats)."""
+        from cockpit.audit.service import lock_account
+
+        account = await lock_account(session, account_id)
+        self.usage = await usage(session, account)
+        self.taken = dict.fromkeys(PRODUCTS, 0)
+
     def take(self, products: Iterable[SeatProduct]) -> None:
         wanted = list(products)
         for product in wanted:
@@ -143,6 +151,9 @@ async def require_available(
     extra = [p for p in wanted if p not in set(already_held)]
     if not extra:
         return
+    from cockpit.audit.service import lock_account
+
+    await lock_account(session, account.id)  # concurrent requests check one after the other
     current = await usage(session, account)
     released = set(releasing_reservation)
     for product in extra:

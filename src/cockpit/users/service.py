@@ -64,6 +64,7 @@ def check_role_grant(actor: Actor, role: UserRole) -> None:
 
 
 async def _guard_last_owner(session: AsyncSession, user: User, message: str) -> None:
+    await audit.lock_account(session, user.account_id)
     if (
         user.role is UserRole.owner
         and user.status is UserStatus.active
