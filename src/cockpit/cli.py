@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -274,10 +275,14 @@ def demo(
     from cockpit.demo import seed_demo
 
     db_upgrade()
+    if "COCKPIT_BASE_URL" not in os.environ and (host, port) != ("127.0.0.1", 8000):
+        # Links in e-mails and invitations must point at where the demo really listens.
+        os.environ["COCKPIT_BASE_URL"] = f"http://{host}:{port}"
+        get_settings.cache_clear()
     settings = _settings()
     login = _in_transaction(lambda session: seed_demo(session, settings))
     what = "created" if login.created else "already there, reused"
-    url = f"http://{host}:{port}" if settings.base_url == "http://127.0.0.1:8000" else settings.base_url
+    url = settings.base_url
     typer.echo(
         f"\n  Cockpit demo organisation {what}.\n"
         f"  Console:  {url}\n"

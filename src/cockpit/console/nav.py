@@ -23,7 +23,15 @@ class NavSection:
 
 
 SECTIONS: tuple[NavSection, ...] = (
-    NavSection("CONTROL", (NavItem("Audit log", "/audit", "shield", Permission.audit_read),)),
+    NavSection(
+        "CONTROL",
+        (
+            NavItem("Users", "/users", "users", Permission.users_read),
+            NavItem("Groups", "/groups", "layers", Permission.users_read),
+            NavItem("Projects", "/projects", "folder"),
+            NavItem("Audit log", "/audit", "shield", Permission.audit_read),
+        ),
+    ),
     NavSection("FINANCE", ()),
     NavSection("OPERATIONS", ()),
     NavSection(

@@ -143,7 +143,7 @@ async def delete_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID)
 async def add_members(
     session: AsyncSession, actor: Actor, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
 ) -> list[User]:
-    """Move one or many users into this group (each leaves their previous group)."""
+    """Move one or many users into this group (each leaves their previous group); returns who moved."""
     from cockpit.users.service import move_to_group
 
     actor.require(Permission.users_write)
@@ -158,6 +158,7 @@ async def add_members(
     users = await repository.users_in_account(session, actor.account_id, wanted)
     if len(users) != len(wanted):
         raise NotFound("user_not_found", "One or more of these users do not exist.")
-    for user in users:
+    moved = [user for user in users if user.group_id != group.id]
+    for user in moved:
         await move_to_group(session, actor, user, group)
-    return users
+    return moved

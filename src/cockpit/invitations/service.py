@@ -179,6 +179,11 @@ async def resend(
         )
     if await users_repo.get_by_email(session, invitation.email) is not None:
         raise Conflict("email_taken", f"{invitation.email} already has a Cockpit account.")
+    other = await repository.pending_for_email(session, actor.account_id, invitation.email)
+    if other is not None and other.id != invitation.id:
+        raise Conflict(
+            "already_invited", f"{invitation.email} has a newer pending invitation: resend that one."
+        )
     if status_of(invitation) == "expired":  # an expired invitation no longer holds its seats
         account = await session.get(Account, actor.account_id)
         assert account is not None

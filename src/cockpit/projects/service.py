@@ -15,7 +15,7 @@ from cockpit.kit.validation import require_text
 from cockpit.projects import repository
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
 from cockpit.users import repository as users_repo
-from cockpit.users.models import User
+from cockpit.users.models import User, UserStatus
 
 
 def target(project: Project) -> Target:
@@ -147,6 +147,21 @@ async def revoke_project_tokens(session: AsyncSession, project_id: uuid.UUID) ->
     )
 
 
+async def _keep_a_project_admin(
+    session: AsyncSession, actor: Actor, project: Project, member: ProjectMember
+) -> None:
+    """A project admin cannot leave their project without one (account admins still can)."""
+    if member.role is not ProjectRole.project_admin or actor.can(Permission.projects_manage):
+        return
+    admins = [
+        m for m, _ in await repository.members_of(session, project.id) if m.role is ProjectRole.project_admin
+    ]
+    if len(admins) <= 1:
+        raise Conflict(
+            "last_project_admin", "A project keeps at least one project admin: make someone else admin first."
+        )
+
+
 async def list_members(
     session: AsyncSession, actor: Actor, project_id: uuid.UUID
 ) -> list[tuple[ProjectMember, User]]:
@@ -181,6 +196,10 @@ async def set_member(
         raise NotFound("user_not_found", "No such user.")
     member = await repository.membership(session, project.id, user.id)
     user_target = Target("project_member", user.id, f"{user.email} in {project.name}")
+    if member is None and user.status is not UserStatus.active:
+        raise Conflict("user_deactivated", f"{user.email} is deactivated and cannot join projects.")
+    if member is not None and role is not ProjectRole.project_admin:
+        await _keep_a_project_admin(session, actor, project, member)
     if member is None:
         member = ProjectMember(
             project_id=project.id,
@@ -223,6 +242,7 @@ async def remove_member(
     user = await users_repo.get_in_account(session, actor.account_id, user_id)
     if member is None or user is None:
         raise NotFound("project_member_not_found", "This user is not a member of the project.")
+    await _keep_a_project_admin(session, actor, project, member)
     await audit.record(
         session,
         actor,

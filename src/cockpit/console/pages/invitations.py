@@ -167,12 +167,19 @@ async def _link_error(request: Request, exc: CockpitError) -> Response:
         "invitation_used": "Invitation already used",
         "invitation_expired": "Invitation expired",
     }
-    return render(
+    response = render(
         request,
         "invitations/link_error.html",
         {"title": titles.get(exc.code, "Invitation not valid"), "error": exc},
         status_code=exc.status,
     )
+    return _private(response)
+
+
+def _private(response: Response) -> Response:
+    # The link's secret is in this page's URL: keep it out of Referer headers.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 async def _accept_form(
@@ -187,7 +194,7 @@ async def _accept_form(
 ) -> Response:
     account = await session.get(Account, invitation.account_id)
     assert account is not None
-    return render(
+    response = render(
         request,
         "invitations/accept.html",
         {
@@ -199,6 +206,7 @@ async def _accept_form(
         },
         status_code=status_code,
     )
+    return _private(response)
 
 
 @router.get("/invite/{token}")

@@ -6,7 +6,7 @@ import re
 import uuid
 from enum import StrEnum
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -76,7 +76,7 @@ def _filters(form: dict[str, str]) -> tuple[UserFilters, str | None]:
 
 def _next_sort(current: str) -> dict[str, str]:
     """For each sortable column, the sort its header link switches to (same column: other direction)."""
-    result = {}
+    result: dict[str, str] = {}
     for column in ("email", "name", "role", "status", "created_at", "last_login_at"):
         if current == column:
             result[column] = f"-{column}"
@@ -99,45 +99,43 @@ async def _users_page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
+    partial = request.headers.get("hx-target") == RESULTS_ID and not request.headers.get(
+        "hx-history-restore-request"
+    )
     filters, error = _filters(form)
     found = await users.search_users(session, viewer.actor, filters, PageParams(page=page, per_page=PER_PAGE))
     group_list = await groups.list_groups(session, viewer.actor)
-    usage = await users.seat_usage(session, viewer.actor)
-    query = "&".join(f"{k}={v}" for k, v in _query(form).items())
     context: dict[str, Any] = {
         "page": found,
         "form": form,
         "error": error,
-        "query": query,
-        "query_without_sort": "&".join(f"{k}={v}" for k, v in _query(form).items() if k != "sort"),
+        "query": urlencode(form),
+        "query_without_sort": urlencode({k: v for k, v in form.items() if k != "sort"}),
         "next_sort": _next_sort(form["sort"]),
-        "groups": group_list,
         "group_names": {g.id: g.name for g, _ in group_list},
-        "roles": list(UserRole),
-        "statuses": list(UserStatus),
-        "products": list(PRODUCTS),
-        "usage": [usage[p] for p in PRODUCTS],
         "seats_of": user_seats,
-        "pending": await pending_count(session, viewer),
-        "active_tab": "users",
         "results_id": RESULTS_ID,
         "filtered": any(form[k] for k in ("q", "role", "status", "group", "seat")),
-        **await invite_dialog(session, viewer, settings),
         **extra,
     }
-    partial = request.headers.get("hx-target") == RESULTS_ID and not request.headers.get(
-        "hx-history-restore-request"
-    )
+    if not partial:  # the rest of the page: meters, filters, tabs, the invite dialog
+        usage = await users.seat_usage(session, viewer.actor)
+        context |= {
+            "groups": group_list,
+            "roles": list(UserRole),
+            "statuses": list(UserStatus),
+            "products": list(PRODUCTS),
+            "usage": [usage[p] for p in PRODUCTS],
+            "pending": await pending_count(session, viewer),
+            "active_tab": "users",
+            **await invite_dialog(session, viewer, settings),
+        }
     response = render(
         request, "users/_results.html" if partial else "users/index.html", context, status_code=status_code
     )
     # The same URL answers a whole page or the results alone: caches must tell them apart.
     response.headers["Vary"] = "HX-Target"
     return response
-
-
-def _query(form: dict[str, str]) -> dict[str, str]:
-    return {k: quote(v, safe="") for k, v in form.items()}
 
 
 def _form(
