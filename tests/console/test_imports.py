@@ -169,3 +169,32 @@ def _system(account_id: object):  # type: ignore[no-untyped-def]
     from cockpit.auth.actor import Actor
 
     return Actor.system(account_id)  # type: ignore[arg-type]
+
+
+async def test_admin_edits_seat_limits_from_the_users_page(client: AsyncClient, db: AsyncSession) -> None:
+    account, owner = await make_account(db)
+    account_id = account.id
+    await console_login(client, owner.email)
+    csrf = await csrf_for(client, "/users")
+    saved = await client.post(
+        "/users/seats", data={"csrf_token": csrf, "copilot": "7", "console": "3", "compute": "0"}
+    )
+    assert saved.status_code == 303
+    assert "Seat limits saved" in (await client.get("/users")).text
+    await db.rollback()
+    from cockpit.accounts.models import Account
+
+    row = await db.get(Account, account_id, populate_existing=True)
+    assert row is not None
+    assert (row.seat_limit_copilot, row.seat_limit_console, row.seat_limit_compute) == (7, 3, 0)
+
+    # Below the seats in use (the owner holds a console seat): refused, nothing changed.
+    refused = await client.post(
+        "/users/seats", data={"csrf_token": csrf, "copilot": "7", "console": "0", "compute": "0"}
+    )
+    assert refused.status_code == 303
+    assert "cannot be 0" in (await client.get("/users")).text
+    await db.rollback()
+    row = await db.get(Account, account_id, populate_existing=True)
+    assert row is not None
+    assert row.seat_limit_console == 3

@@ -9,6 +9,7 @@ from cockpit.console.pages import (
     imports,
     invitations,
     projects,
+    seats,
     tokens,
     users,
 )
@@ -16,5 +17,5 @@ from cockpit.console.web import verify_csrf
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
 # imports before users: /users/import must not be taken for a user id.
-for module in (auth, dashboard, tokens, audit, account, imports, invitations, users, groups, projects):
+for module in (auth, dashboard, tokens, audit, account, imports, seats, invitations, users, groups, projects):
     router.include_router(module.router)
