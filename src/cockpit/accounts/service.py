@@ -107,14 +107,8 @@ async def update_profile(
     if timezone is not None:
         account.timezone = check_timezone(timezone)
     after = {"name": account.name, "timezone": account.timezone}
-    if after != before:
-        changed = [k for k in after if after[k] != before[k]]
-        await audit.record(
-            session,
-            actor,
-            "account.updated",
-            target=Target("account", account.id, account.name),
-            before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed},
-        )
+    await audit.record_changes(
+        session, actor, "account.updated", target=Target("account", account.id, account.name), before=before,
+        after=after,
+    )  # fmt: skip
     return account

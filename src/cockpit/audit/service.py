@@ -97,6 +97,25 @@ async def record(
     return entry
 
 
+async def record_changes(
+    session: AsyncSession,
+    actor: Actor,
+    action: str,
+    *,
+    target: Target,
+    before: dict[str, Any],
+    after: dict[str, Any],
+) -> AuditEntry | None:
+    """Record an edit with only the fields that changed; nothing when nothing changed."""
+    changed = [key for key in after if after[key] != before.get(key)]
+    if not changed:
+        return None
+    return await record(
+        session, actor, action, target=target,
+        before={key: before.get(key) for key in changed}, after={key: after[key] for key in changed},
+    )  # fmt: skip
+
+
 async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> Account:
     """The account row, locked once per transaction: later appends reuse the lock and the head.
 

@@ -105,16 +105,9 @@ async def edit_group(
             description, field="description", label="The description", max_length=500, min_length=0
         )
     after = {"name": group.name, "description": group.description}
-    changed = [k for k in after if after[k] != before[k]]
-    if changed:
-        await audit.record(
-            session,
-            actor,
-            "group.updated",
-            target=target(group),
-            before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed},
-        )
+    await audit.record_changes(
+        session, actor, "group.updated", target=target(group), before=before, after=after
+    )
     return group
 
 

@@ -104,16 +104,9 @@ async def edit_project(
             description, field="description", label="The description", max_length=1000, min_length=0
         )
     after = {"name": project.name, "description": project.description}
-    changed = [k for k in after if after[k] != before[k]]
-    if changed:
-        await audit.record(
-            session,
-            actor,
-            "project.updated",
-            target=target(project),
-            before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed},
-        )
+    await audit.record_changes(
+        session, actor, "project.updated", target=target(project), before=before, after=after
+    )
     return project
 
 
@@ -221,16 +214,9 @@ async def set_member(
     before = {"role": member.role, "all_assistants": member.all_assistants}
     member.role, member.all_assistants = role, all_assistants
     after = {"role": member.role, "all_assistants": member.all_assistants}
-    if before != after:
-        changed = [k for k in after if after[k] != before[k]]
-        await audit.record(
-            session,
-            actor,
-            "project.member_changed",
-            target=user_target,
-            before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed},
-        )
+    await audit.record_changes(
+        session, actor, "project.member_changed", target=user_target, before=before, after=after
+    )
     return member, user, False
 
 
