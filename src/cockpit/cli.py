@@ -131,7 +131,9 @@ def tokens_create(
 @users_app.command("import")
 def users_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="CSV file")],
-    account: Annotated[str, typer.Option(help="Account id (printed by 'accounts create')")],
+    account: Annotated[
+        str | None, typer.Option(help="Account id (printed by 'accounts create'); optional with one account")
+    ] = None,
     invited_by: Annotated[
         str | None, typer.Option("--as", help="E-mail of the admin recorded as inviter (default: an owner)")
     ] = None,
@@ -149,7 +151,7 @@ def users_import(
 
     settings = _settings()
     try:
-        account_id = uuid.UUID(account)
+        account_id = uuid.UUID(account) if account else None
     except ValueError as exc:
         raise _fail(f"'{account}' is not an account id", 2) from exc
     try:
@@ -167,6 +169,16 @@ def users_import(
         try:
             rows = imports.parse_csv(text)
             async with factory() as session:
+                nonlocal account_id
+                if account_id is None:
+                    from cockpit.accounts.models import Account
+
+                    ids = list(await session.scalars(select(Account.id).limit(2)))
+                    if len(ids) != 1:
+                        raise CockpitError(
+                            "account_required", "There are several accounts: choose one with --account ID."
+                        )
+                    account_id = ids[0]
                 stmt = select(User).where(User.account_id == account_id, User.status == UserStatus.active)
                 if invited_by:
                     stmt = stmt.where(User.email == invited_by.strip().lower())

@@ -198,3 +198,31 @@ async def test_admin_edits_seat_limits_from_the_users_page(client: AsyncClient, 
     row = await db.get(Account, account_id, populate_existing=True)
     assert row is not None
     assert row.seat_limit_console == 3
+
+
+async def test_cli_import_needs_account_only_when_there_are_several(
+    db: AsyncSession, database_url: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, "COCKPIT_DATABASE_URL": database_url, "COCKPIT_SECRET_KEY": "x" * 40,
+           "COCKPIT_DATA_DIR": str(tmp_path)}  # fmt: skip
+    source = tmp_path / "one.csv"
+    source.write_text("email\nsolo@example.com\n")
+    command = [sys.executable, "-m", "cockpit", "users", "import", str(source)]
+    account, _ = await make_account(db)
+    account_id = account.id
+    single = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert single.returncode == 0, single.stderr
+    await db.rollback()
+    invited = await db.scalar(select(Invitation).where(Invitation.email == "solo@example.com"))
+    assert invited is not None
+    assert invited.account_id == account_id
+
+    await make_account(db)
+    source.write_text("email\nsecond@example.com\n")
+    several = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    assert several.returncode != 0
+    assert "--account" in several.stderr
