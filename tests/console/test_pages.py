@@ -59,7 +59,15 @@ async def test_dashboard_shows_the_organisation_and_the_navigation(
     assert page.status_code == 200
     assert "Nimbus Analytics" in page.text
     assert NAV_TITLE.findall(page.text) == ["CONTROL", "ACCOUNT"]
-    assert NAV_LINK.findall(page.text) == ["Audit log", "Dashboard", "Organisation", "API tokens"]
+    assert NAV_LINK.findall(page.text) == [
+        "Users",
+        "Groups",
+        "Projects",
+        "Audit log",
+        "Dashboard",
+        "Organisation",
+        "API tokens",
+    ]
     assert "FINANCE" not in page.text
     assert "OPERATIONS" not in page.text
     assert 'href="/" class="nav-link active" aria-current="page"' in page.text
@@ -74,8 +82,9 @@ async def test_a_member_sees_no_audit_log_in_the_navigation(db: AsyncSession, cl
     page = await client.get("/")
 
     assert page.status_code == 200
-    assert NAV_TITLE.findall(page.text) == ["ACCOUNT"]
-    assert NAV_LINK.findall(page.text) == ["Dashboard", "Organisation", "API tokens"]
+    assert NAV_TITLE.findall(page.text) == ["CONTROL", "ACCOUNT"]
+    # Members see the projects they belong to, not the administration pages.
+    assert NAV_LINK.findall(page.text) == ["Projects", "Dashboard", "Organisation", "API tokens"]
     assert "Audit events" not in page.text
     assert (await client.get("/audit")).status_code == 403
 
