@@ -99,7 +99,8 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     research = await projects.create_project(
         session, owner_actor, name="Research Lab", description="Prototypes and model evaluations"
     )
-    for project, members in ((assistant, people[:6]), (research, people[6:12])):
+    active = [person for person in people if person.status is UserStatus.active]
+    for project, members in ((assistant, active[:6]), (research, active[6:12])):
         for j, user in enumerate(members):
             project_role = ProjectRole.project_admin if j == 0 else ProjectRole.project_member
             await projects.set_member(
