@@ -8,6 +8,7 @@ from cockpit.auth.api import router as auth_router
 from cockpit.groups.api import router as groups_router
 from cockpit.invitations.api import router as invitations_router
 from cockpit.projects.api import router as projects_router
+from cockpit.providers.api import router as providers_router
 from cockpit.users.api import router as users_router
 
 router = APIRouter(prefix="/api/v1")
@@ -18,6 +19,7 @@ for domain_router in (
     invitations_router,
     groups_router,
     projects_router,
+    providers_router,
     audit_router,
 ):
     router.include_router(domain_router)

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     smtp_from: str = "cockpit@localhost"
     smtp_starttls: bool = True
 
+    # Provider base URLs on loopback or private networks (self-hosted vLLM/Ollama, tests).
+    allow_private_upstreams: bool = False
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:

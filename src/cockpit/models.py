@@ -8,6 +8,7 @@ from cockpit.imports.models import ImportJob
 from cockpit.invitations.models import Invitation
 from cockpit.kit.db import Base
 from cockpit.projects.models import Project, ProjectMember
+from cockpit.providers.models import Model, Provider
 from cockpit.users.models import User
 
 metadata = Base.metadata
@@ -21,8 +22,10 @@ __all__ = [
     "Invitation",
     "LoginFailure",
     "LoginSession",
+    "Model",
     "Project",
     "ProjectMember",
+    "Provider",
     "User",
     "metadata",
 ]

@@ -17,6 +17,7 @@ class Permission(StrEnum):
     users_write = "users:write"
     owners_manage = "owners:manage"  # grant or remove the owner role
     projects_manage = "projects:manage"  # every project of the account (project admins manage theirs)
+    providers_manage = "providers:manage"  # providers and the model catalogue
 
 
 _MEMBER = frozenset({Permission.account_read, Permission.tokens_own})
@@ -27,6 +28,7 @@ _ADMIN = _MEMBER | {
     Permission.users_read,
     Permission.users_write,
     Permission.projects_manage,
+    Permission.providers_manage,
 }
 _OWNER = _ADMIN | {Permission.owners_manage}
 

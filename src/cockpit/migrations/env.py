@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from cockpit.config import get_settings, normalize_database_url
-from cockpit.kit.db import UTCDateTime, make_engine
+from cockpit.kit.db import MicroDecimal, UTCDateTime, make_engine
 from cockpit.models import metadata
 
 config = context.config
@@ -20,6 +20,8 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
     """Migrations use plain SQLAlchemy types, so they never import application code."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, MicroDecimal):
+        return "sa.BigInteger()"
     return False
 
 

@@ -1,0 +1,1 @@
+"""Providers (upstream LLM services) and the model catalogue."""

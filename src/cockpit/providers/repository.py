@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.providers.models import Model, Provider
+
+
+async def get_provider(
+    session: AsyncSession, account_id: uuid.UUID, provider_id: uuid.UUID
+) -> Provider | None:
+    return await session.scalar(
+        select(Provider).where(Provider.account_id == account_id, Provider.id == provider_id)
+    )
+
+
+async def provider_by_name(session: AsyncSession, account_id: uuid.UUID, name: str) -> Provider | None:
+    return await session.scalar(
+        select(Provider).where(Provider.account_id == account_id, Provider.name_key == name.strip().lower())
+    )
+
+
+async def list_providers(session: AsyncSession, account_id: uuid.UUID) -> list[Provider]:
+    rows = await session.scalars(
+        select(Provider).where(Provider.account_id == account_id).order_by(Provider.name_key)
+    )
+    return list(rows)
+
+
+async def model_count(session: AsyncSession, account_id: uuid.UUID, provider_id: uuid.UUID) -> int:
+    stmt = (
+        select(func.count())
+        .select_from(Model)
+        .where(Model.account_id == account_id, Model.provider_id == provider_id)
+    )
+    return await session.scalar(stmt) or 0
+
+
+async def get_model(session: AsyncSession, account_id: uuid.UUID, model_id: uuid.UUID) -> Model | None:
+    return await session.scalar(select(Model).where(Model.account_id == account_id, Model.id == model_id))
+
+
+async def model_by_name(session: AsyncSession, account_id: uuid.UUID, name: str) -> Model | None:
+    return await session.scalar(select(Model).where(Model.account_id == account_id, Model.name == name))
+
+
+async def list_models(session: AsyncSession, account_id: uuid.UUID, *, enabled_only: bool) -> list[Model]:
+    stmt = select(Model).where(Model.account_id == account_id)
+    if enabled_only:
+        stmt = stmt.where(Model.enabled.is_(True))
+    return list(await session.scalars(stmt.order_by(Model.name)))
