@@ -66,6 +66,7 @@ async def test_dashboard_shows_the_organisation_and_the_navigation(
         "Audit log",
         "Dashboard",
         "Organisation",
+        "Models",
         "API tokens",
     ]
     assert "FINANCE" not in page.text

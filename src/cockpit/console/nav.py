@@ -39,6 +39,7 @@ SECTIONS: tuple[NavSection, ...] = (
         (
             NavItem("Dashboard", "/", "home"),
             NavItem("Organisation", "/account", "building"),
+            NavItem("Models", "/models", "cpu", Permission.providers_manage),
             NavItem("API tokens", "/tokens", "key"),
         ),
     ),

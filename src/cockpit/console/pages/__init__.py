@@ -8,6 +8,7 @@ from cockpit.console.pages import (
     groups,
     imports,
     invitations,
+    models,
     projects,
     seats,
     tokens,
@@ -17,5 +18,18 @@ from cockpit.console.web import verify_csrf
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
 # imports before users: /users/import must not be taken for a user id.
-for module in (auth, dashboard, tokens, audit, account, imports, seats, invitations, users, groups, projects):
+for module in (
+    auth,
+    dashboard,
+    tokens,
+    audit,
+    account,
+    imports,
+    seats,
+    invitations,
+    users,
+    groups,
+    projects,
+    models,
+):
     router.include_router(module.router)
