@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -80,54 +81,77 @@ def _capabilities(values: list[str] | None) -> list[Capability]:
         raise InvalidInput("invalid_input", "Unknown capability.") from exc
 
 
-def _model_fields(
-    *,
-    upstream_model: str,
-    input_price: str,
-    output_price: str,
-    cached_price: str,
-    context_window: str,
-    max_output_tokens: str,
-    capabilities: list[str] | None,
-) -> dict[str, Any]:
-    """The parsed fields shared by the create and edit forms (InvalidInput on a bad value)."""
-    return {
-        "upstream_model": upstream_model,
-        "input_price_per_million": _price("input_price_per_million", input_price),
-        "output_price_per_million": _price("output_price_per_million", output_price),
-        "cached_input_price_per_million": _price("cached_input_price_per_million", cached_price),
-        "context_window": _tokens("context_window", "context window", context_window),
-        "max_output_tokens": _tokens("max_output_tokens", "maximum output", max_output_tokens),
-        "capabilities": _capabilities(capabilities),
-    }
+Short = Annotated[str, Form(max_length=100)]
+
+
+@dataclass(frozen=True)
+class ModelForm:
+    """The fields of the add and edit model forms, as sent."""
+
+    name: str
+    provider_id: str
+    upstream_model: str
+    input_price: str
+    output_price: str
+    cached_price: str
+    context_window: str
+    max_output_tokens: str
+    capabilities: list[str] | None
+    enabled: str
+
+    def provider(self) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.provider_id)
+        except ValueError:
+            raise InvalidInput("unknown_provider", "Choose a provider.") from None
+
+    def fields(self) -> dict[str, Any]:
+        """The parsed fields shared by create and edit (InvalidInput on a bad value)."""
+        return {
+            "upstream_model": self.upstream_model,
+            "input_price_per_million": _price("input_price_per_million", self.input_price),
+            "output_price_per_million": _price("output_price_per_million", self.output_price),
+            "cached_input_price_per_million": _price("cached_input_price_per_million", self.cached_price),
+            "context_window": _tokens("context_window", "context window", self.context_window),
+            "max_output_tokens": _tokens("max_output_tokens", "maximum output", self.max_output_tokens),
+            "capabilities": _capabilities(self.capabilities),
+        }
+
+    def shown(self) -> dict[str, Any]:
+        """What the form sent, to show it again after an error."""
+        return {
+            "name": self.name[:200],
+            "provider_id": self.provider_id[:40],
+            "upstream_model": self.upstream_model[:200],
+            "input_price": self.input_price[:40],
+            "output_price": self.output_price[:40],
+            "cached_price": self.cached_price[:40],
+            "context_window": self.context_window[:20],
+            "max_output_tokens": self.max_output_tokens[:20],
+            "capabilities": [c for c in self.capabilities or [] if c in Capability.__members__],
+            "enabled": bool(self.enabled),
+        }
 
 
 def _model_form(
-    *,
-    name: str,
-    provider_id: str,
-    upstream_model: str,
-    input_price: str,
-    output_price: str,
-    cached_price: str,
-    context_window: str,
-    max_output_tokens: str,
-    capabilities: list[str] | None,
-    enabled: str,
-) -> dict[str, Any]:
-    """What the form sent, to show it again after an error."""
-    return {
-        "name": name[:200],
-        "provider_id": provider_id[:40],
-        "upstream_model": upstream_model[:200],
-        "input_price": input_price[:40],
-        "output_price": output_price[:40],
-        "cached_price": cached_price[:40],
-        "context_window": context_window[:20],
-        "max_output_tokens": max_output_tokens[:20],
-        "capabilities": [c for c in capabilities or [] if c in Capability.__members__],
-        "enabled": bool(enabled),
-    }
+    name: Text = "",
+    provider_id: Short = "",
+    upstream_model: Text = "",
+    input_price: Short = "",
+    output_price: Short = "",
+    cached_price: Short = "",
+    context_window: Short = "",
+    max_output_tokens: Short = "",
+    capabilities: Annotated[list[str] | None, Form()] = None,
+    enabled: Flag = "",
+) -> ModelForm:
+    return ModelForm(
+        name, provider_id, upstream_model, input_price, output_price, cached_price, context_window,
+        max_output_tokens, capabilities, enabled,
+    )  # fmt: skip
+
+
+ModelFormData = Annotated[ModelForm, Depends(_model_form)]
 
 
 def _usd(value: Decimal) -> str:
@@ -290,91 +314,31 @@ async def delete_provider(
 
 @router.post("")
 async def create_model(
-    request: Request,
-    session: DbSession,
-    viewer: ManageViewer,
-    name: Text = "",
-    provider_id: Annotated[str, Form(max_length=100)] = "",
-    upstream_model: Text = "",
-    input_price: Annotated[str, Form(max_length=100)] = "",
-    output_price: Annotated[str, Form(max_length=100)] = "",
-    cached_price: Annotated[str, Form(max_length=100)] = "",
-    context_window: Annotated[str, Form(max_length=100)] = "",
-    max_output_tokens: Annotated[str, Form(max_length=100)] = "",
-    capabilities: Annotated[list[str] | None, Form()] = None,
-    enabled: Flag = "",
+    request: Request, session: DbSession, viewer: ManageViewer, form: ModelFormData
 ) -> Response:
     try:
-        try:
-            pid = uuid.UUID(provider_id)
-        except ValueError:
-            raise InvalidInput("unknown_provider", "Choose a provider.") from None
-        fields = _model_fields(
-            upstream_model=upstream_model,
-            input_price=input_price,
-            output_price=output_price,
-            cached_price=cached_price,
-            context_window=context_window,
-            max_output_tokens=max_output_tokens,
-            capabilities=capabilities,
-        )
         model = await service.create_model(
-            session, viewer.actor, name=name, provider_id=pid, enabled=bool(enabled), **fields
-        )
+            session, viewer.actor, name=form.name, provider_id=form.provider(), enabled=bool(form.enabled),
+            **form.fields(),
+        )  # fmt: skip
     except CockpitError as exc:
         await discard_changes(session, viewer)
-        form = _model_form(
-            name=name,
-            provider_id=provider_id,
-            upstream_model=upstream_model,
-            input_price=input_price,
-            output_price=output_price,
-            cached_price=cached_price,
-            context_window=context_window,
-            max_output_tokens=max_output_tokens,
-            capabilities=capabilities,
-            enabled=enabled,
-        )
         return await _index(
-            request, session, viewer, status_code=exc.status, model_error=exc.message, model_form=form
+            request, session, viewer, status_code=exc.status, model_error=exc.message, model_form=form.shown()
         )
     return redirect(request, "/models", message=f"Model “{model.name}” added.")
 
 
 @router.post("/{model_id}")
 async def edit_model(
-    request: Request,
-    session: DbSession,
-    viewer: ManageViewer,
-    model_id: str,
-    name: Text = "",
-    provider_id: Annotated[str, Form(max_length=100)] = "",
-    upstream_model: Text = "",
-    input_price: Annotated[str, Form(max_length=100)] = "",
-    output_price: Annotated[str, Form(max_length=100)] = "",
-    cached_price: Annotated[str, Form(max_length=100)] = "",
-    context_window: Annotated[str, Form(max_length=100)] = "",
-    max_output_tokens: Annotated[str, Form(max_length=100)] = "",
-    capabilities: Annotated[list[str] | None, Form()] = None,
-    enabled: Flag = "",
+    request: Request, session: DbSession, viewer: ManageViewer, model_id: str, form: ModelFormData
 ) -> Response:
     current = await service.access_model(session, viewer.actor, _id(model_id, "model"))
     mid = current.id
     current_prices = {f: Decimal(getattr(current, f)) for f in service.PRICE_FIELDS}
     try:
-        try:
-            pid = uuid.UUID(provider_id)
-        except ValueError:
-            raise InvalidInput("unknown_provider", "Choose a provider.") from None
-        fields = _model_fields(
-            upstream_model=upstream_model,
-            input_price=input_price,
-            output_price=output_price,
-            cached_price=cached_price,
-            context_window=context_window,
-            max_output_tokens=max_output_tokens,
-            capabilities=capabilities,
-        )
+        pid = form.provider()
+        fields = form.fields()
         # The form shows the current prices: sent back unchanged, they keep their source.
         for field, price in current_prices.items():
             if fields[field] is not None and fields[field] == price:
@@ -383,22 +347,10 @@ async def edit_model(
             session,
             viewer.actor,
             mid,
-            changes={"name": name, "provider_id": pid, "enabled": bool(enabled), **fields},
+            changes={"name": form.name, "provider_id": pid, "enabled": bool(form.enabled), **fields},
         )
     except CockpitError as exc:
         await discard_changes(session, viewer)
-        form = _model_form(
-            name=name,
-            provider_id=provider_id,
-            upstream_model=upstream_model,
-            input_price=input_price,
-            output_price=output_price,
-            cached_price=cached_price,
-            context_window=context_window,
-            max_output_tokens=max_output_tokens,
-            capabilities=capabilities,
-            enabled=enabled,
-        )
         return await _index(
             request,
             session,
@@ -406,7 +358,7 @@ async def edit_model(
             status_code=exc.status,
             edit_model_id=mid,
             edit_model_error=exc.message,
-            edit_model_form=form,
+            edit_model_form=form.shown(),
         )
     return redirect(request, "/models", message=f"Model “{model.name}” saved.")
 
