@@ -14,9 +14,13 @@ from cockpit.api import router as api_router
 from cockpit.config import Settings, get_settings
 from cockpit.console.pages import router as console_router
 from cockpit.console.web import render_error
+from cockpit.gateway.directory import Directory
+from cockpit.gateway.routes import routes as gateway_routes
+from cockpit.gateway.service import Gateway
 from cockpit.health import router as health_router
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.handlers import install_error_handlers
+from cockpit.usage.recorder import Recorder
 
 STATIC_DIR = Path(__file__).parent / "console" / "static"
 
@@ -25,27 +29,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
 
+    sessionmaker = make_sessionmaker(engine)
+    secret_key = settings.resolved_secret_key()
+    recorder = Recorder(
+        sessionmaker,
+        settings.usage_journal_dir,
+        flush_seconds=settings.usage_flush_seconds,
+        batch_size=settings.usage_batch_size,
+    )
+    gateway = Gateway(settings, Directory(sessionmaker, secret_key), recorder)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await recorder.start()
         yield
+        await recorder.stop()
+        await gateway.aclose()
         await engine.dispose()
 
     app = FastAPI(
         title="Cockpit API",
         version=__version__,
         description="Manage a Cockpit account: identity, API tokens, audit log. "
-        "Authenticate with `Authorization: Bearer <token>` (a token with the `admin` scope).",
+        "Authenticate with `Authorization: Bearer <token>` (a token with the `admin` scope). "
+        "The OpenAI-compatible gateway is served under `/v1` (tokens with the `gateway` scope).",
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/docs",
         redoc_url=None,
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.secret_key = settings.resolved_secret_key()
+    app.state.secret_key = secret_key
     app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.sessionmaker = sessionmaker
+    app.state.recorder = recorder
+    app.state.gateway = gateway
 
     install_error_handlers(app, render_error)
+    # The gateway's routes come first: they are matched on every LLM call.
+    app.router.routes[:0] = gateway_routes
     app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(console_router)

@@ -73,6 +73,19 @@ class Settings(BaseSettings):
     # Provider base URLs on loopback or private networks (self-hosted vLLM/Ollama, tests).
     allow_private_upstreams: bool = False
 
+    # Gateway: upstream timeouts (seconds). The read timeout is the longest silence tolerated
+    # (before the first byte and between stream chunks).
+    upstream_connect_timeout: float = Field(default=10.0, gt=0)
+    upstream_read_timeout: float = Field(default=300.0, gt=0)
+    # Usage recording: each finished call is appended to a journal file at once, then written to
+    # the database in batches at least this often (seconds) or when this many are waiting.
+    usage_flush_seconds: float = Field(default=0.25, gt=0)
+    usage_batch_size: int = Field(default=1000, ge=1, le=100_000)
+
+    @property
+    def usage_journal_dir(self) -> Path:
+        return self.data_dir / "usage-journal"
+
     @field_validator("base_url")
     @classmethod
     def _check_base_url(cls, value: str) -> str:

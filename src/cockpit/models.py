@@ -9,6 +9,7 @@ from cockpit.invitations.models import Invitation
 from cockpit.kit.db import Base
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.providers.models import Model, Provider
+from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User
 
 metadata = Base.metadata
@@ -26,6 +27,7 @@ __all__ = [
     "Project",
     "ProjectMember",
     "Provider",
+    "UsageRecord",
     "User",
     "metadata",
 ]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, TimestampMixin
@@ -17,6 +17,9 @@ class Account(IdMixin, TimestampMixin, Base):
     seat_limit_copilot: Mapped[int] = mapped_column(default=25, server_default="25")
     seat_limit_console: Mapped[int] = mapped_column(default=25, server_default="25")
     seat_limit_compute: Mapped[int] = mapped_column(default=25, server_default="25")
+    # Gateway: keep each call's input and output, and for how long (days).
+    store_request_content: Mapped[bool] = mapped_column(default=False, server_default=false())
+    content_retention_days: Mapped[int] = mapped_column(default=30, server_default="30")
     # Head of the tamper-evident audit chain; also the row locked to serialise appends.
     audit_seq: Mapped[int] = mapped_column(default=0)
     audit_head: Mapped[str] = mapped_column(String(64), default="")

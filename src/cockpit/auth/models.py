@@ -41,7 +41,7 @@ class ApiToken(IdMixin, TimestampMixin, Base):
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The first characters, shown in lists so people can tell their tokens apart.
-    prefix: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -55,18 +55,31 @@ class MicroDecimal(TypeDecorator[Decimal]):
 
     impl = BigInteger
     cache_ok = True
-    SCALE = Decimal(1_000_000)
+    PLACES = 6
+    SCALE = Decimal(10) ** PLACES
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> int | None:
         if value is None:
             return None
         scaled = Decimal(value) * self.SCALE
         if scaled != scaled.to_integral_value():
-            raise ValueError(f"{value} has more than 6 decimal places")
+            raise ValueError(f"{value} has more than {self.PLACES} decimal places")
         return int(scaled)
 
     def process_result_value(self, value: int | None, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value) / self.SCALE
+
+
+class PicoDecimal(MicroDecimal):
+    """An exact decimal with 12 places (integer count of 10^-12): the cost of a call in USD.
+
+    A price per million tokens has 6 places, so tokens x price / 10^6 always fits exactly;
+    a BigInteger holds up to about $9.2 million per row.
+    """
+
+    cache_ok = True
+    PLACES = 12
+    SCALE = Decimal(10) ** PLACES
 
 
 class Base(DeclarativeBase):

@@ -1,0 +1,261 @@
+"""What the gateway needs to know per call, kept in memory: callers (by token) and each account's catalogue.
+
+The hot path must not make a database round-trip per call. Entries are loaded on first use and
+dropped as soon as anything they were built from changes: every commit that touched an API token,
+user, group, project, membership, account, provider or model (ORM changes and ORM bulk
+UPDATE/DELETE statements) clears the directory of this process. As a safety net for changes made
+outside the ORM or by another process, an entry is also reloaded after ``TTL_SECONDS``.
+Expiry of a token is checked on every call against the cached expiry time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+import weakref
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, selectinload
+
+from cockpit.accounts.models import Account
+from cockpit.auth.models import ApiToken
+from cockpit.auth.tokens import TOKEN_PREFIX
+from cockpit.groups.models import Group
+from cockpit.kit import secrets
+from cockpit.projects.models import Project, ProjectMember
+from cockpit.providers.models import Model, Provider, ProviderKind
+from cockpit.users.models import User, UserRole, UserStatus
+
+TTL_SECONDS = 5.0
+MAX_CALLERS = 100_000  # bounds memory when someone tries many random tokens
+TRACKED = (ApiToken, User, Group, Project, ProjectMember, Account, Provider, Model)
+_TRACKED_TABLES = frozenset(cls.__tablename__ for cls in TRACKED)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    token_id: uuid.UUID
+    account_id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    role: UserRole
+    group_id: uuid.UUID
+    scopes: frozenset[str]
+    expires_at: datetime | None
+    project_id: uuid.UUID | None  # a project token attributes its calls to the project
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    provider_id: uuid.UUID
+    name: str
+    kind: ProviderKind
+    base_url: str | None
+    api_key: str | None
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    model_id: uuid.UUID
+    name: str
+    upstream_model: str
+    upstream: Upstream
+    input_price: Decimal  # USD per million tokens
+    output_price: Decimal
+    cached_price: Decimal
+    context_window: int | None
+    max_output_tokens: int | None
+    capabilities: frozenset[str]
+    created: int
+
+
+@dataclass(slots=True)
+class Catalog:
+    account_id: uuid.UUID
+    store_content: bool
+    retention_days: int
+    routes: dict[str, Route]
+    projects_by_id: dict[uuid.UUID, str]
+    projects_by_name: dict[str, uuid.UUID]
+    members: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)  # (project, user)
+    loaded: float = 0.0
+
+
+class Directory:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], secret_key: str) -> None:
+        self.sessionmaker = sessionmaker
+        self.secret_key = secret_key
+        self._callers: dict[str, tuple[Caller | None, float]] = {}
+        self._catalogs: dict[uuid.UUID, Catalog] = {}
+        self.loads = 0  # database loads (for tests and benchmarks)
+        _DIRECTORIES.add(self)
+
+    def invalidate(self) -> None:
+        self._callers.clear()
+        self._catalogs.clear()
+
+    async def caller(self, raw: str) -> Caller | None:
+        """The caller a bearer token stands for, or None (unknown, revoked, user inactive)."""
+        if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
+            return None
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._callers.get(digest)
+        if hit is not None and now - hit[1] < TTL_SECONDS:
+            return hit[0]
+        caller = await self._load_caller(raw, digest)
+        if len(self._callers) >= MAX_CALLERS:
+            self._callers.clear()
+        self._callers[digest] = (caller, now)
+        return caller
+
+    async def _load_caller(self, raw: str, digest: str) -> Caller | None:
+        self.loads += 1
+        async with self.sessionmaker() as session:
+            candidates = (
+                await session.scalars(
+                    select(ApiToken).where(ApiToken.prefix == raw[:10]).options(selectinload(ApiToken.user))
+                )
+            ).all()
+        for token in candidates:
+            # Compared in constant time; the prefix only narrows the search.
+            if not hmac.compare_digest(token.token_hash, digest):
+                continue
+            user = token.user
+            if token.revoked_at is not None or user.status is not UserStatus.active:
+                return None
+            return Caller(
+                token_id=token.id,
+                account_id=token.account_id,
+                user_id=user.id,
+                email=user.email,
+                role=user.role,
+                group_id=user.group_id,
+                scopes=frozenset(token.scopes),
+                expires_at=token.expires_at,
+                project_id=token.project_id,
+            )
+        return None
+
+    async def catalog(self, account_id: uuid.UUID) -> Catalog:
+        catalog = self._catalogs.get(account_id)
+        if catalog is not None and time.monotonic() - catalog.loaded < TTL_SECONDS:
+            return catalog
+        catalog = await self._load_catalog(account_id)
+        self._catalogs[account_id] = catalog
+        return catalog
+
+    async def _load_catalog(self, account_id: uuid.UUID) -> Catalog:
+        self.loads += 1
+        async with self.sessionmaker() as session:
+            account = await session.get(Account, account_id)
+            rows = (
+                await session.execute(
+                    select(Model, Provider)
+                    .join(Provider, Provider.id == Model.provider_id)
+                    .where(Model.account_id == account_id)
+                )
+            ).all()
+            projects = (
+                await session.execute(
+                    select(Project.id, Project.name).where(Project.account_id == account_id)
+                )
+            ).all()
+            members = (
+                await session.execute(
+                    select(ProjectMember.project_id, ProjectMember.user_id).where(
+                        ProjectMember.account_id == account_id
+                    )
+                )
+            ).all()
+        upstreams: dict[uuid.UUID, Upstream] = {}
+        routes: dict[str, Route] = {}
+        for model, provider in rows:
+            if not model.enabled:
+                continue
+            upstream = upstreams.get(provider.id)
+            if upstream is None:
+                upstream = upstreams[provider.id] = self._upstream(provider)
+            routes[model.name] = Route(
+                model_id=model.id,
+                name=model.name,
+                upstream_model=model.upstream_model,
+                upstream=upstream,
+                input_price=model.input_price_per_million,
+                output_price=model.output_price_per_million,
+                cached_price=model.cached_input_price_per_million,
+                context_window=model.context_window,
+                max_output_tokens=model.max_output_tokens,
+                capabilities=frozenset(model.capabilities),
+                created=int(model.created_at.timestamp()),
+            )
+        return Catalog(
+            account_id=account_id,
+            store_content=bool(account and account.store_request_content),
+            retention_days=account.content_retention_days if account else 30,
+            routes=routes,
+            projects_by_id={pid: name for pid, name in projects},
+            projects_by_name={name.lower(): pid for pid, name in projects},
+            members={(pid, uid) for pid, uid in members},
+            loaded=time.monotonic(),
+        )
+
+    def _upstream(self, provider: Provider) -> Upstream:
+        key: str | None = None
+        if provider.api_key_encrypted:
+            try:
+                key = secrets.decrypt(provider.api_key_encrypted, self.secret_key)
+            except ValueError:
+                key = None  # the secret key changed: the upstream will refuse, reported as such
+        return Upstream(
+            provider_id=provider.id,
+            name=provider.name,
+            kind=provider.kind,
+            base_url=provider.base_url,
+            api_key=key,
+            settings=dict(provider.settings or {}),
+        )
+
+
+# Every directory of this process; a commit that changed what they hold clears them all.
+_DIRECTORIES: weakref.WeakSet[Directory] = weakref.WeakSet()
+
+
+def invalidate_all() -> None:
+    for directory in _DIRECTORIES:
+        directory.invalidate()
+
+
+@event.listens_for(Session, "after_flush")
+def _after_flush(session: Session, _flush: UOWTransaction) -> None:
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, TRACKED):
+            session.info["cockpit_gateway_dirty"] = True
+            return
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _orm_execute(state: ORMExecuteState) -> None:
+    if (state.is_update or state.is_delete) and not state.execution_options.get("cockpit_keep_gateway_cache"):
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) in _TRACKED_TABLES:
+            state.session.info["cockpit_gateway_dirty"] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.info.pop("cockpit_gateway_dirty", False):
+        invalidate_all()
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop("cockpit_gateway_dirty", None)

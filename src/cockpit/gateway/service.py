@@ -1,0 +1,517 @@
+"""The OpenAI-compatible gateway: authenticate, route, call the upstream, record the call.
+
+The hot path does no database round-trip: callers and catalogues come from the in-memory
+``Directory`` and the record goes to the ``Recorder`` (a journal append; the database write is
+batched in the background).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from cockpit.config import Settings
+from cockpit.gateway import tokencount
+from cockpit.gateway.directory import Caller, Catalog, Directory, Route
+from cockpit.gateway.errors import GatewayError, invalid, model_not_found, unauthenticated
+from cockpit.gateway.transport import PooledTransport
+from cockpit.gateway.upstreams import Call, Upstreams
+from cockpit.kit.time import utcnow
+from cockpit.usage.models import CallStatus, Operation
+from cockpit.usage.recorder import Recorder
+from cockpit.users.models import UserRole
+
+MAX_BODY_BYTES = 32 * 1024 * 1024
+MAX_STORED_REQUEST_BYTES = 256 * 1024
+MILLION = Decimal(1_000_000)
+# Body fields that would name other credentials or another destination: never accepted.
+FORBIDDEN_FIELDS = frozenset(
+    {
+        "api_key",
+        "api_base",
+        "base_url",
+        "api_version",
+        "organization",
+        "headers",
+        "extra_headers",
+        "custom_llm_provider",
+        "provider",
+        "deployment_id",
+        "azure_endpoint",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "vertex_credentials",
+    }
+)
+ADMIN_ROLES = frozenset({UserRole.owner, UserRole.admin})
+JSON_TYPE = "application/json"
+
+
+def cost_of(route: Route, input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
+    """Exact USD cost. Cached input tokens are part of the input tokens and cost the cached-input
+    price; a model without a cached-input price (0) charges them the input price."""
+    cached = min(max(cached_tokens, 0), input_tokens)
+    cached_price = route.cached_price if route.cached_price > 0 else route.input_price
+    micro = (
+        (input_tokens - cached) * route.input_price
+        + cached * cached_price
+        + output_tokens * route.output_price
+    )
+    return micro / MILLION
+
+
+class EventStream(Response):
+    """Server-sent events, sent as they come. A client that goes away is noticed at once (not only at
+    the next write): the relay is cancelled, which closes the upstream stream and records the call."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self.chunks = chunks
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+    async def _pump(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        async for chunk in self.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _watch(receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pump = asyncio.ensure_future(self._pump(send))
+        watch = asyncio.ensure_future(self._watch(receive))
+        try:
+            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, watch):
+                task.cancel()
+            for task in (pump, watch):
+                with contextlib.suppress(BaseException):
+                    await task
+            aclose = getattr(self.chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+class Attribution:
+    __slots__ = ("agent_id", "project_id")
+
+    def __init__(self, project_id: uuid.UUID | None, agent_id: str | None) -> None:
+        self.project_id, self.agent_id = project_id, agent_id
+
+
+class Gateway:
+    def __init__(self, settings: Settings, directory: Directory, recorder: Recorder) -> None:
+        self.settings = settings
+        self.directory = directory
+        self.recorder = recorder
+        self.transport = PooledTransport(allow_private=settings.allow_private_upstreams)
+        self.upstreams = Upstreams(self.transport)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    # ---- who is calling ----
+
+    async def authenticate(self, request: Request) -> Caller:
+        header = request.headers.get("authorization", "")
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise unauthenticated(
+                "Missing API token: send it as 'Authorization: Bearer <token>' (a Cockpit token with the "
+                "gateway scope)."
+            )
+        caller = await self.directory.caller(raw.strip())
+        if caller is None:
+            raise unauthenticated("Invalid API token: it is unknown, revoked, or its user is deactivated.")
+        if caller.expires_at is not None and caller.expires_at <= utcnow():
+            raise unauthenticated("This API token has expired.")
+        if "gateway" not in caller.scopes:
+            raise GatewayError(
+                403,
+                "This API token does not have the gateway scope.",
+                type="permission_error",
+                code="insufficient_scope",
+            )
+        return caller
+
+    def attribution(self, request: Request, caller: Caller, catalog: Catalog) -> Attribution:
+        project_id = caller.project_id
+        wanted = request.headers.get("x-cockpit-project", "").strip()
+        if wanted:
+            try:
+                found: uuid.UUID | None = uuid.UUID(wanted)
+                if found not in catalog.projects_by_id:
+                    found = None
+            except ValueError:
+                found = catalog.projects_by_name.get(wanted.lower())
+            if found is None:
+                raise invalid(
+                    f"Unknown project '{wanted[:100]}' in X-Cockpit-Project.", code="unknown_project"
+                )
+            if project_id is not None and found != project_id:
+                raise invalid(
+                    "This API token belongs to another project than the one in X-Cockpit-Project.",
+                    code="project_mismatch",
+                )
+            if caller.role not in ADMIN_ROLES and (found, caller.user_id) not in catalog.members:
+                raise GatewayError(
+                    403,
+                    f"You are not a member of the project '{catalog.projects_by_id[found]}'.",
+                    type="permission_error",
+                    code="not_project_member",
+                )
+            project_id = found
+        agent = request.headers.get("x-cockpit-agent", "").strip() or None
+        if agent is not None and (len(agent) > 100 or not agent.isprintable()):
+            raise invalid("X-Cockpit-Agent must be at most 100 printable characters.", code="invalid_agent")
+        return Attribution(project_id, agent)
+
+    # ---- requests ----
+
+    async def _body(self, request: Request) -> dict[str, Any]:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            raise GatewayError(413, "The request body is too large.", code="payload_too_large")
+        try:
+            raw = await request.body()
+        except ClientDisconnect:
+            raise invalid("The request body was not received completely.") from None
+        if len(raw) > MAX_BODY_BYTES:
+            raise GatewayError(413, "The request body is too large.", code="payload_too_large")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise invalid("The request body is not valid JSON.", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise invalid("The request body must be a JSON object.", code="invalid_json")
+        return body
+
+    @staticmethod
+    def _check_common(body: dict[str, Any]) -> str:
+        smuggled = FORBIDDEN_FIELDS.intersection(body)
+        if smuggled:
+            name = sorted(smuggled)[0]
+            raise invalid(
+                f"The field '{name}' is not accepted: Cockpit chooses the provider and its credentials.",
+                param=name,
+                code="forbidden_parameter",
+            )
+        model = body.get("model")
+        if not isinstance(model, str) or not model.strip():
+            raise invalid("'model' is required and must be a string.", param="model", code="missing_model")
+        return model
+
+    @staticmethod
+    def _check_chat(body: dict[str, Any]) -> tuple[bool, bool]:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise invalid("'messages' must be a non-empty array.", param="messages")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise invalid(
+                    f"messages[{index}] must be an object with a 'role'.", param=f"messages[{index}]"
+                )
+        stream = body.get("stream", False)
+        if stream is None:
+            stream = False
+        if not isinstance(stream, bool):
+            raise invalid("'stream' must be true or false.", param="stream")
+        options = body.get("stream_options")
+        if options is not None and not isinstance(options, dict):
+            raise invalid("'stream_options' must be an object.", param="stream_options")
+        if options is not None and not stream:
+            raise invalid("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
+        for name in ("max_tokens", "max_completion_tokens"):
+            value = body.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise invalid(f"'{name}' must be a positive integer.", param=name)
+        include_usage = bool(stream and options and options.get("include_usage") is True)
+        return stream, include_usage
+
+    def _route(self, catalog: Catalog, name: str, capability: str) -> Route:
+        route = catalog.routes.get(name)
+        if route is None:
+            raise model_not_found(name)
+        caps = route.capabilities or frozenset({"chat"})
+        if capability not in caps:
+            what = "chat completions" if capability == "chat" else "embeddings"
+            raise invalid(
+                f"The model '{name}' does not support {what}.", param="model", code="unsupported_operation"
+            )
+        return route
+
+    def _call(
+        self, route: Route, body: dict[str, Any], operation: str, stream: bool, include_usage: bool
+    ) -> Call:
+        read_timeout = self.settings.upstream_read_timeout
+        custom = route.upstream.settings.get("timeout_seconds")
+        if isinstance(custom, int | float) and not isinstance(custom, bool) and custom > 0:
+            read_timeout = float(custom)
+        return Call(
+            route=route,
+            body=body,
+            operation=operation,
+            stream=stream,
+            include_usage=include_usage,
+            connect_timeout=self.settings.upstream_connect_timeout,
+            read_timeout=read_timeout,
+        )
+
+    async def chat_completions(self, request: Request) -> Response:
+        return await self._handle(request, Operation.chat)
+
+    async def embeddings(self, request: Request) -> Response:
+        return await self._handle(request, Operation.embedding)
+
+    async def _handle(self, request: Request, operation: Operation) -> Response:
+        created_at = utcnow()
+        started = time.perf_counter()
+        try:
+            caller = await self.authenticate(request)
+        except GatewayError as exc:
+            return exc.response()  # no account to record it under
+        catalog: Catalog | None = None
+        body: dict[str, Any] = {}
+        model_name = ""
+        attribution = Attribution(caller.project_id, None)
+        route: Route | None = None
+        call: Call | None = None
+        stream = False
+        try:
+            catalog = await self.directory.catalog(caller.account_id)
+            attribution = self.attribution(request, caller, catalog)
+            body = await self._body(request)
+            model_name = self._check_common(body)
+            if operation is Operation.chat:
+                stream, include_usage = self._check_chat(body)
+                route = self._route(catalog, model_name, "chat")
+            else:
+                if "input" not in body:
+                    raise invalid("'input' is required.", param="input")
+                include_usage = False
+                route = self._route(catalog, model_name, "embeddings")
+            call = self._call(route, body, operation.value, stream, include_usage)
+            call.started = started
+            if operation is Operation.embedding:
+                content = await self.upstreams.embed(call)
+            elif stream:
+                chunks = await self.upstreams.start_stream(call)
+                return EventStream(self._relay(chunks, call, caller, catalog, attribution, created_at))
+            else:
+                content = await self.upstreams.complete(call)
+        except GatewayError as exc:
+            self._record(
+                caller,
+                catalog,
+                attribution,
+                created_at,
+                started,
+                model_name,
+                operation.value,
+                route,
+                call,
+                body,
+                status=CallStatus.error,
+                http_status=exc.status,
+                error=exc,
+            )
+            return exc.response()
+        self._record(
+            caller,
+            catalog,
+            attribution,
+            created_at,
+            started,
+            model_name,
+            operation.value,
+            route,
+            call,
+            body,
+            status=CallStatus.success,
+            http_status=200,
+        )
+        return Response(content, media_type=JSON_TYPE)
+
+    async def _relay(
+        self,
+        chunks: AsyncIterator[bytes],
+        call: Call,
+        caller: Caller,
+        catalog: Catalog,
+        attribution: Attribution,
+        created_at: datetime,
+    ) -> AsyncIterator[bytes]:
+        status, error = CallStatus.client_disconnected, None
+        try:
+            async for chunk in chunks:
+                yield chunk
+            if call.failure is not None:
+                status, error = CallStatus.error, call.failure
+            else:
+                status = CallStatus.success
+        finally:
+            if status is CallStatus.client_disconnected:
+                aclose = getattr(chunks, "aclose", None)
+                if aclose is not None:
+                    # The caller is gone; closing the upstream must not stop the call being recorded.
+                    with contextlib.suppress(BaseException):
+                        await aclose()
+            self._record(
+                caller,
+                catalog,
+                attribution,
+                created_at,
+                call.started,
+                call.route.name,
+                call.operation,
+                call.route,
+                call,
+                call.body,
+                status=status,
+                http_status=499 if status is CallStatus.client_disconnected else 200,
+                error=error,
+            )
+
+    # ---- recording ----
+
+    def _record(
+        self,
+        caller: Caller,
+        catalog: Catalog | None,
+        attribution: Attribution,
+        created_at: datetime,
+        started: float,
+        model_name: str,
+        operation: str,
+        route: Route | None,
+        call: Call | None,
+        body: dict[str, Any],
+        *,
+        status: CallStatus,
+        http_status: int,
+        error: GatewayError | None = None,
+    ) -> None:
+        now = time.perf_counter()
+        input_tokens = output_tokens = cached = 0
+        estimated = False
+        cost = Decimal(0)
+        ttft_ms: int | None = None
+        if call is not None and route is not None:
+            if call.first_token is not None:
+                ttft_ms = round((call.first_token - started) * 1000)
+            reached_upstream = call.usage is not None or call.pieces or call.first_token is not None
+            if call.usage is not None:
+                input_tokens, output_tokens, cached = call.usage
+            elif (
+                reached_upstream
+                or (call.stream and status is not CallStatus.error)
+                or call.failure is not None
+            ):
+                # The upstream reported nothing (a stream cut short): count what was sent and received.
+                estimated = True
+                model = route.upstream_model
+                input_tokens = tokencount.count_input(body, model=model, operation=operation)
+                output_tokens = tokencount.count_text("".join(call.pieces), model=model)
+            cost = cost_of(route, input_tokens, output_tokens, cached)
+        record: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "account_id": str(caller.account_id),
+            "created_at": created_at.isoformat(),
+            "user_id": str(caller.user_id),
+            "group_id": str(caller.group_id),
+            "project_id": str(attribution.project_id) if attribution.project_id else None,
+            "agent_id": attribution.agent_id,
+            "api_token_id": str(caller.token_id),
+            "model_id": str(route.model_id) if route else None,
+            "model": (model_name or "")[:200],
+            "provider_id": str(route.upstream.provider_id) if route else None,
+            "provider_kind": route.upstream.kind.value if route else None,
+            "operation": operation,
+            "stream": bool(call.stream) if call else bool(body.get("stream") is True),
+            "status": status.value,
+            "error_type": error.code if error else None,
+            "error_message": error.message[:500] if error else None,
+            "http_status": http_status,
+            "latency_ms": round((now - started) * 1000),
+            "ttft_ms": ttft_ms,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cached_tokens": cached,
+            "tokens_estimated": estimated,
+            "cost_usd": str(cost),
+            "upstream_id": call.upstream_id if call else None,
+        }
+        if catalog is not None and catalog.store_content and body:
+            self._store_content(record, catalog, created_at, body, call)
+        self.recorder.record(record)
+
+    @staticmethod
+    def _store_content(
+        record: dict[str, Any],
+        catalog: Catalog,
+        created_at: datetime,
+        body: dict[str, Any],
+        call: Call | None,
+    ) -> None:
+        text = json.dumps(body, default=str)
+        if len(text) > MAX_STORED_REQUEST_BYTES:
+            record["request_content"] = {"truncated": True, "bytes": len(text)}
+        else:
+            record["request_content"] = body
+        output: str | None = None
+        if call is not None:
+            output = "".join(call.pieces) if call.stream else call.output_text
+            if call.operation == Operation.embedding.value and call.usage is not None:
+                output = "(embedding vectors)"
+        record["response_content"] = output[:MAX_STORED_REQUEST_BYTES] if output else None
+        record["content_expires_at"] = (created_at + timedelta(days=catalog.retention_days)).isoformat()
+
+    # ---- models ----
+
+    async def list_models(self, request: Request) -> Response:
+        try:
+            caller = await self.authenticate(request)
+        except GatewayError as exc:
+            return exc.response()
+        catalog = await self.directory.catalog(caller.account_id)
+        data = [
+            {"id": r.name, "object": "model", "created": r.created, "owned_by": r.upstream.name}
+            for r in sorted(catalog.routes.values(), key=lambda r: r.name)
+        ]
+        return Response(json.dumps({"object": "list", "data": data}).encode(), media_type=JSON_TYPE)
+
+    async def retrieve_model(self, request: Request) -> Response:
+        try:
+            caller = await self.authenticate(request)
+        except GatewayError as exc:
+            return exc.response()
+        catalog = await self.directory.catalog(caller.account_id)
+        name = request.path_params["model"]
+        route = catalog.routes.get(name)
+        if route is None:
+            return model_not_found(name).response()
+        payload = {
+            "id": route.name,
+            "object": "model",
+            "created": route.created,
+            "owned_by": route.upstream.name,
+        }
+        return Response(json.dumps(payload).encode(), media_type=JSON_TYPE)

@@ -1,0 +1,519 @@
+"""Talking to upstream providers: OpenAI-compatible (pass-through), Anthropic (translated), simulated.
+
+Each adapter fills the ``Call`` it is given with what the upstream reported (usage, id, output
+text, time of the first token) and returns the answer in the OpenAI format. An error before the
+first byte of the answer is a ``GatewayError``; a stream that breaks later ends with an SSE error
+event and ``call.failure`` set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from cockpit.gateway import anthropic, simulated
+from cockpit.gateway.directory import Route
+from cockpit.gateway.errors import (
+    GatewayError,
+    invalid,
+    upstream_status,
+    upstream_timeout,
+    upstream_unreachable,
+)
+from cockpit.gateway.transport import PooledTransport
+from cockpit.providers.models import ProviderKind
+
+ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class Call:
+    """One gateway call on its way through an adapter."""
+
+    route: Route
+    body: dict[str, Any]
+    operation: str
+    stream: bool
+    include_usage: bool
+    connect_timeout: float
+    read_timeout: float
+    started: float = field(default_factory=time.perf_counter)
+    # Filled by the adapter:
+    usage: tuple[int, int, int] | None = None  # input, output, cached input tokens
+    upstream_id: str | None = None
+    first_token: float | None = None
+    pieces: list[str] = field(default_factory=list)  # streamed output text
+    output_text: str | None = None  # the whole answer text (non-streamed)
+    failure: GatewayError | None = None  # a stream that broke after it started
+    finished: bool = False  # the stream reached its end
+
+    def mark_first_token(self) -> None:
+        if self.first_token is None:
+            self.first_token = time.perf_counter()
+
+
+def scrub(text: str, key: str | None) -> str:
+    text = " ".join(str(text).split())[:400]
+    return text.replace(key, "[api key]") if key else text
+
+
+def _error_detail(content: bytes) -> str:
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return content[:200].decode("utf-8", "replace")
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+    return ""
+
+
+def _usage_of(data: Any) -> tuple[int, int, int] | None:
+    if not isinstance(data, dict):
+        return None
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens", 0)
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return prompt, completion, cached if isinstance(cached, int) else 0
+
+
+def _delta_text(chunk: dict[str, Any]) -> tuple[str | None, bool]:
+    """(content text, whether the chunk carries output: text or tool calls)."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None, False
+    delta = choices[0].get("delta")
+    if not isinstance(delta, dict):
+        return None, False
+    content = delta.get("content")
+    text = content if isinstance(content, str) and content else None
+    return text, bool(text) or bool(delta.get("tool_calls"))
+
+
+def _message_text(data: Any) -> str | None:
+    try:
+        content = data["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return content if isinstance(content, str) else None
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _stream_error(error: GatewayError) -> bytes:
+    return sse(error.body())
+
+
+class Upstreams:
+    def __init__(self, transport: PooledTransport) -> None:
+        self.transport = transport
+
+    # ---- HTTP plumbing ----
+
+    async def _send(self, call: Call, url: str, headers: list[tuple[str, str]], payload: dict[str, Any],
+                    key: str | None) -> httpx.Response:  # fmt: skip
+        request = httpx.Request(
+            "POST",
+            url,
+            content=json.dumps(payload, separators=(",", ":")).encode(),
+            headers=headers,
+            extensions={"timeout": {"connect": call.connect_timeout, "read": call.read_timeout}},
+        )
+        try:
+            response = await self.transport.handle_async_request(request)
+        except httpx.TimeoutException:
+            raise upstream_timeout() from None
+        except httpx.HTTPError as exc:
+            raise upstream_unreachable(scrub(str(exc), key)) from None
+        if response.status_code != 200:
+            try:
+                content = await response.aread()
+            except httpx.TimeoutException:
+                raise upstream_timeout() from None
+            except httpx.HTTPError:
+                content = b""
+            finally:
+                await response.aclose()
+            raise upstream_status(response.status_code, scrub(_error_detail(content), key))
+        return response
+
+    async def _read(self, response: httpx.Response) -> bytes:
+        try:
+            return await response.aread()
+        except httpx.TimeoutException:
+            raise upstream_timeout() from None
+        except httpx.HTTPError as exc:
+            raise upstream_unreachable(str(exc)) from None
+        finally:
+            await response.aclose()
+
+    # ---- dispatch ----
+
+    async def complete(self, call: Call) -> bytes:
+        kind = call.route.upstream.kind
+        if kind is ProviderKind.openai:
+            return await self._openai_json(call, "/chat/completions")
+        if kind is ProviderKind.anthropic:
+            return await self._anthropic_json(call)
+        return await self._simulated_json(call)
+
+    async def start_stream(self, call: Call) -> AsyncIterator[bytes]:
+        kind = call.route.upstream.kind
+        if kind is ProviderKind.openai:
+            return await self._openai_stream(call)
+        if kind is ProviderKind.anthropic:
+            return await self._anthropic_stream(call)
+        return await self._simulated_stream(call)
+
+    async def embed(self, call: Call) -> bytes:
+        kind = call.route.upstream.kind
+        if kind is ProviderKind.openai:
+            return await self._openai_json(call, "/embeddings")
+        if kind is ProviderKind.simulated:
+            try:
+                data = simulated.embed(
+                    call.body,
+                    upstream_model=call.route.upstream_model,
+                    public_model=call.route.name,
+                    settings=call.route.upstream.settings,
+                )
+            except ValueError as exc:
+                raise invalid(str(exc), param="input") from None
+            except simulated.SimulatedFailure as exc:
+                raise GatewayError(502, str(exc), type="upstream_error", code="upstream_error") from None
+            call.usage = _usage_of(data)
+            return json.dumps(data, separators=(",", ":")).encode()
+        raise invalid(
+            f"The model '{call.route.name}' is served by an Anthropic provider, which has no embeddings.",
+            param="model",
+            code="unsupported_operation",
+        )
+
+    # ---- OpenAI-compatible ----
+
+    def _openai_request(self, call: Call, path: str) -> tuple[str, list[tuple[str, str]], dict[str, Any]]:
+        upstream = call.route.upstream
+        payload = dict(call.body)
+        payload["model"] = call.route.upstream_model
+        if call.stream:
+            options = payload.get("stream_options")
+            payload["stream_options"] = {
+                **(options if isinstance(options, dict) else {}),
+                "include_usage": True,
+            }
+        headers = [("content-type", "application/json"), ("accept", "application/json")]
+        if upstream.api_key:
+            header = upstream.settings.get("api_key_header")
+            if isinstance(header, str) and header and header.lower() != "authorization":
+                headers.append((header, upstream.api_key))
+            else:
+                headers.append(("authorization", f"Bearer {upstream.api_key}"))
+        url = f"{upstream.base_url}{path}"
+        query = upstream.settings.get("query_params")
+        if isinstance(query, dict) and query:
+            url = str(httpx.URL(url, params={str(k): str(v) for k, v in query.items()}))
+        return url, headers, payload
+
+    async def _openai_json(self, call: Call, path: str) -> bytes:
+        url, headers, payload = self._openai_request(call, path)
+        key = call.route.upstream.api_key
+        response = await self._send(call, url, headers, payload, key)
+        content = await self._read(response)
+        call.first_token = time.perf_counter()
+        try:
+            data = json.loads(content)
+        except ValueError:
+            raise GatewayError(502, "The upstream provider answered with something that is not JSON.",
+                               type="upstream_error", code="upstream_bad_response") from None  # fmt: skip
+        call.usage = _usage_of(data)
+        if isinstance(data, dict):
+            call.upstream_id = str(data.get("id"))[:200] if data.get("id") else None
+            call.output_text = _message_text(data)
+        return content
+
+    async def _openai_stream(self, call: Call) -> AsyncIterator[bytes]:
+        url, headers, payload = self._openai_request(call, "/chat/completions")
+        headers[1] = ("accept", "text/event-stream")
+        response = await self._send(call, url, headers, payload, call.route.upstream.api_key)
+        return self._relay_openai(call, response)
+
+    async def _relay_openai(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+        """Pass the upstream's SSE events through one by one, as they arrive.
+
+        The usage event is always requested upstream (metering needs it) and is passed on only
+        when the caller asked for it."""
+        buffer = b""
+        try:
+            async for raw in response.aiter_raw():
+                buffer += raw
+                if b"\r" in buffer:
+                    buffer = buffer.replace(b"\r\n", b"\n")
+                out: list[bytes] = []
+                while True:
+                    end = buffer.find(b"\n\n")
+                    if end < 0:
+                        break
+                    event, buffer = buffer[: end + 2], buffer[end + 2 :]
+                    if self._keep_openai_event(call, event):
+                        out.append(event)
+                if out:
+                    yield b"".join(out)
+            if buffer.strip() and self._keep_openai_event(call, buffer + b"\n\n"):
+                yield buffer + b"\n\n"
+            if not call.finished:
+                call.failure = GatewayError(
+                    502,
+                    "The upstream provider ended the stream early.",
+                    type="upstream_error",
+                    code="upstream_stream_interrupted",
+                )
+                yield _stream_error(call.failure)
+        except httpx.TimeoutException:
+            call.failure = upstream_timeout()
+            yield _stream_error(call.failure)
+        except httpx.HTTPError:
+            call.failure = GatewayError(
+                502,
+                "The upstream provider's stream broke off.",
+                type="upstream_error",
+                code="upstream_stream_interrupted",
+            )
+            yield _stream_error(call.failure)
+        finally:
+            await response.aclose()
+
+    def _keep_openai_event(self, call: Call, event: bytes) -> bool:
+        data = b""
+        for line in event.split(b"\n"):
+            if line.startswith(b"data:"):
+                data += line[5:].strip()
+        if not data:
+            return True  # comments, keep-alives
+        if data == b"[DONE]":
+            call.finished = True
+            return True
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            return True
+        if not isinstance(chunk, dict):
+            return True
+        if call.upstream_id is None and isinstance(chunk.get("id"), str):
+            call.upstream_id = chunk["id"][:200]
+        text, output = _delta_text(chunk)
+        if output:
+            call.mark_first_token()
+        if text:
+            call.pieces.append(text)
+        usage = _usage_of(chunk)
+        if usage is not None:
+            call.usage = usage
+            if not call.include_usage and not chunk.get("choices"):
+                return False  # requested by Cockpit for metering, not by the caller
+        return True
+
+    # ---- Anthropic ----
+
+    def _anthropic_request(self, call: Call) -> tuple[str, list[tuple[str, str]], dict[str, Any]]:
+        upstream = call.route.upstream
+        try:
+            payload = anthropic.to_messages_request(
+                call.body,
+                upstream_model=call.route.upstream_model,
+                max_tokens=max_output(call),
+                stream=call.stream,
+            )
+        except anthropic.TranslationError as exc:
+            raise invalid(exc.message, param=exc.param) from None
+        headers = [("content-type", "application/json"), ("anthropic-version", ANTHROPIC_VERSION)]
+        if upstream.api_key:
+            headers.append(("x-api-key", upstream.api_key))
+        return f"{upstream.base_url}/v1/messages", headers, payload
+
+    async def _anthropic_json(self, call: Call) -> bytes:
+        url, headers, payload = self._anthropic_request(call)
+        response = await self._send(call, url, headers, payload, call.route.upstream.api_key)
+        content = await self._read(response)
+        call.first_token = time.perf_counter()
+        try:
+            data = json.loads(content)
+            result, usage = anthropic.from_messages_response(data, model=call.route.name)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise GatewayError(502, "The upstream provider answered with something Cockpit cannot read.",
+                               type="upstream_error", code="upstream_bad_response") from None  # fmt: skip
+        call.usage = usage
+        call.upstream_id = str(data.get("id"))[:200] if isinstance(data, dict) and data.get("id") else None
+        call.output_text = _message_text(result)
+        return json.dumps(result, separators=(",", ":")).encode()
+
+    async def _anthropic_stream(self, call: Call) -> AsyncIterator[bytes]:
+        url, headers, payload = self._anthropic_request(call)
+        headers.append(("accept", "text/event-stream"))
+        response = await self._send(call, url, headers, payload, call.route.upstream.api_key)
+        return self._relay_anthropic(call, response)
+
+    async def _relay_anthropic(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+        translator = anthropic.StreamTranslator(model=call.route.name, include_usage=call.include_usage)
+        buffer = b""
+        try:
+            async for raw in response.aiter_raw():
+                buffer += raw
+                if b"\r" in buffer:
+                    buffer = buffer.replace(b"\r\n", b"\n")
+                out: list[bytes] = []
+                while (end := buffer.find(b"\n\n")) >= 0:
+                    event, buffer = buffer[:end], buffer[end + 2 :]
+                    name, data = "", b""
+                    for line in event.split(b"\n"):
+                        if line.startswith(b"event:"):
+                            name = line[6:].strip().decode()
+                        elif line.startswith(b"data:"):
+                            data += line[5:].strip()
+                    if not data:
+                        continue
+                    try:
+                        parsed = json.loads(data)
+                    except ValueError:
+                        continue
+                    if not isinstance(parsed, dict):
+                        continue
+                    name = name or str(parsed.get("type", ""))
+                    if name == "message_start" and isinstance(parsed.get("message"), dict):
+                        message_id = parsed["message"].get("id")
+                        call.upstream_id = str(message_id)[:200] if message_id else None
+                    for chunk in translator.feed(name, parsed):
+                        text, output = _delta_text(chunk)
+                        if output:
+                            call.mark_first_token()
+                        if text:
+                            call.pieces.append(text)
+                        out.append(sse(chunk))
+                    if translator.usage is not None:
+                        call.usage = translator.usage
+                    if translator.finished:
+                        call.finished = True
+                        out.append(DONE)
+                if out:
+                    yield b"".join(out)
+                if call.finished:
+                    break
+            if not call.finished:
+                call.failure = GatewayError(
+                    502,
+                    "The upstream provider ended the stream early.",
+                    type="upstream_error",
+                    code="upstream_stream_interrupted",
+                )
+                yield _stream_error(call.failure)
+        except anthropic.UpstreamStreamError as exc:
+            call.failure = GatewayError(
+                502,
+                f"The upstream provider reported an error: {exc.message}",
+                type="upstream_error",
+                code="upstream_error",
+            )
+            yield _stream_error(call.failure)
+        except httpx.TimeoutException:
+            call.failure = upstream_timeout()
+            yield _stream_error(call.failure)
+        except httpx.HTTPError:
+            call.failure = GatewayError(
+                502,
+                "The upstream provider's stream broke off.",
+                type="upstream_error",
+                code="upstream_stream_interrupted",
+            )
+            yield _stream_error(call.failure)
+        finally:
+            await response.aclose()
+
+    # ---- simulated ----
+
+    async def _simulated_json(self, call: Call) -> bytes:
+        route = call.route
+        try:
+            data = await simulated.complete(
+                call.body,
+                upstream_model=route.upstream_model,
+                public_model=route.name,
+                settings=route.upstream.settings,
+                max_tokens=max_output(call),
+            )
+        except ValueError as exc:
+            raise invalid(str(exc), param="messages") from None
+        except simulated.SimulatedFailure as exc:
+            raise GatewayError(502, str(exc), type="upstream_error", code="upstream_error") from None
+        call.first_token = time.perf_counter()
+        call.usage = _usage_of(data)
+        call.upstream_id = data["id"]
+        call.output_text = _message_text(data)
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    async def _simulated_stream(self, call: Call) -> AsyncIterator[bytes]:
+        route = call.route
+        try:
+            chunks = simulated.stream(
+                call.body,
+                upstream_model=route.upstream_model,
+                public_model=route.name,
+                settings=route.upstream.settings,
+                max_tokens=max_output(call),
+                include_usage=True,
+            )
+            first = await anext(chunks)
+        except ValueError as exc:
+            raise invalid(str(exc), param="messages") from None
+        except simulated.SimulatedFailure as exc:
+            raise GatewayError(502, str(exc), type="upstream_error", code="upstream_error") from None
+        return self._relay_simulated(call, first, chunks)
+
+    async def _relay_simulated(
+        self, call: Call, first: dict[str, Any], chunks: AsyncIterator[dict[str, Any]]
+    ) -> AsyncIterator[bytes]:
+        chunk: dict[str, Any] | None = first
+        while chunk is not None:
+            call.upstream_id = call.upstream_id or chunk.get("id")
+            text, output = _delta_text(chunk)
+            if output:
+                call.mark_first_token()
+            if text:
+                call.pieces.append(text)
+            usage = _usage_of(chunk)
+            if usage is not None:
+                call.usage = usage
+            if call.include_usage or usage is None or chunk.get("choices"):
+                if not call.include_usage:
+                    chunk.pop("usage", None)
+                yield sse(chunk)
+            chunk = await anext(chunks, None)
+        call.finished = True
+        yield DONE
+
+
+def max_output(call: Call) -> int:
+    """The output-token limit for providers that need one: the caller's, capped by the model's."""
+    limit = call.route.max_output_tokens
+    asked = call.body.get("max_completion_tokens", call.body.get("max_tokens"))
+    if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
+        return min(asked, limit) if limit else asked
+    return limit or DEFAULT_MAX_TOKENS

@@ -1,0 +1,396 @@
+"""Recording gateway calls: durable at once, written to the database in batches, off the hot path.
+
+How a call's record travels (see docs/usage-recording.md):
+
+1. When a call finishes, ``Recorder.record`` appends the record as one JSON line to the process's
+   journal segment (``<data_dir>/usage-journal/<pid>-<n>.jsonl``) with a single ``write`` system
+   call. From then on the record survives a crash of the process (the kernel holds the data); the
+   segment is also fsynced at every flush so that it survives a crash of the machine within one
+   flush interval. The record is also kept in memory.
+2. A background task writes the records in memory to the database in one transaction, at least
+   every ``usage_flush_seconds`` or as soon as ``usage_batch_size`` records wait. Before writing,
+   it starts a new segment; once the transaction commits, the old segments are deleted.
+   If the database is unavailable, the records stay in memory and their segments on disk; the
+   next flush retries them.
+3. At start-up (and with ``cockpit usage recover``), segments left behind by a process that died
+   are replayed: every complete line is inserted, ignoring records that were already written
+   (same id), and the segment is deleted. A segment is locked (``flock``) by the process writing
+   it, so a running process's segment is never taken.
+
+A crash can lose only calls that had not finished (their record was not written yet); a record
+that was only half written (the process died inside ``write``) is a call that had not finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cockpit.auth.models import ApiToken
+from cockpit.kit.time import utcnow
+from cockpit.usage.models import UsageRecord
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger("cockpit.usage")
+
+_UUID_FIELDS = (
+    "id",
+    "account_id",
+    "user_id",
+    "group_id",
+    "project_id",
+    "api_token_id",
+    "model_id",
+    "provider_id",
+)
+_TIME_FIELDS = ("created_at", "content_expires_at")
+# A token's last-used time is written at most this often.
+TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
+# Expired stored content is cleared this often.
+PURGE_INTERVAL = timedelta(minutes=10)
+
+
+def journal_line(record: dict[str, Any]) -> bytes:
+    """One record as a journal line: JSON with ids, times and decimals as strings."""
+    return json.dumps(record, separators=(",", ":"), default=str).encode() + b"\n"
+
+
+def to_row(record: dict[str, Any]) -> dict[str, Any]:
+    """A journal record as column values."""
+    row = dict(record)
+    for name in _UUID_FIELDS:
+        value = row.get(name)
+        if isinstance(value, str):
+            row[name] = uuid.UUID(value)
+    for name in _TIME_FIELDS:
+        value = row.get(name)
+        if isinstance(value, str):
+            row[name] = datetime.fromisoformat(value)
+    cost = row.get("cost_usd")
+    if not isinstance(cost, Decimal):
+        row["cost_usd"] = Decimal(str(cost or 0))
+    return row
+
+
+async def insert_records(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert records, skipping ids that are already there (a replayed journal)."""
+    if not rows:
+        return
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    table = UsageRecord
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        stmt = insert(table)
+    columns = {c.name for c in UsageRecord.__table__.columns}
+    await session.execute(stmt, [{k: v for k, v in row.items() if k in columns} for row in rows])
+
+
+@dataclass
+class _Segment:
+    path: Path
+    fd: int
+    bytes: int = 0
+
+
+@dataclass
+class RecorderStats:
+    recorded: int = 0
+    written: int = 0
+    failed_flushes: int = 0
+    recovered: int = 0
+    rejected: int = 0
+    last_error: str | None = None
+    pending: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Recorder:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        directory: Path,
+        *,
+        flush_seconds: float = 0.25,
+        batch_size: int = 1000,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.directory = directory
+        self.flush_seconds = flush_seconds
+        self.batch_size = batch_size
+        self.stats = RecorderStats()
+        self._pending: list[dict[str, Any]] = []
+        self._sealed: list[_Segment] = []  # rotated segments whose records are not in the database yet
+        self._segment: _Segment | None = None
+        self._counter = itertools.count()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+        self._token_touched: dict[uuid.UUID, datetime] = {}
+        self._last_purge = utcnow() - PURGE_INTERVAL
+        self._closed = False
+
+    # ---- the hot path ----
+
+    def record(self, record: dict[str, Any]) -> None:
+        """Make a finished call's record durable and queue it for the database. Never blocks on it."""
+        line = journal_line(record)
+        segment = self._segment or self._open_segment()
+        _write_all(segment.fd, line)
+        segment.bytes += len(line)
+        self._pending.append(record)
+        self.stats.recorded += 1
+        if self._task is None and not self._closed:
+            self._start_task()
+        if len(self._pending) >= self.batch_size:
+            self._wake.set()
+
+    # ---- segments ----
+
+    def _open_segment(self) -> _Segment:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{os.getpid()}-{uuid.uuid4().hex[:8]}-{next(self._counter)}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._segment = _Segment(path, fd)
+        return self._segment
+
+    def _seal(self) -> None:
+        """Close the current segment for writing; later records go to a new one."""
+        if self._segment is not None and self._segment.bytes:
+            self._sealed.append(self._segment)
+            self._segment = None
+
+    def _sync_segments(self) -> None:
+        for segment in [*self._sealed, *([self._segment] if self._segment else [])]:
+            with contextlib.suppress(OSError):
+                os.fsync(segment.fd)
+
+    def _drop_sealed(self) -> None:
+        for segment in self._sealed:
+            with contextlib.suppress(OSError):
+                segment.path.unlink()
+            with contextlib.suppress(OSError):
+                os.close(segment.fd)
+        self._sealed.clear()
+
+    # ---- the background writer ----
+
+    def _start_task(self) -> None:
+        try:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="cockpit-usage-recorder")
+        except RuntimeError:  # no running loop (a synchronous caller): flushed by stop()
+            self._task = None
+
+    async def start(self) -> None:
+        """Replay what a crashed process left behind, then start the background writer."""
+        self._closed = False
+        await self.recover()
+        if self._task is None:
+            self._start_task()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.flush_seconds):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+                await self._housekeeping()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the writer die; the records wait for the next round
+                log.exception("usage recorder round failed")
+
+    async def flush(self) -> int:
+        """Write the waiting records to the database; returns how many were written."""
+        async with self._flush_lock:
+            if not self._pending:
+                return 0
+            batch, self._pending = self._pending, []
+            self._seal()
+            await asyncio.to_thread(self._sync_segments)
+            try:
+                try:
+                    await self._write(batch)
+                except IntegrityError:
+                    await self._write_one_by_one(batch)
+            except Exception as exc:
+                self._pending[:0] = batch  # keep order; their segments stay on disk
+                self.stats.failed_flushes += 1
+                self.stats.last_error = type(exc).__name__
+                log.warning(
+                    "usage records not written yet (%s); %d waiting", type(exc).__name__, len(self._pending)
+                )
+                return 0
+            self._drop_sealed()
+            self.stats.written += len(batch)
+            return len(batch)
+
+    async def _write(self, batch: list[dict[str, Any]]) -> None:
+        async with self.sessionmaker() as session:
+            await insert_records(session, [to_row(r) for r in batch])
+            await self._touch_tokens(session, batch)
+            await session.commit()
+
+    async def _write_one_by_one(self, batch: list[dict[str, Any]]) -> None:
+        """A batch that breaks a constraint (e.g. its account was deleted meanwhile): write the rows
+        that can be written; the others are set aside in ``rejected.jsonl`` instead of blocking all."""
+        rejected: list[dict[str, Any]] = []
+        async with self.sessionmaker() as session:
+            for record in batch:
+                try:
+                    async with session.begin_nested():
+                        await insert_records(session, [to_row(record)])
+                except IntegrityError:
+                    rejected.append(record)
+            await session.commit()
+        if rejected:
+            self.stats.rejected += len(rejected)
+            log.error("%d usage records violate a constraint; kept in rejected.jsonl", len(rejected))
+            with (self.directory / "rejected.jsonl").open("ab") as handle:
+                for record in rejected:
+                    handle.write(journal_line(record))
+
+    async def _touch_tokens(self, session: AsyncSession, batch: Iterable[dict[str, Any]]) -> None:
+        latest: dict[uuid.UUID, datetime] = {}
+        for record in batch:
+            token_id = record.get("api_token_id")
+            if token_id:
+                key = uuid.UUID(str(token_id))
+                created = record["created_at"]
+                when = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
+                if key not in latest or when > latest[key]:
+                    latest[key] = when
+        for token_id, when in latest.items():
+            previous = self._token_touched.get(token_id)
+            if previous is not None and when - previous < TOKEN_TOUCH_INTERVAL:
+                continue
+            self._token_touched[token_id] = when
+            await session.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=when),
+                execution_options={"cockpit_keep_gateway_cache": True},  # a timestamp, not access
+            )
+
+    async def _housekeeping(self) -> None:
+        now = utcnow()
+        if now - self._last_purge < PURGE_INTERVAL:
+            return
+        self._last_purge = now
+        await purge_expired_content(self.sessionmaker)
+
+    async def stop(self) -> None:
+        """Write everything that waits and stop the background writer."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+        if not self._pending:
+            self._seal()
+            self._drop_sealed()
+            if self._segment is not None:
+                with contextlib.suppress(OSError):
+                    self._segment.path.unlink()
+                    os.close(self._segment.fd)
+                self._segment = None
+
+    # ---- recovery ----
+
+    async def recover(self) -> int:
+        """Insert the records of segments no live process holds; returns how many were new or old."""
+        if not self.directory.exists():
+            return 0
+        own = {s.path for s in self._sealed} | ({self._segment.path} if self._segment else set())
+        total = 0
+        for path in sorted(self.directory.glob("*-*-*.jsonl")):
+            if path in own:
+                continue
+            total += await self._replay(path)
+        self.stats.recovered += total
+        return total
+
+    async def _replay(self, path: Path) -> int:
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return 0
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return 0  # a live process is writing it
+            records = list(read_segment(path))
+            for start in range(0, len(records), 1000):
+                part = records[start : start + 1000]
+                try:
+                    await self._write(part)
+                except IntegrityError:
+                    await self._write_one_by_one(part)
+            os.unlink(path)
+            if records:
+                log.info("recovered %d usage records from %s", len(records), path.name)
+            return len(records)
+        finally:
+            os.close(fd)
+
+
+def read_segment(path: Path) -> Iterable[dict[str, Any]]:
+    """The complete records of a segment; a torn last line (a crash inside write) is skipped."""
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                record = json.loads(line)
+            except ValueError:
+                log.warning("skipping a malformed usage journal line in %s", path.name)
+                continue
+            if isinstance(record, dict):
+                yield record
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Clear stored inputs and outputs whose retention period ended."""
+    async with sessionmaker() as session:
+        await session.execute(
+            update(UsageRecord)
+            .where(UsageRecord.content_expires_at.is_not(None), UsageRecord.content_expires_at < utcnow())
+            .values(request_content=None, response_content=None, content_expires_at=None)
+        )
+        await session.commit()
