@@ -144,9 +144,17 @@ async def org(
     await add_model(db, result, "gpt-4o-mini", openai_provider.id)
     await add_model(db, result, "claude-sonnet", anthropic_provider.id, "claude-sonnet-4-5")
     await add_model(db, result, "sim-chat", simulated_provider.id)
-    await add_model(db, result, "embed-small", openai_provider.id, "text-embedding-3-small",
-                    capabilities=["embeddings"], input_price_per_million=Decimal("0.02"),
-                    output_price_per_million=Decimal(0), cached_input_price_per_million=Decimal(0))  # fmt: skip
+    await add_model(
+        db,
+        result,
+        "embed-small",
+        openai_provider.id,
+        "text-embedding-3-small",
+        capabilities=["embeddings"],
+        input_price_per_million=Decimal("0.02"),
+        output_price_per_million=Decimal(0),
+        cached_input_price_per_million=Decimal(0),
+    )
     yield result
     await gateway_app.state.recorder.flush()
 
