@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from cockpit import __version__
 from cockpit.api import router as api_router
@@ -15,7 +16,7 @@ from cockpit.config import Settings, get_settings
 from cockpit.console.pages import router as console_router
 from cockpit.console.web import render_error
 from cockpit.gateway.directory import Directory
-from cockpit.gateway.routes import routes as gateway_routes
+from cockpit.gateway.routes import GatewayApp
 from cockpit.gateway.service import Gateway
 from cockpit.health import router as health_router
 from cockpit.kit.db import make_engine, make_sessionmaker
@@ -23,6 +24,19 @@ from cockpit.kit.handlers import install_error_handlers
 from cockpit.usage.recorder import Recorder
 
 STATIC_DIR = Path(__file__).parent / "console" / "static"
+
+
+class CockpitApp(FastAPI):
+    """FastAPI for the console and the REST API; LLM calls (``/v1/...``) go straight to the gateway."""
+
+    gateway_app = GatewayApp()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            scope["app"] = self
+            await self.gateway_app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await gateway.aclose()
         await engine.dispose()
 
-    app = FastAPI(
+    app = CockpitApp(
         title="Cockpit API",
         version=__version__,
         description="Manage a Cockpit account: identity, API tokens, audit log. "
@@ -66,8 +80,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gateway = gateway
 
     install_error_handlers(app, render_error)
-    # The gateway's routes come first: they are matched on every LLM call.
-    app.router.routes[:0] = gateway_routes
     app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(console_router)

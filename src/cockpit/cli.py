@@ -261,6 +261,10 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option(help="Log every HTTP request (gateway calls are recorded in the request log anyway)"),
+    ] = False,
 ) -> None:
     """Serve the console, the REST API and the gateway."""
     import uvicorn
@@ -274,6 +278,7 @@ def serve(
         workers=workers,
         proxy_headers=True,
         log_level="info",
+        access_log=access_log,
     )
 
 
@@ -295,11 +300,20 @@ def demo(
     login = _in_transaction(lambda session: seed_demo(session, settings))
     what = "created" if login.created else "already there, reused"
     url = settings.base_url
+    if login.gateway_token is not None:
+        gateway = f"  Gateway:  OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY={login.gateway_token}\n"
+    else:
+        # A token is shown only once (only its hash is kept): the reused demo needs a new one.
+        gateway = (
+            f"  Gateway:  OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=<a gateway token>; create one with\n"
+            f"            cockpit tokens create --email {login.email} --name demo --scope gateway\n"
+        )
     typer.echo(
         f"\n  Cockpit demo organisation {what}.\n"
         f"  Console:  {url}\n"
         f"  E-mail:   {login.email}\n"
         f"  Password: {login.password}\n"
+        f"{gateway}"
     )
     sys.stdout.flush()
     if not no_serve:

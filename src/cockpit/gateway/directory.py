@@ -1,24 +1,29 @@
 """What the gateway needs to know per call, kept in memory: callers (by token) and each account's catalogue.
 
-The hot path must not make a database round-trip per call. Entries are loaded on first use and
-dropped as soon as anything they were built from changes: every commit that touched an API token,
-user, group, project, membership, account, provider or model (ORM changes and ORM bulk
-UPDATE/DELETE statements) clears the directory of this process. As a safety net for changes made
-outside the ORM or by another process, an entry is also reloaded after ``TTL_SECONDS``.
-Expiry of a token is checked on every call against the cached expiry time.
+The hot path must not make a database round-trip per call. Entries are loaded on first use (one
+load shared by concurrent callers) and dropped as soon as anything they were built from changes:
+every commit that touched an API token, user, group, project, membership, account, provider or
+model (ORM changes and ORM bulk UPDATE/DELETE statements) clears the directory of this process,
+so a revoked token or a deactivated user is refused by the very next call. As a safety net for
+changes made outside the ORM or by another process, an entry older than ``TTL_SECONDS`` is
+reloaded in the background (it serves that one call meanwhile). Expiry of a token is checked on
+every call against the cached expiry time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import time
 import uuid
 import weakref
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,6 +37,9 @@ from cockpit.kit import secrets
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.providers.models import Model, Provider, ProviderKind
 from cockpit.users.models import User, UserRole, UserStatus
+
+log = logging.getLogger("cockpit.gateway")
+T = TypeVar("T")
 
 TTL_SECONDS = 5.0
 MAX_CALLERS = 100_000  # bounds memory when someone tries many random tokens
@@ -60,6 +68,8 @@ class Upstream:
     base_url: str | None
     api_key: str | None
     settings: dict[str, Any]
+    # Request targets and headers built once per catalogue load (see upstreams.py).
+    prepared: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,26 +106,63 @@ class Directory:
         self._callers: dict[str, tuple[Caller | None, float]] = {}
         self._catalogs: dict[uuid.UUID, Catalog] = {}
         self.loads = 0  # database loads (for tests and benchmarks)
+        self._generation = 0
+        self._loading: dict[tuple[str, object], asyncio.Future[Any]] = {}
         _DIRECTORIES.add(self)
 
     def invalidate(self) -> None:
+        # Loads that started before the change must not store what they read.
+        self._generation += 1
         self._callers.clear()
         self._catalogs.clear()
+        self._loading.clear()
 
     async def caller(self, raw: str) -> Caller | None:
         """The caller a bearer token stands for, or None (unknown, revoked, user inactive)."""
         if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
             return None
         digest = hashlib.sha256(raw.encode()).hexdigest()
-        now = time.monotonic()
         hit = self._callers.get(digest)
-        if hit is not None and now - hit[1] < TTL_SECONDS:
+        if hit is not None:
+            if time.monotonic() - hit[1] >= TTL_SECONDS:
+                self._refresh(("caller", digest), self._reload_caller(raw, digest))
             return hit[0]
+        return await self._single(("caller", digest), self._reload_caller(raw, digest))
+
+    async def _reload_caller(self, raw: str, digest: str) -> Caller | None:
+        generation = self._generation
         caller = await self._load_caller(raw, digest)
-        if len(self._callers) >= MAX_CALLERS:
-            self._callers.clear()
-        self._callers[digest] = (caller, now)
+        if generation == self._generation:  # nothing changed while loading
+            if len(self._callers) >= MAX_CALLERS:
+                self._callers.clear()
+            self._callers[digest] = (caller, time.monotonic())
         return caller
+
+    async def _single(self, key: tuple[str, object], load: Coroutine[Any, Any, T]) -> T:
+        """Concurrent misses of one entry share a single load."""
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.ensure_future(load)
+            self._loading[key] = task
+            task.add_done_callback(lambda _t: self._loading.pop(key, None))
+        else:
+            load.close()
+        return cast(T, await asyncio.shield(task))
+
+    def _refresh(self, key: tuple[str, object], load: Coroutine[Any, Any, Any]) -> None:
+        """An entry past its TTL is served once more while it reloads in the background."""
+        if key in self._loading:
+            load.close()
+            return
+        task = asyncio.ensure_future(load)
+        self._loading[key] = task
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._loading.pop(key, None)
+            if not t.cancelled() and t.exception() is not None:
+                log.warning("gateway directory refresh failed: %s", type(t.exception()).__name__)
+
+        task.add_done_callback(done)
 
     async def _load_caller(self, raw: str, digest: str) -> Caller | None:
         self.loads += 1
@@ -147,10 +194,17 @@ class Directory:
 
     async def catalog(self, account_id: uuid.UUID) -> Catalog:
         catalog = self._catalogs.get(account_id)
-        if catalog is not None and time.monotonic() - catalog.loaded < TTL_SECONDS:
+        if catalog is not None:
+            if time.monotonic() - catalog.loaded >= TTL_SECONDS:
+                self._refresh(("catalog", account_id), self._reload_catalog(account_id))
             return catalog
+        return await self._single(("catalog", account_id), self._reload_catalog(account_id))
+
+    async def _reload_catalog(self, account_id: uuid.UUID) -> Catalog:
+        generation = self._generation
         catalog = await self._load_catalog(account_id)
-        self._catalogs[account_id] = catalog
+        if generation == self._generation:
+            self._catalogs[account_id] = catalog
         return catalog
 
     async def _load_catalog(self, account_id: uuid.UUID) -> Catalog:

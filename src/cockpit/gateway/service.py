@@ -417,32 +417,30 @@ class Gateway:
         if call is not None and route is not None:
             if call.first_token is not None:
                 ttft_ms = round((call.first_token - started) * 1000)
-            reached_upstream = call.usage is not None or call.pieces or call.first_token is not None
+            answer = "".join(call.pieces) if call.stream else (call.output_text or "")
+            reached_upstream = call.first_token is not None or bool(answer)
             if call.usage is not None:
                 input_tokens, output_tokens, cached = call.usage
-            elif (
-                reached_upstream
-                or (call.stream and status is not CallStatus.error)
-                or call.failure is not None
-            ):
-                # The upstream reported nothing (a stream cut short): count what was sent and received.
+            elif reached_upstream or call.failure is not None or status is CallStatus.client_disconnected:
+                # The upstream reported no usage (e.g. a stream cut short): count what was sent and
+                # what came back, and say so.
                 estimated = True
                 model = route.upstream_model
                 input_tokens = tokencount.count_input(body, model=model, operation=operation)
-                output_tokens = tokencount.count_text("".join(call.pieces), model=model)
+                output_tokens = tokencount.count_text(answer, model=model)
             cost = cost_of(route, input_tokens, output_tokens, cached)
         record: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "account_id": str(caller.account_id),
-            "created_at": created_at.isoformat(),
-            "user_id": str(caller.user_id),
-            "group_id": str(caller.group_id),
-            "project_id": str(attribution.project_id) if attribution.project_id else None,
+            "id": uuid.uuid4(),
+            "account_id": caller.account_id,
+            "created_at": created_at,
+            "user_id": caller.user_id,
+            "group_id": caller.group_id,
+            "project_id": attribution.project_id,
             "agent_id": attribution.agent_id,
-            "api_token_id": str(caller.token_id),
-            "model_id": str(route.model_id) if route else None,
+            "api_token_id": caller.token_id,
+            "model_id": route.model_id if route else None,
             "model": (model_name or "")[:200],
-            "provider_id": str(route.upstream.provider_id) if route else None,
+            "provider_id": route.upstream.provider_id if route else None,
             "provider_kind": route.upstream.kind.value if route else None,
             "operation": operation,
             "stream": bool(call.stream) if call else bool(body.get("stream") is True),
@@ -456,7 +454,7 @@ class Gateway:
             "output_tokens": output_tokens,
             "cached_tokens": cached,
             "tokens_estimated": estimated,
-            "cost_usd": str(cost),
+            "cost_usd": cost,
             "upstream_id": call.upstream_id if call else None,
         }
         if catalog is not None and catalog.store_content and body:
@@ -482,7 +480,7 @@ class Gateway:
             if call.operation == Operation.embedding.value and call.usage is not None:
                 output = "(embedding vectors)"
         record["response_content"] = output[:MAX_STORED_REQUEST_BYTES] if output else None
-        record["content_expires_at"] = (created_at + timedelta(days=catalog.retention_days)).isoformat()
+        record["content_expires_at"] = created_at + timedelta(days=catalog.retention_days)
 
     # ---- models ----
 

@@ -287,16 +287,67 @@ class _ResponseStream(httpx.AsyncByteStream):
                 self._finish()
 
     async def _chunks(self, reader: asyncio.StreamReader, scope: asyncio.Timeout) -> AsyncIterator[bytes]:
+        """Decode ``Transfer-Encoding: chunked``, yielding everything that has arrived at each read.
+
+        Several small chunks that arrived together (an upstream writing SSE events back to back)
+        come out as one piece, and a large chunk comes out as it arrives: nothing waits for more
+        data than the upstream has sent."""
+        buffer = bytearray()
+        remaining = -1  # bytes left of the current chunk's data; -1 while reading a size line
         while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                    pass
-                return
-            data = await reader.readexactly(size + 2)
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                raise asyncio.IncompleteReadError(bytes(buffer), None)
             _extend(scope, self._timeout)
-            yield data[:-2]
+            buffer += data
+            out = bytearray()
+            while True:
+                if remaining < 0:
+                    end = buffer.find(b"\r\n")
+                    if end < 0:
+                        if len(buffer) > _MAX_HEAD:
+                            raise ValueError("chunk size line too long")
+                        break
+                    size = int(bytes(buffer[:end]).split(b";", 1)[0].strip(), 16)
+                    del buffer[: end + 2]
+                    if size == 0:
+                        if out:
+                            yield bytes(out)
+                        await self._trailers(reader, buffer)
+                        return
+                    remaining = size
+                if remaining > 0:
+                    take = min(remaining, len(buffer))
+                    if take == 0:
+                        break
+                    out += buffer[:take]
+                    del buffer[:take]
+                    remaining -= take
+                if remaining == 0:  # the chunk's data is complete: its CRLF follows
+                    if len(buffer) < 2:
+                        break
+                    del buffer[:2]
+                    remaining = -1
+            if out:
+                yield bytes(out)
+
+    @staticmethod
+    async def _trailers(reader: asyncio.StreamReader, buffer: bytearray) -> None:
+        """Read up to the blank line that ends a chunked body (after optional trailers)."""
+        while True:
+            end = buffer.find(b"\r\n")
+            if end == 0:
+                del buffer[:2]
+                break
+            if end > 0:
+                del buffer[: end + 2]
+                continue
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                raise asyncio.IncompleteReadError(bytes(buffer), None)
+            buffer += data
+        if buffer:
+            raise ValueError("unexpected data after a chunked body")
 
     def _finish(self) -> None:
         if self._closed:
@@ -312,6 +363,11 @@ class _ResponseStream(httpx.AsyncByteStream):
 
 
 def _extend(scope: asyncio.Timeout, timeout: float | None) -> None:
-    """The read timeout applies between pieces of the body, not to the whole body."""
+    """The read timeout applies between pieces of the body, not to the whole body.
+
+    Moving the deadline re-arms a timer, so it is only moved once half of the allowance is used."""
     if timeout is not None:
-        scope.reschedule(asyncio.get_running_loop().time() + timeout)
+        when = scope.when()
+        now = asyncio.get_running_loop().time()
+        if when is not None and when - now < timeout / 2:
+            scope.reschedule(now + timeout)

@@ -130,8 +130,10 @@ class Upstreams:
 
     # ---- HTTP plumbing ----
 
-    async def _send(self, call: Call, url: str, headers: list[tuple[str, str]], payload: dict[str, Any],
-                    key: str | None) -> httpx.Response:  # fmt: skip
+    async def _send(
+        self, call: Call, target: tuple[httpx.URL, httpx.Headers], payload: dict[str, Any], key: str | None
+    ) -> httpx.Response:
+        url, headers = target
         request = httpx.Request(
             "POST",
             url,
@@ -147,25 +149,21 @@ class Upstreams:
             raise upstream_unreachable(scrub(str(exc), key)) from None
         if response.status_code != 200:
             try:
-                content = await response.aread()
+                content = await _read_raw(response)
             except httpx.TimeoutException:
                 raise upstream_timeout() from None
             except httpx.HTTPError:
                 content = b""
-            finally:
-                await response.aclose()
             raise upstream_status(response.status_code, scrub(_error_detail(content), key))
         return response
 
     async def _read(self, response: httpx.Response) -> bytes:
         try:
-            return await response.aread()
+            return await _read_raw(response)
         except httpx.TimeoutException:
             raise upstream_timeout() from None
         except httpx.HTTPError as exc:
             raise upstream_unreachable(str(exc)) from None
-        finally:
-            await response.aclose()
 
     # ---- dispatch ----
 
@@ -211,7 +209,9 @@ class Upstreams:
 
     # ---- OpenAI-compatible ----
 
-    def _openai_request(self, call: Call, path: str) -> tuple[str, list[tuple[str, str]], dict[str, Any]]:
+    def _openai_request(
+        self, call: Call, path: str
+    ) -> tuple[tuple[httpx.URL, httpx.Headers], dict[str, Any]]:
         upstream = call.route.upstream
         payload = dict(call.body)
         payload["model"] = call.route.upstream_model
@@ -221,23 +221,29 @@ class Upstreams:
                 **(options if isinstance(options, dict) else {}),
                 "include_usage": True,
             }
-        headers = [("content-type", "application/json"), ("accept", "application/json")]
-        if upstream.api_key:
-            header = upstream.settings.get("api_key_header")
-            if isinstance(header, str) and header and header.lower() != "authorization":
-                headers.append((header, upstream.api_key))
-            else:
-                headers.append(("authorization", f"Bearer {upstream.api_key}"))
-        url = f"{upstream.base_url}{path}"
-        query = upstream.settings.get("query_params")
-        if isinstance(query, dict) and query:
-            url = str(httpx.URL(url, params={str(k): str(v) for k, v in query.items()}))
-        return url, headers, payload
+        key = f"{path} {call.stream}"
+        target = upstream.prepared.get(key)
+        if target is None:
+            headers = [
+                ("content-type", "application/json"),
+                ("accept", "text/event-stream" if call.stream else "application/json"),
+            ]
+            if upstream.api_key:
+                header = upstream.settings.get("api_key_header")
+                if isinstance(header, str) and header and header.lower() != "authorization":
+                    headers.append((header, upstream.api_key))
+                else:
+                    headers.append(("authorization", f"Bearer {upstream.api_key}"))
+            url = httpx.URL(f"{upstream.base_url}{path}")
+            query = upstream.settings.get("query_params")
+            if isinstance(query, dict) and query:
+                url = url.copy_merge_params({str(k): str(v) for k, v in query.items()})
+            target = upstream.prepared[key] = (url, httpx.Headers(headers))
+        return target, payload
 
     async def _openai_json(self, call: Call, path: str) -> bytes:
-        url, headers, payload = self._openai_request(call, path)
-        key = call.route.upstream.api_key
-        response = await self._send(call, url, headers, payload, key)
+        target, payload = self._openai_request(call, path)
+        response = await self._send(call, target, payload, call.route.upstream.api_key)
         content = await self._read(response)
         call.first_token = time.perf_counter()
         try:
@@ -252,9 +258,8 @@ class Upstreams:
         return content
 
     async def _openai_stream(self, call: Call) -> AsyncIterator[bytes]:
-        url, headers, payload = self._openai_request(call, "/chat/completions")
-        headers[1] = ("accept", "text/event-stream")
-        response = await self._send(call, url, headers, payload, call.route.upstream.api_key)
+        target, payload = self._openai_request(call, "/chat/completions")
+        response = await self._send(call, target, payload, call.route.upstream.api_key)
         return self._relay_openai(call, response)
 
     async def _relay_openai(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
@@ -264,7 +269,7 @@ class Upstreams:
         when the caller asked for it."""
         buffer = b""
         try:
-            async for raw in response.aiter_raw():
+            async for raw in _raw_pieces(response):
                 buffer += raw
                 if b"\r" in buffer:
                     buffer = buffer.replace(b"\r\n", b"\n")
@@ -334,7 +339,7 @@ class Upstreams:
 
     # ---- Anthropic ----
 
-    def _anthropic_request(self, call: Call) -> tuple[str, list[tuple[str, str]], dict[str, Any]]:
+    def _anthropic_request(self, call: Call) -> tuple[tuple[httpx.URL, httpx.Headers], dict[str, Any]]:
         upstream = call.route.upstream
         try:
             payload = anthropic.to_messages_request(
@@ -345,14 +350,25 @@ class Upstreams:
             )
         except anthropic.TranslationError as exc:
             raise invalid(exc.message, param=exc.param) from None
-        headers = [("content-type", "application/json"), ("anthropic-version", ANTHROPIC_VERSION)]
-        if upstream.api_key:
-            headers.append(("x-api-key", upstream.api_key))
-        return f"{upstream.base_url}/v1/messages", headers, payload
+        key = f"messages {call.stream}"
+        target = upstream.prepared.get(key)
+        if target is None:
+            headers = [
+                ("content-type", "application/json"),
+                ("anthropic-version", ANTHROPIC_VERSION),
+                ("accept", "text/event-stream" if call.stream else "application/json"),
+            ]
+            if upstream.api_key:
+                headers.append(("x-api-key", upstream.api_key))
+            target = upstream.prepared[key] = (
+                httpx.URL(f"{upstream.base_url}/v1/messages"),
+                httpx.Headers(headers),
+            )
+        return target, payload
 
     async def _anthropic_json(self, call: Call) -> bytes:
-        url, headers, payload = self._anthropic_request(call)
-        response = await self._send(call, url, headers, payload, call.route.upstream.api_key)
+        target, payload = self._anthropic_request(call)
+        response = await self._send(call, target, payload, call.route.upstream.api_key)
         content = await self._read(response)
         call.first_token = time.perf_counter()
         try:
@@ -367,16 +383,15 @@ class Upstreams:
         return json.dumps(result, separators=(",", ":")).encode()
 
     async def _anthropic_stream(self, call: Call) -> AsyncIterator[bytes]:
-        url, headers, payload = self._anthropic_request(call)
-        headers.append(("accept", "text/event-stream"))
-        response = await self._send(call, url, headers, payload, call.route.upstream.api_key)
+        target, payload = self._anthropic_request(call)
+        response = await self._send(call, target, payload, call.route.upstream.api_key)
         return self._relay_anthropic(call, response)
 
     async def _relay_anthropic(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
         translator = anthropic.StreamTranslator(model=call.route.name, include_usage=call.include_usage)
         buffer = b""
         try:
-            async for raw in response.aiter_raw():
+            async for raw in _raw_pieces(response):
                 buffer += raw
                 if b"\r" in buffer:
                     buffer = buffer.replace(b"\r\n", b"\n")
@@ -508,6 +523,22 @@ class Upstreams:
             chunk = await anext(chunks, None)
         call.finished = True
         yield DONE
+
+
+def _raw_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
+    stream = response.stream
+    assert isinstance(stream, httpx.AsyncByteStream)
+    return stream.__aiter__()
+
+
+async def _read_raw(response: httpx.Response) -> bytes:
+    """The whole body as sent (no content decoding is ever asked for), and the connection released."""
+    stream = response.stream
+    assert isinstance(stream, httpx.AsyncByteStream)
+    try:
+        return b"".join([piece async for piece in stream])
+    finally:
+        await stream.aclose()
 
 
 def max_output(call: Call) -> int:

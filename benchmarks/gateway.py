@@ -1,0 +1,379 @@
+"""The gateway against a local OpenAI-protocol upstream, called directly and through Cockpit, in one run.
+
+    python benchmarks/gateway.py [--backend sqlite|postgresql|both] [--calls 2000] [--load-calls 100000]
+
+For each backend: a fresh database, an account with a gateway token, a provider pointing at a local
+upstream (``tests/upstream.py`` in its own process: an instant JSON answer and a 20-chunk stream),
+and one gateway process started with ``cockpit serve`` (recording on, as in production). Measures:
+
+1. added latency of sequential calls (JSON and streaming): direct and gateway calls are interleaved
+   one by one so that both see the same machine; reports p50/p99 of each and their difference;
+2. time to first chunk of a stream, direct vs gateway;
+3. throughput of the gateway at 32 concurrent callers (keep-alive connections), counting errors,
+   then the rows in the database once the recorder has flushed (every call must be there);
+4. resident memory (VmRSS) of the gateway process after that many calls.
+
+The load generator is a minimal HTTP/1.1 client on raw asyncio streams so that the client's own
+overhead is small next to what is measured. Numbers, not assertions; see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cockpit.accounts.service import create_account  # noqa: E402
+from cockpit.auth.actor import Actor  # noqa: E402
+from cockpit.auth.tokens import issue_token  # noqa: E402
+from cockpit.kit.db import make_engine, make_sessionmaker  # noqa: E402
+from cockpit.kit.migrate import upgrade  # noqa: E402
+from cockpit.providers import service as providers  # noqa: E402
+from cockpit.providers.models import ProviderKind  # noqa: E402
+from cockpit.usage.models import UsageRecord  # noqa: E402
+
+SECRET = "benchmark-secret-key-0123456789abcdef"
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+UPSTREAM_KEY = "sk-bench-upstream"
+JSON_BODY = {"model": "bench-json", "messages": [{"role": "user", "content": "Say hello."}]}
+STREAM_BODY = {**JSON_BODY, "model": "bench-stream", "stream": True}
+DIRECT_JSON = {**JSON_BODY, "model": "gpt-bench"}
+DIRECT_STREAM = {**STREAM_BODY, "model": "gpt-bench-chunks-20", "stream_options": {"include_usage": True}}
+
+
+# ---- a minimal keep-alive HTTP/1.1 client ----
+
+
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+        return cls(reader, writer)
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def post(self, path: str, body: bytes, token: str | None) -> tuple[int, float | None, bytes]:
+        """(status, seconds to the first body chunk, body)."""
+        head = (
+            f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\n"
+            + (f"authorization: Bearer {token}\r\n" if token else f"authorization: Bearer {UPSTREAM_KEY}\r\n")
+            + "\r\n"
+        ).encode()
+        started = time.perf_counter()
+        self.writer.write(head + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(raw.split(b" ", 2)[1])
+        lower = raw.lower()
+        if b"transfer-encoding: chunked" in lower:
+            parts: list[bytes] = []
+            first: float | None = None
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readuntil(b"\r\n")
+                    break
+                data = await self.reader.readexactly(size + 2)
+                if first is None and b'"content":"tok' in data:
+                    first = time.perf_counter() - started
+                parts.append(data[:-2])
+            return status, first, b"".join(parts)
+        index = lower.find(b"content-length:")
+        length = int(lower[index + 15 :].split(b"\r\n", 1)[0])
+        return status, time.perf_counter() - started, await self.reader.readexactly(length)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
+
+
+# ---- set-up ----
+
+
+async def prepare(url: str, upstream_url: str) -> str:
+    engine = make_engine(url)
+    factory = make_sessionmaker(engine)
+    async with factory() as session:
+        account, owner = await create_account(
+            session, name="Bench", owner_email=f"bench-{uuid.uuid4().hex[:6]}@example.com",
+            owner_password="benchmark-password-1",
+        )  # fmt: skip
+        actor = Actor.system(account.id)
+        provider = await providers.create_provider(
+            session, actor, name="Local upstream", kind=ProviderKind.openai, secret_key=SECRET,
+            allow_private=True, base_url=upstream_url + "/v1", api_key=UPSTREAM_KEY,
+        )  # fmt: skip
+        for name, upstream_model in (("bench-json", "gpt-bench"), ("bench-stream", "gpt-bench-chunks-20")):
+            await providers.create_model(
+                session, actor, name=name, provider_id=provider.id, upstream_model=upstream_model,
+                input_price_per_million=Decimal("2.5"), output_price_per_million=Decimal("10"),
+            )  # fmt: skip
+        _, token = await issue_token(session, actor, owner, name="bench", scopes=["gateway"])
+        await session.commit()
+    await engine.dispose()
+    return token
+
+
+async def count_rows(url: str) -> int:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        value = await session.scalar(select(func.count()).select_from(UsageRecord))
+    await engine.dispose()
+    return int(value or 0)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def start(cmd: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if ready in line:
+            # Keep reading its output so that the process never blocks on a full pipe.
+            threading.Thread(target=_drain, args=(proc,), daemon=True).start()
+            return proc, line
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise SystemExit(f"{cmd[0]} did not start")
+
+
+def _drain(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "Traceback" in line or "ERROR" in line or "WARNING" in line:
+            print("  [server]", line.rstrip())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---- measurements ----
+
+
+async def sequential(gw: int, up: int, token: str, calls: int, stream: bool) -> dict[str, float]:
+    gconn, dconn = await Conn.open(gw), await Conn.open(up)
+    gbody = json.dumps(STREAM_BODY if stream else JSON_BODY).encode()
+    dbody = json.dumps(DIRECT_STREAM if stream else DIRECT_JSON).encode()
+    direct: list[float] = []
+    gateway: list[float] = []
+    d_first: list[float] = []
+    g_first: list[float] = []
+    for i in range(calls + 200):
+        t0 = time.perf_counter()
+        status, first, _ = await dconn.post("/v1/chat/completions", dbody, None)
+        t1 = time.perf_counter()
+        gstatus, gfirst, _ = await gconn.post("/v1/chat/completions", gbody, token)
+        t2 = time.perf_counter()
+        assert status == 200 and gstatus == 200, (status, gstatus)
+        if i >= 200:  # warm-up
+            direct.append((t1 - t0) * 1000)
+            gateway.append((t2 - t1) * 1000)
+            if first is not None and gfirst is not None:
+                d_first.append(first * 1000)
+                g_first.append(gfirst * 1000)
+    gconn.close()
+    dconn.close()
+    result = {
+        "direct_p50": pct(direct, 0.5),
+        "direct_p99": pct(direct, 0.99),
+        "gateway_p50": pct(gateway, 0.5),
+        "gateway_p99": pct(gateway, 0.99),
+    }
+    result["added_p50"] = result["gateway_p50"] - result["direct_p50"]
+    result["added_p99"] = result["gateway_p99"] - result["direct_p99"]
+    if stream:
+        result["ttfc_direct_p50"] = pct(d_first, 0.5)
+        result["ttfc_gateway_p50"] = pct(g_first, 0.5)
+        result["ttfc_direct_p99"] = pct(d_first, 0.99)
+        result["ttfc_gateway_p99"] = pct(g_first, 0.99)
+    return result
+
+
+async def load(port: int, token: str | None, calls: int, concurrency: int, stream: bool) -> tuple[float, int]:
+    body = json.dumps(
+        (STREAM_BODY if stream else JSON_BODY) if token else (DIRECT_STREAM if stream else DIRECT_JSON)
+    ).encode()
+    errors = 0
+    remaining = calls
+
+    async def worker() -> None:
+        nonlocal errors, remaining
+        conn = await Conn.open(port)
+        while remaining > 0:
+            remaining -= 1
+            status, _, _ = await conn.post("/v1/chat/completions", body, token)
+            if status != 200:
+                errors += 1
+        conn.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return calls / (time.perf_counter() - started), errors
+
+
+async def wait_rows(url: str, expected: int, timeout: float = 60) -> int:
+    deadline = time.time() + timeout
+    rows = await count_rows(url)
+    while rows < expected and time.time() < deadline:
+        await asyncio.sleep(0.5)
+        rows = await count_rows(url)
+    return rows
+
+
+# ---- one backend ----
+
+
+async def run_backend(
+    backend: str, args: argparse.Namespace, up_port: int, workdir: Path
+) -> dict[str, object]:
+    if backend == "sqlite":
+        url = f"sqlite:///{workdir / 'bench.db'}"
+    else:
+        import asyncpg
+
+        name = f"cockpit_bench_{os.getpid()}"
+        admin = await asyncpg.connect(PG_ADMIN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    await asyncio.to_thread(upgrade, url)
+    token = await prepare(url, f"http://127.0.0.1:{up_port}")
+    gw_port = free_port()
+    env = {
+        **os.environ,
+        "COCKPIT_DATABASE_URL": url,
+        "COCKPIT_DATA_DIR": str(workdir / f"data-{backend}"),
+        "COCKPIT_SECRET_KEY": SECRET,
+        "COCKPIT_ALLOW_PRIVATE_UPSTREAMS": "true",
+        "COCKPIT_ENV": "production",
+    }
+    command = [sys.executable, "-m", "cockpit", "serve", "--port", str(gw_port)]
+    if args.profile:  # sample the gateway with py-spy (collapsed stacks), to see where its time goes
+        command = ["py-spy", "record", "--format", "raw", "-r", "500", "-o", args.profile, "--", *command]
+    gateway, _ = start(command, env, "Uvicorn running on")
+    result: dict[str, object] = {"backend": backend}
+    try:
+        result["json"] = await sequential(gw_port, up_port, token, args.calls, stream=False)
+        result["stream"] = await sequential(gw_port, up_port, token, args.calls, stream=True)
+        sequential_calls = 2 * (args.calls + 200)
+        rss_before = rss_kib(gateway.pid) if not args.profile else 0
+        direct_rate, _ = await load(up_port, None, min(args.load_calls, 20_000), 32, stream=False)
+        rate, errors = await load(gw_port, token, args.load_calls, 32, stream=False)
+        srate, serrors = await load(gw_port, token, args.stream_load_calls, 32, stream=True)
+        expected = sequential_calls + args.load_calls + args.stream_load_calls
+        rows = await wait_rows(url, expected)
+        result.update(
+            direct_rate=direct_rate,
+            rate=rate,
+            errors=errors,
+            stream_rate=srate,
+            stream_errors=serrors,
+            expected_rows=expected,
+            rows=rows,
+            rss_before_mib=rss_before / 1024,
+            rss_after_mib=rss_kib(gateway.pid) / 1024 if not args.profile else 0,
+            calls_total=expected,
+        )
+    finally:
+        if args.profile:
+            gateway.send_signal(signal.SIGINT)  # py-spy writes its file and stops the gateway
+        else:
+            gateway.terminate()
+        gateway.wait(timeout=60)
+        if backend == "postgresql":
+            import asyncpg
+
+            admin = await asyncpg.connect(PG_ADMIN)
+            await admin.execute(f'DROP DATABASE IF EXISTS "cockpit_bench_{os.getpid()}" WITH (FORCE)')
+            await admin.close()
+    return result
+
+
+def report(result: dict[str, object]) -> None:
+    print(f"\n=== {result['backend']} ===")
+    for kind in ("json", "stream"):
+        r = result[kind]
+        assert isinstance(r, dict)
+        print(
+            f"{kind:6} sequential: direct p50 {r['direct_p50']:.3f} ms p99 {r['direct_p99']:.3f} ms | "
+            f"gateway p50 {r['gateway_p50']:.3f} ms p99 {r['gateway_p99']:.3f} ms | "
+            f"added p50 {r['added_p50']:.3f} ms p99 {r['added_p99']:.3f} ms"
+        )
+        if kind == "stream":
+            print(
+                f"       time to first chunk: direct p50 {r['ttfc_direct_p50']:.3f} ms p99 "
+                f"{r['ttfc_direct_p99']:.3f} ms | gateway p50 {r['ttfc_gateway_p50']:.3f} ms p99 "
+                f"{r['ttfc_gateway_p99']:.3f} ms"
+            )
+    print(f"throughput, 32 concurrent, JSON: direct {result['direct_rate']:.0f} calls/s | gateway "
+          f"{result['rate']:.0f} calls/s, {result['errors']} errors")  # fmt: skip
+    print(f"throughput, 32 concurrent, 20-chunk streams: gateway {result['stream_rate']:.0f} calls/s, "
+          f"{result['stream_errors']} errors")  # fmt: skip
+    print(f"recorded rows: {result['rows']} of {result['expected_rows']} calls made")
+    print(f"gateway RSS: {result['rss_before_mib']:.1f} MiB before the load, {result['rss_after_mib']:.1f} MiB "
+          f"after {result['calls_total']} calls")  # fmt: skip
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--calls", type=int, default=2000, help="sequential calls per kind (after 200 warm-up)"
+    )
+    parser.add_argument("--load-calls", type=int, default=100_000, help="JSON calls at 32 concurrent")
+    parser.add_argument(
+        "--stream-load-calls", type=int, default=10_000, help="streamed calls at 32 concurrent"
+    )
+    parser.add_argument("--profile", metavar="FILE", help="record the gateway with py-spy into FILE")
+    args = parser.parse_args()
+    upstream, ready = start([sys.executable, "-m", "tests.upstream", "--port", "0", "--no-record", "--api-key",
+                      UPSTREAM_KEY], {**os.environ, "PYTHONPATH": str(ROOT)}, "READY")  # fmt: skip
+    up_port = int(ready.split()[1])
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for backend in backends:
+                report(await run_backend(backend, args, up_port, Path(tmp)))
+    finally:
+        upstream.terminate()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
