@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,14 +38,14 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cockpit.accounts.service import create_account  # noqa: E402
-from cockpit.auth.actor import Actor  # noqa: E402
-from cockpit.auth.tokens import issue_token  # noqa: E402
-from cockpit.kit.db import make_engine, make_sessionmaker  # noqa: E402
-from cockpit.kit.migrate import upgrade  # noqa: E402
-from cockpit.providers import service as providers  # noqa: E402
-from cockpit.providers.models import ProviderKind  # noqa: E402
-from cockpit.usage.models import UsageRecord  # noqa: E402
+from cockpit.accounts.service import create_account
+from cockpit.auth.actor import Actor
+from cockpit.auth.tokens import issue_token
+from cockpit.kit.db import make_engine, make_sessionmaker
+from cockpit.kit.migrate import upgrade
+from cockpit.providers import service as providers
+from cockpit.providers.models import ProviderKind
+from cockpit.usage.models import UsageRecord
 
 SECRET = "benchmark-secret-key-0123456789abcdef"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -116,19 +115,32 @@ async def prepare(url: str, upstream_url: str) -> str:
     factory = make_sessionmaker(engine)
     async with factory() as session:
         account, owner = await create_account(
-            session, name="Bench", owner_email=f"bench-{uuid.uuid4().hex[:6]}@example.com",
+            session,
+            name="Bench",
+            owner_email=f"bench-{uuid.uuid4().hex[:6]}@example.com",
             owner_password="benchmark-password-1",
-        )  # fmt: skip
+        )
         actor = Actor.system(account.id)
         provider = await providers.create_provider(
-            session, actor, name="Local upstream", kind=ProviderKind.openai, secret_key=SECRET,
-            allow_private=True, base_url=upstream_url + "/v1", api_key=UPSTREAM_KEY,
-        )  # fmt: skip
+            session,
+            actor,
+            name="Local upstream",
+            kind=ProviderKind.openai,
+            secret_key=SECRET,
+            allow_private=True,
+            base_url=upstream_url + "/v1",
+            api_key=UPSTREAM_KEY,
+        )
         for name, upstream_model in (("bench-json", "gpt-bench"), ("bench-stream", "gpt-bench-chunks-20")):
             await providers.create_model(
-                session, actor, name=name, provider_id=provider.id, upstream_model=upstream_model,
-                input_price_per_million=Decimal("2.5"), output_price_per_million=Decimal("10"),
-            )  # fmt: skip
+                session,
+                actor,
+                name=name,
+                provider_id=provider.id,
+                upstream_model=upstream_model,
+                input_price_per_million=Decimal("2.5"),
+                output_price_per_million=Decimal("10"),
+            )
         _, token = await issue_token(session, actor, owner, name="bench", scopes=["gateway"])
         await session.commit()
     await engine.dispose()
@@ -151,7 +163,13 @@ def rss_kib(pid: int) -> int:
 
 
 def start(cmd: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -198,7 +216,8 @@ async def sequential(gw: int, up: int, token: str, calls: int, stream: bool) -> 
         t1 = time.perf_counter()
         gstatus, gfirst, _ = await gconn.post("/v1/chat/completions", gbody, token)
         t2 = time.perf_counter()
-        assert status == 200 and gstatus == 200, (status, gstatus)
+        if status != 200 or gstatus != 200:
+            raise SystemExit(f"unexpected status: direct {status}, gateway {gstatus}")
         if i >= 200:  # warm-up
             direct.append((t1 - t0) * 1000)
             gateway.append((t2 - t1) * 1000)
@@ -245,8 +264,8 @@ async def load(port: int, token: str | None, calls: int, concurrency: int, strea
     return calls / (time.perf_counter() - started), errors
 
 
-async def wait_rows(url: str, expected: int, timeout: float = 60) -> int:
-    deadline = time.time() + timeout
+async def wait_rows(url: str, expected: int, patience: float = 60) -> int:
+    deadline = time.time() + patience
     rows = await count_rows(url)
     while rows < expected and time.time() < deadline:
         await asyncio.sleep(0.5)
@@ -340,13 +359,19 @@ def report(result: dict[str, object]) -> None:
                 f"{r['ttfc_direct_p99']:.3f} ms | gateway p50 {r['ttfc_gateway_p50']:.3f} ms p99 "
                 f"{r['ttfc_gateway_p99']:.3f} ms"
             )
-    print(f"throughput, 32 concurrent, JSON: direct {result['direct_rate']:.0f} calls/s | gateway "
-          f"{result['rate']:.0f} calls/s, {result['errors']} errors")  # fmt: skip
-    print(f"throughput, 32 concurrent, 20-chunk streams: gateway {result['stream_rate']:.0f} calls/s, "
-          f"{result['stream_errors']} errors")  # fmt: skip
+    print(
+        f"throughput, 32 concurrent, JSON: direct {result['direct_rate']:.0f} calls/s | gateway "
+        f"{result['rate']:.0f} calls/s, {result['errors']} errors"
+    )
+    print(
+        f"throughput, 32 concurrent, 20-chunk streams: gateway {result['stream_rate']:.0f} calls/s, "
+        f"{result['stream_errors']} errors"
+    )
     print(f"recorded rows: {result['rows']} of {result['expected_rows']} calls made")
-    print(f"gateway RSS: {result['rss_before_mib']:.1f} MiB before the load, {result['rss_after_mib']:.1f} MiB "
-          f"after {result['calls_total']} calls")  # fmt: skip
+    print(
+        f"gateway RSS: {result['rss_before_mib']:.1f} MiB before the load, {result['rss_after_mib']:.1f} MiB "
+        f"after {result['calls_total']} calls"
+    )
 
 
 async def main() -> None:
@@ -363,8 +388,11 @@ async def main() -> None:
     )
     parser.add_argument("--profile", metavar="FILE", help="record the gateway with py-spy into FILE")
     args = parser.parse_args()
-    upstream, ready = start([sys.executable, "-m", "tests.upstream", "--port", "0", "--no-record", "--api-key",
-                      UPSTREAM_KEY], {**os.environ, "PYTHONPATH": str(ROOT)}, "READY")  # fmt: skip
+    upstream, ready = start(
+        [sys.executable, "-m", "tests.upstream", "--port", "0", "--no-record", "--api-key", UPSTREAM_KEY],
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+        "READY",
+    )
     up_port = int(ready.split()[1])
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     try:
