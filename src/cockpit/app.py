@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from cockpit.api import router as api_router
 from cockpit.config import Settings, get_settings
 from cockpit.console.pages import router as console_router
 from cockpit.console.web import render_error
+from cockpit.gateway import tokencount
 from cockpit.gateway.directory import Directory
 from cockpit.gateway.routes import GatewayApp
 from cockpit.gateway.service import Gateway
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await recorder.start()
+        # Load the tokenizer now rather than on the first call that needs an estimate.
+        await asyncio.to_thread(tokencount.encoding)
         yield
         await recorder.stop()
         await gateway.aclose()

@@ -11,6 +11,8 @@ would reject still gets a sensible count.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import threading
@@ -18,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import tiktoken
-from tiktoken.load import load_tiktoken_bpe
 
 __all__ = ["count_input", "count_messages", "count_text", "encoding", "is_openai_family"]
 
@@ -51,9 +52,25 @@ _lock = threading.Lock()
 _encoding: tiktoken.Encoding | None = None
 
 
+def _load_ranks() -> dict[bytes, int]:
+    """The BPE ranks from the bundled file, after checking its SHA-256 (a corrupted file fails loudly).
+
+    Parsed here rather than with ``tiktoken.load.load_tiktoken_bpe``, which would also copy the
+    file into a cache directory under the system's temporary folder."""
+    data = _BPE_FILE.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != _BPE_SHA256:
+        raise ValueError(f"{_BPE_FILE.name} has SHA-256 {digest}, expected {_BPE_SHA256}")
+    ranks: dict[bytes, int] = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
 def _build_encoding() -> tiktoken.Encoding:
-    # A local path (no "://") is read from disk; expected_hash makes a corrupted file fail loudly.
-    ranks = load_tiktoken_bpe(str(_BPE_FILE), expected_hash=_BPE_SHA256)
+    ranks = _load_ranks()
     return tiktoken.Encoding(
         name="cl100k_base",
         pat_str=_PAT_STR,
