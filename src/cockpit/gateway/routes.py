@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, Router
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from cockpit.gateway.errors import GatewayError
 from cockpit.gateway.service import Gateway
@@ -42,46 +40,45 @@ async def retrieve_model(request: Request) -> Response:
     return await _gateway(request).retrieve_model(request)
 
 
-routes = [
-    Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-    Route("/v1/embeddings", embeddings, methods=["POST"]),
-    Route("/v1/models", list_models, methods=["GET"]),
-    Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
-]
-
-
-async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
-    error = GatewayError(404, f"Unknown gateway path {scope.get('path', '')!r}.", code="unknown_url")
-    await error.response()(scope, receive, send)
+# (method, path) → handler; /v1/models/{name} is matched by prefix.
+ROUTES = {
+    ("POST", "/v1/chat/completions"): chat_completions,
+    ("POST", "/v1/embeddings"): embeddings,
+    ("GET", "/v1/models"): list_models,
+}
+PATHS = {path for _method, path in ROUTES}
+MODEL_PREFIX = "/v1/models/"
 
 
 class GatewayApp:
-    """The ASGI app for /v1/ paths."""
-
-    def __init__(self) -> None:
-        self.router = Router(routes=routes, default=_not_found)
+    """The ASGI app for /v1/ paths: a direct lookup instead of a router, no middleware."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        path, method = scope["path"], scope["method"]
+        handler = ROUTES.get((method, path))
+        if handler is None and path.startswith(MODEL_PREFIX) and len(path) > len(MODEL_PREFIX):
+            scope["path_params"] = {"model": path[len(MODEL_PREFIX) :]}
+            handler = retrieve_model if method == "GET" else None
+            allowed = "GET"
+        else:
+            allowed = ", ".join(sorted(m for m, p in ROUTES if p == path))
+        if handler is None:
+            if path in PATHS or path.startswith(MODEL_PREFIX):
+                error = GatewayError(
+                    405, f"Use {allowed} for {path}.", code="method_not_allowed", headers={"Allow": allowed}
+                )
+            else:
+                error = GatewayError(404, f"Unknown gateway path {path!r}.", code="unknown_url")
+            await error.response()(scope, receive, send)
+            return
         try:
-            await self.router(scope, receive, tracking_send)
-        except HTTPException as exc:
-            if started:
-                raise
-            code = "method_not_allowed" if exc.status_code == 405 else "http_error"
-            error = GatewayError(exc.status_code, str(exc.detail), code=code, headers=dict(exc.headers or {}))
-            await error.response()(scope, receive, send)
+            response = await handler(Request(scope, receive))
         except Exception:
-            log.exception("unexpected gateway error on %s", scope.get("path"))
-            if started:
-                raise
-            error = GatewayError(500, "Something went wrong in the gateway. The error was logged.",
-                                 type="server_error", code="internal_error")  # fmt: skip
-            await error.response()(scope, receive, send)
+            log.exception("unexpected gateway error on %s %s", method, path)
+            response = GatewayError(
+                500,
+                "Something went wrong in the gateway. The error was logged.",
+                type="server_error",
+                code="internal_error",
+            ).response()
+        await response(scope, receive, send)
