@@ -27,11 +27,13 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 accounts_app = typer.Typer(help="Accounts (organisations).", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+usage_app = typer.Typer(help="Recorded gateway calls.", no_args_is_help=True)
 users_app = typer.Typer(help="Users and invitations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(audit_app, name="audit")
+app.add_typer(usage_app, name="usage")
 app.add_typer(users_app, name="users")
 
 
@@ -254,6 +256,28 @@ def audit_verify(
         first = bad[0].problem
         typer.echo(f"error: audit chain broken in account {first.account_id}: {first.message}", err=True)  # type: ignore[union-attr]
         raise typer.Exit(1)
+
+
+@usage_app.command("recover")
+def usage_recover() -> None:
+    """Write the usage journal left by a stopped or crashed server to the database.
+
+    The server does this itself when it starts; segments that a running server holds are left alone.
+    """
+    from cockpit.kit.db import make_engine, make_sessionmaker
+    from cockpit.usage.recorder import Recorder
+
+    settings = _settings()
+
+    async def run() -> int:
+        engine = make_engine(settings.database_url)
+        try:
+            return await Recorder(make_sessionmaker(engine), settings.usage_journal_dir).recover()
+        finally:
+            await engine.dispose()
+
+    count = asyncio.run(run())
+    typer.echo(f"{count} usage records replayed from {settings.usage_journal_dir}")
 
 
 @app.command()
