@@ -345,3 +345,48 @@ async def test_accounts_create_against_the_test_database(
     )
     assert again.returncode != 0
     assert "already exists" in again.stderr
+
+
+def test_usage_recover_replays_a_dead_servers_journal_once(cli: Cli, tmp_path: Path) -> None:
+    import uuid as uuid_module
+
+    from cockpit.usage.recorder import journal_line
+
+    account_id = cli.create_account("owner@example.com")
+    journal = tmp_path / "usage-journal"
+    journal.mkdir()
+    ids = [str(uuid_module.uuid4()) for _ in range(3)]
+    lines = b"".join(
+        journal_line(
+            {
+                "id": record_id,
+                "account_id": account_id,
+                "created_at": "2026-11-01T10:00:00+00:00",
+                "model": "gpt-4o-mini",
+                "operation": "chat",
+                "stream": False,
+                "status": "success",
+                "http_status": 200,
+                "latency_ms": 12,
+                "input_tokens": 7,
+                "output_tokens": 5,
+                "cached_tokens": 0,
+                "tokens_estimated": False,
+                "cost_usd": "0.0000675",
+            }
+        )
+        for record_id in ids
+    )
+    (journal / "4242-deadbeef-0.jsonl").write_bytes(lines + b'{"id": "torn')  # the crash cut the last line
+
+    first = cli("usage", "recover")
+
+    assert first.returncode == 0, first.stderr
+    assert "3 usage records replayed" in first.stdout
+    rows = cli.query("SELECT id, cost_usd, input_tokens FROM usage_requests ORDER BY id")
+    assert sorted(str(uuid_module.UUID(str(r[0]))) for r in rows) == sorted(ids)
+    assert {(r[1], r[2]) for r in rows} == {(67_500_000, 7)}  # $0.0000675 in 10^-12 units
+    assert list(journal.glob("*.jsonl")) == []
+    again = cli("usage", "recover")
+    assert "0 usage records replayed" in again.stdout
+    assert cli.query("SELECT COUNT(*) FROM usage_requests") == [(3,)]
