@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hmac
 import uuid
 from datetime import UTC, datetime
 
@@ -13,8 +14,14 @@ async def session_by_hash(session: AsyncSession, secret_hash: str) -> LoginSessi
     return await session.scalar(select(LoginSession).where(LoginSession.secret_hash == secret_hash))
 
 
-async def token_by_hash(session: AsyncSession, token_hash: str) -> ApiToken | None:
-    return await session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash))
+async def token_by_secret(session: AsyncSession, raw: str, token_hash: str) -> ApiToken | None:
+    """The token with this clear value: looked up by its public prefix, then compared by hash in
+    constant time (the lookup itself never depends on the secret part)."""
+    candidates = await session.scalars(select(ApiToken).where(ApiToken.prefix == raw[:10]))
+    for token in candidates:
+        if hmac.compare_digest(token.token_hash, token_hash):
+            return token
+    return None
 
 
 async def token_in_account(

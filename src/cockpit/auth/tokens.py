@@ -215,7 +215,7 @@ async def authenticate_token(
     """The actor for a bearer token, or None when it is unknown, revoked, expired or its user inactive."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = await repository.token_by_hash(session, hash_token(raw))
+    token = await repository.token_by_secret(session, raw, hash_token(raw))
     if token is None or token_status(token) != "active" or token.user.status is not UserStatus.active:
         return None
     now = utcnow()
