@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import random
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.service import create_account
@@ -12,11 +19,17 @@ from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import hash_password
+from cockpit.auth.tokens import issue_token
 from cockpit.config import Settings
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
+from cockpit.kit.time import utcnow
 from cockpit.projects import service as projects
-from cockpit.projects.models import ProjectRole
+from cockpit.projects.models import Project, ProjectRole
+from cockpit.providers import service as providers
+from cockpit.providers.models import Capability, Model, ProviderKind
+from cockpit.providers.pricing import lookup_prices
+from cockpit.usage.models import CallStatus, Operation, UsageRecord
 from cockpit.users import repository as users_repo
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.seats import SeatProduct, set_user_seats
@@ -45,11 +58,52 @@ INVITEES = [("nina.patel", "Nina Patel", "Engineering"), ("omar.haddad", "Omar H
             ("lea.martin", "Léa Martin", "Support")]  # fmt: skip
 
 
+SIMULATED_PROVIDER = "Simulated (built in)"
+SIMULATED_SETTINGS = {"latency_ms": 350, "tokens_per_second": 80, "output_tokens": 220}
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    name: str
+    upstream_model: str
+    # Whose list prices apply: genai-prices knows nothing of the simulated provider itself.
+    priced_as: ProviderKind
+    # USD per million tokens (input, output, cached input) when genai-prices does not know the model.
+    fallback_prices: tuple[str, str, str]
+    capabilities: tuple[Capability, ...]
+    context_window: int
+    tokens_per_second: int
+
+
+DEMO_MODELS = (
+    DemoModel("gpt-4o", "gpt-4o", ProviderKind.openai, ("2.50", "10", "1.25"),
+              (Capability.chat, Capability.vision, Capability.tools), 128_000, 70),
+    DemoModel("gpt-4o-mini", "gpt-4o-mini", ProviderKind.openai, ("0.15", "0.60", "0.075"),
+              (Capability.chat, Capability.vision, Capability.tools), 128_000, 95),
+    DemoModel("claude-sonnet-4", "claude-sonnet-4-20250514", ProviderKind.anthropic, ("3", "15", "0.30"),
+              (Capability.chat, Capability.vision, Capability.tools), 200_000, 60),
+    DemoModel("text-embedding-3-small", "text-embedding-3-small", ProviderKind.openai, ("0.02", "0", "0"),
+              (Capability.embeddings,), 8_191, 0),
+)  # fmt: skip
+
+# Recorded gateway calls: about this many over the last USAGE_DAYS days, the same every time.
+USAGE_CALLS = 3_000
+USAGE_DAYS = 60
+USAGE_SEED = 2026
+INSERT_BATCH = 1_000
+AGENTS = ("support-triage-bot", "release-notes-agent")
+# Names callers get wrong: recorded as model_not_found with no model id.
+UNKNOWN_MODELS = ("gpt-4", "gpt-5-turbo", "claude-3-opus", "mistral-large", "gpt4o")
+MILLION = Decimal(1_000_000)
+
+
 @dataclass
 class DemoLogin:
     email: str
     password: str
     created: bool
+    # The owner's gateway token, in clear: only on the seeding that created it (only its hash is kept).
+    gateway_token: str | None = None
 
 
 async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
@@ -106,4 +160,254 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
             await projects.set_member(
                 session, owner_actor, project.id, user.id, role=project_role, all_assistants=j < 3
             )
-    return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=True)
+    models = await _seed_catalogue(session, owner_actor, settings)
+    owner_token, owner_raw = await issue_token(
+        session, owner_actor, owner, name="Demo gateway", scopes=["gateway"]
+    )
+    await _seed_usage(
+        session, owner_actor, owner, active, [(assistant, active[:6]), (research, active[6:12])], models,
+        owner_token_id=owner_token.id,
+    )  # fmt: skip
+    return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=True, gateway_token=owner_raw)
+
+
+async def _seed_catalogue(session: AsyncSession, actor: Actor, settings: Settings) -> list[Model]:
+    """The simulated provider and a few well-known models on it, priced like the real ones."""
+    provider = await providers.create_provider(
+        session, actor, name=SIMULATED_PROVIDER, kind=ProviderKind.simulated,
+        secret_key=settings.resolved_secret_key(), allow_private=False, settings=dict(SIMULATED_SETTINGS),
+    )  # fmt: skip
+    models = []
+    for spec in DEMO_MODELS:
+        known = lookup_prices(spec.upstream_model, spec.priced_as, None)
+        prices = (
+            (known.input, known.output, known.cached_input)
+            if known is not None
+            else tuple(Decimal(p) for p in spec.fallback_prices)
+        )
+        models.append(
+            await providers.create_model(
+                session, actor, name=spec.name, provider_id=provider.id, upstream_model=spec.upstream_model,
+                input_price_per_million=prices[0], output_price_per_million=prices[1],
+                cached_input_price_per_million=prices[2], context_window=spec.context_window,
+                capabilities=list(spec.capabilities),
+            )
+        )  # fmt: skip
+    return models
+
+
+def cost_usd(model: Model, input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
+    """Exact USD cost, the gateway's rule: cached input tokens are part of the input tokens and cost
+    the cached-input price, or the input price when the model has none."""
+    cached_price = model.cached_input_price_per_million or model.input_price_per_million
+    micro = (
+        (input_tokens - cached_tokens) * model.input_price_per_million
+        + cached_tokens * cached_price
+        + output_tokens * model.output_price_per_million
+    )
+    return micro / MILLION
+
+
+@dataclass(frozen=True)
+class _Cast:
+    """Who calls which models in the demo's recorded usage."""
+
+    account_id: uuid.UUID
+    provider_id: uuid.UUID
+    callers: list[User]
+    weights: list[float]
+    tokens: dict[uuid.UUID, uuid.UUID]  # user id -> their gateway token's id
+    projects_of: dict[uuid.UUID, list[uuid.UUID]]
+    agents: dict[str, tuple[User, uuid.UUID, Model]]  # agent -> (whose token, project, model)
+    chat_models: list[Model]  # the small one, the large one, Claude
+    embedding_model: Model
+
+
+# Calls per local hour of the day (Europe/Paris): office hours with a lunch dip.
+HOUR_WEIGHTS = (0.2, 0.1, 0.1, 0.1, 0.1, 0.2, 0.4, 1, 3, 6, 8, 8, 5, 6, 8, 8, 7, 5, 3, 2, 1.5, 1, 0.6, 0.3)
+TOKENS_PER_SECOND = {spec.name: spec.tokens_per_second for spec in DEMO_MODELS}
+
+
+async def _seed_usage(
+    session: AsyncSession,
+    actor: Actor,
+    owner: User,
+    active: list[User],
+    project_members: list[tuple[Project, list[User]]],
+    models: list[Model],
+    *,
+    owner_token_id: uuid.UUID,
+) -> int:
+    """About USAGE_CALLS recorded gateway calls over the last USAGE_DAYS days, inserted in bulk.
+
+    Deterministic (a seeded generator) so the demo's numbers are the same from one run to the next
+    on the same day. Returns how many rows were inserted.
+    """
+    rng = random.Random(USAGE_SEED)  # noqa: S311 - demo data, not secrets
+    by_name = {model.name: model for model in models}
+    # Who calls: the owner and twenty people, each with a gateway token; a few of them call a lot.
+    callers = [owner, *active[:20]]
+    tokens = {owner.id: owner_token_id}
+    for user in callers[1:]:
+        token, _ = await issue_token(session, actor, user, name="Gateway (demo)", scopes=["gateway"])
+        tokens[user.id] = token.id
+    weights = [1 / (rank + 1) ** 0.9 for rank in range(len(callers))]
+    rng.shuffle(weights)
+    projects_of: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for project, members in project_members:
+        for member in members:
+            projects_of.setdefault(member.id, []).append(project.id)
+    # The agents run under their project admin's token, attributed to their project.
+    (assistant, assistant_members), (research, research_members) = project_members
+    cast = _Cast(
+        account_id=owner.account_id,
+        provider_id=models[0].provider_id,
+        callers=callers,
+        weights=weights,
+        tokens=tokens,
+        projects_of=projects_of,
+        agents={
+            AGENTS[0]: (assistant_members[0], assistant.id, by_name["gpt-4o-mini"]),
+            AGENTS[1]: (research_members[0], research.id, by_name["claude-sonnet-4"]),
+        },
+        chat_models=[by_name["gpt-4o-mini"], by_name["gpt-4o"], by_name["claude-sonnet-4"]],
+        embedding_model=by_name["text-embedding-3-small"],
+    )
+
+    tz = ZoneInfo("Europe/Paris")  # the demo organisation's time zone: its working hours
+    now = utcnow()
+    oldest = now - timedelta(days=USAGE_DAYS) + timedelta(hours=1)  # a margin: "within the last 60 days"
+    today = now.astimezone(tz).date()
+    days = [today - timedelta(days=USAGE_DAYS - 1 - n) for n in range(USAGE_DAYS)]
+    # Usage grows over the period (x3) and is much lighter at weekends.
+    day_weights = [
+        (0.5 + n / (USAGE_DAYS - 1)) * (1.0 if d.weekday() < 5 else 0.2) for n, d in enumerate(days)
+    ]
+    total_weight = sum(day_weights)
+    rows: list[dict[str, Any]] = []
+    for n, (day, day_weight) in enumerate(zip(days, day_weights, strict=True)):
+        count = round(USAGE_CALLS * day_weight / total_weight * rng.uniform(0.85, 1.15))
+        midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+        for _ in range(count):
+            hour = rng.choices(range(24), HOUR_WEIGHTS)[0]
+            created_at = (midnight + timedelta(hours=hour, seconds=rng.randrange(3600))).astimezone(UTC)
+            if not oldest <= created_at <= now - timedelta(minutes=1):
+                continue  # later today, or just beyond the period
+            rows.append(_call(rng, cast, created_at, progress=n / (USAGE_DAYS - 1)))
+    rows.sort(key=lambda row: row["created_at"])
+    for start in range(0, len(rows), INSERT_BATCH):
+        await session.execute(insert(UsageRecord), rows[start : start + INSERT_BATCH])
+    return len(rows)
+
+
+def _call(rng: random.Random, cast: _Cast, created_at: datetime, *, progress: float) -> dict[str, Any]:
+    """One plausible gateway call, as the gateway would have recorded it."""
+    agent_id: str | None = None
+    project_id: uuid.UUID | None = None
+    if rng.random() < 0.08:
+        agent_id = rng.choice(AGENTS)
+        user, project_id, model = cast.agents[agent_id]
+        operation = Operation.chat
+    else:
+        user = rng.choices(cast.callers, cast.weights)[0]
+        memberships = cast.projects_of.get(user.id)
+        if memberships and rng.random() < 0.4:
+            project_id = rng.choice(memberships)
+        if rng.random() < 0.11:
+            operation, model = Operation.embedding, cast.embedding_model
+        else:
+            # Claude gains share over the period; the small model stays the workhorse.
+            operation = Operation.chat
+            model = rng.choices(cast.chat_models, [0.5, 0.35 - 0.15 * progress, 0.15 + 0.15 * progress])[0]
+    chat = operation is Operation.chat
+    stream = chat and rng.random() < 0.6
+    roll = rng.random()
+    status = CallStatus.success
+    if roll >= 0.97:
+        # Only a streamed answer can be cut short by its caller.
+        status, stream = (CallStatus.client_disconnected, True) if chat else (CallStatus.success, False)
+    elif roll >= 0.93:
+        status = CallStatus.error
+    row: dict[str, Any] = {
+        "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+        "account_id": cast.account_id,
+        "created_at": created_at,
+        "user_id": user.id,
+        "group_id": user.group_id,
+        "project_id": project_id,
+        "agent_id": agent_id,
+        "api_token_id": cast.tokens[user.id],
+        "model_id": model.id,
+        "model": model.name,
+        "provider_id": cast.provider_id,
+        "provider_kind": ProviderKind.simulated.value,
+        "operation": operation.value,
+        "stream": stream,
+        "status": status.value,
+        "error_type": None,
+        "error_message": None,
+        "http_status": 200,
+        "ttft_ms": None,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cached_tokens": 0,
+        "tokens_estimated": False,
+        "cost_usd": Decimal(0),
+        "upstream_id": None,
+    }
+    if status is CallStatus.error:
+        return row | _failure(rng, chat)
+    input_tokens = _tokens(rng, 50, 4_000, 600)
+    output_tokens = _tokens(rng, 20, 1_200, 250) if chat else 0
+    cached = 0
+    if chat and input_tokens >= 1_024 and rng.random() < 0.3:
+        cached = rng.randint(1, input_tokens // 128) * 128  # prompt caching works in blocks of 128
+    ttft = rng.randint(250, 900) if chat else None
+    if status is CallStatus.client_disconnected:
+        # The caller left mid-stream: Cockpit counted what was sent and received so far.
+        cached, output_tokens = 0, rng.randint(0, output_tokens)
+        row |= {"http_status": 499, "tokens_estimated": True}
+    generation_ms = (
+        round(output_tokens / TOKENS_PER_SECOND[model.name] * 1000 * rng.uniform(0.8, 1.3)) if chat else 0
+    )
+    row |= {
+        "latency_ms": (ttft or rng.randint(40, 180)) + generation_ms,
+        "ttft_ms": ttft if stream else None,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cached_tokens": cached,
+        "cost_usd": cost_usd(model, input_tokens, output_tokens, cached),
+        "upstream_id": f"chatcmpl-sim-{rng.getrandbits(64):016x}" if chat else None,
+    }
+    return row
+
+
+def _tokens(rng: random.Random, low: int, high: int, median: int) -> int:
+    """A long-tailed token count: most calls are short, a few are long."""
+    return min(high, max(low, round(rng.lognormvariate(math.log(median), 0.8))))
+
+
+def _failure(rng: random.Random, chat: bool) -> dict[str, Any]:
+    """What a failed call records: no tokens, no cost."""
+    kind = rng.choices(["rate_limited", "upstream", "timeout", "not_found"], [4, 2.5, 1.5, 2])[0]
+    if kind == "not_found":
+        name = rng.choice(UNKNOWN_MODELS) if chat else "text-embedding-ada-002"
+        return {
+            "model_id": None, "model": name, "provider_id": None, "provider_kind": None,
+            "error_type": "model_not_found", "http_status": 404, "latency_ms": rng.randint(1, 6),
+            "error_message": f"The model '{name}' does not exist or you do not have access to it.",
+        }  # fmt: skip
+    if kind == "rate_limited":
+        return {
+            "error_type": "upstream_rate_limited", "http_status": 429, "latency_ms": rng.randint(80, 400),
+            "error_message": "The upstream provider is rate limiting requests: Rate limit reached.",
+        }  # fmt: skip
+    if kind == "upstream":
+        return {
+            "error_type": "upstream_error", "http_status": 502, "latency_ms": rng.randint(300, 2_500),
+            "error_message": "The upstream provider failed (HTTP 500): The server had an error.",
+        }  # fmt: skip
+    return {
+        "error_type": "upstream_timeout", "http_status": 504, "latency_ms": rng.randint(60_000, 61_500),
+        "error_message": "The upstream provider did not answer in time.",
+    }  # fmt: skip

@@ -23,5 +23,12 @@ async def get_account(session: DbSession, actor: ApiActor) -> AccountOut:
 
 @router.patch("/account", response_model=AccountOut)
 async def update_account(body: AccountUpdate, session: DbSession, actor: AccountWriter) -> AccountOut:
-    account = await service.update_profile(session, actor, name=body.name, timezone=body.timezone)
+    account = await service.update_profile(
+        session,
+        actor,
+        name=body.name,
+        timezone=body.timezone,
+        store_request_content=body.store_request_content,
+        content_retention_days=body.content_retention_days,
+    )
     return AccountOut.model_validate(account)

@@ -7,14 +7,25 @@ from pydantic import Field
 
 from cockpit.kit.schemas import InputSchema, OutputSchema
 
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 3650
+
 
 class AccountOut(OutputSchema):
     id: uuid.UUID
     name: str
     timezone: str
     created_at: datetime
+    # Gateway: whether each call's input and output are kept, and for how many days.
+    store_request_content: bool
+    content_retention_days: int
 
 
 class AccountUpdate(InputSchema):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    # Strict: "30", 30.5 or true are refused rather than coerced into a retention setting.
+    store_request_content: bool | None = Field(default=None, strict=True)
+    content_retention_days: int | None = Field(
+        default=None, ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS, strict=True
+    )

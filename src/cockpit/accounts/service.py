@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
+from cockpit.accounts.schemas import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth.actor import Actor
@@ -30,6 +31,32 @@ def check_timezone(value: str) -> str:
             details=[{"field": "timezone", "message": "unknown time zone"}],
         ) from exc
     return value
+
+
+def _invalid_retention() -> InvalidInput:
+    message = f"a whole number of days from {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS}"
+    return InvalidInput(
+        "invalid_retention",
+        f"The retention period (content_retention_days) must be {message}.",
+        details=[{"field": "content_retention_days", "message": message}],
+    )
+
+
+def check_retention_days(value: int) -> int:
+    # bool is an int in Python: True must not become a retention of one day.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _invalid_retention()
+    if not MIN_RETENTION_DAYS <= value <= MAX_RETENTION_DAYS:
+        raise _invalid_retention()
+    return value
+
+
+def parse_retention_days(text: str) -> int:
+    """The retention period typed in a form: digits only, within the allowed range."""
+    text = text.strip()
+    if not text.isdigit() or len(text) > 6:
+        raise _invalid_retention()
+    return check_retention_days(int(text))
 
 
 def timezone_choices() -> list[str]:
@@ -97,18 +124,50 @@ async def get_account(session: AsyncSession, actor: Actor) -> Account:
 
 
 async def update_profile(
-    session: AsyncSession, actor: Actor, *, name: str | None = None, timezone: str | None = None
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    name: str | None = None,
+    timezone: str | None = None,
+    store_request_content: bool | None = None,
+    content_retention_days: int | None = None,
 ) -> Account:
+    """Change the organisation profile and its gateway content settings; absent fields stay.
+
+    Everything is checked before anything changes, and one audit entry records what changed.
+    """
     actor.require(Permission.account_write)
     account = await get_account(session, actor)
-    before = {"name": account.name, "timezone": account.timezone}
-    if name is not None:
-        account.name = require_text(name, field="name", label="The organisation name", max_length=200)
-    if timezone is not None:
-        account.timezone = check_timezone(timezone)
-    after = {"name": account.name, "timezone": account.timezone}
+    new_name = (
+        require_text(name, field="name", label="The organisation name", max_length=200)
+        if name is not None
+        else None
+    )
+    new_timezone = check_timezone(timezone) if timezone is not None else None
+    new_retention = (
+        check_retention_days(content_retention_days) if content_retention_days is not None else None
+    )
+    before = _profile_state(account)
+    if new_name is not None:
+        account.name = new_name
+    if new_timezone is not None:
+        account.timezone = new_timezone
+    if store_request_content is not None:
+        account.store_request_content = bool(store_request_content)
+    if new_retention is not None:
+        account.content_retention_days = new_retention
+    after = _profile_state(account)
     await audit.record_changes(
         session, actor, "account.updated", target=Target("account", account.id, account.name), before=before,
         after=after,
     )  # fmt: skip
     return account
+
+
+def _profile_state(account: Account) -> dict[str, object]:
+    return {
+        "name": account.name,
+        "timezone": account.timezone,
+        "store_request_content": account.store_request_content,
+        "content_retention_days": account.content_retention_days,
+    }

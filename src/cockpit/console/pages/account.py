@@ -1,24 +1,35 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from cockpit.accounts import service
-from cockpit.console.web import AdminViewer, SignedIn, discard_changes, redirect, render
+from cockpit.accounts.schemas import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from cockpit.console.web import AdminViewer, SignedIn, Viewer, discard_changes, redirect, render
 from cockpit.kit.errors import CockpitError
 from cockpit.kit.web import DbSession
 
 router = APIRouter(prefix="/account")
 
 
+async def _page(
+    request: Request, session: DbSession, viewer: Viewer, *, status_code: int = 200, **extra: Any
+) -> Response:
+    account = await service.get_account(session, viewer.actor)
+    context: dict[str, Any] = {
+        "account": account,
+        "timezones": service.timezone_choices(),
+        "min_retention": MIN_RETENTION_DAYS,
+        "max_retention": MAX_RETENTION_DAYS,
+    }
+    return render(request, "account/profile.html", context | extra, status_code=status_code)
+
+
 @router.get("")
 async def account_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
-    account = await service.get_account(session, viewer.actor)
-    return render(
-        request, "account/profile.html", {"account": account, "timezones": service.timezone_choices()}
-    )
+    return await _page(request, session, viewer)
 
 
 @router.post("")
@@ -33,16 +44,32 @@ async def update_account(
         await service.update_profile(session, viewer.actor, name=name, timezone=timezone)
     except CockpitError as exc:
         await discard_changes(session, viewer)
-        account = await service.get_account(session, viewer.actor)
-        return render(
-            request,
-            "account/profile.html",
-            {
-                "account": account,
-                "timezones": service.timezone_choices(),
-                "error": exc.message,
-                "form": {"name": name[:200], "timezone": timezone},
-            },
-            status_code=exc.status,
-        )
+        return await _page(
+            request, session, viewer, status_code=exc.status,
+            error=exc.message, form={"name": name[:200], "timezone": timezone},
+        )  # fmt: skip
     return redirect(request, "/account", message="Organisation profile saved.")
+
+
+@router.post("/content")
+async def update_content_storage(
+    request: Request,
+    session: DbSession,
+    viewer: AdminViewer,
+    store_request_content: Annotated[str, Form(max_length=10)] = "",
+    content_retention_days: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    # An unticked checkbox is not sent at all: absence means "off".
+    store = store_request_content == "true"
+    try:
+        days = service.parse_retention_days(content_retention_days)
+        await service.update_profile(
+            session, viewer.actor, store_request_content=store, content_retention_days=days
+        )
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        typed = {"store_request_content": store, "content_retention_days": content_retention_days[:20]}
+        return await _page(
+            request, session, viewer, status_code=exc.status, content_error=exc.message, content_form=typed
+        )
+    return redirect(request, "/account", message="Data retention settings saved.")
