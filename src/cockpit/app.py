@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         flush_seconds=settings.usage_flush_seconds,
         batch_size=settings.usage_batch_size,
     )
-    gateway = Gateway(settings, Directory(sessionmaker, secret_key), recorder)
+    gateway = Gateway(
+        settings, Directory(sessionmaker, secret_key, settings.data_dir / "gateway-cache.stamp"), recorder
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

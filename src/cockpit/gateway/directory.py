@@ -4,10 +4,12 @@ The hot path must not make a database round-trip per call. Entries are loaded on
 load shared by concurrent callers) and dropped as soon as anything they were built from changes:
 every commit that touched an API token, user, group, project, membership, account, provider or
 model (ORM changes and ORM bulk UPDATE/DELETE statements) clears the directory of this process,
-so a revoked token or a deactivated user is refused by the very next call. As a safety net for
-changes made outside the ORM or by another process, an entry older than ``TTL_SECONDS`` is
-reloaded in the background (it serves that one call meanwhile). Expiry of a token is checked on
-every call against the cached expiry time.
+so a revoked token or a deactivated user is refused by the very next call. Other processes of the
+same deployment (``cockpit serve --workers N``) learn of it through a stamp file in the data
+directory that every invalidation touches and every call checks (one ``stat``). As a safety net
+for changes made outside the ORM, an entry older than ``TTL_SECONDS`` is reloaded in the
+background (it serves that one call meanwhile). Expiry of a token is checked on every call
+against the cached expiry time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import time
 import uuid
 import weakref
@@ -23,6 +26,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import event, select
@@ -100,9 +104,15 @@ class Catalog:
 
 
 class Directory:
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], secret_key: str) -> None:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], secret_key: str, stamp: Path | None = None
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.secret_key = secret_key
+        # A file whose modification time changes at every invalidation: other processes of the same
+        # deployment (``cockpit serve --workers N``) notice it on their next call.
+        self.stamp = stamp
+        self._seen_stamp = _stamp_of(stamp)
         self._callers: dict[str, tuple[Caller | None, float]] = {}
         self._catalogs: dict[uuid.UUID, Catalog] = {}
         self.loads = 0  # database loads (for tests and benchmarks)
@@ -111,6 +121,28 @@ class Directory:
         _DIRECTORIES.add(self)
 
     def invalidate(self) -> None:
+        self._clear()
+        if self.stamp is not None:
+            try:
+                self.stamp.parent.mkdir(parents=True, exist_ok=True)
+                self.stamp.touch()
+                now = time.time_ns()
+                os.utime(self.stamp, ns=(now, now))
+            except OSError:
+                log.warning(
+                    "could not touch %s; other gateway processes see changes within %ss",
+                    self.stamp,
+                    TTL_SECONDS,
+                )
+            self._seen_stamp = _stamp_of(self.stamp)
+
+    def _check_stamp(self) -> None:
+        stamp = _stamp_of(self.stamp)
+        if stamp != self._seen_stamp:
+            self._seen_stamp = stamp
+            self._clear()
+
+    def _clear(self) -> None:
         # Loads that started before the change must not store what they read.
         self._generation += 1
         self._callers.clear()
@@ -121,6 +153,8 @@ class Directory:
         """The caller a bearer token stands for, or None (unknown, revoked, user inactive)."""
         if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
             return None
+        if self.stamp is not None:
+            self._check_stamp()
         digest = hashlib.sha256(raw.encode()).hexdigest()
         hit = self._callers.get(digest)
         if hit is not None:
@@ -277,6 +311,15 @@ class Directory:
             api_key=key,
             settings=dict(provider.settings or {}),
         )
+
+
+def _stamp_of(path: Path | None) -> int:
+    if path is None:
+        return 0
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 # Every directory of this process; a commit that changed what they hold clears them all.
