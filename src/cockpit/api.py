@@ -9,6 +9,7 @@ from cockpit.groups.api import router as groups_router
 from cockpit.invitations.api import router as invitations_router
 from cockpit.projects.api import router as projects_router
 from cockpit.providers.api import router as providers_router
+from cockpit.usage.api import router as usage_router
 from cockpit.users.api import router as users_router
 
 router = APIRouter(prefix="/api/v1")
@@ -21,5 +22,6 @@ for domain_router in (
     projects_router,
     providers_router,
     audit_router,
+    usage_router,
 ):
     router.include_router(domain_router)

@@ -18,6 +18,7 @@ class Permission(StrEnum):
     owners_manage = "owners:manage"  # grant or remove the owner role
     projects_manage = "projects:manage"  # every project of the account (project admins manage theirs)
     providers_manage = "providers:manage"  # providers and the model catalogue
+    usage_read_all = "usage:read_all"  # every gateway call of the account (members see their own)
 
 
 _MEMBER = frozenset({Permission.account_read, Permission.tokens_own})
@@ -29,6 +30,7 @@ _ADMIN = _MEMBER | {
     Permission.users_write,
     Permission.projects_manage,
     Permission.providers_manage,
+    Permission.usage_read_all,
 }
 _OWNER = _ADMIN | {Permission.owners_manage}
 

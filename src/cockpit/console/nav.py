@@ -33,7 +33,7 @@ SECTIONS: tuple[NavSection, ...] = (
         ),
     ),
     NavSection("FINANCE", ()),
-    NavSection("OPERATIONS", ()),
+    NavSection("OPERATIONS", (NavItem("Request log", "/requests", "activity"),)),
     NavSection(
         "ACCOUNT",
         (

@@ -1,0 +1,194 @@
+"""The request log: every gateway call (administrators) or one's own calls (members)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from cockpit.authz.permissions import Permission
+from cockpit.console.web import SignedIn, Viewer, render
+from cockpit.kit.errors import InvalidInput
+from cockpit.kit.pagination import PageParams
+from cockpit.kit.time import utcnow
+from cockpit.kit.web import DbSession
+from cockpit.projects import repository as projects_repo
+from cockpit.usage import service as usage
+from cockpit.usage.models import CallStatus
+from cockpit.usage.repository import RequestFilters
+from cockpit.usage.schemas import decimal_text
+from cockpit.users import repository as users_repo
+
+router = APIRouter(prefix="/requests")
+
+RANGES: dict[str, tuple[str, timedelta | None]] = {
+    "24h": ("Last 24 hours", timedelta(hours=24)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+    "60d": ("Last 60 days", timedelta(days=60)),
+    "custom": ("Custom range", None),
+}
+DEFAULT_RANGE = "7d"
+STATUSES = {
+    CallStatus.success.value: "Success",
+    CallStatus.error.value: "Error",
+    CallStatus.client_disconnected.value: "Disconnected",
+}
+PER_PAGE = 50
+
+
+def _invalid(field: str, message: str) -> InvalidInput:
+    return InvalidInput("invalid_input", message, details=[{"field": field, "message": message}])
+
+
+def _local(value: str, viewer: Viewer, field: str) -> datetime | None:
+    """The console's datetime-local inputs are in the organisation's time zone."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _invalid(field, f"'{value}' is not a valid date and time.") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.account.timezone))
+
+
+def _uuid(value: str, field: str, label: str) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError as exc:
+        raise _invalid(field, f"Unknown {label}.") from exc
+
+
+def _filters(viewer: Viewer, form: dict[str, str]) -> RequestFilters:
+    since = until = None
+    if form["range"] == "custom":
+        since, until = _local(form["since"], viewer, "since"), _local(form["until"], viewer, "until")
+        if since and until and since >= until:
+            raise _invalid("since", "'From' must be before 'To'.")
+    elif form["range"] in RANGES:
+        delta = RANGES[form["range"]][1]
+        since = utcnow() - delta if delta else None
+    else:
+        raise _invalid("range", "Unknown time range.")
+    if form["status"] and form["status"] not in STATUSES:
+        raise _invalid("status", "Unknown status.")
+    return RequestFilters(
+        since=since,
+        until=until,
+        model=form["model"] or None,
+        user_id=_uuid(form["user"], "user", "user") if viewer.can(Permission.usage_read_all) else None,
+        project_id=_uuid(form["project"], "project", "project"),
+        agent_id=form["agent"].strip() or None,
+        api_token_id=_uuid(form["token"], "token", "token"),
+        status=CallStatus(form["status"]) if form["status"] else None,
+    )
+
+
+def short_usd(value: Decimal) -> str:
+    """A cost for the table: two significant digits below a cent, cents above ("$0.000068", "$1.24")."""
+    if value == 0:
+        return "$0"
+    if abs(value) >= Decimal("0.01"):
+        return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
+    exponent = value.adjusted() - 1  # keep two significant digits
+    return "$" + decimal_text(value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP))
+
+
+def _pretty(content: object) -> str | None:
+    """Stored content for a <pre>: JSON indented (an answer that is JSON too), other text as it is."""
+    if content is None:
+        return None
+    if isinstance(content, str):
+        try:
+            parsed = json.loads(content)
+        except ValueError:
+            return content
+        if not isinstance(parsed, dict | list):
+            return content
+        content = parsed
+    return json.dumps(content, indent=2, ensure_ascii=False)
+
+
+Text = Annotated[str, Query(max_length=200)]
+
+
+@router.get("")
+async def requests_page(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    period: Annotated[str, Query(alias="range", max_length=20)] = DEFAULT_RANGE,
+    since: Text = "",
+    until: Text = "",
+    model: Text = "",
+    status: Text = "",
+    user: Text = "",
+    project: Text = "",
+    agent: Annotated[str, Query(max_length=100)] = "",
+    token: Text = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    admin = viewer.can(Permission.usage_read_all)
+    form = {
+        "range": period, "since": since, "until": until, "model": model, "status": status,
+        "user": user if admin else "", "project": project, "agent": agent, "token": token,
+    }  # fmt: skip
+    error = None
+    try:
+        filters = _filters(viewer, form)
+    except InvalidInput as exc:
+        error, form["range"] = exc.message, DEFAULT_RANGE
+        filters = _filters(viewer, {key: "" for key in form} | {"range": DEFAULT_RANGE})
+    params = PageParams(page=page, per_page=PER_PAGE)
+    results = await usage.search_requests(session, viewer.actor, filters, params)
+    query = urlencode({key: value for key, value in form.items() if value})
+    context: dict[str, Any] = {
+        "page": results,
+        "form": form,
+        "error": error,
+        "admin": admin,
+        "query": query,
+        "ranges": {key: label for key, (label, _) in RANGES.items()},
+        "statuses": STATUSES,
+        "models": await usage.model_names(session, viewer.actor),
+        "users": await users_repo.list_in_account(session, viewer.actor.account_id) if admin else [],
+        "projects": [
+            p
+            for p, _ in await projects_repo.list_projects(
+                session, viewer.actor.account_id, member_id=None if admin else viewer.actor.user_id
+            )
+        ],
+        "any_calls": bool(results.items) or await usage.has_calls(session, viewer.actor),
+        "gateway_url": request.app.state.settings.base_url.rstrip("/") + "/v1",
+        "short_usd": short_usd,
+        "exact_usd": decimal_text,
+    }
+    partial = request.headers.get("hx-target") == "requests-results"
+    return render(request, "requests/_results.html" if partial else "requests/index.html", context)
+
+
+@router.get("/{request_id}")
+async def request_detail(
+    request: Request, session: DbSession, viewer: SignedIn, request_id: uuid.UUID
+) -> Response:
+    row = await usage.access_request(session, viewer.actor, request_id)
+    context = {
+        "request_text": _pretty(row.record.request_content),
+        "response_text": _pretty(row.record.response_content),
+        "row": row,
+        "r": row.record,
+        "store_enabled": viewer.account.store_request_content,
+        "retention_days": viewer.account.content_retention_days,
+        "short_usd": short_usd,
+        "exact_usd": decimal_text,
+    }
+    return render(request, "requests/detail.html", context)
