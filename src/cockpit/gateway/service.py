@@ -297,8 +297,10 @@ class Gateway:
         stream = False
         try:
             catalog = await self.directory.catalog(caller.account_id)
-            attribution = self.attribution(request, caller, catalog)
             body = await self._body(request)
+            if isinstance(body.get("model"), str):
+                model_name = body["model"]
+            attribution = self.attribution(request, caller, catalog)
             model_name = self._check_common(body)
             if operation is Operation.chat:
                 stream, include_usage = self._check_chat(body)
