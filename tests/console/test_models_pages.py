@@ -97,6 +97,7 @@ async def test_empty_page_and_create_provider_and_model(client: AsyncClient, db:
     assert page.status_code == 200
     assert "No providers yet" in page.text
     assert "No models yet" in page.text
+    assert 'data-testid="gateway-snippet"' not in page.text
 
     await _simulated(client)
     provider = await _provider(db, account.id, "Sim")
@@ -114,6 +115,10 @@ async def test_empty_page_and_create_provider_and_model(client: AsyncClient, db:
     assert "$0.15" in html
     assert "$0.60" in html
     assert 'id="models-table"' in html
+    # How to call it: the gateway URL of this deployment and the model's name.
+    assert 'data-testid="gateway-snippet"' in html
+    assert 'base_url="http://testserver/v1"' in html
+    assert 'model="sim-small"' in html
 
 
 async def test_api_key_never_shown(client: AsyncClient, db: AsyncSession) -> None:

@@ -184,6 +184,7 @@ async def _index(
             "capabilities": list(Capability),
             "price_text": price_text,
             "usd": _usd,
+            "gateway_url": request.app.state.settings.base_url.rstrip("/") + "/v1",
             **extra,
         },
         status_code=status_code,
