@@ -98,6 +98,19 @@ async def test_content_of_failed_and_embedding_calls(gateway_app: Any, db: Async
     assert embedding.response_content == "(embedding vectors)"
 
 
+async def test_smuggled_credentials_are_not_stored(gateway_app: Any, db: AsyncSession, org: Org) -> None:
+    await store_content(db, org)
+    client = client_for(gateway_app, org.member_token)
+    with pytest.raises(openai.BadRequestError):
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=HELLO, extra_body={"api_key": "sk-stolen-0123456789"}
+        )
+    [row] = await records(gateway_app, db, org.account_id)
+    assert row.error_type == "forbidden_parameter"
+    assert row.request_content == {"model": "gpt-4o-mini", "messages": HELLO, "api_key": "[redacted]"}
+    assert "sk-stolen" not in str(row.request_content) + str(row.error_message)
+
+
 async def test_purge_expired_content(gateway_app: Any, db: AsyncSession, org: Org) -> None:
     await store_content(db, org)
     client = client_for(gateway_app, org.member_token)

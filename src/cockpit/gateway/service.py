@@ -471,11 +471,13 @@ class Gateway:
         body: dict[str, Any],
         call: Call | None,
     ) -> None:
-        text = json.dumps(body, default=str)
+        # A body refused for naming credentials must not have them kept.
+        stored = {k: ("[redacted]" if k in FORBIDDEN_FIELDS else v) for k, v in body.items()}
+        text = json.dumps(stored, default=str)
         if len(text) > MAX_STORED_REQUEST_BYTES:
             record["request_content"] = {"truncated": True, "bytes": len(text)}
         else:
-            record["request_content"] = body
+            record["request_content"] = stored
         output: str | None = None
         if call is not None:
             output = "".join(call.pieces) if call.stream else call.output_text
