@@ -187,7 +187,7 @@ def start(cmd: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.P
 def _drain(proc: subprocess.Popen[str]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
-        if "Traceback" in line or "ERROR" in line or "WARNING" in line:
+        if "Traceback" in line or "ERROR" in line or "WARNING" in line or "FLUSHDBG" in line:
             print("  [server]", line.rstrip())
 
 
@@ -313,6 +313,7 @@ async def run_backend(
         rss_before = rss_kib(gateway.pid) if not args.profile else 0
         direct_rate, _ = await load(up_port, None, min(args.load_calls, 20_000), 32, stream=False)
         rate, errors = await load(gw_port, token, args.load_calls, 32, stream=False)
+        rows_right_after = await count_rows(url)
         srate, serrors = await load(gw_port, token, args.stream_load_calls, 32, stream=True)
         expected = sequential_calls + args.load_calls + args.stream_load_calls
         rows = await wait_rows(url, expected)
@@ -324,6 +325,7 @@ async def run_backend(
             stream_errors=serrors,
             expected_rows=expected,
             rows=rows,
+            backlog=sequential_calls + args.load_calls - rows_right_after,
             rss_before_mib=rss_before / 1024,
             rss_after_mib=rss_kib(gateway.pid) / 1024 if not args.profile else 0,
             calls_total=expected,
@@ -367,7 +369,10 @@ def report(result: dict[str, object]) -> None:
         f"throughput, 32 concurrent, 20-chunk streams: gateway {result['stream_rate']:.0f} calls/s, "
         f"{result['stream_errors']} errors"
     )
-    print(f"recorded rows: {result['rows']} of {result['expected_rows']} calls made")
+    print(
+        f"recorded rows: {result['rows']} of {result['expected_rows']} calls made "
+        f"(not yet in the database when the JSON load ended: {result['backlog']})"
+    )
     print(
         f"gateway RSS: {result['rss_before_mib']:.1f} MiB before the load, {result['rss_after_mib']:.1f} MiB "
         f"after {result['calls_total']} calls"

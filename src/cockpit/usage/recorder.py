@@ -29,13 +29,14 @@ import itertools
 import json
 import logging
 import os
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -52,6 +53,7 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("cockpit.usage")
+T = TypeVar("T")
 
 _UUID_FIELDS = (
     "id",
@@ -67,7 +69,8 @@ _TIME_FIELDS = ("created_at", "content_expires_at")
 # A token's last-used time is written at most this often.
 TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
 # Rows prepared at a time when writing a batch (see Recorder._write).
-WRITE_SLICE = 32
+WRITE_SLICE = 64
+BACKLOG_ROWS = 1024
 # Expired stored content is cleared this often.
 PURGE_INTERVAL = timedelta(minutes=10)
 
@@ -102,22 +105,32 @@ def to_row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+_TABLE = cast(Table, UsageRecord.__table__)
+_COLUMNS = tuple(c.name for c in _TABLE.columns)
+
+
 async def insert_records(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Insert records, skipping ids that are already there (a replayed journal)."""
+    """Insert records, skipping ids that are already there (a replayed journal).
+
+    Multi-row ``INSERT … VALUES (…), (…)`` statements rather than a driver ``executemany``: the
+    SQLite driver runs in a thread that must take the GIL back for every row of an executemany,
+    and behind a busy event loop each of those waits (measured: about 1 ms per row under load).
+    The Core table, not the ORM entity: the ORM's bulk path costs several times more per row."""
     if not rows:
         return
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    # The Core table, not the ORM entity: the ORM's bulk path costs several times more per row.
-    table = cast(Table, UsageRecord.__table__)
     stmt: Any
     if dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=["id"])
+        stmt = postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
     elif dialect == "sqlite":
-        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=["id"])
+        stmt = sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        stmt = insert(table)
-    columns = {c.name for c in UsageRecord.__table__.columns}
-    await session.execute(stmt, [{k: v for k, v in row.items() if k in columns} for row in rows])
+        stmt = insert(_TABLE)
+    # RETURNING makes SQLAlchemy batch the rows into multi-row statements ("insertmanyvalues")
+    # from one cached compilation, instead of handing the driver a row-by-row executemany.
+    stmt = stmt.returning(_TABLE.c.id)
+    values = [{name: row.get(name) for name in _COLUMNS} for row in rows]
+    await session.execute(stmt, values)
 
 
 @dataclass
@@ -147,8 +160,11 @@ class Recorder:
         *,
         flush_seconds: float = 0.25,
         batch_size: int = 1000,
+        writer_url: str | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        # With a database URL, rows are written from a thread of their own (see _WriterThread).
+        self._writer = _WriterThread(writer_url) if writer_url else None
         self.directory = directory
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
@@ -264,12 +280,24 @@ class Recorder:
             return len(batch)
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:
-        """One transaction, written in slices: preparing rows is Python work on the event loop, and
-        slices keep each stretch of it short so that gateway calls are not held up behind it."""
-        async with self.sessionmaker() as session:
-            for start in range(0, len(batch), WRITE_SLICE):
-                await insert_records(session, [to_row(r) for r in batch[start : start + WRITE_SLICE]])
-                await asyncio.sleep(0)
+        if self._writer is not None:
+            await self._writer.run(lambda sessionmaker: self._write_rows(batch, sessionmaker, threaded=True))
+        else:
+            await self._write_rows(batch, self.sessionmaker, threaded=False)
+
+    async def _write_rows(
+        self, batch: list[dict[str, Any]], sessionmaker: async_sessionmaker[AsyncSession], *, threaded: bool
+    ) -> None:
+        """One transaction. On the gateway's own event loop (no writer thread) it goes in slices,
+        yielding between them: preparing rows is Python work, and short stretches of it do not hold
+        up gateway calls. A batch that has grown under a sustained load is then written in one go
+        (each slice would queue behind the calls being served, and the writer would fall behind)."""
+        size = len(batch) if threaded or len(batch) > BACKLOG_ROWS else WRITE_SLICE
+        async with sessionmaker() as session:
+            for start in range(0, len(batch), size):
+                await insert_records(session, [to_row(r) for r in batch[start : start + size]])
+                if not threaded:
+                    await asyncio.sleep(0)
             await self._touch_tokens(session, batch)
             await session.commit()
 
@@ -335,6 +363,8 @@ class Recorder:
                 await self._task
             self._task = None
         await self.flush()
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
         if not self._pending:
             self._seal()
             self._drop_sealed()
@@ -383,6 +413,60 @@ class Recorder:
             return len(records)
         finally:
             os.close(fd)
+
+
+class _WriterThread:
+    """An event loop in a thread of its own, with its own engine, where batches are written.
+
+    On the gateway's event loop, preparing a batch's rows (SQLAlchemy's parameter processing) holds
+    up the calls being served: measured, it raised the 99th percentile of added latency from
+    0.5 ms to about 3 ms. In a thread, that work only competes for the interpreter lock, which the
+    event loop gets back within the switch interval, and the writer is never starved by a busy loop.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, async_sessionmaker[AsyncSession]]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                ready = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._main, args=(ready,), name="cockpit-usage-writer", daemon=True
+                )
+                self._thread.start()
+                ready.wait()
+        assert self.loop is not None
+        assert self.sessionmaker is not None
+        return self.loop, self.sessionmaker
+
+    def _main(self, ready: threading.Event) -> None:
+        from cockpit.kit.db import make_engine, make_sessionmaker
+
+        loop = asyncio.new_event_loop()
+        engine = make_engine(self.url)
+        self.loop, self.sessionmaker = loop, make_sessionmaker(engine)
+        ready.set()
+        try:
+            loop.run_forever()
+            loop.run_until_complete(engine.dispose())
+        finally:
+            loop.close()
+
+    async def run(self, job: Callable[[async_sessionmaker[AsyncSession]], Coroutine[Any, Any, T]]) -> T:
+        loop, sessionmaker = self._ensure()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(job(sessionmaker), loop))
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._thread is not None and self.loop is not None and self._thread.is_alive():
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._thread.join(timeout=30)
+            self._thread = None
 
 
 def read_segment(path: Path) -> Iterable[dict[str, Any]]:
