@@ -187,7 +187,7 @@ def start(cmd: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.P
 def _drain(proc: subprocess.Popen[str]) -> None:
     assert proc.stdout is not None
     for line in proc.stdout:
-        if "Traceback" in line or "ERROR" in line or "WARNING" in line or "FLUSHDBG" in line:
+        if "Traceback" in line or "ERROR" in line or "WARNING" in line:
             print("  [server]", line.rstrip())
 
 
