@@ -414,3 +414,27 @@ async def test_truncated_json_answer(
     assert caught.value.code == "upstream_unavailable"  # the connection broke mid-body
     [row] = await records(gateway_app, db, org.account_id)
     assert (row.status, row.http_status) == ("error", 502)
+
+
+async def test_an_unexpected_failure_is_answered_500_and_still_recorded(
+    gateway_app: Any, db: AsyncSession, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(call: Any) -> bytes:
+        raise RuntimeError("a bug in an adapter")
+
+    monkeypatch.setattr(gateway_app.state.gateway.upstreams, "complete", broken)
+    client = client_for(gateway_app, org.member_token)
+    with pytest.raises(openai.InternalServerError) as caught:
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert caught.value.status_code == 500
+    assert caught.value.code == "internal_error"
+    assert "a bug" not in str(caught.value)  # internals are logged, not shown
+    [row] = await records(gateway_app, db, org.account_id)
+    assert (row.status, row.http_status, row.error_type, row.model) == (
+        "error",
+        500,
+        "internal_error",
+        "gpt-4o-mini",
+    )

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cockpit.gateway.errors import GatewayError
-from cockpit.gateway.service import Gateway
+from cockpit.gateway.service import INTERNAL_ERROR, Gateway
 
 log = logging.getLogger("cockpit.gateway")
 
@@ -75,10 +75,5 @@ class GatewayApp:
             response = await handler(Request(scope, receive))
         except Exception:
             log.exception("unexpected gateway error on %s %s", method, path)
-            response = GatewayError(
-                500,
-                "Something went wrong in the gateway. The error was logged.",
-                type="server_error",
-                code="internal_error",
-            ).response()
+            response = INTERNAL_ERROR.response()
         await response(scope, receive, send)

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -110,11 +111,35 @@ class EventStream(Response):
                 await aclose()
 
 
+INTERNAL_ERROR = GatewayError(
+    500,
+    "Something went wrong in the gateway. The error was logged.",
+    type="server_error",
+    code="internal_error",
+)
+
+
 class Attribution:
     __slots__ = ("agent_id", "project_id")
 
     def __init__(self, project_id: uuid.UUID | None, agent_id: str | None) -> None:
         self.project_id, self.agent_id = project_id, agent_id
+
+
+@dataclass(slots=True)
+class Context:
+    """What is known about a call so far, for its record."""
+
+    caller: Caller
+    operation: str
+    created_at: datetime
+    started: float
+    attribution: Attribution
+    catalog: Catalog | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    model_name: str = ""
+    route: Route | None = None
+    call: Call | None = None
 
 
 class Gateway:
@@ -288,79 +313,42 @@ class Gateway:
             caller = await self.authenticate(request)
         except GatewayError as exc:
             return exc.response()  # no account to record it under
-        catalog: Catalog | None = None
-        body: dict[str, Any] = {}
-        model_name = ""
-        attribution = Attribution(caller.project_id, None)
-        route: Route | None = None
-        call: Call | None = None
-        stream = False
+        ctx = Context(caller, operation.value, created_at, started, Attribution(caller.project_id, None))
         try:
-            catalog = await self.directory.catalog(caller.account_id)
-            body = await self._body(request)
+            ctx.catalog = catalog = await self.directory.catalog(caller.account_id)
+            ctx.body = body = await self._body(request)
             if isinstance(body.get("model"), str):
-                model_name = body["model"]
-            attribution = self.attribution(request, caller, catalog)
+                ctx.model_name = body["model"]
+            ctx.attribution = self.attribution(request, caller, catalog)
             model_name = self._check_common(body)
             if operation is Operation.chat:
                 stream, include_usage = self._check_chat(body)
-                route = self._route(catalog, model_name, "chat")
+                ctx.route = route = self._route(catalog, model_name, "chat")
             else:
                 if "input" not in body:
                     raise invalid("'input' is required.", param="input")
-                include_usage = False
-                route = self._route(catalog, model_name, "embeddings")
-            call = self._call(route, body, operation.value, stream, include_usage)
+                stream = include_usage = False
+                ctx.route = route = self._route(catalog, model_name, "embeddings")
+            ctx.call = call = self._call(route, body, operation.value, stream, include_usage)
             call.started = started
             if operation is Operation.embedding:
                 content = await self.upstreams.embed(call)
             elif stream:
                 chunks = await self.upstreams.start_stream(call)
-                return EventStream(self._relay(chunks, call, caller, catalog, attribution, created_at))
+                return EventStream(self._relay(chunks, ctx, call))
             else:
                 content = await self.upstreams.complete(call)
         except GatewayError as exc:
-            self._record(
-                caller,
-                catalog,
-                attribution,
-                created_at,
-                started,
-                model_name,
-                operation.value,
-                route,
-                call,
-                body,
-                status=CallStatus.error,
-                http_status=exc.status,
-                error=exc,
-            )
+            self._record(ctx, status=CallStatus.error, http_status=exc.status, error=exc)
             return exc.response()
-        self._record(
-            caller,
-            catalog,
-            attribution,
-            created_at,
-            started,
-            model_name,
-            operation.value,
-            route,
-            call,
-            body,
-            status=CallStatus.success,
-            http_status=200,
-        )
+        except Exception:
+            # A bug, not the caller's fault: still recorded, then answered with a 500 by the app.
+            self._record(ctx, status=CallStatus.error, http_status=500, error=INTERNAL_ERROR)
+            raise
+        self._record(ctx, status=CallStatus.success, http_status=200)
         return Response(content, media_type=JSON_TYPE)
 
-    async def _relay(
-        self,
-        chunks: AsyncIterator[bytes],
-        call: Call,
-        caller: Caller,
-        catalog: Catalog,
-        attribution: Attribution,
-        created_at: datetime,
-    ) -> AsyncIterator[bytes]:
+    async def _relay(self, chunks: AsyncIterator[bytes], ctx: Context, call: Call) -> AsyncIterator[bytes]:
         status, error = CallStatus.client_disconnected, None
         try:
             async for chunk in chunks:
@@ -376,49 +364,23 @@ class Gateway:
                     # The caller is gone; closing the upstream must not stop the call being recorded.
                     with contextlib.suppress(BaseException):
                         await aclose()
-            self._record(
-                caller,
-                catalog,
-                attribution,
-                created_at,
-                call.started,
-                call.route.name,
-                call.operation,
-                call.route,
-                call,
-                call.body,
-                status=status,
-                http_status=499 if status is CallStatus.client_disconnected else 200,
-                error=error,
-            )
+            http_status = 499 if status is CallStatus.client_disconnected else 200
+            self._record(ctx, status=status, http_status=http_status, error=error)
 
     # ---- recording ----
 
     def _record(
-        self,
-        caller: Caller,
-        catalog: Catalog | None,
-        attribution: Attribution,
-        created_at: datetime,
-        started: float,
-        model_name: str,
-        operation: str,
-        route: Route | None,
-        call: Call | None,
-        body: dict[str, Any],
-        *,
-        status: CallStatus,
-        http_status: int,
-        error: GatewayError | None = None,
+        self, ctx: Context, *, status: CallStatus, http_status: int, error: GatewayError | None = None
     ) -> None:
-        now = time.perf_counter()
+        """Hand the call's record to the recorder (a journal append; no database round-trip)."""
+        caller, route, call = ctx.caller, ctx.route, ctx.call
         input_tokens = output_tokens = cached = 0
         estimated = False
         cost = Decimal(0)
         ttft_ms: int | None = None
         if call is not None and route is not None:
             if call.first_token is not None:
-                ttft_ms = round((call.first_token - started) * 1000)
+                ttft_ms = round((call.first_token - ctx.started) * 1000)
             answer = "".join(call.pieces) if call.stream else (call.output_text or "")
             reached_upstream = call.first_token is not None or bool(answer)
             if call.usage is not None:
@@ -428,29 +390,29 @@ class Gateway:
                 # what came back, and say so.
                 estimated = True
                 model = route.upstream_model
-                input_tokens = tokencount.count_input(body, model=model, operation=operation)
+                input_tokens = tokencount.count_input(ctx.body, model=model, operation=ctx.operation)
                 output_tokens = tokencount.count_text(answer, model=model)
             cost = cost_of(route, input_tokens, output_tokens, cached)
         record: dict[str, Any] = {
             "id": uuid.uuid4(),
             "account_id": caller.account_id,
-            "created_at": created_at,
+            "created_at": ctx.created_at,
             "user_id": caller.user_id,
             "group_id": caller.group_id,
-            "project_id": attribution.project_id,
-            "agent_id": attribution.agent_id,
+            "project_id": ctx.attribution.project_id,
+            "agent_id": ctx.attribution.agent_id,
             "api_token_id": caller.token_id,
             "model_id": route.model_id if route else None,
-            "model": (model_name or "")[:200],
+            "model": ctx.model_name[:200],
             "provider_id": route.upstream.provider_id if route else None,
             "provider_kind": route.upstream.kind.value if route else None,
-            "operation": operation,
-            "stream": bool(call.stream) if call else bool(body.get("stream") is True),
+            "operation": ctx.operation,
+            "stream": call.stream if call else ctx.body.get("stream") is True,
             "status": status.value,
             "error_type": error.code if error else None,
             "error_message": error.message[:500] if error else None,
             "http_status": http_status,
-            "latency_ms": round((now - started) * 1000),
+            "latency_ms": round((time.perf_counter() - ctx.started) * 1000),
             "ttft_ms": ttft_ms,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
@@ -459,8 +421,8 @@ class Gateway:
             "cost_usd": cost,
             "upstream_id": call.upstream_id if call else None,
         }
-        if catalog is not None and catalog.store_content and body:
-            self._store_content(record, catalog, created_at, body, call)
+        if ctx.catalog is not None and ctx.catalog.store_content and ctx.body:
+            self._store_content(record, ctx.catalog, ctx.created_at, ctx.body, call)
         self.recorder.record(record)
 
     @staticmethod
