@@ -103,3 +103,7 @@ def upstream_unreachable(detail: str) -> GatewayError:
         type="upstream_error",
         code="upstream_unavailable",
     )
+
+
+def stream_interrupted(message: str) -> GatewayError:
+    return GatewayError(502, message, type="upstream_error", code="upstream_stream_interrupted")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from cockpit.gateway.directory import Route
 from cockpit.gateway.errors import (
     GatewayError,
     invalid,
+    stream_interrupted,
     upstream_status,
     upstream_timeout,
     upstream_unreachable,
@@ -118,10 +119,6 @@ def _message_text(data: Any) -> str | None:
 
 def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
-
-
-def _stream_error(error: GatewayError) -> bytes:
-    return sse(error.body())
 
 
 class Upstreams:
@@ -262,50 +259,10 @@ class Upstreams:
         response = await self._send(call, target, payload, call.route.upstream.api_key)
         return self._relay_openai(call, response)
 
-    async def _relay_openai(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
-        """Pass the upstream's SSE events through one by one, as they arrive.
-
-        The usage event is always requested upstream (metering needs it) and is passed on only
-        when the caller asked for it."""
-        buffer = b""
-        try:
-            async for raw in _raw_pieces(response):
-                buffer += raw
-                if b"\r" in buffer:
-                    buffer = buffer.replace(b"\r\n", b"\n")
-                out: list[bytes] = []
-                while True:
-                    end = buffer.find(b"\n\n")
-                    if end < 0:
-                        break
-                    event, buffer = buffer[: end + 2], buffer[end + 2 :]
-                    if self._keep_openai_event(call, event):
-                        out.append(event)
-                if out:
-                    yield b"".join(out)
-            if buffer.strip() and self._keep_openai_event(call, buffer + b"\n\n"):
-                yield buffer + b"\n\n"
-            if not call.finished:
-                call.failure = GatewayError(
-                    502,
-                    "The upstream provider ended the stream early.",
-                    type="upstream_error",
-                    code="upstream_stream_interrupted",
-                )
-                yield _stream_error(call.failure)
-        except httpx.TimeoutException:
-            call.failure = upstream_timeout()
-            yield _stream_error(call.failure)
-        except httpx.HTTPError:
-            call.failure = GatewayError(
-                502,
-                "The upstream provider's stream broke off.",
-                type="upstream_error",
-                code="upstream_stream_interrupted",
-            )
-            yield _stream_error(call.failure)
-        finally:
-            await response.aclose()
+    def _relay_openai(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The upstream's SSE events, passed through as they are. The usage event is always asked
+        for upstream (metering needs it) and passed on only when the caller asked for it."""
+        return _relay(call, response, lambda event: [event] if self._keep_openai_event(call, event) else [])
 
     def _keep_openai_event(self, call: Call, event: bytes) -> bool:
         data = b""
@@ -325,11 +282,7 @@ class Upstreams:
             return True
         if call.upstream_id is None and isinstance(chunk.get("id"), str):
             call.upstream_id = chunk["id"][:200]
-        text, output = _delta_text(chunk)
-        if output:
-            call.mark_first_token()
-        if text:
-            call.pieces.append(text)
+        _note_chunk(call, chunk)
         usage = _usage_of(chunk)
         if usage is not None:
             call.usage = usage
@@ -387,80 +340,39 @@ class Upstreams:
         response = await self._send(call, target, payload, call.route.upstream.api_key)
         return self._relay_anthropic(call, response)
 
-    async def _relay_anthropic(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+    def _relay_anthropic(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+        """Anthropic's events (``event: name`` / ``data: {...}``), translated to OpenAI chunks."""
         translator = anthropic.StreamTranslator(model=call.route.name, include_usage=call.include_usage)
-        buffer = b""
-        try:
-            async for raw in _raw_pieces(response):
-                buffer += raw
-                if b"\r" in buffer:
-                    buffer = buffer.replace(b"\r\n", b"\n")
-                out: list[bytes] = []
-                while (end := buffer.find(b"\n\n")) >= 0:
-                    event, buffer = buffer[:end], buffer[end + 2 :]
-                    name, data = "", b""
-                    for line in event.split(b"\n"):
-                        if line.startswith(b"event:"):
-                            name = line[6:].strip().decode()
-                        elif line.startswith(b"data:"):
-                            data += line[5:].strip()
-                    if not data:
-                        continue
-                    try:
-                        parsed = json.loads(data)
-                    except ValueError:
-                        continue
-                    if not isinstance(parsed, dict):
-                        continue
-                    name = name or str(parsed.get("type", ""))
-                    if name == "message_start" and isinstance(parsed.get("message"), dict):
-                        message_id = parsed["message"].get("id")
-                        call.upstream_id = str(message_id)[:200] if message_id else None
-                    for chunk in translator.feed(name, parsed):
-                        text, output = _delta_text(chunk)
-                        if output:
-                            call.mark_first_token()
-                        if text:
-                            call.pieces.append(text)
-                        out.append(sse(chunk))
-                    if translator.usage is not None:
-                        call.usage = translator.usage
-                    if translator.finished:
-                        call.finished = True
-                        out.append(DONE)
-                if out:
-                    yield b"".join(out)
-                if call.finished:
-                    break
-            if not call.finished:
-                call.failure = GatewayError(
-                    502,
-                    "The upstream provider ended the stream early.",
-                    type="upstream_error",
-                    code="upstream_stream_interrupted",
-                )
-                yield _stream_error(call.failure)
-        except anthropic.UpstreamStreamError as exc:
-            call.failure = GatewayError(
-                502,
-                f"The upstream provider reported an error: {exc.message}",
-                type="upstream_error",
-                code="upstream_error",
-            )
-            yield _stream_error(call.failure)
-        except httpx.TimeoutException:
-            call.failure = upstream_timeout()
-            yield _stream_error(call.failure)
-        except httpx.HTTPError:
-            call.failure = GatewayError(
-                502,
-                "The upstream provider's stream broke off.",
-                type="upstream_error",
-                code="upstream_stream_interrupted",
-            )
-            yield _stream_error(call.failure)
-        finally:
-            await response.aclose()
+
+        def translate(event: bytes) -> list[bytes]:
+            name, data = "", b""
+            for line in event.split(b"\n"):
+                if line.startswith(b"event:"):
+                    name = line[6:].strip().decode()
+                elif line.startswith(b"data:"):
+                    data += line[5:].strip()
+            try:
+                parsed = json.loads(data) if data else None
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                return []
+            name = name or str(parsed.get("type", ""))
+            if name == "message_start" and isinstance(parsed.get("message"), dict):
+                message_id = parsed["message"].get("id")
+                call.upstream_id = str(message_id)[:200] if message_id else None
+            out = []
+            for chunk in translator.feed(name, parsed):
+                _note_chunk(call, chunk)
+                out.append(sse(chunk))
+            if translator.usage is not None:
+                call.usage = translator.usage
+            if translator.finished and not call.finished:
+                call.finished = True
+                out.append(DONE)
+            return out
+
+        return _relay(call, response, translate)
 
     # ---- simulated ----
 
@@ -508,11 +420,7 @@ class Upstreams:
         chunk: dict[str, Any] | None = first
         while chunk is not None:
             call.upstream_id = call.upstream_id or chunk.get("id")
-            text, output = _delta_text(chunk)
-            if output:
-                call.mark_first_token()
-            if text:
-                call.pieces.append(text)
+            _note_chunk(call, chunk)
             usage = _usage_of(chunk)
             if usage is not None:
                 call.usage = usage
@@ -529,6 +437,54 @@ def _raw_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
     stream = response.stream
     assert isinstance(stream, httpx.AsyncByteStream)
     return stream.__aiter__()
+
+
+def _note_chunk(call: Call, chunk: dict[str, Any]) -> None:
+    """Time of the first token and the text of an OpenAI chunk that is on its way to the caller."""
+    text, output = _delta_text(chunk)
+    if output:
+        call.mark_first_token()
+    if text:
+        call.pieces.append(text)
+
+
+async def _relay(
+    call: Call, response: httpx.Response, convert: Callable[[bytes], list[bytes]]
+) -> AsyncIterator[bytes]:
+    """Split the upstream's SSE stream into events as the bytes arrive, convert each event into
+    what the caller gets, and send what each read produced at once (nothing waits for more data).
+    A stream that ends early or breaks ends with an error event and ``call.failure`` set."""
+    buffer = b""
+    try:
+        async for raw in _raw_pieces(response):
+            buffer += raw
+            if b"\r" in buffer:
+                buffer = buffer.replace(b"\r\n", b"\n")
+            out: list[bytes] = []
+            while (end := buffer.find(b"\n\n")) >= 0:
+                event, buffer = buffer[: end + 2], buffer[end + 2 :]
+                out.extend(convert(event))
+            if out:
+                yield b"".join(out)
+        if buffer.strip() and (out := convert(buffer + b"\n\n")):
+            yield b"".join(out)
+        if not call.finished:
+            call.failure = stream_interrupted("The upstream provider ended the stream early.")
+    except anthropic.UpstreamStreamError as exc:
+        call.failure = GatewayError(
+            502,
+            f"The upstream provider reported an error: {exc.message}",
+            type="upstream_error",
+            code="upstream_error",
+        )
+    except httpx.TimeoutException:
+        call.failure = upstream_timeout()
+    except httpx.HTTPError:
+        call.failure = stream_interrupted("The upstream provider's stream broke off.")
+    finally:
+        await response.aclose()
+    if call.failure is not None:
+        yield sse(call.failure.body())
 
 
 async def _read_raw(response: httpx.Response) -> bytes:
