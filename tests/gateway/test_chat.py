@@ -13,8 +13,12 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
 from cockpit.gateway import tokencount
+from cockpit.providers import service as providers
+from cockpit.providers.models import ProviderKind
+from tests.conftest import TEST_SECRET
 from tests.gateway.conftest import ANTHROPIC_KEY, UPSTREAM_KEY, Org, add_model, client_for, records
 from tests.gateway.live import fast_passwords  # noqa: F401
 from tests.upstream import Upstream
@@ -355,3 +359,33 @@ async def test_anthropic_max_tokens_is_capped_by_the_model(
     await client.chat.completions.create(model="claude-short", messages=HELLO, max_completion_tokens=50)
     await client.chat.completions.create(model="claude-short", messages=HELLO)
     assert [r.json["max_tokens"] for r in anthropic_upstream.requests] == [100, 50, 100]
+
+
+async def test_azure_style_key_header_and_query_parameters(
+    gateway_app: Any, db: AsyncSession, org: Org, upstream: Upstream
+) -> None:
+    """Provider settings api_key_header and query_params (Azure-style deployments)."""
+    actor = Actor.system(org.account_id)
+    provider = await providers.create_provider(
+        db,
+        actor,
+        name="Azure-style",
+        kind=ProviderKind.openai,
+        secret_key=TEST_SECRET,
+        allow_private=True,
+        base_url=upstream.base_url + "/v1",
+        api_key="azure-key-0123456789",
+        settings={"api_key_header": "api-key", "query_params": {"api-version": "2024-10-21"}},
+    )
+    await db.commit()
+    await add_model(db, org, "azure-gpt", provider.id, "gpt-4o-mini")
+    upstream.clear()
+    client = client_for(gateway_app, org.member_token)
+    with pytest.raises(openai.APIStatusError):  # the local upstream wants a Bearer key: refused, as expected
+        await client.chat.completions.create(model="azure-gpt", messages=HELLO)
+
+    [sent] = upstream.requests
+    assert sent.path == "/v1/chat/completions"
+    assert sent.query == "api-version=2024-10-21"
+    assert sent.headers["api-key"] == "azure-key-0123456789"
+    assert "authorization" not in sent.headers
