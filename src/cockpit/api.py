@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from cockpit.accounts.api import router as accounts_router
 from cockpit.audit.api import router as audit_router
 from cockpit.auth.api import router as auth_router
+from cockpit.credits.api import router as credits_router
 from cockpit.groups.api import router as groups_router
 from cockpit.invitations.api import router as invitations_router
 from cockpit.projects.api import router as projects_router
@@ -23,5 +24,6 @@ for domain_router in (
     providers_router,
     audit_router,
     usage_router,
+    credits_router,
 ):
     router.include_router(domain_router)

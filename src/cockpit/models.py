@@ -3,6 +3,7 @@
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
+from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.groups.models import Group
 from cockpit.imports.models import ImportJob
 from cockpit.invitations.models import Invitation
@@ -18,11 +19,16 @@ __all__ = [
     "Account",
     "ApiToken",
     "AuditEntry",
+    "CreditCycle",
+    "CreditRequest",
     "Group",
+    "GroupBudget",
     "ImportJob",
     "Invitation",
+    "LedgerEntry",
     "LoginFailure",
     "LoginSession",
+    "MemberAllocation",
     "Model",
     "Project",
     "ProjectMember",

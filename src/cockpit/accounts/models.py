@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cockpit.kit.db import Base, IdMixin, TimestampMixin
+from cockpit.kit.db import Base, IdMixin, MicroDecimal, TimestampMixin
 
 
 class Account(IdMixin, TimestampMixin, Base):
@@ -20,6 +22,12 @@ class Account(IdMixin, TimestampMixin, Base):
     # Gateway: keep each call's input and output, and for how long (days).
     store_request_content: Mapped[bool] = mapped_column(default=False, server_default=false())
     content_retention_days: Mapped[int] = mapped_column(default=30, server_default="30")
+    # Credits: internal units per $1 of cost (0: costs are recorded, no credits are tracked),
+    # the account's credits per cycle, the cycle's cadence, and the extra credits of a new user.
+    credit_factor: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
+    credits_per_cycle: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
+    cycle_cadence: Mapped[str] = mapped_column(String(10), default="month", server_default="month")
+    signup_credits: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
     # Head of the tamper-evident audit chain; also the row locked to serialise appends.
     audit_seq: Mapped[int] = mapped_column(default=0)
     audit_head: Mapped[str] = mapped_column(String(64), default="")

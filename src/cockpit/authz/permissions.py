@@ -19,9 +19,11 @@ class Permission(StrEnum):
     projects_manage = "projects:manage"  # every project of the account (project admins manage theirs)
     providers_manage = "providers:manage"  # providers and the model catalogue
     usage_read_all = "usage:read_all"  # every gateway call of the account (members see their own)
+    credits_own = "credits:own"  # see one's own allocation and statement, ask for extra credits
+    credits_manage = "credits:manage"  # credit settings, cycles, budgets, allocations, requests
 
 
-_MEMBER = frozenset({Permission.account_read, Permission.tokens_own})
+_MEMBER = frozenset({Permission.account_read, Permission.tokens_own, Permission.credits_own})
 _ADMIN = _MEMBER | {
     Permission.account_write,
     Permission.audit_read,
@@ -31,6 +33,7 @@ _ADMIN = _MEMBER | {
     Permission.projects_manage,
     Permission.providers_manage,
     Permission.usage_read_all,
+    Permission.credits_manage,
 }
 _OWNER = _ADMIN | {Permission.owners_manage}
 

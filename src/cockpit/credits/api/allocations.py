@@ -1,0 +1,1 @@
+"""Credits API: allocations (being built)."""

@@ -1,0 +1,1 @@
+"""Credits API: requests (being built)."""

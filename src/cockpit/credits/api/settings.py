@@ -1,0 +1,1 @@
+"""Credits API: settings (being built)."""
