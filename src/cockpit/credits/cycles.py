@@ -126,6 +126,14 @@ async def current_cycle(
     contains ``now``; the periods in between had no activity)."""
     now = now or utcnow()
     cycle = await open_cycle(session, account.id)
+    if cycle is not None and cycle.ends_at > now:
+        return cycle
+    # Creating or rolling over: serialise with other writers (another request, the usage writer of
+    # this or another process) on the account row, then look again.
+    from cockpit.audit.service import lock_account
+
+    await lock_account(session, account.id)
+    cycle = await open_cycle(session, account.id)
     cadence = Cadence(account.cycle_cadence)
     zone = _zone(account)
     if cycle is None:
@@ -142,3 +150,13 @@ async def current_cycle(
             start = period_start(cadence, now, zone) if cadence is not Cadence.days_15 else now
         cycle = await start_cycle(session, account, started_by=CycleStart.scheduled, at=start, previous=cycle)
     return cycle
+
+
+async def cycle_at(session: AsyncSession, account_id: uuid.UUID, moment: datetime) -> CreditCycle | None:
+    """The cycle of an account that contained ``moment`` (None before the first one)."""
+    return await session.scalar(
+        select(CreditCycle)
+        .where(CreditCycle.account_id == account_id, CreditCycle.starts_at <= moment)
+        .order_by(CreditCycle.starts_at.desc())
+        .limit(1)
+    )

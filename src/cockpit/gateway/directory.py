@@ -101,6 +101,8 @@ class Catalog:
     projects_by_name: dict[str, uuid.UUID]
     members: set[tuple[uuid.UUID, uuid.UUID]] = field(default_factory=set)  # (project, user)
     loaded: float = 0.0
+    # Credits per $1 of cost (0: credits are not tracked for this account).
+    credit_factor: Decimal = Decimal(0)
 
 
 class Directory:
@@ -289,6 +291,7 @@ class Directory:
             account_id=account_id,
             store_content=bool(account and account.store_request_content),
             retention_days=account.content_retention_days if account else 30,
+            credit_factor=account.credit_factor if account else Decimal(0),
             routes=routes,
             projects_by_id={pid: name for pid, name in projects},
             projects_by_name={name.lower(): pid for pid, name in projects},

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -70,6 +70,16 @@ def cost_of(route: Route, input_tokens: int, output_tokens: int, cached_tokens: 
         + output_tokens * route.output_price
     )
     return micro / MILLION
+
+
+MICRO = Decimal("0.000001")
+
+
+def credits_of(cost: Decimal, factor: Decimal) -> Decimal:
+    """A call's credits: its cost x the credit factor, rounded half up to the millionth."""
+    if factor <= 0 or cost <= 0:
+        return Decimal(0)
+    return (cost * factor).quantize(MICRO, rounding=ROUND_HALF_UP)
 
 
 class EventStream(Response):
@@ -419,6 +429,7 @@ class Gateway:
             "cached_tokens": cached,
             "tokens_estimated": estimated,
             "cost_usd": cost,
+            "credits": credits_of(cost, ctx.catalog.credit_factor) if ctx.catalog is not None else Decimal(0),
             "upstream_id": call.upstream_id if call else None,
         }
         if ctx.catalog is not None and ctx.catalog.store_content and ctx.body:

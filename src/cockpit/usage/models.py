@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cockpit.kit.db import Base, PicoDecimal
+from cockpit.kit.db import Base, MicroDecimal, PicoDecimal
 
 
 class CallStatus(StrEnum):
@@ -61,6 +61,9 @@ class UsageRecord(Base):
     # True when the upstream reported no usage and the tokens were counted by Cockpit.
     tokens_estimated: Mapped[bool] = mapped_column(default=False)
     cost_usd: Mapped[Decimal] = mapped_column(PicoDecimal(), default=Decimal(0))
+    # cost_usd x the account's credit factor at the time, rounded half up to the millionth
+    # (0 when the account does not track credits); debited from the ledger with the same amount.
+    credits: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
     upstream_id: Mapped[str | None] = mapped_column(String(200))
     # Stored only when the account enables it, and cleared after its retention period.
     request_content: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -44,6 +44,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.auth.models import ApiToken
+from cockpit.credits.usage import debit_usage
 from cockpit.kit.time import utcnow
 from cockpit.usage.models import UsageRecord
 
@@ -298,6 +299,7 @@ class Recorder:
                 await insert_records(session, [to_row(r) for r in batch[start : start + size]])
                 if not threaded:
                     await asyncio.sleep(0)
+            await debit_usage(session, batch)
             await self._touch_tokens(session, batch)
             await session.commit()
 
@@ -310,6 +312,7 @@ class Recorder:
                 try:
                     async with session.begin_nested():
                         await insert_records(session, [to_row(record)])
+                        await debit_usage(session, [record])
                 except IntegrityError:
                     rejected.append(record)
             await session.commit()

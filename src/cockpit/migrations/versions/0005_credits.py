@@ -217,6 +217,9 @@ def upgrade() -> None:
     with op.batch_alter_table("member_allocations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_member_allocations_account_id"), ["account_id"], unique=False)
 
+    with op.batch_alter_table("usage_requests", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("credits", sa.BigInteger(), server_default="0", nullable=False))
+
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("credit_factor", sa.BigInteger(), server_default="0", nullable=False))
         batch_op.add_column(
@@ -229,6 +232,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("usage_requests", schema=None) as batch_op:
+        batch_op.drop_column("credits")
+
     with op.batch_alter_table("accounts", schema=None) as batch_op:
         batch_op.drop_column("signup_credits")
         batch_op.drop_column("cycle_cadence")

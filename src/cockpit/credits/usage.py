@@ -1,0 +1,103 @@
+"""Usage debits: every recorded gateway call that cost credits is one ledger entry.
+
+Written by the usage recorder in the same transaction as the calls' rows, so the ledger and the
+request log always agree: the sum of an account's usage debits equals the sum of its recorded
+calls' credits. A replayed journal does not debit twice: the entry's id is derived from the call's.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.models import Account
+from cockpit.credits.cycles import current_cycle, cycle_at
+from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
+
+# Namespace of the ids of usage debits (uuid5 of the call's id).
+DEBIT_NAMESPACE = uuid.UUID("6f1d2f3e-7a52-4c1e-9a55-0b3c2a1d9e10")
+_TABLE = cast(Table, LedgerEntry.__table__)
+
+
+def debit_id(usage_request_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(DEBIT_NAMESPACE, str(usage_request_id))
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value))
+
+
+def _as_time(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> int:
+    """Add a usage debit for each record with credits; returns how many were new or old."""
+    by_account: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        credits = record.get("credits")
+        if credits is not None and Decimal(str(credits)) > 0:
+            account_id = _as_uuid(record["account_id"])
+            assert account_id is not None
+            by_account[account_id].append(record)
+    if not by_account:
+        return 0
+    rows: list[dict[str, Any]] = []
+    for account_id, account_records in by_account.items():
+        account = await session.get(Account, account_id)
+        if account is None:
+            continue
+        current = await current_cycle(session, account)
+        earlier: dict[datetime, CreditCycle | None] = {}
+        for record in account_records:
+            created = _as_time(record["created_at"])
+            cycle: CreditCycle | None = current
+            if created < current.starts_at:  # recorded late (a replayed journal): its own cycle
+                if created not in earlier:
+                    earlier[created] = await cycle_at(session, account_id, created)
+                cycle = earlier[created]
+            call_id = _as_uuid(record["id"])
+            assert call_id is not None
+            model = str(record.get("model") or "")
+            rows.append(
+                {
+                    "id": debit_id(call_id),
+                    "account_id": account_id,
+                    "cycle_id": cycle.id if cycle is not None else None,
+                    "created_at": created,
+                    "kind": EntryKind.usage_debit,
+                    "user_id": _as_uuid(record.get("user_id")),
+                    "group_id": _as_uuid(record.get("group_id")),
+                    "amount": -Decimal(str(record["credits"])),
+                    "description": f"{model} - {record.get('operation', 'chat')}"[:300],
+                    "actor_label": None,
+                    "usage_request_id": call_id,
+                    "model": model[:200] or None,
+                    "input_tokens": record.get("input_tokens"),
+                    "output_tokens": record.get("output_tokens"),
+                    "usd": Decimal(str(record.get("cost_usd") or 0)),
+                    "credit_request_id": None,
+                }
+            )
+    if not rows:
+        return 0
+    await session.flush()  # cycles created above go first
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        stmt = insert(_TABLE)
+    await session.execute(stmt.returning(_TABLE.c.id), rows)
+    return len(rows)
