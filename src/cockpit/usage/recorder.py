@@ -42,6 +42,7 @@ from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from cockpit.auth.models import ApiToken
 from cockpit.credits.usage import debit_usage
@@ -108,6 +109,10 @@ def to_row(record: dict[str, Any]) -> dict[str, Any]:
 
 _TABLE = cast(Table, UsageRecord.__table__)
 _COLUMNS = tuple(c.name for c in _TABLE.columns)
+# Values for columns a record leaves out (e.g. one journaled by an older version).
+_DEFAULTS = {
+    c.name: c.default.arg for c in _TABLE.columns if isinstance(c.default, ScalarElementColumnDefault)
+}
 
 
 async def insert_records(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -130,7 +135,7 @@ async def insert_records(session: AsyncSession, rows: list[dict[str, Any]]) -> N
     # RETURNING makes SQLAlchemy batch the rows into multi-row statements ("insertmanyvalues")
     # from one cached compilation, instead of handing the driver a row-by-row executemany.
     stmt = stmt.returning(_TABLE.c.id)
-    values = [{name: row.get(name) for name in _COLUMNS} for row in rows]
+    values = [{name: row.get(name, _DEFAULTS.get(name)) for name in _COLUMNS} for row in rows]
     await session.execute(stmt, values)
 
 
