@@ -143,9 +143,10 @@ async def test_items_come_newest_first_with_every_field(db: AsyncSession, client
     assert set(item) == {
         "id", "created_at", "model", "model_id", "provider_id", "provider_kind", "operation", "stream",
         "status", "error_type", "error_message", "http_status", "input_tokens", "output_tokens",
-        "cached_tokens", "tokens_estimated", "cost_usd", "latency_ms", "ttft_ms", "user_id", "user_email",
-        "group_id", "project_id", "project_name", "agent_id", "api_token_id", "upstream_id",
+        "cached_tokens", "tokens_estimated", "cost_usd", "credits", "latency_ms", "ttft_ms", "user_id",
+        "user_email", "group_id", "project_id", "project_name", "agent_id", "api_token_id", "upstream_id",
     }  # fmt: skip
+    assert item["credits"] == "0"
 
 
 async def test_ties_on_time_are_ordered_by_id(db: AsyncSession, client: AsyncClient) -> None:

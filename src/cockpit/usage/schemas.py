@@ -38,6 +38,9 @@ class RequestOut(OutputSchema):
     cached_tokens: int
     tokens_estimated: bool
     cost_usd: str = Field(description='Exact decimal in USD, as a string (e.g. "0.0000675")')
+    credits: str = Field(
+        description='Credits debited for the call (cost x the credit factor); "0" when not tracked'
+    )
     latency_ms: int
     ttft_ms: int | None
     user_id: uuid.UUID | None
@@ -70,6 +73,7 @@ class RequestOut(OutputSchema):
             "cached_tokens": r.cached_tokens,
             "tokens_estimated": r.tokens_estimated,
             "cost_usd": decimal_text(r.cost_usd),
+            "credits": decimal_text(r.credits),
             "latency_ms": r.latency_ms,
             "ttft_ms": r.ttft_ms,
             "user_id": r.user_id,
