@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
+from cockpit.credits import ledger
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.credits.usage import debit_id
 from cockpit.gateway.service import credits_of
@@ -81,6 +82,12 @@ async def test_each_call_is_debited_once_with_its_credits(
     cycle = await db.scalar(select(CreditCycle).where(CreditCycle.account_id == org.account_id))
     assert cycle is not None
     assert {e.cycle_id for e in entries} == {cycle.id}
+    # Balances are sums over the ledger: the member's, the group's and the account's used credits.
+    total = Decimal("0.0285")
+    assert await ledger.used(db, cycle.id, user_id=member[0]) == total
+    assert await ledger.used(db, cycle.id, group_id=member[1]) == total
+    assert await ledger.used(db, cycle.id) == total
+    assert await ledger.held(db, cycle.id, user_id=member[0]) == Decimal(0)
 
 
 async def test_failed_calls_cost_nothing(gateway_app: Any, db: AsyncSession, org: Org) -> None:

@@ -6,7 +6,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
@@ -49,13 +49,13 @@ def append(
 async def _sum(
     session: AsyncSession, cycle_id: uuid.UUID, kinds: tuple[EntryKind, ...], **where: Any
 ) -> Decimal:
-    stmt = select(func.coalesce(func.sum(LedgerEntry.__table__.c.amount), 0)).where(
+    # SUM over the raw integer micro-credits (typed BigInteger so that no conversion happens twice).
+    stmt = select(func.coalesce(func.sum(LedgerEntry.__table__.c.amount, type_=BigInteger), 0)).where(
         LedgerEntry.cycle_id == cycle_id, LedgerEntry.kind.in_(kinds)
     )
     for name, value in where.items():
         stmt = stmt.where(getattr(LedgerEntry, name) == value)
     total = await session.scalar(stmt)
-    # The column stores micro-credits; a SUM comes back as the raw integer.
     return Decimal(int(total or 0)) / Decimal(1_000_000)
 
 
