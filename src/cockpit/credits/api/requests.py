@@ -1,1 +1,104 @@
-"""Credits API: requests (being built)."""
+"""Credits API: credit requests (/api/v1/credit-requests) and statements (/api/v1/credits/statement)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import Depends, Query, status
+from fastapi.responses import Response
+
+from cockpit.auth.actor import Actor
+from cockpit.auth.dependencies import require
+from cockpit.authz.permissions import Permission
+from cockpit.credits import requests as service
+from cockpit.credits import statement as statements
+from cockpit.credits.api import router
+from cockpit.credits.models import RequestStatus
+from cockpit.credits.schemas.requests import (
+    CreditRequestApprove,
+    CreditRequestCreate,
+    CreditRequestDeny,
+    CreditRequestList,
+    CreditRequestOut,
+    StatementOut,
+)
+from cockpit.kit.pagination import PageParams, page_params
+from cockpit.kit.time import utcnow
+from cockpit.kit.web import DbSession
+
+Member = Annotated[Actor, Depends(require(Permission.credits_own))]
+Manager = Annotated[Actor, Depends(require(Permission.credits_manage))]
+
+
+@router.post("/credit-requests", response_model=CreditRequestOut, status_code=status.HTTP_201_CREATED)
+async def file_request(body: CreditRequestCreate, session: DbSession, actor: Member) -> CreditRequestOut:
+    """Ask for extra credits this cycle: approved at once within the group's auto-approve limit."""
+    request = await service.file_request(session, actor, amount=body.amount, reason=body.reason)
+    return CreditRequestOut.of(await service.access_request(session, actor, request.id))
+
+
+@router.get("/credit-requests", response_model=CreditRequestList)
+async def list_requests(
+    session: DbSession,
+    actor: Member,
+    paging: Annotated[PageParams, Depends(page_params)],
+    status: RequestStatus | None = None,
+    user_id: uuid.UUID | None = None,
+) -> CreditRequestList:
+    """Newest first: administrators see the account's requests, members their own."""
+    page = await service.list_requests(session, actor, paging, status=status, user_id=user_id)
+    return CreditRequestList.of(page)
+
+
+@router.get("/credit-requests/{request_id}", response_model=CreditRequestOut)
+async def get_request(request_id: uuid.UUID, session: DbSession, actor: Member) -> CreditRequestOut:
+    return CreditRequestOut.of(await service.access_request(session, actor, request_id))
+
+
+@router.post("/credit-requests/{request_id}/approve", response_model=CreditRequestOut)
+async def approve_request(
+    request_id: uuid.UUID, session: DbSession, actor: Manager, body: CreditRequestApprove | None = None
+) -> CreditRequestOut:
+    """Approve a pending request, for the amount asked or less (`amount`)."""
+    amount = body.amount if body is not None else None
+    return CreditRequestOut.of(await service.approve_request(session, actor, request_id, amount=amount))
+
+
+@router.post("/credit-requests/{request_id}/deny", response_model=CreditRequestOut)
+async def deny_request(
+    request_id: uuid.UUID, session: DbSession, actor: Manager, body: CreditRequestDeny | None = None
+) -> CreditRequestOut:
+    """Deny a pending request, with an optional `note` for the member."""
+    note = body.note if body is not None else ""
+    return CreditRequestOut.of(await service.deny_request(session, actor, request_id, note=note))
+
+
+@router.get("/credits/statement", response_model=StatementOut)
+async def statement(
+    session: DbSession,
+    actor: Member,
+    user_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="Inclusive, ISO 8601 with time zone")
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(alias="to", description="Exclusive, ISO 8601 with time zone")
+    ] = None,
+    format: Literal["json", "csv"] = "json",
+) -> StatementOut | Response:
+    """A member's (`user_id`), a group's (`group_id`) or the account's ledger entries, oldest first, with
+    a running balance (see `balance_basis`). Default range: the current cycle. `format=csv` downloads it."""
+    result = await statements.build_statement(
+        session, actor, user_id=user_id, group_id=group_id, start=start, end=end
+    )
+    if format == "csv":
+        filename = f"cockpit-statement-{result.scope}-{utcnow():%Y%m%d-%H%M%S}.csv"
+        return Response(
+            statements.statement_csv(result),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return StatementOut.of(result)

@@ -1,0 +1,229 @@
+"""Statements (/api/v1/credits/statement): entries, running balance, scopes, access, CSV export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from httpx import AsyncClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.models import Account
+from cockpit.credits import ledger
+from cockpit.credits.cycles import current_cycle
+from cockpit.credits.models import CreditCycle, EntryKind
+from cockpit.groups.repository import default_group
+from cockpit.users.models import User
+from tests.builders import bearer, make_account, make_token, make_user
+
+API = "/api/v1"
+STATEMENT = f"{API}/credits/statement"
+
+
+@dataclass
+class Setup:
+    account: Account
+    owner: User
+    admin_headers: dict[str, str]
+    member: User
+    member_headers: dict[str, str]
+    other: User
+    group_id: uuid.UUID
+    cycle: CreditCycle
+
+    def at(self, minutes: int) -> datetime:
+        return self.cycle.starts_at + timedelta(minutes=minutes)
+
+
+async def setup(db: AsyncSession, *, name: str = "Acme") -> Setup:
+    """A member with a grant, two usage debits and a hold; another member's debit; a group-level entry."""
+    account, owner = await make_account(db, name=name)
+    account.credits_per_cycle = Decimal(5000)
+    await db.commit()
+    cycle = await current_cycle(db, account)
+    await db.commit()
+    member = await make_user(db, account)
+    other = await make_user(db, account)
+    group = await default_group(db, account.id)
+    s = Setup(
+        account=account,
+        owner=owner,
+        admin_headers=bearer(await make_token(db, owner)),
+        member=member,
+        member_headers=bearer(await make_token(db, member)),
+        other=other,
+        group_id=group.id,
+        cycle=cycle,
+    )
+
+    def add(minutes: int, kind: EntryKind, amount: str, **fields: Any) -> None:
+        entry = ledger.append(
+            db, account_id=account.id, cycle=cycle, kind=kind, amount=Decimal(amount), **fields
+        )
+        entry.created_at = s.at(minutes)
+
+    mine = {"user_id": member.id, "group_id": group.id}
+    add(1, EntryKind.allocation_set, "1000", group_id=group.id, description="Group budget set")
+    add(2, EntryKind.request_approved, "100", description="Credit request approved: demo", **mine)
+    add(
+        3, EntryKind.usage_debit, "-12.5", description="gpt-4o - chat", model="gpt-4o",
+        input_tokens=1000, output_tokens=250, usd=Decimal("0.125"), usage_request_id=uuid.uuid4(), **mine,
+    )  # fmt: skip
+    add(4, EntryKind.hold, "-40", description="hold", **mine)
+    add(
+        5, EntryKind.usage_debit, "-2.25", description='=HYPERLINK("http://evil.example")',
+        model="@mini", input_tokens=200, output_tokens=100, usd=Decimal("0.0225"), **mine,
+    )  # fmt: skip
+    add(
+        6, EntryKind.usage_debit, "-7", description="claude - chat", model="claude", input_tokens=70,
+        output_tokens=0, usd=Decimal("0.07"), user_id=other.id, group_id=group.id,
+    )  # fmt: skip
+    await db.commit()
+    return s
+
+
+def lines(body: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(e["kind"], e["credits"], e["balance"]) for e in body["entries"]]
+
+
+async def test_a_members_statement_lists_their_entries_with_a_running_balance(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    s = await setup(db)
+
+    response = await client.get(STATEMENT, params={"user_id": str(s.member.id)}, headers=s.admin_headers)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["scope"], body["user_id"], body["group_id"]) == ("user", str(s.member.id), None)
+    assert datetime.fromisoformat(body["from"]) == s.cycle.starts_at
+    assert datetime.fromisoformat(body["to"]) == s.cycle.ends_at
+    # The hold of a call in flight is not a statement line; the other member's debit is not theirs.
+    assert lines(body) == [
+        ("request_approved", "100", "100"),
+        ("usage_debit", "-12.5", "87.5"),
+        ("usage_debit", "-2.25", "85.25"),
+    ]
+    assert (body["opening_balance"], body["closing_balance"]) == ("0", "85.25")
+    assert "opening_balance" in body["balance_basis"]
+    debit = body["entries"][1]
+    assert (debit["model"], debit["input_tokens"], debit["output_tokens"]) == ("gpt-4o", 1000, 250)
+    # 12.5 credits for 1,250 tokens: 10,000 credits per million tokens.
+    assert (debit["unit_price"], debit["usd"], debit["description"]) == ("10000", "0.125", "gpt-4o - chat")
+    assert datetime.fromisoformat(debit["date"]) == s.at(3)
+    assert body["entries"][2]["unit_price"] == "7500"
+    grant = body["entries"][0]
+    assert (grant["unit_price"], grant["usd"], grant["model"]) == (None, None, None)
+
+
+async def test_a_range_starting_mid_cycle_opens_with_the_earlier_balance(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    s = await setup(db)
+    params = {"user_id": str(s.member.id), "from": s.at(3).isoformat(), "to": s.at(5).isoformat()}
+
+    body = (await client.get(STATEMENT, params=params, headers=s.admin_headers)).json()
+
+    # from is inclusive, to exclusive: only the first debit; the grant before it is the opening balance.
+    assert lines(body) == [("usage_debit", "-12.5", "87.5")]
+    assert (body["opening_balance"], body["closing_balance"]) == ("100", "87.5")
+
+
+async def test_group_and_account_statements(client: AsyncClient, db: AsyncSession) -> None:
+    s = await setup(db)
+
+    group = (
+        await client.get(STATEMENT, params={"group_id": str(s.group_id)}, headers=s.admin_headers)
+    ).json()
+    account = (await client.get(STATEMENT, headers=s.admin_headers)).json()
+
+    # A group: its own budget entries and its members' usage (not the credits it distributed).
+    assert group["scope"] == "group"
+    assert lines(group) == [
+        ("allocation_set", "1000", "1000"),
+        ("usage_debit", "-12.5", "987.5"),
+        ("usage_debit", "-2.25", "985.25"),
+        ("usage_debit", "-7", "978.25"),
+    ]
+    # The account: the cycle's start with its credits per cycle, then every call.
+    assert account["scope"] == "account"
+    assert lines(account) == [
+        ("cycle_reset", "5000", "5000"),
+        ("usage_debit", "-12.5", "4987.5"),
+        ("usage_debit", "-2.25", "4985.25"),
+        ("usage_debit", "-7", "4978.25"),
+    ]
+    assert account["closing_balance"] == "4978.25"
+
+
+async def test_members_get_their_own_statement_only(client: AsyncClient, db: AsyncSession) -> None:
+    s = await setup(db)
+
+    own = await client.get(STATEMENT, headers=s.member_headers)
+    explicit = await client.get(STATEMENT, params={"user_id": str(s.member.id)}, headers=s.member_headers)
+
+    assert own.status_code == 200, own.text
+    assert own.json()["scope"] == "user"
+    assert own.json()["user_id"] == str(s.member.id)
+    assert lines(own.json()) == lines(explicit.json())
+    assert own.json()["closing_balance"] == "85.25"
+    for params in ({"user_id": str(s.other.id)}, {"group_id": str(s.group_id)}):
+        response = await client.get(STATEMENT, params=params, headers=s.member_headers)
+        assert response.status_code == 403, response.text
+
+
+async def test_another_accounts_user_or_group_is_not_found(client: AsyncClient, db: AsyncSession) -> None:
+    s = await setup(db, name="First")
+    elsewhere = await setup(db, name="Second")
+
+    user = await client.get(STATEMENT, params={"user_id": str(s.member.id)}, headers=elsewhere.admin_headers)
+    group = await client.get(STATEMENT, params={"group_id": str(s.group_id)}, headers=elsewhere.admin_headers)
+
+    assert (user.status_code, user.json()["error"]["code"]) == (404, "user_not_found")
+    assert (group.status_code, group.json()["error"]["code"]) == (404, "group_not_found")
+
+
+async def test_bad_ranges_are_refused_naming_the_parameter(client: AsyncClient, db: AsyncSession) -> None:
+    s = await setup(db)
+    cases = [
+        ({"from": "2026-01-01T00:00:00"}, "from"),
+        ({"from": s.at(5).isoformat(), "to": s.at(5).isoformat()}, "to"),
+        ({"from": "yesterday"}, "from"),
+        ({"user_id": str(s.member.id), "group_id": str(s.group_id)}, "group_id"),
+        ({"format": "xls"}, "format"),
+    ]
+    for params, field in cases:
+        response = await client.get(STATEMENT, params=params, headers=s.admin_headers)
+        assert response.status_code == 422, (params, response.text)
+        assert [d["field"] for d in response.json()["error"]["details"]] == [field], response.text
+
+
+async def test_csv_export(client: AsyncClient, db: AsyncSession) -> None:
+    s = await setup(db)
+
+    response = await client.get(
+        STATEMENT, params={"user_id": str(s.member.id), "format": "csv"}, headers=s.admin_headers
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"].startswith('attachment; filename="cockpit-statement-user-')
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert rows[0] == [
+        "date", "description", "kind", "model", "input_tokens", "output_tokens",
+        "unit_price", "credits", "usd", "balance",
+    ]  # fmt: skip
+    assert rows[1:] == [
+        [s.at(2).isoformat(), "Credit request approved: demo", "request_approved",
+         "", "", "", "", "100", "", "100"],
+        [s.at(3).isoformat(), "gpt-4o - chat", "usage_debit",
+         "gpt-4o", "1000", "250", "10000", "-12.5", "0.125", "87.5"],
+        # A description or model that looks like a formula is written as text.
+        [s.at(5).isoformat(), "'=HYPERLINK(\"http://evil.example\")", "usage_debit",
+         "'@mini", "200", "100", "7500", "-2.25", "0.0225", "85.25"],
+    ]  # fmt: skip
