@@ -64,8 +64,8 @@ def period_end(cadence: Cadence, start: datetime, zone: ZoneInfo) -> datetime:
     elif cadence is Cadence.hours_12:
         base = local.replace(minute=0, second=0, microsecond=0)
         end = base.replace(hour=12) if local.hour < 12 else (base + timedelta(days=1)).replace(hour=0)
-    else:
-        end = local.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    else:  # an hour is an hour of real time, also across a change of the clocks
+        return local.replace(minute=0, second=0, microsecond=0).astimezone(UTC) + timedelta(hours=1)
     # Wall-clock arithmetic in the zone, then back to UTC (a DST change shortens or lengthens a day).
     return end.replace(tzinfo=None).replace(tzinfo=zone).astimezone(UTC)
 

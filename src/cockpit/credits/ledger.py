@@ -51,7 +51,11 @@ async def _sum(
 ) -> Decimal:
     # SUM over the raw integer micro-credits (typed BigInteger so that no conversion happens twice).
     stmt = select(func.coalesce(func.sum(LedgerEntry.__table__.c.amount, type_=BigInteger), 0)).where(
-        LedgerEntry.cycle_id == cycle_id, LedgerEntry.kind.in_(kinds)
+        # The cycle's account too, so that the (account_id, cycle_id, created_at) index serves it.
+        LedgerEntry.account_id
+        == select(CreditCycle.account_id).where(CreditCycle.id == cycle_id).scalar_subquery(),
+        LedgerEntry.cycle_id == cycle_id,
+        LedgerEntry.kind.in_(kinds),
     )
     for name, value in where.items():
         stmt = stmt.where(getattr(LedgerEntry, name) == value)

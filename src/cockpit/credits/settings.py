@@ -1,0 +1,458 @@
+"""Credit settings, cycles and the overview of an account's credits.
+
+Settings: credits per cycle (the account's limit), the cycle cadence, the credit factor (credits
+per $1; 0 disables tracking) and the credits a new user receives. A new limit applies to the
+current cycle at once (used credits stay); a new cadence, like "Reset cycle now", starts a fresh
+cycle immediately. Every edit locks the account row first, so two administrators' edits (or an
+edit and a group budget change) are applied one after the other, each checked against the
+other's result.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.models import Account
+from cockpit.audit import service as audit
+from cockpit.audit.service import Target, lock_account
+from cockpit.auth.actor import Actor
+from cockpit.authz.permissions import Permission
+from cockpit.credits import ledger
+from cockpit.credits.cycles import current_cycle, start_cycle
+from cockpit.credits.models import (
+    Cadence,
+    CreditCycle,
+    CycleStart,
+    EntryKind,
+    GroupBudget,
+    LedgerEntry,
+    MemberAllocation,
+)
+from cockpit.groups.models import Group
+from cockpit.kit.errors import InvalidInput, NotFound
+from cockpit.kit.pagination import Page, PageParams, paginate
+from cockpit.kit.time import utcnow
+from cockpit.users.models import User, UserStatus
+
+ZERO = Decimal(0)
+MICRO = Decimal(1_000_000)
+MAX_AMOUNT = Decimal(1_000_000_000_000)  # keeps micro-credits well within a BigInteger
+CADENCES = ", ".join(c.value for c in Cadence)
+
+
+def plain(value: Decimal) -> str:
+    """Exact decimal text without trailing zeros ("1500.5")."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def grouped(value: Decimal) -> str:
+    """Like ``plain`` with thousands separators, for messages ("12,000")."""
+    text = format(value, ",f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def check_credits(value: Decimal, *, field: str) -> Decimal:
+    """Zero or more credits with at most 6 decimal places (InvalidInput naming ``field``)."""
+    problem = None
+    if not value.is_finite():
+        problem = "must be a number"
+    elif value < 0:
+        problem = "must be 0 or more"
+    elif value > MAX_AMOUNT:
+        problem = f"must be at most {grouped(MAX_AMOUNT)}"
+    elif value * MICRO != (value * MICRO).to_integral_value():
+        problem = "must have at most 6 decimal places"
+    if problem is not None:
+        raise InvalidInput(
+            "invalid_amount", f"The {field} {problem}.", details=[{"field": field, "message": problem}]
+        )
+    return value
+
+
+def check_cadence(value: str | Cadence) -> Cadence:
+    try:
+        return Cadence(value)
+    except ValueError:
+        message = f"must be one of {CADENCES}"
+        raise InvalidInput(
+            "invalid_cadence",
+            f"The cycle_cadence {message}.",
+            details=[{"field": "cycle_cadence", "message": message}],
+        ) from None
+
+
+def _extra_in(cycle: CreditCycle | None) -> Any:
+    """SQL for a row's extra credits that count in ``cycle`` (none when no cycle)."""
+    table = GroupBudget.__table__.c
+    if cycle is None:
+        return 0
+    return case((table.extra_cycle_id == cycle.id, table.extra), else_=0)
+
+
+async def group_budgets_total(
+    session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle | None
+) -> Decimal:
+    """The sum of the account's group budgets: monthly plus the extra of ``cycle``."""
+    table = GroupBudget.__table__.c
+    total = await session.scalar(
+        select(func.coalesce(func.sum(table.monthly + _extra_in(cycle), type_=BigInteger), 0)).where(
+            table.account_id == account_id
+        )
+    )
+    return Decimal(int(total or 0)) / MICRO
+
+
+# ---- settings ----
+
+
+async def _account(session: AsyncSession, actor: Actor) -> Account:
+    account = await session.get(Account, actor.account_id)
+    if account is None:
+        raise NotFound("account_not_found", "No such account.")
+    return account
+
+
+async def credit_settings(session: AsyncSession, actor: Actor) -> tuple[Account, CreditCycle]:
+    """The account's credit settings and its current cycle (administrators)."""
+    actor.require(Permission.credits_manage)
+    account = await _account(session, actor)
+    return account, await current_cycle(session, account)
+
+
+def _state(account: Account) -> dict[str, Any]:
+    return {
+        "credits_per_cycle": plain(account.credits_per_cycle),
+        "cycle_cadence": account.cycle_cadence,
+        "credit_factor": plain(account.credit_factor),
+        "signup_credits": plain(account.signup_credits),
+    }
+
+
+async def change_settings(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    credits_per_cycle: Decimal | None = None,
+    cycle_cadence: str | Cadence | None = None,
+    credit_factor: Decimal | None = None,
+    signup_credits: Decimal | None = None,
+) -> tuple[Account, CreditCycle]:
+    """Change any of the credit settings; returns the account and its (possibly new) current cycle.
+
+    Refused when the new credits per cycle would be below the sum of the groups' budgets in the
+    cycle it applies to (a new cadence starts a cycle in which last cycle's extras no longer count).
+    """
+    actor.require(Permission.credits_manage)
+    if credits_per_cycle is not None:
+        check_credits(credits_per_cycle, field="credits_per_cycle")
+    if credit_factor is not None:
+        check_credits(credit_factor, field="credit_factor")
+    if signup_credits is not None:
+        check_credits(signup_credits, field="signup_credits")
+    cadence = check_cadence(cycle_cadence) if cycle_cadence is not None else None
+
+    account = await lock_account(session, actor.account_id)
+    now = utcnow()
+    cycle = await current_cycle(session, account, now=now)
+    cadence_changes = cadence is not None and cadence.value != account.cycle_cadence
+    if credits_per_cycle is not None and credits_per_cycle != account.credits_per_cycle:
+        budgets = await group_budgets_total(session, account.id, None if cadence_changes else cycle)
+        if credits_per_cycle < budgets:
+            message = (
+                f"Group budgets total {grouped(budgets)} credits; credits per cycle cannot be less "
+                f"(short by {grouped(budgets - credits_per_cycle)})."
+            )
+            raise InvalidInput(
+                "credits_below_group_budgets",
+                message,
+                details=[{"field": "credits_per_cycle", "message": message}],
+            )
+
+    before = _state(account)
+    if credits_per_cycle is not None:
+        account.credits_per_cycle = credits_per_cycle
+        if not cadence_changes:  # takes effect for the current cycle at once (a new cycle copies it)
+            cycle.credits_per_cycle = credits_per_cycle
+    if credit_factor is not None:
+        account.credit_factor = credit_factor
+    if signup_credits is not None:
+        account.signup_credits = signup_credits
+    if cadence is not None and cadence_changes:
+        account.cycle_cadence = cadence.value
+        cycle = await start_cycle(
+            session, account, started_by=CycleStart.cadence_changed, at=now, previous=cycle,
+            actor_label=actor.label,
+        )  # fmt: skip
+    await audit.record_changes(
+        session, actor, "credits.settings_updated", target=Target("account", account.id, account.name),
+        before=before, after=_state(account),
+    )  # fmt: skip
+    await session.flush()
+    return account, cycle
+
+
+async def reset_cycle(session: AsyncSession, actor: Actor) -> CreditCycle:
+    """Start a fresh cycle now: used credits count from zero, last cycle's extra credits expire."""
+    actor.require(Permission.credits_manage)
+    account = await lock_account(session, actor.account_id)
+    now = utcnow()
+    previous = await current_cycle(session, account, now=now)
+    before = {"seq": previous.seq, "starts_at": previous.starts_at, "ends_at": previous.ends_at}
+    cycle = await start_cycle(
+        session, account, started_by=CycleStart.reset, at=now, previous=previous, actor_label=actor.label
+    )
+    await audit.record(
+        session, actor, "credits.cycle_reset", target=Target("credit_cycle", cycle.id, f"Cycle {cycle.seq}"),
+        before=before, after={"seq": cycle.seq, "starts_at": cycle.starts_at, "ends_at": cycle.ends_at},
+    )  # fmt: skip
+    await session.flush()
+    return cycle
+
+
+# ---- cycles ----
+
+
+@dataclass(frozen=True)
+class CycleRow:
+    cycle: CreditCycle
+    used: Decimal
+
+
+async def list_cycles(session: AsyncSession, actor: Actor, params: PageParams) -> Page[CycleRow]:
+    """Past and current cycles, newest first, each with the credits its gateway calls used."""
+    actor.require(Permission.credits_manage)
+    await current_cycle(session, await _account(session, actor))
+    page = await paginate(
+        session,
+        select(CreditCycle)
+        .where(CreditCycle.account_id == actor.account_id)
+        .order_by(CreditCycle.seq.desc()),
+        params,
+    )
+    ids = [cycle.id for cycle in page.items]
+    used: dict[uuid.UUID, Decimal] = {}
+    if ids:
+        # One query for the page (the same sum as ``ledger.used``, on the account/cycle index).
+        table = LedgerEntry.__table__.c
+        rows = await session.execute(
+            select(table.cycle_id, func.sum(table.amount, type_=BigInteger))
+            .where(
+                table.account_id == actor.account_id,
+                table.cycle_id.in_(ids),
+                table.kind == EntryKind.usage_debit.value,
+            )
+            .group_by(table.cycle_id)
+        )
+        used = {cycle_id: -Decimal(int(total or 0)) / MICRO for cycle_id, total in rows.all()}
+    return Page(
+        items=[CycleRow(cycle, used.get(cycle.id, ZERO)) for cycle in page.items],
+        total=page.total,
+        page=page.page,
+        per_page=page.per_page,
+    )
+
+
+# ---- overview ----
+
+
+@dataclass(frozen=True)
+class AccountFigures:
+    limit: Decimal
+    used: Decimal
+    held: Decimal
+    budgets: Decimal  # the sum of the groups' budgets this cycle
+
+    @property
+    def available(self) -> Decimal:
+        return self.limit - self.used - self.held
+
+    @property
+    def unallocated(self) -> Decimal:
+        return self.limit - self.budgets
+
+    @property
+    def usage_percent(self) -> Decimal:
+        if self.limit <= 0:
+            return ZERO
+        return (self.used / self.limit * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    group: Group
+    members: int
+    monthly: Decimal
+    extra: Decimal
+    distributed: Decimal
+    used: Decimal
+    auto_approve_limit: Decimal
+
+    @property
+    def budget(self) -> Decimal:
+        return self.monthly + self.extra
+
+    @property
+    def available(self) -> Decimal:
+        return self.budget - self.distributed
+
+
+@dataclass(frozen=True)
+class MemberFigures:
+    user_id: uuid.UUID
+    group_id: uuid.UUID
+    monthly: Decimal
+    extra: Decimal
+    used: Decimal
+    held: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.monthly + self.extra - self.used - self.held
+
+
+@dataclass(frozen=True)
+class Overview:
+    now: datetime
+    cycle: CreditCycle
+    credit_factor: Decimal
+    me: MemberFigures | None
+    account: AccountFigures | None  # administrators only
+    groups: list[GroupFigures] | None  # administrators only
+
+    @property
+    def tracking_enabled(self) -> bool:
+        return self.credit_factor > 0
+
+    @property
+    def seconds_left(self) -> int:
+        return max(0, int((self.cycle.ends_at - self.now).total_seconds()))
+
+
+async def _member_figures(session: AsyncSession, user: User, cycle: CreditCycle) -> MemberFigures:
+    allocation = await session.scalar(
+        select(MemberAllocation).where(
+            MemberAllocation.account_id == user.account_id, MemberAllocation.user_id == user.id
+        )
+    )
+    monthly = allocation.monthly if allocation is not None else ZERO
+    extra = allocation.extra if allocation is not None and allocation.extra_cycle_id == cycle.id else ZERO
+    return MemberFigures(
+        user_id=user.id,
+        group_id=user.group_id,
+        monthly=monthly,
+        extra=extra,
+        used=await ledger.used(session, cycle.id, user_id=user.id),
+        held=await ledger.held(session, cycle.id, user_id=user.id),
+    )
+
+
+def _micro(value: Any) -> Decimal:
+    return Decimal(int(value or 0)) / MICRO
+
+
+async def _group_figures(
+    session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle
+) -> list[GroupFigures]:
+    groups = list(
+        await session.scalars(
+            select(Group)
+            .where(Group.account_id == account_id)
+            .order_by(Group.is_default.desc(), Group.name_key)
+        )
+    )
+    budgets = {
+        b.group_id: b
+        for b in await session.scalars(select(GroupBudget).where(GroupBudget.account_id == account_id))
+    }
+    users = User.__table__.c
+    active = await session.execute(
+        select(users.group_id, func.count())
+        .where(users.account_id == account_id, users.status == UserStatus.active.value)
+        .group_by(users.group_id)
+    )
+    members = {group_id: int(count) for group_id, count in active.all()}
+    # Distributed: every member's allocation counts (the same rule as the requests' group check).
+    alloc = MemberAllocation.__table__.c
+    distributed_rows = await session.execute(
+        select(
+            users.group_id,
+            func.sum(alloc.monthly, type_=BigInteger),
+            func.sum(case((alloc.extra_cycle_id == cycle.id, alloc.extra), else_=0), type_=BigInteger),
+        )
+        .select_from(MemberAllocation.__table__.join(User.__table__, users.id == alloc.user_id))
+        .where(users.account_id == account_id)
+        .group_by(users.group_id)
+    )
+    distributed = {group_id: _micro(m) + _micro(e) for group_id, m, e in distributed_rows.all()}
+    entries = LedgerEntry.__table__.c
+    used_rows = await session.execute(
+        select(entries.group_id, func.sum(entries.amount, type_=BigInteger))
+        .where(
+            entries.account_id == account_id,
+            entries.cycle_id == cycle.id,
+            entries.kind == EntryKind.usage_debit.value,
+            entries.group_id.is_not(None),
+        )
+        .group_by(entries.group_id)
+    )
+    used = {group_id: -_micro(total) for group_id, total in used_rows.all()}
+    figures = []
+    for group in groups:
+        budget = budgets.get(group.id)
+        figures.append(
+            GroupFigures(
+                group=group,
+                members=members.get(group.id, 0),
+                monthly=budget.monthly if budget is not None else ZERO,
+                extra=budget.extra if budget is not None and budget.extra_cycle_id == cycle.id else ZERO,
+                distributed=distributed.get(group.id, ZERO),
+                used=used.get(group.id, ZERO),
+                auto_approve_limit=budget.auto_approve_limit if budget is not None else ZERO,
+            )
+        )
+    return figures
+
+
+async def overview(session: AsyncSession, actor: Actor) -> Overview:
+    """The current cycle with the account's and every group's figures (administrators), or the
+    caller's own allowance, usage and remaining credits (members)."""
+    actor.require(Permission.credits_own)
+    account = await _account(session, actor)
+    now = utcnow()
+    cycle = await current_cycle(session, account, now=now)
+    me = None
+    if actor.user_id is not None:
+        user = await session.scalar(
+            select(User).where(User.id == actor.user_id, User.account_id == account.id)
+        )
+        if user is not None:
+            me = await _member_figures(session, user, cycle)
+    account_figures = groups = None
+    if actor.can(Permission.credits_manage):
+        account_figures = AccountFigures(
+            limit=account.credits_per_cycle,
+            used=await ledger.used(session, cycle.id),
+            held=await ledger.held(session, cycle.id),
+            budgets=await group_budgets_total(session, account.id, cycle),
+        )
+        groups = await _group_figures(session, account.id, cycle)
+    return Overview(
+        now=now,
+        cycle=cycle,
+        credit_factor=account.credit_factor,
+        me=me,
+        account=account_figures,
+        groups=groups,
+    )
