@@ -17,6 +17,7 @@ from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import check_policy, hash_password
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
+from cockpit.credits.allocations import grant_signup_credits
 from cockpit.groups.models import Group
 from cockpit.invitations import repository
 from cockpit.invitations.models import Invitation
@@ -283,4 +284,5 @@ async def accept(session: AsyncSession, *, token: str, name: str, password: str)
         target=Target("user", user.id, user.email),
         after={"email": user.email, "role": user.role, "group": group.name, "seats": invitation.seats},
     )
+    await grant_signup_credits(session, user)
     return user

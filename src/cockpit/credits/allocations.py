@@ -1,0 +1,543 @@
+"""Allocations: a group's budget (from the account's credits per cycle) and its members' allowances.
+
+A group's budget is its monthly allocation plus its extra credits of the current cycle; what it
+has distributed is the sum of its members' monthly plus current-cycle extra (members are the users
+whose ``group_id`` is the group now: a user who moves takes their allocation along). Two rules hold
+after every edit: the groups' budgets together stay within the account's credits per cycle, and no
+group distributes more than its budget. Every edit locks the account row first
+(``lock_account``), so concurrent edits (and credit request approvals) are checked one at a time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, case, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.models import Account
+from cockpit.audit import service as audit
+from cockpit.audit.service import Target, lock_account
+from cockpit.auth.actor import Actor
+from cockpit.authz.permissions import Permission
+from cockpit.credits import ledger
+from cockpit.credits.cycles import current_cycle
+from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation
+from cockpit.groups.models import Group
+from cockpit.kit.errors import Conflict, InvalidInput, NotFound
+from cockpit.kit.pagination import Page, PageParams
+from cockpit.users.models import User, UserStatus
+
+ZERO = Decimal(0)
+MICRO = Decimal(1_000_000)
+# Far above any budget; keeps micro-credits (and sums of them) within a BigInteger.
+MAX_AMOUNT = Decimal(1_000_000_000_000)
+
+
+def plain(value: Decimal) -> str:
+    """An exact decimal without trailing zeros: 1500.500000 → "1500.5"."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def credits_text(value: Decimal) -> str:
+    """For messages: thousands separated, exact: 10000 → "10,000", 1500.25 → "1,500.25"."""
+    return format(Decimal(plain(value)), ",f")
+
+
+def check_credits(value: Decimal, *, field: str) -> Decimal:
+    """Zero or more credits with at most 6 decimal places (InvalidInput naming ``field`` otherwise)."""
+    problem = None
+    if not value.is_finite():
+        problem = "must be a number"
+    elif value < 0:
+        problem = "must be 0 or more"
+    elif value > MAX_AMOUNT:
+        problem = f"must be at most {plain(MAX_AMOUNT)}"
+    elif value * MICRO != (value * MICRO).to_integral_value():
+        problem = "at most 6 decimal places"
+    if problem is not None:
+        raise InvalidInput(
+            "invalid_amount", f"The {field} {problem}.", details=[{"field": field, "message": problem}]
+        )
+    return value + ZERO  # normalises -0
+
+
+def extra_now(extra: Decimal, extra_cycle_id: uuid.UUID | None, cycle: CreditCycle) -> Decimal:
+    """Extra credits count only in the cycle they were given for."""
+    return extra if extra_cycle_id == cycle.id else ZERO
+
+
+def _micro(value: Any) -> Decimal:
+    return Decimal(int(value or 0)) / MICRO
+
+
+# ---- figures ----
+
+
+@dataclass(frozen=True)
+class GroupFigures:
+    group: Group
+    monthly: Decimal
+    extra: Decimal  # of the current cycle
+    distributed: Decimal  # members' monthly + current-cycle extra
+    used: Decimal
+    members: int  # active users
+    auto_approve_limit: Decimal
+
+    @property
+    def budget(self) -> Decimal:
+        return self.monthly + self.extra
+
+    @property
+    def available(self) -> Decimal:
+        return self.budget - self.distributed
+
+
+@dataclass(frozen=True)
+class MemberFigures:
+    user: User
+    monthly: Decimal
+    extra: Decimal  # of the current cycle
+    used: Decimal
+    held: Decimal
+    signup_shortfall: Decimal
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.monthly + self.extra - self.used - self.held
+
+
+async def _budget_row(
+    session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID
+) -> GroupBudget | None:
+    return await session.scalar(
+        select(GroupBudget)
+        .where(GroupBudget.account_id == account_id, GroupBudget.group_id == group_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def _allocation_row(session: AsyncSession, user: User) -> MemberAllocation | None:
+    return await session.scalar(
+        select(MemberAllocation)
+        .where(MemberAllocation.account_id == user.account_id, MemberAllocation.user_id == user.id)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def distributed(
+    session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID, cycle: CreditCycle
+) -> Decimal:
+    """The sum of the group's members' monthly and current-cycle extra credits (every member with an
+    allocation, deactivated ones too: their allowance comes back when they are reactivated)."""
+    table = MemberAllocation.__table__.c
+    # Sum the raw micro-credit integers (exact on both backends), then scale once.
+    monthly = func.sum(table.monthly, type_=BigInteger)
+    extra = func.sum(case((table.extra_cycle_id == cycle.id, table.extra), else_=0), type_=BigInteger)
+    row = (
+        await session.execute(
+            select(func.coalesce(monthly, 0), func.coalesce(extra, 0))
+            .select_from(MemberAllocation.__table__.join(User, User.id == table.user_id))
+            .where(User.account_id == account_id, User.group_id == group_id)
+        )
+    ).one()
+    return _micro(row[0]) + _micro(row[1])
+
+
+async def _budgets_total(session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle) -> Decimal:
+    """All groups' budgets together (monthly + current-cycle extra)."""
+    table = GroupBudget.__table__.c
+    monthly = func.sum(table.monthly, type_=BigInteger)
+    extra = func.sum(case((table.extra_cycle_id == cycle.id, table.extra), else_=0), type_=BigInteger)
+    row = (
+        await session.execute(
+            select(func.coalesce(monthly, 0), func.coalesce(extra, 0)).where(table.account_id == account_id)
+        )
+    ).one()
+    return _micro(row[0]) + _micro(row[1])
+
+
+_USAGE_KINDS = (EntryKind.usage_debit.value, EntryKind.hold.value, EntryKind.release.value)
+
+
+def _usage_columns() -> tuple[Any, Any]:
+    """SUMs of usage debits and of holds less releases, over the raw micro-credit integers."""
+    table = LedgerEntry.__table__.c
+    debits = case((table.kind == EntryKind.usage_debit.value, table.amount), else_=0)
+    holds = case((table.kind.in_([EntryKind.hold.value, EntryKind.release.value]), table.amount), else_=0)
+    return func.sum(debits, type_=BigInteger), func.sum(holds, type_=BigInteger)
+
+
+async def group_figures(
+    session: AsyncSession, account_id: uuid.UUID, group: Group, cycle: CreditCycle
+) -> GroupFigures:
+    budget = await _budget_row(session, account_id, group.id)
+    members = await session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.account_id == account_id, User.group_id == group.id, User.status == UserStatus.active)
+    )
+    return GroupFigures(
+        group=group,
+        monthly=budget.monthly if budget else ZERO,
+        extra=extra_now(budget.extra, budget.extra_cycle_id, cycle) if budget else ZERO,
+        distributed=await distributed(session, account_id, group.id, cycle),
+        used=await ledger.used(session, cycle.id, group_id=group.id),
+        members=members or 0,
+        auto_approve_limit=budget.auto_approve_limit if budget else ZERO,
+    )
+
+
+async def _member_figures(session: AsyncSession, user: User, cycle: CreditCycle) -> MemberFigures:
+    allocation = await _allocation_row(session, user)
+    used = await ledger.used(session, cycle.id, user_id=user.id)
+    held = await ledger.held(session, cycle.id, user_id=user.id)
+    return MemberFigures(
+        user=user,
+        monthly=allocation.monthly if allocation else ZERO,
+        extra=extra_now(allocation.extra, allocation.extra_cycle_id, cycle) if allocation else ZERO,
+        used=used,
+        held=held,
+        signup_shortfall=allocation.signup_shortfall if allocation else ZERO,
+    )
+
+
+# ---- access ----
+
+
+async def _account(session: AsyncSession, account_id: uuid.UUID) -> Account:
+    account = await session.get(Account, account_id)
+    assert account is not None  # the actor's account exists while they are signed in
+    return account
+
+
+async def _group(session: AsyncSession, actor: Actor, group_id: uuid.UUID) -> Group:
+    group = await session.scalar(
+        select(Group).where(Group.account_id == actor.account_id, Group.id == group_id)
+    )
+    if group is None:
+        raise NotFound("group_not_found", "No such group.")
+    return group
+
+
+async def access_member(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
+    """A user whose allocation the actor may see: anyone in the account with credits:manage, oneself
+    with credits:own; anyone else is NotFound (members do not learn who exists)."""
+    if not actor.can(Permission.credits_manage):
+        actor.require(Permission.credits_own)
+        if actor.user_id != user_id:
+            raise NotFound("user_not_found", "No such user.")
+    user = await session.scalar(select(User).where(User.account_id == actor.account_id, User.id == user_id))
+    if user is None:
+        raise NotFound("user_not_found", "No such user.")
+    return user
+
+
+# ---- groups ----
+
+
+async def group_allocation(session: AsyncSession, actor: Actor, group_id: uuid.UUID) -> GroupFigures:
+    actor.require(Permission.credits_manage)
+    group = await _group(session, actor, group_id)
+    cycle = await current_cycle(session, await _account(session, actor.account_id))
+    return await group_figures(session, actor.account_id, group, cycle)
+
+
+async def set_group_allocation(
+    session: AsyncSession,
+    actor: Actor,
+    group_id: uuid.UUID,
+    *,
+    monthly: Decimal | None = None,
+    extra: Decimal | None = None,
+    auto_approve_limit: Decimal | None = None,
+) -> GroupFigures:
+    """Set a group's monthly allocation, this cycle's extra credits and auto-approve limit (None: keep).
+
+    Refused (Conflict) when the groups' budgets would exceed the account's credits per cycle, or
+    when the group's budget would drop below what it has distributed to its members.
+    """
+    actor.require(Permission.credits_manage)
+    monthly = None if monthly is None else check_credits(monthly, field="monthly")
+    extra = None if extra is None else check_credits(extra, field="extra")
+    if auto_approve_limit is not None:
+        auto_approve_limit = check_credits(auto_approve_limit, field="auto_approve_limit")
+    account = await lock_account(session, actor.account_id)
+    group = await _group(session, actor, group_id)
+    cycle = await current_cycle(session, account)
+    budget = await _budget_row(session, account.id, group.id)
+    if budget is None:
+        budget = GroupBudget(
+            group_id=group.id, account_id=account.id, monthly=ZERO, extra=ZERO, auto_approve_limit=ZERO
+        )
+        session.add(budget)
+    old_monthly = budget.monthly
+    old_extra = extra_now(budget.extra, budget.extra_cycle_id, cycle)
+    old_limit = budget.auto_approve_limit
+    new_monthly = old_monthly if monthly is None else monthly
+    new_extra = old_extra if extra is None else extra
+    old_budget, new_budget = old_monthly + old_extra, new_monthly + new_extra
+
+    if new_budget > old_budget:
+        # Only a raise can break the account limit (lowering a budget is always allowed, also when
+        # the account's limit was lowered below the groups' total earlier).
+        total = await _budgets_total(session, account.id, cycle) - old_budget + new_budget
+        if total > account.credits_per_cycle:
+            over = total - account.credits_per_cycle
+            raise Conflict(
+                "account_budget_exceeded",
+                f"The groups' budgets would total {credits_text(total)} credits, which exceeds the "
+                f"account's {credits_text(account.credits_per_cycle)} credits per cycle by "
+                f"{credits_text(over)}.",
+            )
+    elif new_budget < old_budget:
+        given = await distributed(session, account.id, group.id, cycle)
+        if new_budget < given:
+            raise Conflict(
+                "budget_below_distributed",
+                f"{group.name} has already distributed {credits_text(given)} credits to its members; "
+                f"a budget of {credits_text(new_budget)} is {credits_text(given - new_budget)} below that.",
+            )
+
+    budget.monthly = new_monthly
+    budget.extra, budget.extra_cycle_id = new_extra, cycle.id
+    if auto_approve_limit is not None:
+        budget.auto_approve_limit = auto_approve_limit
+    if new_monthly != old_monthly:
+        ledger.append(
+            session, account_id=account.id, cycle=cycle, kind=EntryKind.allocation_set,
+            amount=new_monthly - old_monthly, group_id=group.id, actor_label=actor.label,
+            description=f"{group.name}: monthly allocation {credits_text(old_monthly)} → "
+            f"{credits_text(new_monthly)}",
+        )  # fmt: skip
+    if new_extra != old_extra:
+        ledger.append(
+            session, account_id=account.id, cycle=cycle, kind=EntryKind.extra_granted,
+            amount=new_extra - old_extra, group_id=group.id, actor_label=actor.label,
+            description=f"{group.name}: extra credits this cycle {credits_text(old_extra)} → "
+            f"{credits_text(new_extra)}",
+        )  # fmt: skip
+    await audit.record_changes(
+        session,
+        actor,
+        "credits.group_allocation_updated",
+        target=Target("group", group.id, group.name),
+        before={
+            "monthly": plain(old_monthly),
+            "extra": plain(old_extra),
+            "auto_approve_limit": plain(old_limit),
+        },
+        after={
+            "monthly": plain(new_monthly),
+            "extra": plain(new_extra),
+            "auto_approve_limit": plain(budget.auto_approve_limit),
+        },
+    )
+    await session.flush()
+    return await group_figures(session, account.id, group, cycle)
+
+
+# ---- members ----
+
+
+async def member_allocation(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> MemberFigures:
+    user = await access_member(session, actor, user_id)
+    cycle = await current_cycle(session, await _account(session, actor.account_id))
+    return await _member_figures(session, user, cycle)
+
+
+async def _new_allocation(session: AsyncSession, user: User) -> MemberAllocation:
+    allocation = MemberAllocation(
+        user_id=user.id, account_id=user.account_id, monthly=ZERO, extra=ZERO, signup_shortfall=ZERO
+    )
+    session.add(allocation)
+    return allocation
+
+
+async def set_member_allocation(
+    session: AsyncSession,
+    actor: Actor,
+    user_id: uuid.UUID,
+    *,
+    monthly: Decimal | None = None,
+    extra: Decimal | None = None,
+) -> MemberFigures:
+    """Set a member's monthly allocation and this cycle's extra credits (None: keep), drawn from their
+    group's budget. Refused (Conflict) when the group would distribute more than its budget.
+
+    Raising the extra credits covers a signup shortfall by as much as they were raised.
+    """
+    actor.require(Permission.credits_manage)
+    monthly = None if monthly is None else check_credits(monthly, field="monthly")
+    extra = None if extra is None else check_credits(extra, field="extra")
+    account = await lock_account(session, actor.account_id)
+    user = await access_member(session, actor, user_id)
+    group = await _group(session, actor, user.group_id)
+    cycle = await current_cycle(session, account)
+    allocation = await _allocation_row(session, user) or await _new_allocation(session, user)
+    old_monthly = allocation.monthly
+    old_extra = extra_now(allocation.extra, allocation.extra_cycle_id, cycle)
+    old_shortfall = allocation.signup_shortfall
+    new_monthly = old_monthly if monthly is None else monthly
+    new_extra = old_extra if extra is None else extra
+    change = (new_monthly + new_extra) - (old_monthly + old_extra)
+
+    if change > 0:
+        figures = await group_figures(session, account.id, group, cycle)
+        after = figures.distributed + change
+        if after > figures.budget:
+            raise Conflict(
+                "group_budget_exceeded",
+                f"{group.name} would distribute {credits_text(after)} credits, which exceeds its budget "
+                f"of {credits_text(figures.budget)} by {credits_text(after - figures.budget)}.",
+            )
+
+    allocation.monthly = new_monthly
+    allocation.extra, allocation.extra_cycle_id = new_extra, cycle.id
+    if new_extra > old_extra and old_shortfall > 0:
+        allocation.signup_shortfall = max(ZERO, old_shortfall - (new_extra - old_extra))
+    if new_monthly != old_monthly:
+        ledger.append(
+            session, account_id=account.id, cycle=cycle, kind=EntryKind.allocation_set,
+            amount=new_monthly - old_monthly, user_id=user.id, group_id=user.group_id,
+            actor_label=actor.label,
+            description=f"{user.email}: monthly allocation {credits_text(old_monthly)} → "
+            f"{credits_text(new_monthly)}",
+        )  # fmt: skip
+    if new_extra != old_extra:
+        ledger.append(
+            session, account_id=account.id, cycle=cycle, kind=EntryKind.extra_granted,
+            amount=new_extra - old_extra, user_id=user.id, group_id=user.group_id,
+            actor_label=actor.label,
+            description=f"{user.email}: extra credits this cycle {credits_text(old_extra)} → "
+            f"{credits_text(new_extra)}",
+        )  # fmt: skip
+    await audit.record_changes(
+        session,
+        actor,
+        "credits.member_allocation_updated",
+        target=Target("user", user.id, user.email),
+        before={
+            "monthly": plain(old_monthly),
+            "extra": plain(old_extra),
+            "signup_shortfall": plain(old_shortfall),
+        },
+        after={
+            "monthly": plain(new_monthly),
+            "extra": plain(new_extra),
+            "signup_shortfall": plain(allocation.signup_shortfall),
+        },
+    )
+    await session.flush()
+    return await _member_figures(session, user, cycle)
+
+
+async def grant_signup_credits(session: AsyncSession, user: User) -> None:
+    """Give a user who just joined the account's signup credits as extra credits of the current cycle,
+    drawn from their group's available credits. What the group cannot cover is recorded as the
+    allocation's ``signup_shortfall`` (flagged on the Allocations tab). Nothing when signup credits are 0.
+    """
+    account = await lock_account(session, user.account_id)
+    signup = account.signup_credits
+    if signup <= 0:
+        return
+    await session.flush()  # the user row (just added) must exist for the allocation row and the sums
+    cycle = await current_cycle(session, account)
+    group = await session.get(Group, user.group_id)
+    assert group is not None
+    figures = await group_figures(session, account.id, group, cycle)
+    granted = min(signup, max(figures.available, ZERO))
+    shortfall = signup - granted
+    allocation = await _allocation_row(session, user) or await _new_allocation(session, user)
+    before = extra_now(allocation.extra, allocation.extra_cycle_id, cycle)
+    allocation.extra, allocation.extra_cycle_id = before + granted, cycle.id
+    allocation.signup_shortfall = shortfall
+    system = Actor.system(account.id, "system")
+    if granted > 0:
+        note = f" ({credits_text(shortfall)} short: {group.name} could not cover more)" if shortfall else ""
+        ledger.append(
+            session, account_id=account.id, cycle=cycle, kind=EntryKind.signup_grant, amount=granted,
+            user_id=user.id, group_id=group.id, actor_label=system.label,
+            description=f"Signup credits for {user.email}{note}",
+        )  # fmt: skip
+    await audit.record(
+        session,
+        system,
+        "credits.signup_granted",
+        target=Target("user", user.id, user.email),
+        after={
+            "signup_credits": plain(signup),
+            "granted": plain(granted),
+            "shortfall": plain(shortfall),
+            "group": group.name,
+        },
+    )
+    await session.flush()
+
+
+# ---- the members table of a group ----
+
+
+async def _usage_by_user(
+    session: AsyncSession, cycle: CreditCycle, user_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, tuple[Decimal, Decimal]]:
+    """(used, held) of each user this cycle, in one grouped query."""
+    if not user_ids:
+        return {}
+    table = LedgerEntry.__table__.c
+    debits, holds = _usage_columns()
+    rows = await session.execute(
+        select(table.user_id, debits, holds)
+        .where(table.cycle_id == cycle.id, table.user_id.in_(list(user_ids)), table.kind.in_(_USAGE_KINDS))
+        .group_by(table.user_id)
+    )
+    return {uuid.UUID(str(uid)): (-_micro(u), -_micro(h)) for uid, u, h in rows}
+
+
+async def group_members(
+    session: AsyncSession, actor: Actor, group_id: uuid.UUID, params: PageParams, *, q: str = ""
+) -> Page[MemberFigures]:
+    """The group's members (deactivated ones too) with their allocation and usage, by name; ``q``
+    searches name and e-mail."""
+    actor.require(Permission.credits_manage)
+    group = await _group(session, actor, group_id)
+    cycle = await current_cycle(session, await _account(session, actor.account_id))
+    stmt = (
+        select(User, MemberAllocation)
+        .outerjoin(MemberAllocation, MemberAllocation.user_id == User.id)
+        .where(User.account_id == actor.account_id, User.group_id == group.id)
+    )
+    text = q.strip().lower()
+    if text:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(func.lower(User.name).like(pattern, escape="\\"), User.email.like(pattern, escape="\\"))
+        )
+    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = (
+        await session.execute(
+            stmt.order_by(func.lower(User.name), User.email).limit(params.per_page).offset(params.offset)
+        )
+    ).all()
+    usage = await _usage_by_user(session, cycle, [user.id for user, _ in rows])
+    items = []
+    for user, allocation in rows:
+        used, held = usage.get(user.id, (ZERO, ZERO))
+        items.append(
+            MemberFigures(
+                user=user,
+                monthly=allocation.monthly if allocation else ZERO,
+                extra=extra_now(allocation.extra, allocation.extra_cycle_id, cycle) if allocation else ZERO,
+                used=used,
+                held=held,
+                signup_shortfall=allocation.signup_shortfall if allocation else ZERO,
+            )
+        )
+    return Page(items=items, total=total or 0, page=params.page, per_page=params.per_page)
