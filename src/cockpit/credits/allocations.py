@@ -25,48 +25,15 @@ from cockpit.audit.service import Target, lock_account
 from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import ledger
+from cockpit.credits.amounts import MICRO, ZERO, check_credits, grouped, plain
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.groups.models import Group
-from cockpit.kit.errors import Conflict, InvalidInput, NotFound
+from cockpit.kit.errors import Conflict, NotFound
 from cockpit.kit.pagination import Page, PageParams
 from cockpit.users.models import User, UserStatus
 
-ZERO = Decimal(0)
-MICRO = Decimal(1_000_000)
 # Far above any budget; keeps micro-credits (and sums of them) within a BigInteger.
-MAX_AMOUNT = Decimal(1_000_000_000_000)
-
-
-def plain(value: Decimal) -> str:
-    """An exact decimal without trailing zeros: 1500.500000 → "1500.5"."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def credits_text(value: Decimal) -> str:
-    """For messages: thousands separated, exact: 10000 → "10,000", 1500.25 → "1,500.25"."""
-    return format(Decimal(plain(value)), ",f")
-
-
-def check_credits(value: Decimal, *, field: str) -> Decimal:
-    """Zero or more credits with at most 6 decimal places (InvalidInput naming ``field`` otherwise)."""
-    problem = None
-    if not value.is_finite():
-        problem = "must be a number"
-    elif value < 0:
-        problem = "must be 0 or more"
-    elif value > MAX_AMOUNT:
-        problem = f"must be at most {plain(MAX_AMOUNT)}"
-    elif value * MICRO != (value * MICRO).to_integral_value():
-        problem = "at most 6 decimal places"
-    if problem is not None:
-        raise InvalidInput(
-            "invalid_amount", f"The {field} {problem}.", details=[{"field": field, "message": problem}]
-        )
-    return value + ZERO  # normalises -0
 
 
 def extra_now(extra: Decimal, extra_cycle_id: uuid.UUID | None, cycle: CreditCycle) -> Decimal:
@@ -293,17 +260,17 @@ async def set_group_allocation(
             over = total - account.credits_per_cycle
             raise Conflict(
                 "account_budget_exceeded",
-                f"The groups' budgets would total {credits_text(total)} credits, which exceeds the "
-                f"account's {credits_text(account.credits_per_cycle)} credits per cycle by "
-                f"{credits_text(over)}.",
+                f"The groups' budgets would total {grouped(total)} credits, which exceeds the "
+                f"account's {grouped(account.credits_per_cycle)} credits per cycle by "
+                f"{grouped(over)}.",
             )
     elif new_budget < old_budget:
         given = await distributed(session, account.id, group.id, cycle)
         if new_budget < given:
             raise Conflict(
                 "budget_below_distributed",
-                f"{group.name} has already distributed {credits_text(given)} credits to its members; "
-                f"a budget of {credits_text(new_budget)} is {credits_text(given - new_budget)} below that.",
+                f"{group.name} has already distributed {grouped(given)} credits to its members; "
+                f"a budget of {grouped(new_budget)} is {grouped(given - new_budget)} below that.",
             )
 
     budget.monthly = new_monthly
@@ -314,15 +281,15 @@ async def set_group_allocation(
         ledger.append(
             session, account_id=account.id, cycle=cycle, kind=EntryKind.allocation_set,
             amount=new_monthly - old_monthly, group_id=group.id, actor_label=actor.label,
-            description=f"{group.name}: monthly allocation {credits_text(old_monthly)} → "
-            f"{credits_text(new_monthly)}",
+            description=f"{group.name}: monthly allocation {grouped(old_monthly)} → "
+            f"{grouped(new_monthly)}",
         )  # fmt: skip
     if new_extra != old_extra:
         ledger.append(
             session, account_id=account.id, cycle=cycle, kind=EntryKind.extra_granted,
             amount=new_extra - old_extra, group_id=group.id, actor_label=actor.label,
-            description=f"{group.name}: extra credits this cycle {credits_text(old_extra)} → "
-            f"{credits_text(new_extra)}",
+            description=f"{group.name}: extra credits this cycle {grouped(old_extra)} → "
+            f"{grouped(new_extra)}",
         )  # fmt: skip
     await audit.record_changes(
         session,
@@ -395,8 +362,8 @@ async def set_member_allocation(
         if after > figures.budget:
             raise Conflict(
                 "group_budget_exceeded",
-                f"{group.name} would distribute {credits_text(after)} credits, which exceeds its budget "
-                f"of {credits_text(figures.budget)} by {credits_text(after - figures.budget)}.",
+                f"{group.name} would distribute {grouped(after)} credits, which exceeds its budget "
+                f"of {grouped(figures.budget)} by {grouped(after - figures.budget)}.",
             )
 
     allocation.monthly = new_monthly
@@ -408,16 +375,16 @@ async def set_member_allocation(
             session, account_id=account.id, cycle=cycle, kind=EntryKind.allocation_set,
             amount=new_monthly - old_monthly, user_id=user.id, group_id=user.group_id,
             actor_label=actor.label,
-            description=f"{user.email}: monthly allocation {credits_text(old_monthly)} → "
-            f"{credits_text(new_monthly)}",
+            description=f"{user.email}: monthly allocation {grouped(old_monthly)} → "
+            f"{grouped(new_monthly)}",
         )  # fmt: skip
     if new_extra != old_extra:
         ledger.append(
             session, account_id=account.id, cycle=cycle, kind=EntryKind.extra_granted,
             amount=new_extra - old_extra, user_id=user.id, group_id=user.group_id,
             actor_label=actor.label,
-            description=f"{user.email}: extra credits this cycle {credits_text(old_extra)} → "
-            f"{credits_text(new_extra)}",
+            description=f"{user.email}: extra credits this cycle {grouped(old_extra)} → "
+            f"{grouped(new_extra)}",
         )  # fmt: skip
     await audit.record_changes(
         session,
@@ -461,7 +428,7 @@ async def grant_signup_credits(session: AsyncSession, user: User) -> None:
     allocation.signup_shortfall = shortfall
     system = Actor.system(account.id, "system")
     if granted > 0:
-        note = f" ({credits_text(shortfall)} short: {group.name} could not cover more)" if shortfall else ""
+        note = f" ({grouped(shortfall)} short: {group.name} could not cover more)" if shortfall else ""
         ledger.append(
             session, account_id=account.id, cycle=cycle, kind=EntryKind.signup_grant, amount=granted,
             user_id=user.id, group_id=group.id, actor_label=system.label,

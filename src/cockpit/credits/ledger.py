@@ -47,8 +47,13 @@ def append(
 
 
 async def _sum(
-    session: AsyncSession, cycle_id: uuid.UUID, kinds: tuple[EntryKind, ...], **where: Any
+    session: AsyncSession,
+    cycle_id: uuid.UUID,
+    kinds: tuple[EntryKind, ...],
+    user_id: uuid.UUID | None,
+    group_id: uuid.UUID | None,
 ) -> Decimal:
+    """The sum of a cycle's entries of these kinds: a member's, a group's, or the whole account's."""
     # SUM over the raw integer micro-credits (typed BigInteger so that no conversion happens twice).
     stmt = select(func.coalesce(func.sum(LedgerEntry.__table__.c.amount, type_=BigInteger), 0)).where(
         # The cycle's account too, so that the (account_id, cycle_id, created_at) index serves it.
@@ -57,8 +62,10 @@ async def _sum(
         LedgerEntry.cycle_id == cycle_id,
         LedgerEntry.kind.in_(kinds),
     )
-    for name, value in where.items():
-        stmt = stmt.where(getattr(LedgerEntry, name) == value)
+    if user_id is not None:
+        stmt = stmt.where(LedgerEntry.user_id == user_id)
+    if group_id is not None:
+        stmt = stmt.where(LedgerEntry.group_id == group_id)
     total = await session.scalar(stmt)
     return Decimal(int(total or 0)) / Decimal(1_000_000)
 
@@ -71,12 +78,7 @@ async def used(
     group_id: uuid.UUID | None = None,
 ) -> Decimal:
     """Credits spent by gateway calls in a cycle: a member's, a group's members', or the account's."""
-    where: dict[str, Any] = {}
-    if user_id is not None:
-        where["user_id"] = user_id
-    if group_id is not None:
-        where["group_id"] = group_id
-    return -(await _sum(session, cycle_id, (EntryKind.usage_debit,), **where))
+    return -(await _sum(session, cycle_id, (EntryKind.usage_debit,), user_id, group_id))
 
 
 async def held(
@@ -87,9 +89,4 @@ async def held(
     group_id: uuid.UUID | None = None,
 ) -> Decimal:
     """Credits reserved by calls in flight (holds not yet released)."""
-    where: dict[str, Any] = {}
-    if user_id is not None:
-        where["user_id"] = user_id
-    if group_id is not None:
-        where["group_id"] = group_id
-    return -(await _sum(session, cycle_id, (EntryKind.hold, EntryKind.release), **where))
+    return -(await _sum(session, cycle_id, (EntryKind.hold, EntryKind.release), user_id, group_id))

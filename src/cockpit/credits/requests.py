@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Select, case, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
@@ -24,7 +24,8 @@ from cockpit.audit import service as audit
 from cockpit.audit.service import Target, lock_account
 from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
-from cockpit.credits import ledger
+from cockpit.credits import allocations, ledger
+from cockpit.credits.amounts import ZERO, check_credits, plain
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import (
     CreditCycle,
@@ -40,42 +41,7 @@ from cockpit.kit.time import utcnow
 from cockpit.kit.validation import require_text
 from cockpit.users.models import User
 
-ZERO = Decimal(0)
-MICRO = Decimal(1_000_000)
-MAX_AMOUNT = Decimal(1_000_000_000_000)  # far above any budget; keeps micro-credits within BigInteger
-
-
-def _text(value: Decimal) -> str:
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def check_amount(amount: Decimal, *, field: str = "amount") -> Decimal:
-    """A positive amount of credits with at most 6 decimal places (raises InvalidInput naming ``field``)."""
-    problem = None
-    if not amount.is_finite():
-        problem = "must be a number"
-    elif amount <= 0:
-        problem = "must be greater than 0"
-    elif amount > MAX_AMOUNT:
-        problem = f"must be at most {_text(MAX_AMOUNT)}"
-    elif (amount * MICRO) != (amount * MICRO).to_integral_value():
-        problem = "at most 6 decimal places"
-    if problem is not None:
-        raise InvalidInput(
-            "invalid_amount", f"The {field} {problem}.", details=[{"field": field, "message": problem}]
-        )
-    return amount
-
-
 # ---- a group's figures (computed here from budgets and allocations, read under the account lock) ----
-
-
-def _extra_now(extra: Decimal, extra_cycle_id: uuid.UUID | None, cycle: CreditCycle) -> Decimal:
-    """Extra credits count only in the cycle they were given for."""
-    return extra if extra_cycle_id == cycle.id else ZERO
 
 
 @dataclass(frozen=True)
@@ -97,22 +63,11 @@ async def _group_figures(
         .where(GroupBudget.account_id == account_id, GroupBudget.group_id == group_id)
         .execution_options(populate_existing=True)
     )
-    table = MemberAllocation.__table__.c
-    # Sum the raw micro-credit integers (exact on both backends), then scale once.
-    monthly = func.sum(table.monthly, type_=BigInteger)
-    extra = func.sum(case((table.extra_cycle_id == cycle.id, table.extra), else_=0), type_=BigInteger)
-    row = (
-        await session.execute(
-            select(func.coalesce(monthly, 0), func.coalesce(extra, 0))
-            .select_from(MemberAllocation.__table__.join(User, User.id == table.user_id))
-            .where(User.account_id == account_id, User.group_id == group_id)
-        )
-    ).one()
-    distributed = (Decimal(int(row[0] or 0)) + Decimal(int(row[1] or 0))) / MICRO
+    distributed = await allocations.distributed(session, account_id, group_id, cycle)
     if budget is None:
         return GroupFigures(budget=ZERO, distributed=distributed, auto_approve_limit=ZERO)
     return GroupFigures(
-        budget=budget.monthly + _extra_now(budget.extra, budget.extra_cycle_id, cycle),
+        budget=budget.monthly + allocations.extra_now(budget.extra, budget.extra_cycle_id, cycle),
         distributed=distributed,
         auto_approve_limit=budget.auto_approve_limit,
     )
@@ -139,7 +94,7 @@ async def _grant(
             user_id=user.id, account_id=user.account_id, monthly=ZERO, extra=ZERO, signup_shortfall=ZERO
         )
         session.add(allocation)
-    before = _extra_now(allocation.extra, allocation.extra_cycle_id, cycle)
+    before = allocations.extra_now(allocation.extra, allocation.extra_cycle_id, cycle)
     # Extra credits of an earlier cycle have expired: start this cycle's extra from zero.
     allocation.extra = before + amount
     allocation.extra_cycle_id = cycle.id
@@ -160,7 +115,7 @@ async def _grant(
 
 
 def _target(request: CreditRequest, user: User) -> Target:
-    return Target("credit_request", request.id, f"{user.email}: {_text(request.amount_requested)} credits")
+    return Target("credit_request", request.id, f"{user.email}: {plain(request.amount_requested)} credits")
 
 
 # ---- filing ----
@@ -307,7 +262,7 @@ async def approve_request(
     request, user = row.request, row.user
     granted = request.amount_requested if amount is None else check_amount(amount)
     if granted > request.amount_requested:
-        message = f"at most the {_text(request.amount_requested)} credits requested"
+        message = f"at most the {plain(request.amount_requested)} credits requested"
         raise InvalidInput(
             "amount_above_requested",
             f"The amount may be {message}.",
@@ -319,8 +274,8 @@ async def approve_request(
         short = granted - max(figures.available, ZERO)
         raise Conflict(
             "group_budget_exceeded",
-            f"The group has {_text(figures.available)} credits available; approving {_text(granted)} "
-            f"would exceed its budget by {_text(short)} credits.",
+            f"The group has {plain(figures.available)} credits available; approving {plain(granted)} "
+            f"would exceed its budget by {plain(short)} credits.",
         )
     request.group_id = user.group_id  # the group that pays (the member may have moved since asking)
     request.status = RequestStatus.approved
@@ -361,3 +316,8 @@ async def deny_request(
     )
     await session.flush()
     return row
+
+
+def check_amount(amount: Decimal, *, field: str = "amount") -> Decimal:
+    """A positive amount of credits with at most 6 decimal places (raises InvalidInput naming ``field``)."""
+    return check_credits(amount, field=field, positive=True)

@@ -25,6 +25,7 @@ from cockpit.audit.service import Target, lock_account
 from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import ledger
+from cockpit.credits.amounts import MICRO, ZERO, check_credits, grouped, plain
 from cockpit.credits.cycles import current_cycle, start_cycle
 from cockpit.credits.models import (
     Cadence,
@@ -41,44 +42,7 @@ from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
 from cockpit.users.models import User, UserStatus
 
-ZERO = Decimal(0)
-MICRO = Decimal(1_000_000)
-MAX_AMOUNT = Decimal(1_000_000_000_000)  # keeps micro-credits well within a BigInteger
 CADENCES = ", ".join(c.value for c in Cadence)
-
-
-def plain(value: Decimal) -> str:
-    """Exact decimal text without trailing zeros ("1500.5")."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def grouped(value: Decimal) -> str:
-    """Like ``plain`` with thousands separators, for messages ("12,000")."""
-    text = format(value, ",f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
-
-
-def check_credits(value: Decimal, *, field: str) -> Decimal:
-    """Zero or more credits with at most 6 decimal places (InvalidInput naming ``field``)."""
-    problem = None
-    if not value.is_finite():
-        problem = "must be a number"
-    elif value < 0:
-        problem = "must be 0 or more"
-    elif value > MAX_AMOUNT:
-        problem = f"must be at most {grouped(MAX_AMOUNT)}"
-    elif value * MICRO != (value * MICRO).to_integral_value():
-        problem = "must have at most 6 decimal places"
-    if problem is not None:
-        raise InvalidInput(
-            "invalid_amount", f"The {field} {problem}.", details=[{"field": field, "message": problem}]
-        )
-    return value
 
 
 def check_cadence(value: str | Cadence) -> Cadence:

@@ -9,7 +9,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from cockpit.credits.allocations import MAX_AMOUNT, GroupFigures, MemberFigures
+from cockpit.credits.allocations import GroupFigures, MemberFigures
+from cockpit.credits.amounts import MAX_AMOUNT
 from cockpit.kit.pagination import Page, PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.usage.schemas import decimal_text

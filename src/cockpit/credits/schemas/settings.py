@@ -11,8 +11,9 @@ from typing import Annotated
 from pydantic import Field
 
 from cockpit.accounts.models import Account
+from cockpit.credits.amounts import plain
 from cockpit.credits.models import Cadence, CreditCycle
-from cockpit.credits.settings import AccountFigures, CycleRow, GroupFigures, MemberFigures, Overview, plain
+from cockpit.credits.settings import AccountFigures, CycleRow, GroupFigures, MemberFigures, Overview
 from cockpit.kit.pagination import Page, PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 

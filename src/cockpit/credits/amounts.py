@@ -1,0 +1,47 @@
+"""Credit amounts: exact decimals with at most 6 places, checked and written the same way everywhere."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from cockpit.kit.errors import InvalidInput
+
+ZERO = Decimal(0)
+MICRO = Decimal(1_000_000)
+# Far above any budget; keeps micro-credits well within a BigInteger.
+MAX_AMOUNT = Decimal(1_000_000_000_000)
+
+
+def plain(value: Decimal) -> str:
+    """An exact decimal without trailing zeros: 1500.500000 -> "1500.5"."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def grouped(value: Decimal) -> str:
+    """Like ``plain`` with thousands separators, for messages: 12000 -> "12,000", 1500.25 -> "1,500.25"."""
+    return format(Decimal(plain(value)), ",f")
+
+
+def check_credits(value: Decimal, *, field: str, positive: bool = False) -> Decimal:
+    """Credits (0 or more; more than 0 with ``positive``) with at most 6 decimal places.
+
+    Raises InvalidInput naming ``field`` otherwise."""
+    problem = None
+    if not value.is_finite():
+        problem = "must be a number"
+    elif positive and value <= 0:
+        problem = "must be greater than 0"
+    elif value < 0:
+        problem = "must be 0 or more"
+    elif value > MAX_AMOUNT:
+        problem = f"must be at most {grouped(MAX_AMOUNT)}"
+    elif value * MICRO != (value * MICRO).to_integral_value():
+        problem = "must have at most 6 decimal places"
+    if problem is not None:
+        raise InvalidInput(
+            "invalid_amount", f"The {field} {problem}.", details=[{"field": field, "message": problem}]
+        )
+    return value + ZERO  # normalises -0
