@@ -58,19 +58,19 @@ async def test_dashboard_shows_the_organisation_and_the_navigation(
 
     assert page.status_code == 200
     assert "Nimbus Analytics" in page.text
-    assert NAV_TITLE.findall(page.text) == ["CONTROL", "OPERATIONS", "ACCOUNT"]
+    assert NAV_TITLE.findall(page.text) == ["CONTROL", "FINANCE", "OPERATIONS", "ACCOUNT"]
     assert NAV_LINK.findall(page.text) == [
         "Users",
         "Groups",
         "Projects",
         "Audit log",
+        "Credits &amp; Allocations",
         "Request log",
         "Dashboard",
         "Organisation",
         "Models",
         "API tokens",
     ]
-    assert "FINANCE" not in page.text
     assert 'href="/" class="nav-link active" aria-current="page"' in page.text
     # The owner sees this week's activity: the account set-up and their own sign-in.
     assert "Audit events, last 7 days" in page.text
@@ -83,10 +83,11 @@ async def test_a_member_sees_no_audit_log_in_the_navigation(db: AsyncSession, cl
     page = await client.get("/")
 
     assert page.status_code == 200
-    assert NAV_TITLE.findall(page.text) == ["CONTROL", "OPERATIONS", "ACCOUNT"]
+    assert NAV_TITLE.findall(page.text) == ["CONTROL", "FINANCE", "OPERATIONS", "ACCOUNT"]
     # Members see the projects they belong to and their own calls, not the administration pages.
     assert NAV_LINK.findall(page.text) == [
         "Projects",
+        "Credits &amp; Allocations",
         "Request log",
         "Dashboard",
         "Organisation",

@@ -32,7 +32,9 @@ SECTIONS: tuple[NavSection, ...] = (
             NavItem("Audit log", "/audit", "shield", Permission.audit_read),
         ),
     ),
-    NavSection("FINANCE", ()),
+    NavSection(
+        "FINANCE", (NavItem("Credits & Allocations", "/credits", "wallet", Permission.credits_own),)
+    ),
     NavSection("OPERATIONS", (NavItem("Request log", "/requests", "activity"),)),
     NavSection(
         "ACCOUNT",

@@ -1,0 +1,52 @@
+"""Credits & Allocations, Overview tab: the cycle, the account's credits and every group's budget
+(administrators), or one's own allowance and usage (members)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from cockpit.authz.permissions import Permission
+from cockpit.console.web import SignedIn, render
+from cockpit.credits import settings as credits
+from cockpit.credits.amounts import grouped
+from cockpit.kit.web import DbSession
+
+router = APIRouter(prefix="/credits")
+
+
+def time_left(seconds: int) -> str:
+    """The time until the cycle ends, in the two largest units ("12 days 4 hours left")."""
+    if seconds <= 0:
+        return "Ending now"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [(days, "day"), (hours, "hour"), (minutes, "minute")]
+    shown = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in parts if n][:2]
+    return " ".join(shown) + " left" if shown else "Less than a minute left"
+
+
+def share(part: Decimal, whole: Decimal) -> Decimal:
+    """``part`` as a percentage of ``whole`` for a bar's width: 0 to 100, one decimal place."""
+    if whole <= 0:
+        return Decimal(100) if part > 0 else Decimal(0)
+    return min(Decimal(100), max(Decimal(0), part * 100 / whole)).quantize(Decimal("0.1"))
+
+
+@router.get("")
+async def credits_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    overview = await credits.overview(session, viewer.actor)
+    context: dict[str, Any] = {
+        "o": overview,
+        "admin": viewer.can(Permission.credits_manage) and overview.account is not None,
+        "has_budgets": any(g.budget > 0 for g in overview.groups or []),
+        "time_left": time_left(overview.seconds_left),
+        "credits": grouped,
+        "share": share,
+    }
+    partial = request.headers.get("hx-target") == "credits-overview"
+    return render(request, "credits/_overview.html" if partial else "credits/index.html", context)
