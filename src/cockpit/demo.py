@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import random
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.accounts.models import Account
 from cockpit.accounts.service import create_account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
@@ -21,6 +23,14 @@ from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import hash_password
 from cockpit.auth.tokens import issue_token
 from cockpit.config import Settings
+from cockpit.credits import allocations
+from cockpit.credits import requests as credit_requests
+from cockpit.credits import settings as credit_settings
+from cockpit.credits.amounts import ZERO
+from cockpit.credits.cycles import period_start, start_cycle
+from cockpit.credits.models import Cadence, CreditCycle, CycleStart
+from cockpit.credits.usage import debit_usage
+from cockpit.gateway.service import credits_of
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
 from cockpit.kit.time import utcnow
@@ -164,10 +174,17 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     owner_token, owner_raw = await issue_token(
         session, owner_actor, owner, name="Demo gateway", scopes=["gateway"]
     )
-    await _seed_usage(
+    # The credit settings and cycles first: each call's credits follow the factor, and its debit
+    # goes to the cycle that contains it.
+    current = await _seed_credit_settings(session, owner_actor, account)
+    calls = await _seed_usage(
         session, owner_actor, owner, active, [(assistant, active[:6]), (research, active[6:12])], models,
-        owner_token_id=owner_token.id,
+        owner_token_id=owner_token.id, credit_factor=account.credit_factor,
     )  # fmt: skip
+    await debit_usage(session, calls)
+    group_names = {owner.group_id: "Default", **dict(zip(group_ids, GROUPS, strict=True))}
+    await _seed_allocations(session, owner_actor, [owner, *active], group_names, calls, current)
+    await _seed_requests(session, owner_actor, [owner, *active], group_names, current)
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=True, gateway_token=owner_raw)
 
 
@@ -237,11 +254,13 @@ async def _seed_usage(
     models: list[Model],
     *,
     owner_token_id: uuid.UUID,
-) -> int:
+    credit_factor: Decimal,
+) -> list[dict[str, Any]]:
     """About USAGE_CALLS recorded gateway calls over the last USAGE_DAYS days, inserted in bulk.
 
     Deterministic (a seeded generator) so the demo's numbers are the same from one run to the next
-    on the same day. Returns how many rows were inserted.
+    on the same day. Each call's credits are its cost x ``credit_factor``, as the gateway records
+    them. Returns the inserted rows.
     """
     rng = random.Random(USAGE_SEED)  # noqa: S311 - demo data, not secrets
     by_name = {model.name: model for model in models}
@@ -293,11 +312,13 @@ async def _seed_usage(
             created_at = (midnight + timedelta(hours=hour, seconds=rng.randrange(3600))).astimezone(UTC)
             if not oldest <= created_at <= now - timedelta(minutes=1):
                 continue  # later today, or just beyond the period
-            rows.append(_call(rng, cast, created_at, progress=n / (USAGE_DAYS - 1)))
+            row = _call(rng, cast, created_at, progress=n / (USAGE_DAYS - 1))
+            row["credits"] = credits_of(row["cost_usd"], credit_factor)
+            rows.append(row)
     rows.sort(key=lambda row: row["created_at"])
     for start in range(0, len(rows), INSERT_BATCH):
         await session.execute(insert(UsageRecord), rows[start : start + INSERT_BATCH])
-    return len(rows)
+    return rows
 
 
 def _call(rng: random.Random, cast: _Cast, created_at: datetime, *, progress: float) -> dict[str, Any]:
@@ -411,3 +432,185 @@ def _failure(rng: random.Random, chat: bool) -> dict[str, Any]:
         "error_type": "upstream_timeout", "http_status": 504, "latency_ms": rng.randint(60_000, 61_500),
         "error_message": "The upstream provider did not answer in time.",
     }  # fmt: skip
+
+
+# ---- credits ----
+
+CREDIT_FACTOR = Decimal(1000)  # credits per $1
+CREDITS_PER_CYCLE = Decimal(20_000)
+SIGNUP_CREDITS = Decimal(50)
+# The people whose allowance is nearly used up this cycle: the heaviest callers, with 5% left.
+NEARLY_EXHAUSTED = 4
+# How generous the others' allowances are, from the most to the least generous, the first whose group
+# budgets fit in the account's credits per cycle (usage this cycle grows with the day of the month):
+# (monthly = this x their usage so far, at least this minimum, group budget = distributed + this
+# headroom for requests and new people's signup credits, rounded up to a multiple of this).
+ALLOWANCE_PLANS = (
+    (Decimal(2), Decimal(300), Decimal(500), 500),
+    (Decimal("1.5"), Decimal(250), Decimal(400), 500),
+    (Decimal("1.25"), Decimal(200), Decimal(400), 100),
+    (Decimal("1.06"), Decimal(150), Decimal(400), 100),
+)
+GROUP_EXTRA = ("Engineering", Decimal(500))  # a one-off top-up this cycle: a hackathon
+AUTO_APPROVE = {"Engineering": Decimal(100), "Support": Decimal(100)}
+
+
+async def _seed_credit_settings(session: AsyncSession, actor: Actor, account: Account) -> CreditCycle:
+    """The credit settings, last month's (closed) cycle and this month's; returns the current cycle."""
+    zone = ZoneInfo(account.timezone)
+    this_month = period_start(Cadence.month, utcnow(), zone)
+    last_month = period_start(Cadence.month, this_month - timedelta(days=1), zone)
+    # Demo history: the account has had this limit and a monthly cadence since last month.
+    account.credits_per_cycle, account.cycle_cadence = CREDITS_PER_CYCLE, Cadence.month.value
+    previous = await start_cycle(
+        session, account, started_by=CycleStart.initial, at=last_month, previous=None, actor_label=actor.label
+    )
+    await start_cycle(session, account, started_by=CycleStart.scheduled, at=this_month, previous=previous)
+    _, current = await credit_settings.change_settings(
+        session, actor, credits_per_cycle=CREDITS_PER_CYCLE, cycle_cadence=Cadence.month,
+        credit_factor=CREDIT_FACTOR, signup_credits=SIGNUP_CREDITS,
+    )  # fmt: skip
+    return current
+
+
+def _whole(value: Decimal, step: int = 1) -> Decimal:
+    """``value`` rounded up to a multiple of ``step`` credits."""
+    return (value / step).to_integral_value(rounding=ROUND_CEILING) * step
+
+
+async def _seed_allocations(
+    session: AsyncSession,
+    actor: Actor,
+    people: list[User],
+    group_names: dict[uuid.UUID, str],
+    calls: list[dict[str, Any]],
+    current: CreditCycle,
+) -> None:
+    """Group budgets and member allowances: the heaviest callers of this cycle nearly exhausted."""
+    used: dict[uuid.UUID, Decimal] = defaultdict(Decimal)
+    for call in calls:
+        if call["created_at"] >= current.starts_at and call["user_id"] is not None:
+            used[call["user_id"]] += call["credits"]
+    ranked = sorted(people, key=lambda user: (-used[user.id], user.email))
+    nearly = {user.id for user in ranked[:NEARLY_EXHAUSTED] if used[user.id] > 0}
+    for factor, minimum, headroom, step in ALLOWANCE_PLANS:
+        allowances: dict[uuid.UUID, tuple[Decimal, Decimal]] = {}  # user id -> (monthly, extra)
+        for n, user in enumerate(ranked):
+            if user.id in nearly:
+                allowance = _whole(used[user.id] * Decimal("1.05"))
+                # One of them got extra credits this cycle on top of a smaller monthly allocation.
+                monthly = allowance
+                if n == 1:
+                    monthly = max(Decimal(1), (allowance * Decimal("0.8")).to_integral_value(ROUND_FLOOR))
+                allowances[user.id] = (monthly, allowance - monthly)
+            else:
+                monthly = max(minimum, _whole(used[user.id] * factor, 100))
+                allowances[user.id] = (monthly, Decimal(100) if n % 6 == 5 else ZERO)
+        budgets = {
+            group_id: _whole(
+                sum((sum(allowances[u.id]) for u in people if u.group_id == group_id), ZERO) + headroom, step
+            )
+            for group_id in group_names
+        }
+        if sum(budgets.values()) <= CREDITS_PER_CYCLE:
+            break
+    for group_id, name in group_names.items():
+        extra = min(GROUP_EXTRA[1], budgets[group_id] / 2) if name == GROUP_EXTRA[0] else ZERO
+        await allocations.set_group_allocation(
+            session, actor, group_id, monthly=budgets[group_id] - extra, extra=extra,
+            auto_approve_limit=AUTO_APPROVE.get(name, ZERO),
+        )  # fmt: skip
+    for user in sorted(people, key=lambda user: user.email):
+        monthly, extra = allowances[user.id]
+        await allocations.set_member_allocation(session, actor, user.id, monthly=monthly, extra=extra)
+
+
+@dataclass(frozen=True)
+class _DemoRequest:
+    group: str | None  # the requester's group (None: one of the nearly exhausted)
+    amount: Decimal
+    reason: str
+    days_ago: float
+    decision: str = ""  # "", "approve" or "deny"
+    approved: Decimal | None = None
+    note: str = ""
+
+
+DEMO_REQUESTS = (
+    _DemoRequest(
+        "Engineering", Decimal(80), "Load-testing the new retrieval pipeline before Friday's release.", 9.2
+    ),
+    _DemoRequest("Support", Decimal(60), "Backlog of ticket summaries after the holiday weekend.", 6.8),
+    _DemoRequest(
+        "Sales",
+        Decimal(300),
+        "Proposals for three enterprise renewals this month.",
+        8.1,
+        "approve",
+    ),
+    _DemoRequest(
+        "Engineering",
+        Decimal(400),
+        "Evaluating claude-sonnet-4 against gpt-4o on our code-review benchmark.",
+        5.3,
+        "approve",
+        approved=Decimal(250),
+    ),
+    _DemoRequest(
+        "Finance",
+        Decimal(1_500),
+        "Summarise every supplier contract of the last five years.",
+        4.6,
+        "deny",
+        note="Please start with this year's contracts and use gpt-4o-mini; ask again after.",
+    ),
+    _DemoRequest(
+        "Engineering",
+        Decimal(2_000),
+        "A personal side project.",
+        3.9,
+        "deny",
+        note="The gateway is for work; let's talk about a sandbox budget.",
+    ),
+    _DemoRequest(
+        None, Decimal(500), "I have nearly used my allowance and the quarterly report is due next week.", 1.4
+    ),
+    _DemoRequest(
+        None, Decimal(250), "Customer escalations need longer answers from the assistant this week.", 0.3
+    ),
+)
+
+
+async def _seed_requests(
+    session: AsyncSession,
+    actor: Actor,
+    people: list[User],
+    group_names: dict[uuid.UUID, str],
+    current: CreditCycle,
+) -> None:
+    """Credit requests in every status, filed by members over the last days of this cycle."""
+    figures = {user.id: await allocations.member_allocation(session, actor, user.id) for user in people}
+    # Pending requests come from the people closest to their limit; the others from anyone else.
+    nearly = sorted(people, key=lambda user: (figures[user.id].remaining, user.email))[:NEARLY_EXHAUSTED]
+    others = [user for user in sorted(people, key=lambda user: user.email) if user not in nearly]
+    others = [user for user in others if user.role is UserRole.member]
+    now = utcnow()
+    for spec in DEMO_REQUESTS:
+        if spec.group is None:
+            requester = nearly.pop(0)
+        else:
+            requester = next(user for user in others if group_names[user.group_id] == spec.group)
+            others.remove(requester)
+        asked = max(now - timedelta(days=spec.days_ago), current.starts_at + timedelta(minutes=5))
+        request = await credit_requests.file_request(
+            session, Actor.for_user(requester), amount=spec.amount, reason=spec.reason
+        )
+        if spec.decision == "approve":
+            await credit_requests.approve_request(session, actor, request.id, amount=spec.approved)
+        elif spec.decision == "deny":
+            await credit_requests.deny_request(session, actor, request.id, note=spec.note)
+        # Demo history: filed (and decided) over the last days rather than all at once.
+        request.created_at = asked
+        if request.decided_at is not None:
+            request.decided_at = asked + (timedelta(minutes=20) if spec.decision else timedelta())
+    await session.flush()

@@ -32,9 +32,7 @@ SECTIONS: tuple[NavSection, ...] = (
             NavItem("Audit log", "/audit", "shield", Permission.audit_read),
         ),
     ),
-    NavSection(
-        "FINANCE", (NavItem("Credits & Allocations", "/credits", "wallet", Permission.credits_own),)
-    ),
+    NavSection("FINANCE", (NavItem("Credits & Allocations", "/credits", "wallet", Permission.credits_own),)),
     NavSection("OPERATIONS", (NavItem("Request log", "/requests", "activity"),)),
     NavSection(
         "ACCOUNT",

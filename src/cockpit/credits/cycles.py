@@ -160,3 +160,11 @@ async def cycle_at(session: AsyncSession, account_id: uuid.UUID, moment: datetim
         .order_by(CreditCycle.starts_at.desc())
         .limit(1)
     )
+
+
+async def cycles_of(session: AsyncSession, account_id: uuid.UUID) -> list[CreditCycle]:
+    """An account's cycles, oldest first."""
+    rows = await session.scalars(
+        select(CreditCycle).where(CreditCycle.account_id == account_id).order_by(CreditCycle.starts_at)
+    )
+    return list(rows.all())

@@ -7,6 +7,7 @@ calls' credits. A replayed journal does not debit twice: the entry's id is deriv
 
 from __future__ import annotations
 
+import bisect
 import uuid
 from collections import defaultdict
 from datetime import datetime
@@ -18,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
-from cockpit.credits.cycles import current_cycle, cycle_at
+from cockpit.credits.cycles import current_cycle, cycles_of
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 
 # Namespace of the ids of usage debits (uuid5 of the call's id).
@@ -40,6 +41,12 @@ def _as_time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def _containing(cycles: list[CreditCycle], moment: datetime) -> CreditCycle | None:
+    """The cycle (sorted by start) that contained ``moment``; None before the first one."""
+    index = bisect.bisect_right([c.starts_at for c in cycles], moment) - 1
+    return cycles[index] if index >= 0 else None
+
+
 async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> int:
     """Add a usage debit for each record with credits; returns how many were new or old."""
     by_account: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
@@ -57,14 +64,14 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
         if account is None:
             continue
         current = await current_cycle(session, account)
-        earlier: dict[datetime, CreditCycle | None] = {}
+        earlier: list[CreditCycle] | None = None  # the account's cycles, loaded once if needed
         for record in account_records:
             created = _as_time(record["created_at"])
             cycle: CreditCycle | None = current
-            if created < current.starts_at:  # recorded late (a replayed journal): its own cycle
-                if created not in earlier:
-                    earlier[created] = await cycle_at(session, account_id, created)
-                cycle = earlier[created]
+            if created < current.starts_at:  # recorded late (a replayed journal, the demo): its own cycle
+                if earlier is None:
+                    earlier = await cycles_of(session, account_id)
+                cycle = _containing(earlier, created)
             call_id = _as_uuid(record["id"])
             assert call_id is not None
             model = str(record.get("model") or "")
