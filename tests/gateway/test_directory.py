@@ -62,9 +62,9 @@ async def test_without_changes_calls_are_served_from_memory(
         assert directory.loads == loads
         assert await directory.caller("ck_" + uuid.uuid4().hex) is None
         # A touched stamp (another process changed something) drops everything.
-        os.utime(tmp_path / "stamp", ns=(1, 1)) if (tmp_path / "stamp").exists() else (
-            tmp_path / "stamp"
-        ).touch()
+        stamp = tmp_path / "stamp"
+        stamp.touch()
+        os.utime(stamp, ns=(1, 1))
         await directory.caller(org.member_token)
         assert directory.loads > loads + 1
     finally:

@@ -142,6 +142,31 @@ def _usage_columns() -> tuple[Any, Any]:
     return func.sum(debits, type_=BigInteger), func.sum(holds, type_=BigInteger)
 
 
+def _ledger_changes(
+    session: AsyncSession,
+    actor: Actor,
+    account_id: uuid.UUID,
+    cycle: CreditCycle,
+    label: str,
+    monthly: tuple[Decimal, Decimal],
+    extra: tuple[Decimal, Decimal],
+    *,
+    user_id: uuid.UUID | None,
+    group_id: uuid.UUID | None,
+) -> None:
+    """Ledger entries for a changed monthly allocation and changed extra credits (old, new)."""
+    for kind, (old, new), what in (
+        (EntryKind.allocation_set, monthly, "monthly allocation"),
+        (EntryKind.extra_granted, extra, "extra credits this cycle"),
+    ):
+        if new != old:
+            ledger.append(
+                session, account_id=account_id, cycle=cycle, kind=kind, amount=new - old, user_id=user_id,
+                group_id=group_id, actor_label=actor.label,
+                description=f"{label}: {what} {grouped(old)} → {grouped(new)}",
+            )  # fmt: skip
+
+
 async def group_figures(
     session: AsyncSession, account_id: uuid.UUID, group: Group, cycle: CreditCycle
 ) -> GroupFigures:
@@ -277,20 +302,8 @@ async def set_group_allocation(
     budget.extra, budget.extra_cycle_id = new_extra, cycle.id
     if auto_approve_limit is not None:
         budget.auto_approve_limit = auto_approve_limit
-    if new_monthly != old_monthly:
-        ledger.append(
-            session, account_id=account.id, cycle=cycle, kind=EntryKind.allocation_set,
-            amount=new_monthly - old_monthly, group_id=group.id, actor_label=actor.label,
-            description=f"{group.name}: monthly allocation {grouped(old_monthly)} → "
-            f"{grouped(new_monthly)}",
-        )  # fmt: skip
-    if new_extra != old_extra:
-        ledger.append(
-            session, account_id=account.id, cycle=cycle, kind=EntryKind.extra_granted,
-            amount=new_extra - old_extra, group_id=group.id, actor_label=actor.label,
-            description=f"{group.name}: extra credits this cycle {grouped(old_extra)} → "
-            f"{grouped(new_extra)}",
-        )  # fmt: skip
+    _ledger_changes(session, actor, account.id, cycle, group.name, (old_monthly, new_monthly),
+                    (old_extra, new_extra), user_id=None, group_id=group.id)  # fmt: skip
     await audit.record_changes(
         session,
         actor,
@@ -370,22 +383,8 @@ async def set_member_allocation(
     allocation.extra, allocation.extra_cycle_id = new_extra, cycle.id
     if new_extra > old_extra and old_shortfall > 0:
         allocation.signup_shortfall = max(ZERO, old_shortfall - (new_extra - old_extra))
-    if new_monthly != old_monthly:
-        ledger.append(
-            session, account_id=account.id, cycle=cycle, kind=EntryKind.allocation_set,
-            amount=new_monthly - old_monthly, user_id=user.id, group_id=user.group_id,
-            actor_label=actor.label,
-            description=f"{user.email}: monthly allocation {grouped(old_monthly)} → "
-            f"{grouped(new_monthly)}",
-        )  # fmt: skip
-    if new_extra != old_extra:
-        ledger.append(
-            session, account_id=account.id, cycle=cycle, kind=EntryKind.extra_granted,
-            amount=new_extra - old_extra, user_id=user.id, group_id=user.group_id,
-            actor_label=actor.label,
-            description=f"{user.email}: extra credits this cycle {grouped(old_extra)} → "
-            f"{grouped(new_extra)}",
-        )  # fmt: skip
+    _ledger_changes(session, actor, account.id, cycle, user.email, (old_monthly, new_monthly),
+                    (old_extra, new_extra), user_id=user.id, group_id=user.group_id)  # fmt: skip
     await audit.record_changes(
         session,
         actor,

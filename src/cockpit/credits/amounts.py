@@ -5,19 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from cockpit.kit.errors import InvalidInput
+from cockpit.kit.money import plain
+
+__all__ = ["MAX_AMOUNT", "MICRO", "ZERO", "check_credits", "grouped", "plain"]
 
 ZERO = Decimal(0)
 MICRO = Decimal(1_000_000)
 # Far above any budget; keeps micro-credits well within a BigInteger.
 MAX_AMOUNT = Decimal(1_000_000_000_000)
-
-
-def plain(value: Decimal) -> str:
-    """An exact decimal without trailing zeros: 1500.500000 -> "1500.5"."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
 
 
 def grouped(value: Decimal) -> str:

@@ -35,6 +35,7 @@ from cockpit.credits.cycles import current_cycle, cycle_at
 from cockpit.credits.models import EntryKind, LedgerEntry
 from cockpit.groups import repository as groups
 from cockpit.kit.errors import InvalidInput, NotFound, NotPermitted
+from cockpit.kit.money import plain
 from cockpit.users.models import User
 
 ZERO = Decimal(0)
@@ -207,12 +208,7 @@ CSV_COLUMNS = [
 
 
 def _text(value: Decimal | None) -> str:
-    if value is None:
-        return ""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
+    return "" if value is None else plain(value)
 
 
 def _cell(value: Any) -> str:

@@ -2,22 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import Field
 
+from cockpit.kit.money import plain
 from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import OutputSchema
 from cockpit.usage.repository import RequestRow
-
-
-def decimal_text(value: Decimal) -> str:
-    """An exact decimal as plain text without trailing zeros: 0.000067500000 → "0.0000675"."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
 
 
 class RequestOut(OutputSchema):
@@ -72,8 +64,8 @@ class RequestOut(OutputSchema):
             "output_tokens": r.output_tokens,
             "cached_tokens": r.cached_tokens,
             "tokens_estimated": r.tokens_estimated,
-            "cost_usd": decimal_text(r.cost_usd),
-            "credits": decimal_text(r.credits),
+            "cost_usd": plain(r.cost_usd),
+            "credits": plain(r.credits),
             "latency_ms": r.latency_ms,
             "ttft_ms": r.ttft_ms,
             "user_id": r.user_id,

@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, render
 from cockpit.kit.errors import InvalidInput
+from cockpit.kit.money import plain
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
@@ -23,7 +24,6 @@ from cockpit.projects import repository as projects_repo
 from cockpit.usage import service as usage
 from cockpit.usage.models import CallStatus
 from cockpit.usage.repository import RequestFilters
-from cockpit.usage.schemas import decimal_text
 from cockpit.users import repository as users_repo
 
 router = APIRouter(prefix="/requests")
@@ -100,7 +100,7 @@ def short_usd(value: Decimal) -> str:
     if abs(value) >= Decimal("0.01"):
         return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
     exponent = value.adjusted() - 1  # keep two significant digits
-    return "$" + decimal_text(value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP))
+    return "$" + plain(value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP))
 
 
 def _pretty(content: object) -> str | None:
@@ -170,7 +170,7 @@ async def requests_page(
         "any_calls": bool(results.items) or await usage.has_calls(session, viewer.actor),
         "gateway_url": request.app.state.settings.base_url.rstrip("/") + "/v1",
         "short_usd": short_usd,
-        "exact_usd": decimal_text,
+        "exact_usd": plain,
     }
     partial = request.headers.get("hx-target") == "requests-results"
     return render(request, "requests/_results.html" if partial else "requests/index.html", context)
@@ -189,6 +189,6 @@ async def request_detail(
         "store_enabled": viewer.account.store_request_content,
         "retention_days": viewer.account.content_retention_days,
         "short_usd": short_usd,
-        "exact_usd": decimal_text,
+        "exact_usd": plain,
     }
     return render(request, "requests/detail.html", context)

@@ -11,9 +11,9 @@ from pydantic import Field
 
 from cockpit.credits.allocations import GroupFigures, MemberFigures
 from cockpit.credits.amounts import MAX_AMOUNT
+from cockpit.kit.money import plain
 from cockpit.kit.pagination import Page, PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
-from cockpit.usage.schemas import decimal_text
 
 # Zero or more, at most 6 decimal places (the service checks again with messages naming the field).
 Credits = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, decimal_places=6, allow_inf_nan=False)]
@@ -53,14 +53,14 @@ class GroupAllocationOut(OutputSchema):
         return cls(
             group_id=figures.group.id,
             group_name=figures.group.name,
-            monthly=decimal_text(figures.monthly),
-            extra=decimal_text(figures.extra),
-            budget=decimal_text(figures.budget),
-            distributed=decimal_text(figures.distributed),
-            available=decimal_text(figures.available),
-            used=decimal_text(figures.used),
+            monthly=plain(figures.monthly),
+            extra=plain(figures.extra),
+            budget=plain(figures.budget),
+            distributed=plain(figures.distributed),
+            available=plain(figures.available),
+            used=plain(figures.used),
             members=figures.members,
-            auto_approve_limit=decimal_text(figures.auto_approve_limit),
+            auto_approve_limit=plain(figures.auto_approve_limit),
         )
 
 
@@ -79,12 +79,12 @@ class MemberAllocationOut(OutputSchema):
         return cls(
             user_id=figures.user.id,
             group_id=figures.user.group_id,
-            monthly=decimal_text(figures.monthly),
-            extra=decimal_text(figures.extra),
-            used=decimal_text(figures.used),
-            held=decimal_text(figures.held),
-            remaining=decimal_text(figures.remaining),
-            signup_shortfall=decimal_text(figures.signup_shortfall),
+            monthly=plain(figures.monthly),
+            extra=plain(figures.extra),
+            used=plain(figures.used),
+            held=plain(figures.held),
+            remaining=plain(figures.remaining),
+            signup_shortfall=plain(figures.signup_shortfall),
         )
 
 
@@ -108,12 +108,12 @@ class GroupMemberRow(OutputSchema):
             name=user.name,
             email=user.email,
             status=user.status.value,
-            monthly=decimal_text(figures.monthly),
-            extra=decimal_text(figures.extra),
-            used=decimal_text(figures.used),
-            held=decimal_text(figures.held),
-            remaining=decimal_text(figures.remaining),
-            signup_shortfall=decimal_text(figures.signup_shortfall),
+            monthly=plain(figures.monthly),
+            extra=plain(figures.extra),
+            used=plain(figures.used),
+            held=plain(figures.held),
+            remaining=plain(figures.remaining),
+            signup_shortfall=plain(figures.signup_shortfall),
         )
 
 

@@ -13,16 +13,16 @@ from pydantic import Field
 from cockpit.credits.models import EntryKind, RequestStatus
 from cockpit.credits.requests import RequestRow
 from cockpit.credits.statement import Statement, StatementLine
+from cockpit.kit.money import plain
 from cockpit.kit.pagination import Page, PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
-from cockpit.usage.schemas import decimal_text
 
 # Positive, at most 6 decimal places (the service checks again with the same messages).
 Credits = Annotated[Decimal, Field(gt=0, decimal_places=6, allow_inf_nan=False)]
 
 
 def _opt(value: Decimal | None) -> str | None:
-    return None if value is None else decimal_text(value)
+    return None if value is None else plain(value)
 
 
 class CreditRequestCreate(InputSchema):
@@ -62,7 +62,7 @@ class CreditRequestOut(OutputSchema):
             user_name=user.name,
             user_email=user.email,
             group_id=request.group_id,
-            amount_requested=decimal_text(request.amount_requested),
+            amount_requested=plain(request.amount_requested),
             amount_approved=_opt(request.amount_approved),
             reason=request.reason,
             status=request.status,
@@ -113,9 +113,9 @@ class StatementEntryOut(OutputSchema):
             input_tokens=e.input_tokens,
             output_tokens=e.output_tokens,
             unit_price=_opt(line.unit_price),
-            credits=decimal_text(e.amount),
+            credits=plain(e.amount),
             usd=_opt(line.usd),
-            balance=decimal_text(line.balance),
+            balance=plain(line.balance),
             usage_request_id=e.usage_request_id,
             credit_request_id=e.credit_request_id,
         )
@@ -140,8 +140,8 @@ class StatementOut(OutputSchema):
             group_id=statement.group_id,
             from_=statement.start,
             to=statement.end,
-            opening_balance=decimal_text(statement.opening_balance),
-            closing_balance=decimal_text(statement.closing_balance),
+            opening_balance=plain(statement.opening_balance),
+            closing_balance=plain(statement.closing_balance),
             balance_basis=statement.balance_basis,
             entries=[StatementEntryOut.of(line) for line in statement.lines],
         )
