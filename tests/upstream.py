@@ -69,6 +69,7 @@ token is ignored, so ``gpt-4o-mini-chunks-5-chunkdelay-50`` is "gpt-4o-mini, 5 c
                       the chunked body; JSON: send the headers and half the body, then close
     hang              read the request and never answer (the connection stays open)
     redirect          302 to http://example.invalid/
+    gate              answer only once the test calls ``Upstream.open_gate()`` (at most 10 s later)
     cached-<k>        prompt_tokens_details.cached_tokens / cache_read_input_tokens = k
 
 Every request is recorded as a :class:`Recorded`; ``Upstream.requests`` is a snapshot list of the
@@ -169,6 +170,7 @@ class Scenario:
     hang: bool = False
     redirect: bool = False
     cached: int = 0
+    gate: bool = False
 
 
 _INT_KEYWORDS = {"error", "slow", "chunks", "chunkdelay", "cut", "cached"}
@@ -203,6 +205,8 @@ def parse_scenario(model: str) -> Scenario:
             values["hang"] = True
         elif token == "redirect":
             values["redirect"] = True
+        elif token == "gate":
+            values["gate"] = True
         i += 1
     return Scenario(**values) if values else _PLAIN_SCENARIO
 
@@ -232,6 +236,7 @@ class _Deferred:
     tail: bytes = b""
     cut: bool = False
     hang: bool = False
+    gate: threading.Event | None = None  # answer once it is set
 
 
 _Response = bytes | _Deferred
@@ -313,6 +318,10 @@ class _Connection(asyncio.Protocol):
             if request is None:
                 return
             response = self._up._handle(request)
+            if b"gate" in request.body and self._up.gated(request):
+                if isinstance(response, bytes):
+                    response = _Deferred(head=response)
+                response.gate = self._up.gate
             if isinstance(response, bytes):
                 self._write(response)
                 if not request.keep_alive:
@@ -325,6 +334,11 @@ class _Connection(asyncio.Protocol):
         try:
             if response.hang:
                 await asyncio.Event().wait()  # until the client or the server closes
+            if response.gate is not None:
+                deadline = time.monotonic() + 10
+                # A threading.Event: the test opens it from another thread and event loop.
+                while not response.gate.is_set() and time.monotonic() < deadline:  # noqa: ASYNC110
+                    await asyncio.sleep(0.005)
             if response.delay:
                 await asyncio.sleep(response.delay)
             self._write(response.head)
@@ -488,6 +502,8 @@ class Upstream:
         self.record = record
         self.max_recorded = max_recorded
         self._recorded: deque[Recorded] = deque(maxlen=max_recorded)
+        self.gate = threading.Event()
+        self.gate.set()
         self._count = 0
         self._server: asyncio.Server | None = None
         self._connections: set[_Connection] = set()
@@ -578,6 +594,21 @@ class Upstream:
     def clear(self) -> None:
         """Forget the recorded requests (the request counter, and so the ids, keep counting)."""
         self._recorded.clear()
+
+    def close_gate(self) -> None:
+        """Calls to ``gate`` models wait from now on until ``open_gate``."""
+        self.gate.clear()
+
+    def open_gate(self) -> None:
+        self.gate.set()
+
+    @staticmethod
+    def gated(request: _Request) -> bool:
+        try:
+            model = json.loads(request.body).get("model")
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(model, str) and parse_scenario(model).gate
 
     # dispatch -------------------------------------------------------------------------------
     def _handle(self, request: _Request) -> _Response:

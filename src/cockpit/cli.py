@@ -307,6 +307,44 @@ def serve(
 
 
 @app.command()
+def worker(
+    interval: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="Seconds between checks (default: COCKPIT_CREDITS_SCHEDULER_SECONDS)"),
+    ] = None,
+) -> None:
+    """Run the background jobs (credit cycle rollover) until SIGINT or SIGTERM.
+
+    For servers started with COCKPIT_CREDITS_SCHEDULER=false, or as a second line of defence: any
+    number of workers and servers may run them at once.
+    """
+    import logging
+    import signal
+
+    from cockpit.credits.scheduler import run_scheduler
+    from cockpit.kit.db import make_engine, make_sessionmaker
+
+    settings = _settings()
+    seconds = interval if interval is not None else settings.credits_scheduler_seconds
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        engine = make_engine(settings.database_url)
+        try:
+            await run_scheduler(make_sessionmaker(engine), seconds, stop)
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"cockpit worker: rolling credit cycles over every {seconds:g}s (stop with Ctrl-C)", err=True)
+    asyncio.run(run())
+    typer.echo("cockpit worker stopped", err=True)
+
+
+@app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,

@@ -80,7 +80,15 @@ class Settings(BaseSettings):
     # Usage recording: each finished call is appended to a journal file at once, then written to
     # the database in batches at least this often (seconds) or when this many are waiting.
     usage_flush_seconds: float = Field(default=0.25, gt=0)
+    # Credit leases (credits a gateway process reserved for a member's calls): renewed while the
+    # process runs, swept this long after it stopped; given back after this much idle time.
+    credit_lease_ttl_seconds: float = Field(default=120.0, gt=0)
+    credit_lease_idle_seconds: float = Field(default=2.0, gt=0)
     usage_batch_size: int = Field(default=1000, ge=1, le=100_000)
+    # Credit cycles roll over on time by themselves: checked this often (seconds) by a loop in the
+    # server process (off: run `cockpit worker` instead, or both; they do not clash).
+    credits_scheduler: bool = True
+    credits_scheduler_seconds: float = Field(default=30.0, gt=0)
 
     @property
     def usage_journal_dir(self) -> Path:

@@ -16,9 +16,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.accounts.models import Account
 from cockpit.app import create_app
 from cockpit.auth.actor import Actor
 from cockpit.config import Settings
+from cockpit.credits.cycles import current_cycle
+from cockpit.credits.models import GroupBudget, MemberAllocation
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
 from cockpit.usage.models import UsageRecord
@@ -174,3 +177,54 @@ async def records(app: Any, db: AsyncSession, account_id: uuid.UUID) -> list[Usa
 
 def journal_dir(settings: Settings) -> Path:
     return settings.usage_journal_dir
+
+
+async def fund(
+    db: AsyncSession,
+    org: Org,
+    *,
+    factor: str = "100",
+    account: str = "1000000",
+    group: str = "100000",
+    members: dict[uuid.UUID, str] | None = None,
+) -> None:
+    """Turn credit tracking on for ``org`` with a budget: credits per cycle, the group's budget (the
+    admin and the member share one group) and each member's monthly allocation (default: the
+    member and the admin get 10,000 credits each)."""
+    allocations = members if members is not None else {org.member.id: "10000", org.admin.id: "10000"}
+    await fund_account(
+        db, org.account_id, org.member.group_id, allocations, factor=factor, account=account, group=group
+    )
+
+
+async def fund_account(
+    db: AsyncSession,
+    account_id: uuid.UUID,
+    group_id: uuid.UUID | None,
+    allocations: dict[uuid.UUID, str],
+    *,
+    factor: str = "100",
+    account: str = "1000000",
+    group: str = "100000",
+) -> None:
+    """``fund`` for any account: the factor, credits per cycle, one group's budget and the monthly
+    allocations of some members; the current cycle is created."""
+    row = await db.get(Account, account_id)
+    assert row is not None
+    assert group_id is not None
+    row.credit_factor = Decimal(factor)
+    row.credits_per_cycle = Decimal(account)
+    budget = await db.get(GroupBudget, group_id)
+    if budget is None:
+        budget = GroupBudget(group_id=group_id, account_id=account_id)
+        db.add(budget)
+    budget.monthly = Decimal(group)
+    for user_id, monthly in allocations.items():
+        allocation = await db.get(MemberAllocation, user_id)
+        if allocation is None:
+            allocation = MemberAllocation(user_id=user_id, account_id=account_id)
+            db.add(allocation)
+        allocation.monthly = Decimal(monthly)
+    await db.commit()
+    await current_cycle(db, row)  # the cycle exists before the first call
+    await db.commit()

@@ -66,8 +66,11 @@ def free_port() -> int:
 class LiveServer:
     """One ``cockpit serve`` process (a single worker: SIGKILL kills the whole server)."""
 
-    def __init__(self, database_url: str, data_dir: Path, *, flush_seconds: float) -> None:
+    def __init__(
+        self, database_url: str, data_dir: Path, *, flush_seconds: float, env: dict[str, str] | None = None
+    ) -> None:
         self.database_url, self.data_dir, self.flush_seconds = database_url, data_dir, flush_seconds
+        self.extra_env = env or {}
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"server-{self.port}.log"
@@ -85,6 +88,7 @@ class LiveServer:
             "COCKPIT_ALLOW_PRIVATE_UPSTREAMS": "true",
             "COCKPIT_USAGE_FLUSH_SECONDS": str(self.flush_seconds),
             "COCKPIT_UPSTREAM_READ_TIMEOUT": "3.0",
+            **self.extra_env,
         }
         command = [sys.executable, "-m", "cockpit", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("ab") as out:

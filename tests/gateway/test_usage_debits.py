@@ -13,23 +13,19 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.credits import ledger
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.credits.usage import debit_id
 from cockpit.gateway.service import credits_of
 from cockpit.usage.recorder import Recorder, journal_line
-from tests.gateway.conftest import Org, add_model, client_for, records
+from tests.gateway.conftest import Org, add_model, client_for, fund, records
 from tests.gateway.live import fast_passwords  # noqa: F401
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
 
 
 async def set_factor(db: AsyncSession, org: Org, factor: str) -> None:
-    account = await db.get(Account, org.account_id)
-    assert account is not None
-    account.credit_factor = Decimal(factor)
-    await db.commit()
+    await fund(db, org, factor=factor)
 
 
 async def debits(db: AsyncSession, account_id: uuid.UUID) -> list[LedgerEntry]:
@@ -67,6 +63,7 @@ async def test_each_call_is_debited_once_with_its_credits(
     stream = await client.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
     assert [chunk async for chunk in stream]
     calls = [(c.id, c.credits, c.cost_usd) for c in await records(gateway_app, db, org.account_id)]
+    await gateway_app.state.gateway.keeper.return_idle(everything=True)  # unused held credits go back
     member = (org.member.id, org.member.group_id)
     entries = await debits(db, org.account_id)
 

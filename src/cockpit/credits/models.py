@@ -157,3 +157,44 @@ class CreditRequest(IdMixin, TimestampMixin, Base):
     decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None]
     note: Mapped[str] = mapped_column(String(1000), default="")
+
+
+class CreditLease(IdMixin, Base):
+    """Credits a gateway process has reserved for one member's calls (held at member, group and
+    account level). The process serves the holds of that member's calls from it in memory; a
+    recorded call's credits move from the lease to used; what is left goes back when the member is
+    idle. A lease whose process stopped renewing it (a crash) expires and is swept."""
+
+    __tablename__ = "credit_leases"
+    __table_args__ = (Index("ix_credit_leases_expires_at", "expires_at"),)
+
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    cycle_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("credit_cycles.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID]
+    group_id: Mapped[uuid.UUID | None]
+    amount: Mapped[Decimal] = mapped_column(CREDITS, default=ZERO)  # reserved now
+    owner: Mapped[str] = mapped_column(String(100))  # host:pid:nonce of the process
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class BalanceScope(StrEnum):
+    account = "account"
+    group = "group"
+    user = "user"
+
+
+class CreditBalance(Base):
+    """Running totals of a cycle's ledger, per account, group and member: credits used by calls and
+    credits held. Written in the same transactions as the ledger entries they sum, so that the
+    gateway can check a budget with one row read; ``reconcile`` compares them with the ledger."""
+
+    __tablename__ = "credit_balances"
+
+    cycle_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("credit_cycles.id", ondelete="CASCADE"), primary_key=True
+    )
+    scope: Mapped[str] = mapped_column(String(10), primary_key=True)
+    scope_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    used: Mapped[Decimal] = mapped_column(CREDITS, default=ZERO)
+    held: Mapped[Decimal] = mapped_column(CREDITS, default=ZERO)

@@ -14,13 +14,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
+from cockpit.credits import balances
+from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle, cycles_of
-from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
+from cockpit.credits.models import CreditCycle, CreditLease, EntryKind, LedgerEntry
+from cockpit.kit.time import utcnow
 
 # Namespace of the ids of usage debits (uuid5 of the call's id).
 DEBIT_NAMESPACE = uuid.UUID("6f1d2f3e-7a52-4c1e-9a55-0b3c2a1d9e10")
@@ -59,6 +62,7 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
     if not by_account:
         return 0
     rows: list[dict[str, Any]] = []
+    leases: dict[uuid.UUID, uuid.UUID | None] = {}
     for account_id, account_records in by_account.items():
         account = await session.get(Account, account_id)
         if account is None:
@@ -74,6 +78,7 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
                 cycle = _containing(earlier, created)
             call_id = _as_uuid(record["id"])
             assert call_id is not None
+            leases[call_id] = _as_uuid(record.get("credit_lease_id"))
             model = str(record.get("model") or "")
             rows.append(
                 {
@@ -106,5 +111,58 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
         stmt = sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         stmt = insert(_TABLE)
-    await session.execute(stmt.returning(_TABLE.c.id), rows)
+    result = await session.execute(stmt.returning(_TABLE.c.id), rows)
+    new = set(result.scalars().all())
+    await _move_to_used(
+        session, [(row, leases.get(row["usage_request_id"])) for row in rows if row["id"] in new]
+    )
     return len(rows)
+
+
+async def _move_to_used(session: AsyncSession, debits: list[tuple[dict[str, Any], uuid.UUID | None]]) -> None:
+    """New debits count as used; the credits their calls held leave the calls' leases (released).
+    A lease that is gone was swept (its process died) and released all it held then."""
+    deltas = Deltas()
+    by_lease: dict[uuid.UUID, Decimal] = defaultdict(Decimal)
+    for row, lease_id in debits:
+        credits = -row["amount"]
+        if row["cycle_id"] is not None:
+            deltas.add(
+                row["cycle_id"],
+                account_id=row["account_id"],
+                group_id=row["group_id"],
+                user_id=row["user_id"],
+                used=credits,
+            )
+        if lease_id is not None:
+            by_lease[lease_id] += credits
+    for lease_id in sorted(by_lease, key=str):  # one lock order for every writer
+        amount = by_lease[lease_id]
+        found = (
+            await session.execute(
+                update(CreditLease)
+                .where(CreditLease.id == lease_id)
+                .values(amount=CreditLease.amount - amount)
+                .returning(
+                    CreditLease.account_id, CreditLease.cycle_id, CreditLease.user_id, CreditLease.group_id
+                )
+            )
+        ).first()
+        if found is None:
+            continue
+        account_id, cycle_id, user_id, group_id = found
+        session.add(
+            LedgerEntry(
+                id=uuid.uuid4(),
+                account_id=account_id,
+                cycle_id=cycle_id,
+                created_at=utcnow(),
+                kind=EntryKind.release,
+                amount=amount,
+                user_id=user_id,
+                group_id=group_id,
+                description="Held credits of recorded calls, now used",
+            )
+        )
+        deltas.add(cycle_id, account_id=account_id, group_id=group_id, user_id=user_id, held=-amount)
+    await balances.apply(session, deltas)

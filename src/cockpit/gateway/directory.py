@@ -36,6 +36,8 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction, selectinloa
 from cockpit.accounts.models import Account
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import TOKEN_PREFIX
+from cockpit.credits.enforcement import Pricing
+from cockpit.credits.models import CreditCycle, GroupBudget, MemberAllocation
 from cockpit.groups.models import Group
 from cockpit.kit import secrets
 from cockpit.projects.models import Project, ProjectMember
@@ -47,7 +49,12 @@ T = TypeVar("T")
 
 TTL_SECONDS = 5.0
 MAX_CALLERS = 100_000  # bounds memory when someone tries many random tokens
-TRACKED = (ApiToken, User, Group, Project, ProjectMember, Account, Provider, Model)
+# Credits too: a new cycle (reset, cadence change, rollover) retires the credit leases, and a changed
+# budget or allocation makes the next call look at the database again (see credits.enforcement).
+TRACKED = (
+    ApiToken, User, Group, Project, ProjectMember, Account, Provider, Model,
+    CreditCycle, GroupBudget, MemberAllocation,
+)  # fmt: skip
 _TRACKED_TABLES = frozenset(cls.__tablename__ for cls in TRACKED)
 
 
@@ -90,6 +97,16 @@ class Route:
     capabilities: frozenset[str]
     created: int
 
+    @property
+    def pricing(self) -> Pricing:
+        return Pricing(
+            self.input_price,
+            self.output_price,
+            self.cached_price,
+            self.max_output_tokens,
+            self.context_window,
+        )
+
 
 @dataclass(slots=True)
 class Catalog:
@@ -121,6 +138,10 @@ class Directory:
         self._generation = 0
         self._loading: dict[tuple[str, object], asyncio.Future[Any]] = {}
         _DIRECTORIES.add(self)
+
+    def generation(self) -> int:
+        """Changes whenever what the directory holds may have changed (here or in another process)."""
+        return self._generation
 
     def invalidate(self) -> None:
         self._clear()

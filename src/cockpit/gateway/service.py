@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -23,6 +24,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cockpit.config import Settings
+from cockpit.credits.enforcement import CreditKeeper, Hold, InsufficientCredits
+from cockpit.credits.holds import asked_output
 from cockpit.gateway import tokencount
 from cockpit.gateway.directory import Caller, Catalog, Directory, Route
 from cockpit.gateway.errors import GatewayError, invalid, model_not_found, unauthenticated
@@ -32,6 +35,8 @@ from cockpit.kit.time import utcnow
 from cockpit.usage.models import CallStatus, Operation
 from cockpit.usage.recorder import Recorder
 from cockpit.users.models import UserRole
+
+log = logging.getLogger("cockpit.gateway")
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 MAX_STORED_REQUEST_BYTES = 256 * 1024
@@ -88,8 +93,9 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+    def __init__(self, chunks: AsyncIterator[bytes], on_close: Callable[[], None] | None = None) -> None:
         self.chunks = chunks
+        self.on_close = on_close
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
@@ -117,8 +123,12 @@ class EventStream(Response):
                 with contextlib.suppress(BaseException):
                     await task
             aclose = getattr(self.chunks, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            try:
+                if aclose is not None:
+                    await aclose()
+            finally:
+                if self.on_close is not None:
+                    self.on_close()
 
 
 INTERNAL_ERROR = GatewayError(
@@ -150,13 +160,23 @@ class Context:
     model_name: str = ""
     route: Route | None = None
     call: Call | None = None
+    hold: Hold | None = None
+    recorded: bool = False
 
 
 class Gateway:
-    def __init__(self, settings: Settings, directory: Directory, recorder: Recorder) -> None:
+    def __init__(
+        self, settings: Settings, directory: Directory, recorder: Recorder, keeper: CreditKeeper | None = None
+    ) -> None:
         self.settings = settings
         self.directory = directory
         self.recorder = recorder
+        self.keeper = keeper or CreditKeeper(
+            directory.sessionmaker,
+            generation=directory.generation,
+            ttl_seconds=settings.credit_lease_ttl_seconds,
+            idle_seconds=settings.credit_lease_idle_seconds,
+        )
         self.transport = PooledTransport(allow_private=settings.allow_private_upstreams)
         self.upstreams = Upstreams(self.transport)
 
@@ -339,13 +359,15 @@ class Gateway:
                     raise invalid("'input' is required.", param="input")
                 stream = include_usage = False
                 ctx.route = route = self._route(catalog, model_name, "embeddings")
+            if catalog.credit_factor > 0:
+                ctx.hold = await self._hold(ctx, route, body)
             ctx.call = call = self._call(route, body, operation.value, stream, include_usage)
             call.started = started
             if operation is Operation.embedding:
                 content = await self.upstreams.embed(call)
             elif stream:
                 chunks = await self.upstreams.start_stream(call)
-                return EventStream(self._relay(chunks, ctx, call))
+                return EventStream(self._relay(chunks, ctx, call), on_close=lambda: self._closed(ctx))
             else:
                 content = await self.upstreams.complete(call)
         except GatewayError as exc:
@@ -357,6 +379,43 @@ class Gateway:
             raise
         self._record(ctx, status=CallStatus.success, http_status=200)
         return Response(content, media_type=JSON_TYPE)
+
+    async def _hold(self, ctx: Context, route: Route, body: dict[str, Any]) -> Hold | None:
+        """Reserve the call's credits (member, group and account) and clamp its output limit so that
+        it cannot cost more; 402 when they cannot cover it."""
+        caller = ctx.caller
+        assert ctx.catalog is not None
+        try:
+            hold = await self.keeper.hold(
+                account_id=caller.account_id,
+                user_id=caller.user_id,
+                group_id=caller.group_id,
+                factor=ctx.catalog.credit_factor,
+                pricing=route.pricing,
+                body=body,
+                operation=ctx.operation,
+            )
+        except InsufficientCredits as exc:
+            raise GatewayError(
+                402, str(exc), type="insufficient_credits", code="insufficient_credits"
+            ) from None
+        if hold is not None and hold.max_output_tokens is not None:
+            limit = hold.max_output_tokens
+            asked = asked_output(body)
+            if asked is None or limit < asked:
+                if isinstance(body.get("max_completion_tokens"), int):
+                    body["max_completion_tokens"] = limit
+                elif isinstance(body.get("max_tokens"), int):
+                    body["max_tokens"] = limit
+                else:
+                    param = route.upstream.settings.get("output_limit_param")
+                    body[param if param in ("max_tokens", "max_completion_tokens") else "max_tokens"] = limit
+        return hold
+
+    def _closed(self, ctx: Context) -> None:
+        """A stream's response ended; if its relay never ran (the caller left first), record it now."""
+        if not ctx.recorded:
+            self._record(ctx, status=CallStatus.client_disconnected, http_status=499)
 
     async def _relay(self, chunks: AsyncIterator[bytes], ctx: Context, call: Call) -> AsyncIterator[bytes]:
         status, error = CallStatus.client_disconnected, None
@@ -382,7 +441,11 @@ class Gateway:
     def _record(
         self, ctx: Context, *, status: CallStatus, http_status: int, error: GatewayError | None = None
     ) -> None:
-        """Hand the call's record to the recorder (a journal append; no database round-trip)."""
+        """Hand the call's record to the recorder (a journal append; no database round-trip), and
+        settle its hold: what it did not use goes back to its member's lease."""
+        if ctx.recorded:
+            return
+        ctx.recorded = True
         caller, route, call = ctx.caller, ctx.route, ctx.call
         input_tokens = output_tokens = cached = 0
         estimated = False
@@ -403,6 +466,7 @@ class Gateway:
                 input_tokens = tokencount.count_input(ctx.body, model=model, operation=ctx.operation)
                 output_tokens = tokencount.count_text(answer, model=model)
             cost = cost_of(route, input_tokens, output_tokens, cached)
+        credits = credits_of(cost, ctx.catalog.credit_factor) if ctx.catalog is not None else Decimal(0)
         record: dict[str, Any] = {
             "id": uuid.uuid4(),
             "account_id": caller.account_id,
@@ -429,9 +493,12 @@ class Gateway:
             "cached_tokens": cached,
             "tokens_estimated": estimated,
             "cost_usd": cost,
-            "credits": credits_of(cost, ctx.catalog.credit_factor) if ctx.catalog is not None else Decimal(0),
+            "credits": credits,
             "upstream_id": call.upstream_id if call else None,
         }
+        if ctx.hold is not None:
+            self.keeper.settle(ctx.hold, credits)
+            record["credit_lease_id"] = ctx.hold.lease.id
         if ctx.catalog is not None and ctx.catalog.store_content and ctx.body:
             self._store_content(record, ctx.catalog, ctx.created_at, ctx.body, call)
         self.recorder.record(record)

@@ -64,6 +64,9 @@ class UsageRecord(Base):
     # cost_usd x the account's credit factor at the time, rounded half up to the millionth
     # (0 when the account does not track credits); debited from the ledger with the same amount.
     credits: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
+    # The credit lease the call's hold came from (credits enforced): its credits move from that
+    # lease's held credits to used when the record is written.
+    credit_lease_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     upstream_id: Mapped[str | None] = mapped_column(String(200))
     # Stored only when the account enables it, and cleared after its retention period.
     request_content: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -66,6 +66,7 @@ _UUID_FIELDS = (
     "api_token_id",
     "model_id",
     "provider_id",
+    "credit_lease_id",
 )
 _TIME_FIELDS = ("created_at", "content_expires_at")
 # A token's last-used time is written at most this often.
