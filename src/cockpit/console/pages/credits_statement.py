@@ -1,0 +1,301 @@
+"""Credits & Allocations, Statement: a member's, a group's or the account's ledger entries over a
+date range, like a bank statement (opening balance, one line per movement with its running balance,
+closing balance), with a CSV export of the same lines.
+
+Administrators pick the account, any group or any member; members see their own statement only (the
+service decides: another user's statement is refused, another account's user or group is not found).
+Dates are whole days in the organisation's time zone, both ends included.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from cockpit.authz.permissions import Permission
+from cockpit.console.web import SignedIn, Viewer, finish, render
+from cockpit.credits import statement as statements
+from cockpit.credits.amounts import grouped, plain
+from cockpit.credits.models import EntryKind
+from cockpit.groups.models import Group
+from cockpit.kit.errors import InvalidInput, NotFound
+from cockpit.kit.pagination import Page
+from cockpit.kit.web import DbSession
+from cockpit.users.models import User
+
+router = APIRouter(prefix="/credits")
+
+PER_PAGE = 100
+# The scope picker lists this many members; any member's statement stays reachable by its link.
+MAX_MEMBERS_LISTED = 500
+
+KIND_LABELS = {
+    EntryKind.allocation_set: ("Allocation", "accent"),
+    EntryKind.extra_granted: ("Extra credits", "info"),
+    EntryKind.signup_grant: ("Signup credits", "info"),
+    EntryKind.request_approved: ("Request approved", "success"),
+    EntryKind.usage_debit: ("Usage", "neutral"),
+    EntryKind.hold: ("Hold", "warning"),
+    EntryKind.release: ("Release", "warning"),
+    EntryKind.cycle_reset: ("Cycle start", "accent"),
+}
+
+Text = Annotated[str, Query(max_length=100)]
+
+
+@dataclass(frozen=True)
+class Who:
+    """Whose statement: from the picker (``scope=group:<id>``) or a link (``group_id=<id>``)."""
+
+    user_id: uuid.UUID | None = None
+    group_id: uuid.UUID | None = None
+
+    @property
+    def key(self) -> str:
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        if self.group_id is not None:
+            return f"group:{self.group_id}"
+        return "account"
+
+    def params(self) -> dict[str, str]:
+        if self.user_id is not None:
+            return {"user_id": str(self.user_id)}
+        if self.group_id is not None:
+            return {"group_id": str(self.group_id)}
+        return {}
+
+
+def _uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"{what}_not_found", f"No such {what}.") from None
+
+
+def _who(scope: str, user_id: str, group_id: str) -> Who:
+    if scope:
+        kind, _, value = scope.partition(":")
+        if kind == "account" and not value:
+            return Who()
+        if kind in ("user", "group") and value:
+            user_id, group_id = (value, "") if kind == "user" else ("", value)
+        else:
+            raise NotFound("statement_not_found", "No such statement.")
+    if user_id and group_id:
+        raise InvalidInput(
+            "invalid_input",
+            "Give a member or a group, not both.",
+            details=[{"field": "group_id", "message": "give user_id or group_id, not both"}],
+        )
+    return Who(
+        user_id=_uuid(user_id, "user") if user_id else None,
+        group_id=_uuid(group_id, "group") if group_id else None,
+    )
+
+
+def _day(value: str, field: str, label: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        message = f"'{value}' is not a date (YYYY-MM-DD)"
+        raise InvalidInput(
+            "invalid_input", f"The {label} date {message}.", details=[{"field": field, "message": message}]
+        ) from None
+
+
+def _range(viewer: Viewer, start: str, end: str) -> tuple[datetime | None, datetime | None]:
+    """The range of the date inputs: from the first day's midnight to the midnight after the last
+    day, in the organisation's time zone."""
+    zone = ZoneInfo(viewer.account.timezone)
+    first, last = _day(start, "from", "start"), _day(end, "to", "end")
+    if first is not None and last is not None and last < first:
+        raise InvalidInput(
+            "invalid_input",
+            "The end date is before the start date.",
+            details=[{"field": "to", "message": "must be on or after the start date"}],
+        )
+    return (
+        datetime.combine(first, time(), zone) if first is not None else None,
+        datetime.combine(last + timedelta(days=1), time(), zone) if last is not None else None,
+    )
+
+
+async def _statement(
+    session: DbSession, viewer: Viewer, who: Who, start: datetime | None, end: datetime | None
+) -> statements.Statement:
+    return await statements.build_statement(
+        session, viewer.actor, user_id=who.user_id, group_id=who.group_id, start=start, end=end
+    )
+
+
+async def _names(session: DbSession, viewer: Viewer, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(User).where(User.account_id == viewer.actor.account_id, User.id.in_(ids))
+    )
+    return {user.id: user for user in rows}
+
+
+def _title(statement: statements.Statement, viewer: Viewer, subject: Group | User | None) -> str:
+    if statement.scope == "account":
+        return viewer.account.name
+    if isinstance(subject, Group):
+        return f"Group {subject.name}"
+    if isinstance(subject, User):
+        return "You" if subject.id == viewer.actor.user_id else subject.display_name
+    return ""
+
+
+def _rate(value: Decimal) -> str:
+    """A unit price for reading (two decimals; the exact rate is in the title and the CSV)."""
+    return grouped(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _usd(value: Decimal | None) -> str:
+    return "" if value is None else "$" + plain(value)
+
+
+@router.get("/statement")
+async def statement_page(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    scope: Text = "",
+    user_id: Text = "",
+    group_id: Text = "",
+    start: Annotated[str, Query(alias="from", max_length=30)] = "",
+    end: Annotated[str, Query(alias="to", max_length=30)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    admin = viewer.can(Permission.credits_manage)
+    who = _who(scope, user_id, group_id)
+    error = None
+    try:
+        first, last = _range(viewer, start, end)
+        result = await _statement(session, viewer, who, first, last)
+    except InvalidInput as exc:  # a bad range: say so, keep what was typed, show the current cycle
+        error = exc.message
+        result = await _statement(session, viewer, who, None, None)
+    zone = ZoneInfo(viewer.account.timezone)
+    shown_from = result.start.astimezone(zone).date().isoformat()
+    shown_to = (result.end - timedelta(microseconds=1)).astimezone(zone).date().isoformat()
+    form = {"from": start if error else (start or shown_from), "to": end if error else (end or shown_to)}
+
+    subject: Group | User | None = None
+    if result.group_id is not None:
+        subject = await session.get(Group, result.group_id)
+    elif result.user_id is not None:
+        subject = await session.get(User, result.user_id)
+    groups: list[Group] = []
+    members: list[User] = []
+    more_members = False
+    if admin:
+        groups = list(
+            await session.scalars(
+                select(Group)
+                .where(Group.account_id == viewer.actor.account_id)
+                .order_by(Group.is_default.desc(), Group.name_key)
+            )
+        )
+        listed = list(
+            await session.scalars(
+                select(User)
+                .where(User.account_id == viewer.actor.account_id)
+                .order_by(User.name, User.email)
+                .limit(MAX_MEMBERS_LISTED + 1)
+            )
+        )
+        more_members = len(listed) > MAX_MEMBERS_LISTED
+        members = listed[:MAX_MEMBERS_LISTED]
+        if isinstance(subject, User) and subject not in members:
+            members.append(subject)
+
+    lines = list(result.lines)
+    page = min(page, max(1, -(-len(lines) // PER_PAGE)))  # past the last page: the last page
+    offset = (page - 1) * PER_PAGE
+    shown = lines[offset : offset + PER_PAGE]
+    pages = Page(items=shown, total=len(lines), page=page, per_page=PER_PAGE)
+    brought_forward = lines[offset - 1].balance if offset else result.opening_balance
+    people = (
+        await _names(session, viewer, {line.entry.user_id for line in shown if line.entry.user_id})
+        if result.scope != "user"
+        else {}
+    )
+    credits_in = sum((line.entry.amount for line in lines if line.entry.amount > 0), Decimal(0))
+    credits_out = sum((line.entry.amount for line in lines if line.entry.amount < 0), Decimal(0))
+
+    canonical = who.params() | ({"user_id": str(result.user_id)} if result.scope == "user" else {})
+    query = urlencode(canonical | {"from": form["from"], "to": form["to"]})
+    csv_query = urlencode(canonical | ({} if error else {"from": form["from"], "to": form["to"]}))
+    context: dict[str, Any] = {
+        "admin": admin,
+        "s": result,
+        "who": who if admin else Who(user_id=result.user_id),
+        "title": _title(result, viewer, subject),
+        "subject": subject,
+        "groups": groups,
+        "members": members,
+        "more_members": more_members,
+        "max_members": MAX_MEMBERS_LISTED,
+        "form": form,
+        "error": error,
+        "page": pages,
+        "lines": shown,
+        "brought_forward": brought_forward,
+        "people": people,
+        "credits_in": credits_in,
+        "credits_out": credits_out,
+        "query": query,
+        "scope_query": urlencode(canonical),
+        "csv_url": "/credits/statement.csv" + (f"?{csv_query}" if csv_query else ""),
+        "kinds": KIND_LABELS,
+        "credits": grouped,
+        "usd": _usd,
+        "rate": _rate,
+    }
+    return render(request, "credits/statement.html", context)
+
+
+@router.get("/statement.csv")
+async def statement_csv(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    scope: Text = "",
+    user_id: Text = "",
+    group_id: Text = "",
+    start: Annotated[str, Query(alias="from", max_length=30)] = "",
+    end: Annotated[str, Query(alias="to", max_length=30)] = "",
+) -> Response:
+    """The lines of the statement page (every page) as a CSV download."""
+    who = _who(scope, user_id, group_id)
+    first, last = _range(viewer, start, end)
+    result = await _statement(session, viewer, who, first, last)
+    zone = ZoneInfo(viewer.account.timezone)
+    period = (
+        f"{result.start.astimezone(zone):%Y%m%d}-"
+        f"{(result.end - timedelta(microseconds=1)).astimezone(zone):%Y%m%d}"
+    )
+    response = Response(
+        statements.statement_csv(result),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="cockpit-statement-{result.scope}-{period}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+    finish(request, response)
+    return response
