@@ -33,7 +33,7 @@ import uuid
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, func, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,11 +41,14 @@ sys.path.insert(0, str(ROOT))
 from cockpit.accounts.service import create_account
 from cockpit.auth.actor import Actor
 from cockpit.auth.tokens import issue_token
+from cockpit.credits import balances, ledger
+from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
 from cockpit.usage.models import UsageRecord
+from cockpit.users.models import User, UserRole, UserStatus
 
 SECRET = "benchmark-secret-key-0123456789abcdef"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -110,7 +113,10 @@ def pct(values: list[float], q: float) -> float:
 # ---- set-up ----
 
 
-async def prepare(url: str, upstream_url: str) -> str:
+async def prepare(url: str, upstream_url: str, *, credits: bool = False, members: int = 1) -> list[str]:
+    """The account, provider and models; gateway tokens for ``members`` users of one group (the
+    owner first). With ``credits``, credits are tracked and enforced on all three levels: a credit
+    factor, credits per cycle, the group's budget and every member's allocation."""
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
     async with factory() as session:
@@ -141,10 +147,48 @@ async def prepare(url: str, upstream_url: str) -> str:
                 input_price_per_million=Decimal("2.5"),
                 output_price_per_million=Decimal("10"),
             )
-        _, token = await issue_token(session, actor, owner, name="bench", scopes=["gateway"])
+        users = [owner]
+        for index in range(1, members):
+            user = User(
+                account_id=account.id, email=f"member-{index}@example.com", name=f"Member {index}",
+                role=UserRole.member, status=UserStatus.active, password_hash="-", group_id=owner.group_id,
+            )  # fmt: skip
+            session.add(user)
+            users.append(user)
+        await session.flush()
+        tokens = []
+        for user in users:
+            _, token = await issue_token(session, actor, user, name="bench", scopes=["gateway"])
+            tokens.append(token)
+        if credits:
+            account.credit_factor = Decimal(1000)  # a call of the benchmark: about 0.07 credits
+            account.credits_per_cycle = Decimal(10**9)
+            session.add(GroupBudget(group_id=owner.group_id, account_id=account.id, monthly=Decimal(10**8)))
+            for user in users:
+                session.add(MemberAllocation(user_id=user.id, account_id=account.id, monthly=Decimal(10**6)))
         await session.commit()
     await engine.dispose()
-    return token
+    return tokens
+
+
+async def credit_figures(url: str) -> dict[str, object]:
+    """After the gateway stopped: used and held credits of the cycle, the recorded calls' credits, how
+    many leases were taken, and whether the running totals reconcile with the ledger."""
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        [cycle_id] = (await session.scalars(select(CreditCycle.id))).all()
+        recorded_micro = func.sum(UsageRecord.__table__.c.credits, type_=BigInteger)
+        figures: dict[str, object] = {
+            "used": await ledger.used(session, cycle_id),
+            "held": await ledger.held(session, cycle_id),
+            "recorded": Decimal(int(await session.scalar(select(recorded_micro)) or 0)) / 1_000_000,
+            "leases": await session.scalar(
+                select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == EntryKind.hold)
+            ),
+            "reconcile": await balances.reconcile(session, cycle_id),
+        }
+    await engine.dispose()
+    return figures
 
 
 async def count_rows(url: str) -> int:
@@ -242,25 +286,31 @@ async def sequential(gw: int, up: int, token: str, calls: int, stream: bool) -> 
     return result
 
 
-async def load(port: int, token: str | None, calls: int, concurrency: int, stream: bool) -> tuple[float, int]:
+async def load(
+    port: int, token: str | list[str] | None, calls: int, concurrency: int, stream: bool
+) -> tuple[float, int]:
+    """``calls`` calls from ``concurrency`` keep-alive connections; with a list of tokens, connection
+    i calls with token i (modulo the list): one caller per member."""
+    tokens = token if isinstance(token, list) else [token]
     body = json.dumps(
         (STREAM_BODY if stream else JSON_BODY) if token else (DIRECT_STREAM if stream else DIRECT_JSON)
     ).encode()
     errors = 0
     remaining = calls
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal errors, remaining
         conn = await Conn.open(port)
+        mine = tokens[index % len(tokens)]
         while remaining > 0:
             remaining -= 1
-            status, _, _ = await conn.post("/v1/chat/completions", body, token)
+            status, _, _ = await conn.post("/v1/chat/completions", body, mine)
             if status != 200:
                 errors += 1
         conn.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
     return calls / (time.perf_counter() - started), errors
 
 
@@ -291,7 +341,8 @@ async def run_backend(
         await admin.close()
         url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     await asyncio.to_thread(upgrade, url)
-    token = await prepare(url, f"http://127.0.0.1:{up_port}")
+    tokens = await prepare(url, f"http://127.0.0.1:{up_port}", credits=args.credits, members=args.members)
+    token = tokens[0]
     gw_port = free_port()
     env = {
         **os.environ,
@@ -305,16 +356,16 @@ async def run_backend(
     if args.profile:  # sample the gateway with py-spy (collapsed stacks), to see where its time goes
         command = ["py-spy", "record", "--format", "raw", "-r", "500", "-o", args.profile, "--", *command]
     gateway, _ = start(command, env, "Uvicorn running on")
-    result: dict[str, object] = {"backend": backend}
+    result: dict[str, object] = {"backend": backend, "members": args.members, "credits_on": args.credits}
     try:
         result["json"] = await sequential(gw_port, up_port, token, args.calls, stream=False)
         result["stream"] = await sequential(gw_port, up_port, token, args.calls, stream=True)
         sequential_calls = 2 * (args.calls + 200)
         rss_before = rss_kib(gateway.pid) if not args.profile else 0
         direct_rate, _ = await load(up_port, None, min(args.load_calls, 20_000), 32, stream=False)
-        rate, errors = await load(gw_port, token, args.load_calls, 32, stream=False)
+        rate, errors = await load(gw_port, tokens, args.load_calls, 32, stream=False)
         rows_right_after = await count_rows(url)
-        srate, serrors = await load(gw_port, token, args.stream_load_calls, 32, stream=True)
+        srate, serrors = await load(gw_port, tokens, args.stream_load_calls, 32, stream=True)
         expected = sequential_calls + args.load_calls + args.stream_load_calls
         rows = await wait_rows(url, expected)
         result.update(
@@ -336,6 +387,8 @@ async def run_backend(
         else:
             gateway.terminate()
         gateway.wait(timeout=60)
+        if args.credits and "rows" in result:
+            result["credits"] = await credit_figures(url)
         if backend == "postgresql":
             import asyncpg
 
@@ -346,7 +399,8 @@ async def run_backend(
 
 
 def report(result: dict[str, object]) -> None:
-    print(f"\n=== {result['backend']} ===")
+    enforced = "credits enforced on member, group and account" if result["credits_on"] else "credits off"
+    print(f"\n=== {result['backend']} ({enforced}; {result['members']} member(s) of one group) ===")
     for kind in ("json", "stream"):
         r = result[kind]
         assert isinstance(r, dict)
@@ -377,6 +431,13 @@ def report(result: dict[str, object]) -> None:
         f"gateway RSS: {result['rss_before_mib']:.1f} MiB before the load, {result['rss_after_mib']:.1f} MiB "
         f"after {result['calls_total']} calls"
     )
+    figures = result.get("credits")
+    if isinstance(figures, dict):
+        print(
+            f"credits: used {figures['used']} = recorded calls' credits {figures['recorded']}; "
+            f"held after stop {figures['held']}; {figures['leases']} leases taken; "
+            f"running totals vs ledger: {'reconciled' if not figures['reconcile'] else figures['reconcile']}"
+        )
 
 
 async def main() -> None:
@@ -392,6 +453,16 @@ async def main() -> None:
         "--stream-load-calls", type=int, default=10_000, help="streamed calls at 32 concurrent"
     )
     parser.add_argument("--profile", metavar="FILE", help="record the gateway with py-spy into FILE")
+    parser.add_argument(
+        "--credits", action="store_true", help="credits tracked and enforced on member, group and account"
+    )
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="callers are this many members of one group (own token each): the shared group and account "
+        "rows are the hot rows",
+    )
     args = parser.parse_args()
     upstream, ready = start(
         [sys.executable, "-m", "tests.upstream", "--port", "0", "--no-record", "--api-key", UPSTREAM_KEY],

@@ -14,6 +14,7 @@ from cockpit.auth.actor import Actor
 from cockpit.config import Settings
 from cockpit.credits import allocations
 from cockpit.credits import settings as credit_settings
+from cockpit.credits.holds import DEFAULT_MAX_OUTPUT, HoldPlan, input_token_bound, plan_hold
 from cockpit.credits.models import (
     CreditCycle,
     CreditRequest,
@@ -26,6 +27,7 @@ from cockpit.credits.models import (
 from cockpit.demo import DEMO_EMAIL, seed_demo
 from cockpit.groups.models import Group
 from cockpit.kit.pagination import PageParams
+from cockpit.providers.models import Model
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User, UserStatus
 
@@ -121,7 +123,11 @@ async def test_the_demo_budgets_fit_and_some_members_are_nearly_exhausted(
     nearly = [m for m in members if m.used > 0 and m.remaining <= (m.monthly + m.extra) * Decimal("0.06")]
     # In the first hours of a month the new cycle may have no calls yet: nobody can be near a limit.
     if sum(1 for m in members if m.used > 0) >= 4:
-        assert len(nearly) >= 3
+        assert len(nearly) >= 3, [
+            (m.user.email, m.user.role, m.monthly, m.extra, m.used, m.remaining)
+            for m in members
+            if m.used > 0
+        ]
 
 
 async def test_the_demo_has_credit_requests_in_every_status(db: AsyncSession, settings: Settings) -> None:
@@ -160,3 +166,30 @@ async def test_a_second_seeding_adds_no_credit_rows(db: AsyncSession, settings: 
     before = await counts()
     await _seed(db, settings)
     assert await counts() == before
+
+
+async def test_the_owner_can_call_every_demo_model_without_being_refused_or_clamped(
+    db: AsyncSession, settings: Settings
+) -> None:
+    """The gateway token `make demo` prints is the owner's. With credits enforced, the owner's first
+    calls must go through at the models' full output limit: their remaining credits cover the hold."""
+    owner = await _seed(db, settings)
+    [account] = list(await db.scalars(select(Account)))
+    mine = await allocations.member_allocation(db, owner, owner.user_id)
+    hello = {"messages": [{"role": "user", "content": "Write a haiku about the sea."}]}
+    chat_models = list(await db.scalars(select(Model).where(Model.output_price_per_million > 0)))
+    assert len(chat_models) == 3
+    for model in chat_models:
+        plan = plan_hold(
+            input_tokens=input_token_bound(hello, operation="chat"),
+            asked_max_output=None,
+            model_max_output=model.max_output_tokens,
+            context_window=model.context_window,
+            input_price=model.input_price_per_million,
+            output_price=model.output_price_per_million,
+            cached_price=model.cached_input_price_per_million or Decimal(0),
+            factor=account.credit_factor,
+            available=mine.remaining,
+        )
+        assert isinstance(plan, HoldPlan), model.name
+        assert plan.max_output_tokens == (model.max_output_tokens or DEFAULT_MAX_OUTPUT), model.name

@@ -486,18 +486,22 @@ async def _seed_allocations(
     calls: list[dict[str, Any]],
     current: CreditCycle,
 ) -> None:
-    """Group budgets and member allowances: the heaviest callers of this cycle nearly exhausted."""
+    """Group budgets and member allowances: the heaviest callers of this cycle nearly exhausted.
+    ``people`` starts with the owner."""
     used: dict[uuid.UUID, Decimal] = defaultdict(Decimal)
     for call in calls:
         if call["created_at"] >= current.starts_at and call["user_id"] is not None:
             used[call["user_id"]] += call["credits"]
     ranked = sorted(people, key=lambda user: (-used[user.id], user.email))
-    nearly = {user.id for user in ranked[:NEARLY_EXHAUSTED] if used[user.id] > 0}
+    # Not the owner: the demo's gateway token is theirs, and its first calls must not be refused.
+    others = [user for user in ranked if user.id != people[0].id]
+    nearly = {user.id for user in others[:NEARLY_EXHAUSTED] if used[user.id] > 0}
     for factor, minimum, headroom, step in ALLOWANCE_PLANS:
         allowances: dict[uuid.UUID, tuple[Decimal, Decimal]] = {}  # user id -> (monthly, extra)
         for n, user in enumerate(ranked):
             if user.id in nearly:
-                allowance = _whole(used[user.id] * Decimal("1.05"))
+                # 5% left (to the cent: whole credits would leave much more early in the cycle).
+                allowance = (used[user.id] * Decimal("1.05")).quantize(Decimal("0.01"), ROUND_CEILING)
                 # One of them got extra credits this cycle on top of a smaller monthly allocation.
                 monthly = allowance
                 if n == 1:
