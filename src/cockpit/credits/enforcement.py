@@ -388,7 +388,9 @@ class CreditKeeper:
         candidates = [
             lease
             for lease in list(self._leases.values())
-            if lease.free > 0
+            # Unused credits to give back, or none left but maybe a row to delete (its last calls
+            # have been written since).
+            if (lease.free > 0 or lease.in_flight == 0)
             and (everything or (lease.in_flight == 0 and now - lease.last_used >= self.idle_seconds))
         ]
         candidates += [lease for lease in self._retired if lease.free > 0 or lease.in_flight == 0]
