@@ -184,9 +184,7 @@ async def check_invariants(world: World) -> None:
             assert await balances.reconcile(db, cycle.id) == []
             held = await ledger.held(db, cycle.id)
             leased = await db.scalar(
-                select(func.coalesce(func.sum(CreditLease.amount), 0)).where(
-                    CreditLease.cycle_id == cycle.id
-                )
+                select(func.coalesce(func.sum(CreditLease.amount), 0)).where(CreditLease.cycle_id == cycle.id)
             )
             # held is exactly what the leases hold
             assert held == Decimal(leased or 0), (cycle.id, held, leased)
