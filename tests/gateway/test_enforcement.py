@@ -319,3 +319,27 @@ async def test_a_group_budget_cut_below_what_is_used_refuses_the_next_call(
 def test_the_hold_used_here_matches_the_planner() -> None:
     assert BOUND == 30  # 8 per message + "user" + "Say hello." + 8
     assert Decimal("0.0175") == HOLD_10
+
+
+async def test_a_database_that_cannot_be_reached_refuses_the_call_with_503(
+    gateway_app: Any, db: AsyncSession, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Credits that cannot be checked are not assumed: the call is not made (fail closed)."""
+    from sqlalchemy.exc import OperationalError
+
+    await fund(db, org)
+
+    async def unreachable(*_args: Any, **_kwargs: Any) -> Any:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(keeper(gateway_app), "_lease", unreachable)
+    client = client_for(gateway_app, org.member_token)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+    assert caught.value.status_code == 503
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "credits_unavailable"
+    assert "connection refused" not in str(body)  # no internals leak
+    [row] = await records(gateway_app, db, org.account_id)
+    assert (row.http_status, row.credits) == (503, 0)

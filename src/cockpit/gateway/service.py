@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -398,6 +399,15 @@ class Gateway:
         except InsufficientCredits as exc:
             raise GatewayError(
                 402, str(exc), type="insufficient_credits", code="insufficient_credits"
+            ) from None
+        except (SQLAlchemyError, OSError):
+            # Credits cannot be checked (the database is unreachable): the call is not made.
+            log.exception("could not hold credits for a gateway call")
+            raise GatewayError(
+                503,
+                "Credits cannot be checked just now; the call was not made. Try again shortly.",
+                type="server_error",
+                code="credits_unavailable",
             ) from None
         if hold is not None and hold.max_output_tokens is not None:
             limit = hold.max_output_tokens
