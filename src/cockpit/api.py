@@ -8,6 +8,7 @@ from cockpit.auth.api import router as auth_router
 from cockpit.credits.api import router as credits_router
 from cockpit.groups.api import router as groups_router
 from cockpit.invitations.api import router as invitations_router
+from cockpit.policies.api import router as policies_router
 from cockpit.projects.api import router as projects_router
 from cockpit.providers.api import router as providers_router
 from cockpit.usage.api import router as usage_router
@@ -25,5 +26,6 @@ for domain_router in (
     audit_router,
     usage_router,
     credits_router,
+    policies_router,
 ):
     router.include_router(domain_router)

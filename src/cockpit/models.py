@@ -8,6 +8,7 @@ from cockpit.groups.models import Group
 from cockpit.imports.models import ImportJob
 from cockpit.invitations.models import Invitation
 from cockpit.kit.db import Base
+from cockpit.policies.models import AccessPolicy, PolicyDefaults
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.providers.models import Model, Provider
 from cockpit.usage.models import UsageRecord
@@ -16,6 +17,7 @@ from cockpit.users.models import User
 metadata = Base.metadata
 
 __all__ = [
+    "AccessPolicy",
     "Account",
     "ApiToken",
     "AuditEntry",
@@ -30,6 +32,7 @@ __all__ = [
     "LoginSession",
     "MemberAllocation",
     "Model",
+    "PolicyDefaults",
     "Project",
     "ProjectMember",
     "Provider",

@@ -17,6 +17,7 @@ from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageMeta, PageParams, page_params
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import require_feature
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -62,8 +63,11 @@ async def list_entries(
 
 
 @router.get("/export", response_class=StreamingResponse)
-async def export_entries(request: Request, actor: AuditReader, filters: Filters) -> StreamingResponse:
+async def export_entries(
+    request: Request, session: DbSession, actor: AuditReader, filters: Filters
+) -> StreamingResponse:
     """The filtered trail as CSV (newest first)."""
+    await require_feature(session, actor, "export.reports")
     return csv_response(request, actor, filters)
 
 

@@ -68,6 +68,9 @@ async def issue_token(
     A project token attributes its usage to the project; its user must belong to the project
     (account admins may create one for any project).
     """
+    from cockpit.policies.service import require_feature
+
+    await require_feature(session, actor, "api_tokens.create")
     name = require_text(name, field="name", label="The token name", max_length=100)
     checked = _check_scopes(scopes)
     if expires_at is not None:

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     usage_read_all = "usage:read_all"  # every gateway call of the account (members see their own)
     credits_own = "credits:own"  # see one's own allocation and statement, ask for extra credits
     credits_manage = "credits:manage"  # credit settings, cycles, budgets, allocations, requests
+    policies_manage = "policies:manage"  # access policies, their defaults, anyone's effective access
 
 
 _MEMBER = frozenset({Permission.account_read, Permission.tokens_own, Permission.credits_own})
@@ -34,6 +35,7 @@ _ADMIN = _MEMBER | {
     Permission.providers_manage,
     Permission.usage_read_all,
     Permission.credits_manage,
+    Permission.policies_manage,
 }
 _OWNER = _ADMIN | {Permission.owners_manage}
 

@@ -126,6 +126,9 @@ async def file_request(session: AsyncSession, actor: Actor, *, amount: Decimal, 
     actor.require(Permission.credits_own)
     if actor.user_id is None:
         raise NotPermitted("user_required", "Only a user can ask for credits.")
+    from cockpit.policies.service import require_feature
+
+    await require_feature(session, actor, "credit_requests.create")
     amount = check_amount(amount)
     reason = require_text(reason, field="reason", label="The reason", max_length=1000)
     account = await lock_account(session, actor.account_id)

@@ -40,6 +40,9 @@ from cockpit.credits.enforcement import Pricing
 from cockpit.credits.models import CreditCycle, GroupBudget, MemberAllocation
 from cockpit.groups.models import Group
 from cockpit.kit import secrets
+from cockpit.policies.engine import PolicySet
+from cockpit.policies.models import AccessPolicy, PolicyDefaults
+from cockpit.policies.service import policy_set
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.providers.models import Model, Provider, ProviderKind
 from cockpit.users.models import User, UserRole, UserStatus
@@ -51,9 +54,10 @@ TTL_SECONDS = 5.0
 MAX_CALLERS = 100_000  # bounds memory when someone tries many random tokens
 # Credits too: a new cycle (reset, cadence change, rollover) retires the credit leases, and a changed
 # budget or allocation makes the next call look at the database again (see credits.enforcement).
+# Access policies too: a changed rule or default applies to the very next call.
 TRACKED = (
     ApiToken, User, Group, Project, ProjectMember, Account, Provider, Model,
-    CreditCycle, GroupBudget, MemberAllocation,
+    CreditCycle, GroupBudget, MemberAllocation, AccessPolicy, PolicyDefaults,
 )  # fmt: skip
 _TRACKED_TABLES = frozenset(cls.__tablename__ for cls in TRACKED)
 
@@ -120,6 +124,8 @@ class Catalog:
     loaded: float = 0.0
     # Credits per $1 of cost (0: credits are not tracked for this account).
     credit_factor: Decimal = Decimal(0)
+    # The account's access policies, indexed: a decision is a few dictionary lookups.
+    policies: PolicySet = field(default_factory=PolicySet)
 
 
 class Directory:
@@ -287,6 +293,7 @@ class Directory:
                     )
                 )
             ).all()
+            policies = await policy_set(session, account_id)
         upstreams: dict[uuid.UUID, Upstream] = {}
         routes: dict[str, Route] = {}
         for model, provider in rows:
@@ -318,6 +325,7 @@ class Directory:
             projects_by_name={name.lower(): pid for pid, name in projects},
             members={(pid, uid) for pid, uid in members},
             loaded=time.monotonic(),
+            policies=policies,
         )
 
     def _upstream(self, provider: Provider) -> Upstream:

@@ -33,6 +33,8 @@ from cockpit.gateway.errors import GatewayError, invalid, model_not_found, unaut
 from cockpit.gateway.transport import PooledTransport
 from cockpit.gateway.upstreams import Call, Upstreams
 from cockpit.kit.time import utcnow
+from cockpit.policies.engine import Decision
+from cockpit.policies.models import ResourceType
 from cockpit.usage.models import CallStatus, Operation
 from cockpit.usage.recorder import Recorder
 from cockpit.users.models import UserRole
@@ -347,6 +349,7 @@ class Gateway:
         ctx = Context(caller, operation.value, created_at, started, Attribution(caller.project_id, None))
         try:
             ctx.catalog = catalog = await self.directory.catalog(caller.account_id)
+            self._require_api_access(caller, catalog)
             ctx.body = body = await self._body(request)
             if isinstance(body.get("model"), str):
                 ctx.model_name = body["model"]
@@ -360,6 +363,7 @@ class Gateway:
                     raise invalid("'input' is required.", param="input")
                 stream = include_usage = False
                 ctx.route = route = self._route(catalog, model_name, "embeddings")
+            self._require_model(caller, catalog, route)  # before any credit is held
             if catalog.credit_factor > 0:
                 ctx.hold = await self._hold(ctx, route, body)
             ctx.call = call = self._call(route, body, operation.value, stream, include_usage)
@@ -380,6 +384,40 @@ class Gateway:
             raise
         self._record(ctx, status=CallStatus.success, http_status=200)
         return Response(content, media_type=JSON_TYPE)
+
+    # ---- access policies (decided in memory from the directory's catalogue) ----
+
+    @staticmethod
+    def _decide(caller: Caller, catalog: Catalog, kind: ResourceType, resource: str) -> Decision:
+        return catalog.policies.decide(
+            account_id=caller.account_id,
+            user_id=caller.user_id,
+            group_id=caller.group_id,
+            role=caller.role,
+            resource_type=kind,
+            resource=resource,
+        )
+
+    def _require_api_access(self, caller: Caller, catalog: Catalog) -> None:
+        decision = self._decide(caller, catalog, ResourceType.feature, "gateway.api_access")
+        if not decision.allowed:
+            raise GatewayError(
+                403,
+                decision.explain("gateway.api_access"),
+                type="permission_error",
+                code="feature_not_allowed",
+            )
+
+    def _require_model(self, caller: Caller, catalog: Catalog, route: Route) -> None:
+        decision = self._decide(caller, catalog, ResourceType.model, str(route.model_id))
+        if not decision.allowed:
+            raise GatewayError(
+                403,
+                decision.explain(route.name),
+                type="permission_error",
+                code="model_not_allowed",
+                param="model",
+            )
 
     async def _hold(self, ctx: Context, route: Route, body: dict[str, Any]) -> Hold | None:
         """Reserve the call's credits (member, group and account) and clamp its output limit so that
@@ -544,9 +582,14 @@ class Gateway:
         except GatewayError as exc:
             return exc.response()
         catalog = await self.directory.catalog(caller.account_id)
+        try:
+            self._require_api_access(caller, catalog)
+        except GatewayError as exc:
+            return exc.response()
         data = [
             {"id": r.name, "object": "model", "created": r.created, "owned_by": r.upstream.name}
             for r in sorted(catalog.routes.values(), key=lambda r: r.name)
+            if self._decide(caller, catalog, ResourceType.model, str(r.model_id)).allowed
         ]
         return Response(json.dumps({"object": "list", "data": data}).encode(), media_type=JSON_TYPE)
 
@@ -560,6 +603,11 @@ class Gateway:
         route = catalog.routes.get(name)
         if route is None:
             return model_not_found(name).response()
+        try:
+            self._require_api_access(caller, catalog)
+            self._require_model(caller, catalog, route)
+        except GatewayError as exc:
+            return exc.response()
         payload = {
             "id": route.name,
             "object": "model",

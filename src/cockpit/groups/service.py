@@ -120,6 +120,10 @@ async def delete_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID)
     default = await repository.default_group(session, actor.account_id)
     moved = await repository.member_count(session, actor.account_id, group.id)
     await repository.move_all_members(session, actor.account_id, group.id, default.id)
+    from cockpit.policies.models import Scope
+    from cockpit.policies.service import delete_scope_policies
+
+    await delete_scope_policies(session, actor, Scope.group, group.id)  # its access rules go with it
     await audit.record(
         session,
         actor,

@@ -15,6 +15,7 @@ from cockpit.console.web import AuditViewer, Viewer, render
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import require_feature
 from cockpit.users import repository as users_repo
 
 router = APIRouter(prefix="/audit")
@@ -88,6 +89,7 @@ async def audit_page(
 @router.get("/export.csv")
 async def audit_export(
     request: Request,
+    session: DbSession,
     viewer: AuditViewer,
     q: Text = "",
     action: Text = "",
@@ -95,6 +97,7 @@ async def audit_export(
     since: Text = "",
     until: Text = "",
 ) -> Response:
+    await require_feature(session, viewer.actor, "export.reports")
     return csv_response(request, viewer.actor, _filters(viewer, q, action, actor, since, until))
 
 

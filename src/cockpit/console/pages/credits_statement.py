@@ -30,6 +30,7 @@ from cockpit.groups.models import Group
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.pagination import Page
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import require_feature
 from cockpit.users.models import User
 
 router = APIRouter(prefix="/credits")
@@ -281,6 +282,7 @@ async def statement_csv(
     end: Annotated[str, Query(alias="to", max_length=30)] = "",
 ) -> Response:
     """The lines of the statement page (every page) as a CSV download."""
+    await require_feature(session, viewer.actor, "export.reports")
     who = _who(scope, user_id, group_id)
     first, last = _range(viewer, start, end)
     result = await _statement(session, viewer, who, first, last)

@@ -27,6 +27,7 @@ from cockpit.credits.schemas.requests import (
 from cockpit.kit.pagination import PageParams, page_params
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import require_feature
 
 Member = Annotated[Actor, Depends(require(Permission.credits_own))]
 Manager = Annotated[Actor, Depends(require(Permission.credits_manage))]
@@ -95,6 +96,7 @@ async def statement(
         session, actor, user_id=user_id, group_id=group_id, start=start, end=end
     )
     if format == "csv":
+        await require_feature(session, actor, "export.reports")
         filename = f"cockpit-statement-{result.scope}-{utcnow():%Y%m%d-%H%M%S}.csv"
         return Response(
             statements.statement_csv(result),
