@@ -45,8 +45,9 @@ from cockpit.credits import balances, ledger
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
+from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
 from cockpit.providers import service as providers
-from cockpit.providers.models import ProviderKind
+from cockpit.providers.models import Model, ProviderKind
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User, UserRole, UserStatus
 
@@ -113,10 +114,14 @@ def pct(values: list[float], q: float) -> float:
 # ---- set-up ----
 
 
-async def prepare(url: str, upstream_url: str, *, credits: bool = False, members: int = 1) -> list[str]:
+async def prepare(
+    url: str, upstream_url: str, *, credits: bool = False, members: int = 1, policies: int = 0
+) -> list[str]:
     """The account, provider and models; gateway tokens for ``members`` users of one group (the
     owner first). With ``credits``, credits are tracked and enforced on all three levels: a credit
-    factor, credits per cycle, the group's budget and every member's allocation."""
+    factor, credits per cycle, the group's budget and every member's allocation. With ``policies``,
+    every caller has that many access rules in scope (at the user, group and account level; the
+    ones that decide allow the benchmark's models)."""
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
     async with factory() as session:
@@ -160,6 +165,36 @@ async def prepare(url: str, upstream_url: str, *, credits: bool = False, members
         for user in users:
             _, token = await issue_token(session, actor, user, name="bench", scopes=["gateway"])
             tokens.append(token)
+        if policies:
+            bench_models = [
+                m.id for m in await session.scalars(select(Model).where(Model.account_id == account.id))
+            ]
+            for index in range(policies):  # a third at each level, for other (unknown) models
+                scope, scope_id = (
+                    (Scope.account, account.id),
+                    (Scope.group, owner.group_id),
+                    (Scope.user, users[index % len(users)].id),
+                )[index % 3]
+                session.add(
+                    AccessPolicy(
+                        account_id=account.id, scope=scope, scope_id=scope_id,
+                        resource_type=ResourceType.model, resource=str(uuid.uuid4()),
+                        effect=Effect.deny if index % 2 else Effect.allow,
+                    )
+                )  # fmt: skip
+            for model_id in bench_models:  # what decides: allowed for the group, denied elsewhere
+                session.add(
+                    AccessPolicy(
+                        account_id=account.id, scope=Scope.group, scope_id=owner.group_id,
+                        resource_type=ResourceType.model, resource=str(model_id), effect=Effect.allow,
+                    )
+                )  # fmt: skip
+            session.add(
+                AccessPolicy(
+                    account_id=account.id, scope=Scope.account, scope_id=account.id,
+                    resource_type=ResourceType.model, resource="*", effect=Effect.deny,
+                )
+            )  # fmt: skip
         if credits:
             account.credit_factor = Decimal(1000)  # a call of the benchmark: about 0.07 credits
             account.credits_per_cycle = Decimal(10**9)
@@ -341,7 +376,9 @@ async def run_backend(
         await admin.close()
         url = f"postgresql://postgres@127.0.0.1:5432/{name}"
     await asyncio.to_thread(upgrade, url)
-    tokens = await prepare(url, f"http://127.0.0.1:{up_port}", credits=args.credits, members=args.members)
+    tokens = await prepare(
+        url, f"http://127.0.0.1:{up_port}", credits=args.credits, members=args.members, policies=args.policies
+    )
     token = tokens[0]
     gw_port = free_port()
     env = {
@@ -356,7 +393,12 @@ async def run_backend(
     if args.profile:  # sample the gateway with py-spy (collapsed stacks), to see where its time goes
         command = ["py-spy", "record", "--format", "raw", "-r", "500", "-o", args.profile, "--", *command]
     gateway, _ = start(command, env, "Uvicorn running on")
-    result: dict[str, object] = {"backend": backend, "members": args.members, "credits_on": args.credits}
+    result: dict[str, object] = {
+        "backend": backend,
+        "members": args.members,
+        "credits_on": args.credits,
+        "policies": args.policies,
+    }
     try:
         result["json"] = await sequential(gw_port, up_port, token, args.calls, stream=False)
         result["stream"] = await sequential(gw_port, up_port, token, args.calls, stream=True)
@@ -400,7 +442,8 @@ async def run_backend(
 
 def report(result: dict[str, object]) -> None:
     enforced = "credits enforced on member, group and account" if result["credits_on"] else "credits off"
-    print(f"\n=== {result['backend']} ({enforced}; {result['members']} member(s) of one group) ===")
+    rules = f"; {result['policies']} access rules in scope" if result.get("policies") else ""
+    print(f"\n=== {result['backend']} ({enforced}; {result['members']} member(s) of one group{rules}) ===")
     for kind in ("json", "stream"):
         r = result[kind]
         assert isinstance(r, dict)
@@ -462,6 +505,12 @@ async def main() -> None:
         default=1,
         help="callers are this many members of one group (own token each): the shared group and account "
         "rows are the hot rows",
+    )
+    parser.add_argument(
+        "--policies",
+        type=int,
+        default=0,
+        help="this many access rules in every caller's scope (user, group and account level)",
     )
     args = parser.parse_args()
     upstream, ready = start(

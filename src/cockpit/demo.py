@@ -34,6 +34,8 @@ from cockpit.gateway.service import credits_of
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
 from cockpit.kit.time import utcnow
+from cockpit.policies import service as policies
+from cockpit.policies.models import WILDCARD, Effect, ResourceType, Scope
 from cockpit.projects import service as projects
 from cockpit.projects.models import Project, ProjectRole
 from cockpit.providers import service as providers
@@ -185,7 +187,43 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     group_names = {owner.group_id: "Default", **dict(zip(group_ids, GROUPS, strict=True))}
     await _seed_allocations(session, owner_actor, [owner, *active], group_names, calls, current)
     await _seed_requests(session, owner_actor, [owner, *active], group_names, current)
+    await _seed_policies(session, owner_actor, active, group_names, models)
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=True, gateway_token=owner_raw)
+
+
+async def _seed_policies(
+    session: AsyncSession,
+    actor: Actor,
+    people: list[User],
+    group_names: dict[uuid.UUID, str],
+    models: list[Model],
+) -> None:
+    """Access rules at every level, with one exception that overrides its group's rule (the owner,
+    whose gateway token the demo hands out, is not restricted)."""
+    groups_by_name = {name: group_id for group_id, name in group_names.items()}
+    model_ids = {model.name: str(model.id) for model in models}
+    claude = model_ids["claude-sonnet-4"]
+    support = [p for p in people if p.group_id == groups_by_name["Support"] and p.role is UserRole.member]
+    rules: list[tuple[Scope, uuid.UUID | None, ResourceType, str, Effect, str]] = [
+        (Scope.account, None, ResourceType.feature, "conversations.share", Effect.deny,
+         "Sharing conversations is off until the data-retention review is done."),
+        (Scope.account, None, ResourceType.integration, WILDCARD, Effect.deny,
+         "No third-party integrations before the security review."),
+        (Scope.group, groups_by_name["Support"], ResourceType.model, claude, Effect.deny,
+         "Support works with the GPT models (cost)."),
+        (Scope.group, groups_by_name["Sales"], ResourceType.feature, "api_tokens.create", Effect.deny,
+         "Sales works in the console, not with the API."),
+    ]  # fmt: skip
+    if support:
+        rules.append(
+            (Scope.user, support[0].id, ResourceType.model, claude, Effect.allow,
+             "Evaluating Claude for escalations.")
+        )  # fmt: skip
+    for scope, scope_id, kind, resource, effect, note in rules:
+        await policies.create_policy(
+            session, actor, scope=scope, scope_id=scope_id, resource_type=kind, resource=resource,
+            effect=effect, note=note,
+        )  # fmt: skip
 
 
 async def _seed_catalogue(session: AsyncSession, actor: Actor, settings: Settings) -> list[Model]:
