@@ -95,6 +95,9 @@ class TimestampMixin:
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
 def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> AsyncEngine:
     from cockpit.config import normalize_database_url
 
@@ -119,8 +122,35 @@ def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> As
             # instead of failing with "database is locked" when a read transaction upgrades.
             # Read-only work (exports, inspection) opts out with READ_ONLY so it never blocks
             # writers (WAL). PostgreSQL uses row locks instead.
-            deferred = not sqlite_immediate or conn.get_execution_options().get("cockpit_read_only")
-            conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+            if conn.get_execution_options().get("cockpit_read_only"):
+                conn.exec_driver_sql("BEGIN")
+            elif sqlite_immediate:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Otherwise (sessions that inspect while other connections write: the tests') reads run
+            # outside a transaction, holding no lock and no snapshot, and the first write begins one
+            # with IMMEDIATE: a deferred read transaction could not become a write transaction once
+            # another connection has written ("database is locked" at once, whatever the timeout).
+
+        if not sqlite_immediate:
+
+            @event.listens_for(engine.sync_engine, "before_cursor_execute")
+            def _sqlite_write_begins(
+                conn: Any, cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+            ) -> None:
+                if conn.info.get("cockpit_writing") or conn.get_execution_options().get("cockpit_read_only"):
+                    return
+                if statement.lstrip()[:7].upper().startswith(_WRITES):
+                    cursor.execute("BEGIN IMMEDIATE")
+                    conn.info["cockpit_writing"] = True
+
+            @event.listens_for(engine.sync_engine, "commit")
+            @event.listens_for(engine.sync_engine, "rollback")
+            def _sqlite_written(conn: Any) -> None:
+                conn.info.pop("cockpit_writing", None)
+
+            @event.listens_for(engine.sync_engine.pool, "reset")
+            def _sqlite_returned(_dbapi_connection: Any, record: Any, _state: Any = None) -> None:
+                record.info.pop("cockpit_writing", None)  # the pool rolled back what was left open
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
