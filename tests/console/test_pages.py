@@ -63,6 +63,7 @@ async def test_dashboard_shows_the_organisation_and_the_navigation(
         "Users",
         "Groups",
         "Projects",
+        "Access policies",
         "Audit log",
         "Credits &amp; Allocations",
         "Request log",

@@ -600,11 +600,11 @@ class Gateway:
             return exc.response()
         catalog = await self.directory.catalog(caller.account_id)
         name = request.path_params["model"]
-        route = catalog.routes.get(name)
-        if route is None:
-            return model_not_found(name).response()
         try:
-            self._require_api_access(caller, catalog)
+            self._require_api_access(caller, catalog)  # before the catalogue says what exists
+            route = catalog.routes.get(name)
+            if route is None:
+                raise model_not_found(name)
             self._require_model(caller, catalog, route)
         except GatewayError as exc:
             return exc.response()

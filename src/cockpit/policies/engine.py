@@ -75,6 +75,7 @@ class Decision:
         if rule is None:
             return f"Access to {what} is {verdict} by the account's default for {self.resource_type.value}s."
         target = "all " + self.resource_type.value + "s" if rule.resource == WILDCARD else "it"
+        verb = "allows" if rule.effect is Effect.allow else "denies"
         where = {
             Scope.user: "a user-level rule",
             Scope.group: "a group-level rule",
@@ -85,7 +86,7 @@ class Decision:
         who = f" set by {rule.created_by_label}" if rule.created_by_label else ""
         when = f" on {rule.created_at:%Y-%m-%d}" if rule.created_at is not None else ""
         return (
-            f"Access to {what} is {verdict} by {where} that {rule.effect.value}s {target}{who}{when} "
+            f"Access to {what} is {verdict} by {where} that {verb} {target}{who}{when} "
             f"(rule {rule.id})."
         )
 

@@ -348,6 +348,10 @@ async def create_policy(
     note: str = "",
 ) -> PolicyRow:
     actor.require(Permission.policies_manage)
+    from cockpit.audit.service import lock_account
+
+    # Rule changes of an account are serialised (the duplicate check below cannot race).
+    await lock_account(session, actor.account_id)
     try:
         scope, resource_type, effect = Scope(scope), ResourceType(resource_type), Effect(effect)
     except ValueError as exc:

@@ -14,6 +14,7 @@ from cockpit.console.pages import (
     imports,
     invitations,
     models,
+    policies,
     projects,
     requests,
     seats,
@@ -43,5 +44,6 @@ for module in (
     groups,
     projects,
     models,
+    policies,
 ):
     router.include_router(module.router)

@@ -15,7 +15,7 @@ from cockpit.console.web import AuditViewer, Viewer, render
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
-from cockpit.policies.service import require_feature
+from cockpit.policies.service import feature_allowed, require_feature
 from cockpit.users import repository as users_repo
 
 router = APIRouter(prefix="/audit")
@@ -80,6 +80,8 @@ async def audit_page(
         "error": error,
         "actions": await audit.actions(session, viewer.actor),
         "actors": await users_repo.list_in_account(session, viewer.actor.account_id),
+        # An access policy may deny exports: no "Export CSV" then.
+        "export_allowed": await feature_allowed(session, viewer.actor, "export.reports"),
     }
     partial = request.headers.get("hx-target") == "audit-results"
     context["partial"] = partial

@@ -21,6 +21,7 @@ from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import feature_allowed
 
 router = APIRouter(prefix="/credits")
 
@@ -131,6 +132,8 @@ async def _page(
         "credits": grouped,
         "plain": plain,
         "results_id": RESULTS_ID,
+        # An access policy may deny asking for credits: no "Request credits" then.
+        "can_request": await feature_allowed(session, viewer.actor, "credit_requests.create"),
         **extra,
     }
     partial = request.headers.get("hx-target") == RESULTS_ID
@@ -166,6 +169,10 @@ async def file_request(
             reason=reason,
         )
     except CockpitError as exc:
+        if exc.code == "feature_not_allowed":  # a stale page: say why on the requests page
+            await discard_changes(session, viewer)
+            message = f"You may not ask for extra credits. {exc.message}"
+            return redirect(request, "/credits/requests", message=message, kind="error")
         if exc.status in (401, 403):
             raise
         await discard_changes(session, viewer)

@@ -30,7 +30,7 @@ from cockpit.groups.models import Group
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.pagination import Page
 from cockpit.kit.web import DbSession
-from cockpit.policies.service import require_feature
+from cockpit.policies.service import feature_allowed, require_feature
 from cockpit.users.models import User
 
 router = APIRouter(prefix="/credits")
@@ -262,6 +262,8 @@ async def statement_page(
         "query": query,
         "scope_query": urlencode(canonical),
         "csv_url": "/credits/statement.csv" + (f"?{csv_query}" if csv_query else ""),
+        # An access policy may deny exports: no "Export CSV" then.
+        "export_allowed": await feature_allowed(session, viewer.actor, "export.reports"),
         "kinds": KIND_LABELS,
         "credits": grouped,
         "usd": _usd,

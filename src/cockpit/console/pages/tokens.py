@@ -14,6 +14,7 @@ from cockpit.auth.models import ApiToken
 from cockpit.console.web import SignedIn, discard_changes, redirect, render
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import feature_allowed
 from cockpit.projects import service as projects
 
 router = APIRouter(prefix="/tokens")
@@ -34,12 +35,18 @@ async def _projects(session: DbSession, viewer: SignedIn) -> dict[str, str]:
     return {str(p.id): p.name for p, _ in await projects.list_projects(session, viewer.actor)}
 
 
+async def _can_create(session: DbSession, viewer: SignedIn) -> bool:
+    """Whether to offer "Create a token" (an access policy may deny the feature)."""
+    return await feature_allowed(session, viewer.actor, "api_tokens.create")
+
+
 @router.get("")
 async def tokens_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
     return _page(
         request,
         list(await tokens.list_tokens(session, viewer.actor)),
         projects=await _projects(session, viewer),
+        can_create=await _can_create(session, viewer),
     )
 
 
@@ -93,6 +100,7 @@ async def create_token(
             form=form,
             status_code=exc.status,
             projects=await _projects(session, viewer),
+            can_create=await _can_create(session, viewer),
         )
     # Shown once, in this response only: never put the token in a redirect or a cookie.
     items = list(await tokens.list_tokens(session, viewer.actor))
@@ -103,6 +111,7 @@ async def create_token(
         created_secret=raw,
         status_code=201,
         projects=await _projects(session, viewer),
+        can_create=True,
     )
 
 
