@@ -85,10 +85,7 @@ class Decision:
             where += f" ({scope_label})"
         who = f" set by {rule.created_by_label}" if rule.created_by_label else ""
         when = f" on {rule.created_at:%Y-%m-%d}" if rule.created_at is not None else ""
-        return (
-            f"Access to {what} is {verdict} by {where} that {verb} {target}{who}{when} "
-            f"(rule {rule.id})."
-        )
+        return f"Access to {what} is {verdict} by {where} that {verb} {target}{who}{when} (rule {rule.id})."
 
 
 @dataclass
