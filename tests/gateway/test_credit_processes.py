@@ -41,6 +41,7 @@ from tests.gateway.live import (  # noqa: F401
     live_server_fixture,
     live_session_fixture,
 )
+from tests.gateway.test_enforcement import outcome_of
 from tests.upstream import Upstream
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
@@ -122,26 +123,6 @@ async def settled(sessions: Sessions, org: CreditOrg, wait: float = 30.0) -> tup
         await asyncio.sleep(0.2)  # the servers write and give back in the background
 
 
-async def call(client: openai.AsyncOpenAI, model: str, stream: bool) -> int | str:
-    try:
-        if stream:
-            chunks = await client.chat.completions.create(
-                model=model,
-                messages=HELLO,
-                max_tokens=10,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            async for _ in chunks:
-                pass
-        else:
-            await client.chat.completions.create(model=model, messages=HELLO, max_tokens=10)
-    except openai.APIStatusError as exc:
-        body = exc.body if isinstance(exc.body, dict) else {}
-        return f"{exc.status_code} {body.get('code')}"
-    return 200
-
-
 def client(server: LiveServer, token: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=server.base_url + "/v1", api_key=token, max_retries=0, timeout=30)
 
@@ -178,7 +159,9 @@ async def test_two_processes_sharing_one_database_admit_at_most_the_budget(
     clients = [client(servers[i % 2], org.tokens[(i // 2) % len(org.tokens)]) for i in range(4)]
     upstream.close_gate()
     try:
-        calls = [asyncio.ensure_future(call(clients[i % 4], model, stream=i % 3 == 0)) for i in range(200)]
+        calls = [
+            asyncio.ensure_future(outcome_of(clients[i % 4], model, stream=i % 3 == 0)) for i in range(200)
+        ]
         for _ in range(400):  # until every refused call has its answer (at most 8 s)
             if sum(c.done() for c in calls) >= 190:
                 break
@@ -216,7 +199,7 @@ async def test_a_killed_process_s_held_credits_are_swept_and_the_ledger_reconcil
     try:
         gateway = client(server, org.tokens[0])
         for _ in range(5):
-            assert await call(gateway, "gpt-4o-mini", stream=False) == 200
+            assert await outcome_of(gateway, "gpt-4o-mini", stream=False) == 200
         await gateway.close()
         server.kill()
     finally:

@@ -145,7 +145,8 @@ async def test_embeddings_hold_their_input_only(gateway_app: Any, db: AsyncSessi
     await assert_reconciled(gateway_app, db, org)
 
 
-async def _call(client: openai.AsyncOpenAI, model: str, stream: bool) -> int | str:
+async def outcome_of(client: openai.AsyncOpenAI, model: str, stream: bool) -> int | str:
+    """Make a call with max_tokens=10 (streamed or not): 200, or the refusal's status and code."""
     try:
         if stream:
             chunks = await client.chat.completions.create(
@@ -191,7 +192,7 @@ async def test_200_concurrent_calls_admit_at_most_what_the_budget_holds(
     upstream.close_gate()
     try:
         calls = [
-            asyncio.ensure_future(_call(callers[i % len(callers)], model, stream=i % 2 == 0))
+            asyncio.ensure_future(outcome_of(callers[i % len(callers)], model, stream=i % 2 == 0))
             for i in range(200)
         ]
         for _ in range(1000):  # until every refused call has its answer
@@ -226,7 +227,7 @@ async def test_held_credits_come_back_after_errors_and_timeouts(
     await add_model(db, org, model, org.openai_provider_id)
     await fund(db, org)
     client = client_for(gateway_app, org.member_token)
-    assert await _call(client, model, stream) != 200
+    assert await outcome_of(client, model, stream) != 200
     lease = keeper(gateway_app)._leases[(org.account_id, org.member.id)]
     assert lease.in_flight == 0
     await assert_reconciled(gateway_app, db, org)
