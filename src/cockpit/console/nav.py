@@ -29,7 +29,7 @@ SECTIONS: tuple[NavSection, ...] = (
             NavItem("Users", "/users", "users", Permission.users_read),
             NavItem("Groups", "/groups", "layers", Permission.users_read),
             NavItem("Projects", "/projects", "folder"),
-            NavItem("Access policies", "/policies", "shield", Permission.policies_manage),
+            NavItem("Access policies", "/policies", "lock", Permission.policies_manage),
             NavItem("Audit log", "/audit", "shield", Permission.audit_read),
         ),
     ),
