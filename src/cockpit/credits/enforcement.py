@@ -262,6 +262,18 @@ class CreditKeeper:
         account_id, user_id = key
         generation = self.generation()
         now = utcnow()
+
+        def fresh(cycle: CreditCycle) -> Lease:
+            return Lease(
+                id=uuid.uuid4(),
+                account_id=account_id,
+                user_id=user_id,
+                group_id=group_id,
+                cycle_id=cycle.id,
+                ends_at=cycle.ends_at,
+                generation=generation,
+            )
+
         async with self.sessionmaker() as session, session.begin():
             account = await _lock(session, account_id)
             if account is None or account.credit_factor <= 0:
@@ -273,15 +285,7 @@ class CreditKeeper:
                 self._retired.append(lease)
                 lease = None
             if lease is None:
-                lease = Lease(
-                    id=uuid.uuid4(),
-                    account_id=account_id,
-                    user_id=user_id,
-                    group_id=group_id,
-                    cycle_id=cycle.id,
-                    ends_at=cycle.ends_at,
-                    generation=generation,
-                )
+                lease = fresh(cycle)
             room, whose = await _room(session, account, cycle, user_id, group_id)
             want = max(need * CHUNK_CALLS - lease.free, need - lease.free, ZERO)
             grant = max(min(room, want), ZERO)
@@ -296,15 +300,7 @@ class CreditKeeper:
                         # Swept (this process stalled past the lease's expiry): what it held was
                         # given back then. Its calls in flight settle into the old object, which is
                         # dropped; a new lease starts from nothing.
-                        lease = Lease(
-                            id=uuid.uuid4(),
-                            account_id=account_id,
-                            user_id=user_id,
-                            group_id=group_id,
-                            cycle_id=cycle.id,
-                            ends_at=cycle.ends_at,
-                            generation=generation,
-                        )
+                        lease = fresh(cycle)
                 if not lease.stored:
                     session.add(
                         CreditLease(
@@ -347,39 +343,11 @@ class CreditKeeper:
 
     async def _give_back(self, session: AsyncSession, lease: Lease, amount: Decimal, why: str) -> Decimal:
         """Release ``amount`` of a lease (in the caller's transaction); returns the lease's amount left."""
-        result = await session.execute(
-            update(CreditLease)
-            .where(CreditLease.id == lease.id)
-            .values(amount=CreditLease.amount - amount)
-            .returning(CreditLease.amount, CreditLease.cycle_id)
-        )
-        row = result.first()
-        if row is None:
-            return ZERO  # swept: given back already
-        left, cycle_id = row
-        if amount:
-            cycle = await session.get(CreditCycle, cycle_id)
-            ledger.append(
-                session,
-                account_id=lease.account_id,
-                cycle=cycle,
-                kind=EntryKind.release,
-                amount=amount,
-                user_id=lease.user_id,
-                group_id=lease.group_id,
-                description=why,
-            )
-            deltas = Deltas()
-            deltas.add(
-                cycle_id,
-                account_id=lease.account_id,
-                group_id=lease.group_id,
-                user_id=lease.user_id,
-                held=-amount,
-            )
-            await balances.apply(session, deltas)
+        deltas = Deltas()
+        left = await release_from_lease(session, lease.id, amount, why, deltas)
+        await balances.apply(session, deltas)
         self.stats.returns += 1
-        return Decimal(left)
+        return ZERO if left is None else left  # None: swept, given back already
 
     async def return_idle(self, *, everything: bool = False) -> int:
         """Give back the unused credits of members idle for a moment (all of them with ``everything``),
@@ -458,24 +426,11 @@ class CreditKeeper:
                 deltas = Deltas()
                 for row in expired:
                     if row.amount:
-                        cycle = await session.get(CreditCycle, row.cycle_id)
-                        ledger.append(
-                            session,
-                            account_id=account_id,
-                            cycle=cycle,
-                            kind=EntryKind.release,
-                            amount=row.amount,
-                            user_id=row.user_id,
-                            group_id=row.group_id,
-                            description="Held credits of a stopped gateway process given back",
-                        )
-                        deltas.add(
-                            row.cycle_id,
-                            account_id=account_id,
-                            group_id=row.group_id,
-                            user_id=row.user_id,
-                            held=-row.amount,
-                        )
+                        await _released(
+                            session, deltas, account_id=account_id, cycle_id=row.cycle_id,
+                            user_id=row.user_id, group_id=row.group_id, amount=row.amount,
+                            why="Held credits of a stopped gateway process given back",
+                        )  # fmt: skip
                     await session.delete(row)
                 await balances.apply(session, deltas)
                 swept += len(expired)
@@ -525,6 +480,62 @@ class CreditKeeper:
 
     def held_in_memory(self) -> Decimal:
         return sum((lease.free for lease in self._leases.values()), ZERO)
+
+
+async def _released(
+    session: AsyncSession,
+    deltas: Deltas,
+    *,
+    account_id: uuid.UUID,
+    cycle_id: uuid.UUID,
+    user_id: uuid.UUID,
+    group_id: uuid.UUID | None,
+    amount: Decimal,
+    why: str,
+) -> None:
+    """A ``release`` ledger entry, and the held credits it takes off the running totals (``deltas``)."""
+    ledger.append(
+        session,
+        account_id=account_id,
+        cycle=await session.get(CreditCycle, cycle_id),
+        kind=EntryKind.release,
+        amount=amount,
+        user_id=user_id,
+        group_id=group_id,
+        description=why,
+    )
+    deltas.add(cycle_id, account_id=account_id, group_id=group_id, user_id=user_id, held=-amount)
+
+
+async def release_from_lease(
+    session: AsyncSession, lease_id: uuid.UUID, amount: Decimal, why: str, deltas: Deltas
+) -> Decimal | None:
+    """Take ``amount`` out of a lease, as released held credits (in the caller's transaction; the
+    running totals change through ``deltas``). Returns what the lease has left, or None when it is
+    gone: it was swept (its process died) and released everything it held then."""
+    row = (
+        await session.execute(
+            update(CreditLease)
+            .where(CreditLease.id == lease_id)
+            .values(amount=CreditLease.amount - amount)
+            .returning(
+                CreditLease.amount,
+                CreditLease.account_id,
+                CreditLease.cycle_id,
+                CreditLease.user_id,
+                CreditLease.group_id,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    left, account_id, cycle_id, user_id, group_id = row
+    if amount:
+        await _released(
+            session, deltas, account_id=account_id, cycle_id=cycle_id, user_id=user_id, group_id=group_id,
+            amount=amount, why=why,
+        )  # fmt: skip
+    return Decimal(left)
 
 
 async def _lock(session: AsyncSession, account_id: uuid.UUID) -> Account | None:

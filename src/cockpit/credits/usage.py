@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,8 +22,8 @@ from cockpit.accounts.models import Account
 from cockpit.credits import balances
 from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle, cycles_of
-from cockpit.credits.models import CreditCycle, CreditLease, EntryKind, LedgerEntry
-from cockpit.kit.time import utcnow
+from cockpit.credits.enforcement import release_from_lease
+from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 
 # Namespace of the ids of usage debits (uuid5 of the call's id).
 DEBIT_NAMESPACE = uuid.UUID("6f1d2f3e-7a52-4c1e-9a55-0b3c2a1d9e10")
@@ -137,32 +137,7 @@ async def _move_to_used(session: AsyncSession, debits: list[tuple[dict[str, Any]
         if lease_id is not None:
             by_lease[lease_id] += credits
     for lease_id in sorted(by_lease, key=str):  # one lock order for every writer
-        amount = by_lease[lease_id]
-        found = (
-            await session.execute(
-                update(CreditLease)
-                .where(CreditLease.id == lease_id)
-                .values(amount=CreditLease.amount - amount)
-                .returning(
-                    CreditLease.account_id, CreditLease.cycle_id, CreditLease.user_id, CreditLease.group_id
-                )
-            )
-        ).first()
-        if found is None:
-            continue
-        account_id, cycle_id, user_id, group_id = found
-        session.add(
-            LedgerEntry(
-                id=uuid.uuid4(),
-                account_id=account_id,
-                cycle_id=cycle_id,
-                created_at=utcnow(),
-                kind=EntryKind.release,
-                amount=amount,
-                user_id=user_id,
-                group_id=group_id,
-                description="Held credits of recorded calls, now used",
-            )
+        await release_from_lease(
+            session, lease_id, by_lease[lease_id], "Held credits of recorded calls, now used", deltas
         )
-        deltas.add(cycle_id, account_id=account_id, group_id=group_id, user_id=user_id, held=-amount)
     await balances.apply(session, deltas)

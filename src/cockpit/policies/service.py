@@ -348,10 +348,8 @@ async def create_policy(
     note: str = "",
 ) -> PolicyRow:
     actor.require(Permission.policies_manage)
-    from cockpit.audit.service import lock_account
-
     # Rule changes of an account are serialised (the duplicate check below cannot race).
-    await lock_account(session, actor.account_id)
+    await audit.lock_account(session, actor.account_id)
     try:
         scope, resource_type, effect = Scope(scope), ResourceType(resource_type), Effect(effect)
     except ValueError as exc:
@@ -463,9 +461,7 @@ async def change_defaults(
     admins_exempt: bool | None = None,
 ) -> Defaults:
     actor.require(Permission.policies_manage)
-    from cockpit.audit.service import lock_account
-
-    await lock_account(session, actor.account_id)
+    await audit.lock_account(session, actor.account_id)
     row = await session.get(PolicyDefaults, actor.account_id)
     if row is None:
         row = PolicyDefaults(
