@@ -147,15 +147,18 @@ async def decide(session: AsyncSession, user: User, resource_type: ResourceType,
 async def _scope_label_of(
     session: AsyncSession, account_id: uuid.UUID, scope: Scope, scope_id: uuid.UUID
 ) -> str:
+    """How a rule's level reads; ``session.get`` serves repeated groups and users from the session."""
     if scope is Scope.account:
         return "Everyone"
     if scope is Scope.group:
-        group = await session.scalar(
-            select(Group).where(Group.id == scope_id, Group.account_id == account_id)
+        group = await session.get(Group, scope_id)
+        return (
+            f"Group {group.name}"
+            if group is not None and group.account_id == account_id
+            else "A deleted group"
         )
-        return f"Group {group.name}" if group is not None else "A deleted group"
-    user = await session.scalar(select(User).where(User.id == scope_id, User.account_id == account_id))
-    return user.email if user is not None else "A deleted user"
+    user = await session.get(User, scope_id)
+    return user.email if user is not None and user.account_id == account_id else "A deleted user"
 
 
 async def explain(
