@@ -71,6 +71,10 @@ token is ignored, so ``gpt-4o-mini-chunks-5-chunkdelay-50`` is "gpt-4o-mini, 5 c
     redirect          302 to http://example.invalid/
     gate              answer only once the test calls ``Upstream.open_gate()`` (at most 10 s later)
     cached-<k>        prompt_tokens_details.cached_tokens / cache_read_input_tokens = k
+    fill              JSON chat: spend the whole output limit, as a model that never stops early
+                      would: ``n`` choices (default 1) of ``max_tokens`` completion tokens each
+                      (``max_tokens`` read first, as some upstreams do; then
+                      ``max_completion_tokens``; 16 when neither is sent)
 
 Every request is recorded as a :class:`Recorded`; ``Upstream.requests`` is a snapshot list of the
 last ``max_recorded`` (10,000 by default), oldest first; ``clear()`` forgets them.
@@ -171,6 +175,7 @@ class Scenario:
     redirect: bool = False
     cached: int = 0
     gate: bool = False
+    fill: bool = False
 
 
 _INT_KEYWORDS = {"error", "slow", "chunks", "chunkdelay", "cut", "cached"}
@@ -207,6 +212,8 @@ def parse_scenario(model: str) -> Scenario:
             values["redirect"] = True
         elif token == "gate":
             values["gate"] = True
+        elif token == "fill":
+            values["fill"] = True
         i += 1
     return Scenario(**values) if values else _PLAIN_SCENARIO
 
@@ -852,12 +859,38 @@ class Upstream:
                 request_id,
                 close,
             )
+        if scenario.fill:
+            return self._json(scenario, self._filled(body, model, prompt_tokens, ident, created), date,
+                              request_id, close)  # fmt: skip
         key = ("chat", model, prompt_tokens, scenario.cached, scenario.no_usage, self.reply_text)
         template: bytes = self._cached(
             key, lambda: self._chat_template(model, prompt_tokens, scenario.cached, scenario.no_usage)
         )
         payload = template.replace(b"@ID@", ident, 1).replace(b'"@CREATED@"', created, 1)
         return self._json(scenario, payload, date, request_id, close)
+
+    @staticmethod
+    def _filled(body: dict[str, Any], model: str, prompt_tokens: int, ident: bytes, created: bytes) -> bytes:
+        limit = next(
+            (v for k in ("max_tokens", "max_completion_tokens") if isinstance(v := body.get(k), int)), 16
+        )
+        choices = body.get("n") if isinstance(body.get("n"), int) else 1
+        completion = {
+            "id": ident.decode(),
+            "object": "chat.completion",
+            "created": int(created),
+            "model": model,
+            "choices": [
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": "word " * limit},
+                    "finish_reason": "length",
+                }
+                for i in range(choices)
+            ],
+            "usage": _openai_usage(prompt_tokens, limit * choices, 0),
+        }
+        return _dumps(completion).encode()
 
     def _chat_template(self, model: str, prompt_tokens: int, cached: int, no_usage: bool) -> bytes:
         completion: dict[str, Any] = {

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from cockpit import __version__
 from cockpit.api import router as api_router
+from cockpit.auth.precheck import BodyAllowances
 from cockpit.config import Settings, get_settings
 from cockpit.console.pages import router as console_router
 from cockpit.console.web import render_error
@@ -25,7 +26,10 @@ from cockpit.gateway.routes import GatewayApp
 from cockpit.gateway.service import Gateway
 from cockpit.health import router as health_router
 from cockpit.kit.db import make_engine, make_sessionmaker
-from cockpit.kit.handlers import install_error_handlers
+from cockpit.kit.guard import InputGuard
+from cockpit.kit.handlers import error_renderer, install_error_handlers
+from cockpit.kit.logs import redact_access_logs
+from cockpit.kit.time import utcnow
 from cockpit.usage.recorder import Recorder
 
 STATIC_DIR = Path(__file__).parent / "console" / "static"
@@ -88,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scheduler_stop.set()
         if scheduler is not None:
             await scheduler
+        await gateway.drain()  # records still being counted reach the recorder
         await recorder.stop()  # the last calls' credits move from their leases to used
         await gateway.keeper.stop()  # then what is left in the leases goes back
         await gateway.aclose()
@@ -112,6 +117,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gateway = gateway
 
     install_error_handlers(app, render_error)
+    redact_access_logs()
+
+    async def token_is_valid(raw: str) -> bool:
+        caller = await gateway.directory.caller(raw)
+        return caller is not None and (caller.expires_at is None or caller.expires_at > utcnow())
+
+    app.add_middleware(
+        InputGuard,
+        decide=BodyAllowances(settings, sessionmaker, token_is_valid),
+        render=error_renderer(render_error),
+        skip=("/static/",),
+    )
     app.include_router(health_router)
     app.include_router(api_router)
     app.include_router(console_router)

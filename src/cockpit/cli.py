@@ -289,11 +289,20 @@ def serve(
         bool,
         typer.Option(help="Log every HTTP request (gateway calls are recorded in the request log anyway)"),
     ] = False,
+    keepalive_seconds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=3600,
+            help="Close idle keep-alive connections after this many seconds "
+            "(default: COCKPIT_KEEPALIVE_SECONDS, 75)",
+        ),
+    ] = None,
 ) -> None:
     """Serve the console, the REST API and the gateway."""
     import uvicorn
 
-    _settings()
+    settings = _settings()
     uvicorn.run(
         "cockpit.app:create_app",
         factory=True,
@@ -303,6 +312,8 @@ def serve(
         proxy_headers=True,
         log_level="info",
         access_log=access_log,
+        # Longer than client pools keep idle connections (see Settings.keepalive_seconds).
+        timeout_keep_alive=keepalive_seconds or settings.keepalive_seconds,
     )
 
 
@@ -379,7 +390,7 @@ def demo(
     )
     sys.stdout.flush()
     if not no_serve:
-        serve(host=host, port=port, workers=1)
+        serve(host=host, port=port, workers=1, keepalive_seconds=None)
 
 
 def main() -> None:

@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     smtp_from: str = "cockpit@localhost"
     smtp_starttls: bool = True
 
+    # Request bodies (bytes), refused with 413 as soon as they pass the limit while streaming in:
+    # gateway calls, the REST API and console forms, console file uploads (CSV imports), and
+    # anything sent without valid credentials (sign-in, invitation acceptance), which is small.
+    max_body_bytes_gateway: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_body_bytes_api: int = Field(default=1024 * 1024, ge=1024)
+    max_body_bytes_upload: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_body_bytes_anonymous: int = Field(default=64 * 1024, ge=1024)
+    # `cockpit serve`: an idle keep-alive connection is closed after this many seconds. Above the
+    # idle expiry of common client pools and load balancers (60 s), so that it is the client that
+    # closes first and never sends a request on a connection the server is closing.
+    keepalive_seconds: int = Field(default=75, ge=1, le=3600)
+
     # Provider base URLs on loopback or private networks (self-hosted vLLM/Ollama, tests).
     allow_private_upstreams: bool = False
 

@@ -114,6 +114,21 @@ async def test_console_import_refuses_a_file_without_email_column(
     assert await db.scalar(select(func.count()).select_from(ImportJob)) == 0
 
 
+async def test_console_import_refuses_a_file_with_nul_characters(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    _, owner = await make_account(db)
+    await console_login(client, owner.email)
+    response = await client.post(
+        "/users/import",
+        data={"csrf_token": await csrf_for(client, "/users/import")},
+        files={"file": ("x.csv", b"email,name\nnul@example.com,A\x00B\n", "text/csv")},
+    )
+    assert response.status_code == 422
+    assert "NUL characters" in response.text
+    assert await db.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
 async def test_import_respects_seat_limits(client: AsyncClient, db: AsyncSession) -> None:
     account, owner = await make_account(db)
     account.seat_limit_compute = 2

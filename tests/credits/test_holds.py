@@ -6,7 +6,14 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from cockpit.credits.holds import HoldPlan, Refusal, asked_output, input_token_bound, plan_hold
+from cockpit.credits.holds import (
+    HoldPlan,
+    Refusal,
+    asked_output,
+    input_token_bound,
+    output_choices,
+    plan_hold,
+)
 from cockpit.gateway import tokencount
 
 # gpt-4o-mini-like prices (USD per million tokens) at 1,000 credits per USD:
@@ -138,7 +145,31 @@ def test_images_and_token_id_inputs() -> None:
 
 def test_asked_output() -> None:
     assert asked_output({"max_tokens": 50}) == 50
-    assert asked_output({"max_tokens": 50, "max_completion_tokens": 70}) == 70
+    # Both sent: each is clamped, and an upstream may read either, so the smaller one counts.
+    assert asked_output({"max_tokens": 50, "max_completion_tokens": 70}) == 50
+    assert asked_output({"max_new_tokens": 20, "max_tokens": 50}) == 20
     assert asked_output({"max_tokens": True}) is None
     assert asked_output({"max_tokens": 0}) is None
     assert asked_output({}) is None
+
+
+def test_output_choices_multiply_the_hold() -> None:
+    assert output_choices({}) == 1
+    assert output_choices({"n": 10}) == 10
+    assert output_choices({"n": 2, "best_of": 5}) == 5
+    assert output_choices({"n": True}) == 1
+    common = {
+        "input_tokens": 10, "asked_max_output": 100, "model_max_output": None, "context_window": None,
+        "input_price": Decimal(1), "output_price": Decimal(10), "cached_price": Decimal(0),
+        "factor": Decimal(100), "available": Decimal(1000),
+    }  # fmt: skip
+    one, ten = plan_hold(**common), plan_hold(**common, choices=10)
+    assert isinstance(one, HoldPlan)
+    assert isinstance(ten, HoldPlan)
+    assert ten.max_output_tokens == one.max_output_tokens == 100
+    assert ten.credits - one.credits == 9 * 100 * Decimal(10) * 100 / 1_000_000
+    # With little available, the limit per choice shrinks so that all the choices fit.
+    tight = plan_hold(**{**common, "available": Decimal("0.101")}, choices=10)
+    assert isinstance(tight, HoldPlan)
+    assert tight.credits <= Decimal("0.101")
+    assert tight.max_output_tokens == 10

@@ -227,3 +227,64 @@ async def test_csv_export(client: AsyncClient, db: AsyncSession) -> None:
         [s.at(5).isoformat(), "'=HYPERLINK(\"http://evil.example\")", "usage_debit",
          "'@mini", "200", "100", "7500", "-2.25", "0.0225", "85.25"],
     ]  # fmt: skip
+
+
+# --- long statements: pages, totals, streamed CSV ------------------------------------------------
+
+
+async def test_a_long_statement_comes_in_keyset_pages_whose_balances_run_on(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    s = await setup(db, name="Long Co")
+    # 1,203 more usage debits of the member, several sharing a timestamp (the id orders them).
+    for i in range(1203):
+        entry = ledger.append(
+            db, account_id=s.account.id, cycle=s.cycle, kind=EntryKind.usage_debit, amount=Decimal("-0.001"),
+            user_id=s.member.id, group_id=s.group_id, description=f"call {i}", usage_request_id=uuid.uuid4(),
+        )  # fmt: skip
+        entry.created_at = s.at(10 + i // 3)
+    await db.commit()
+    query = {"user_id": str(s.member.id), "limit": "500"}
+    pages: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = query | ({"cursor": cursor} if cursor else {})
+        response = await client.get(STATEMENT, params=params, headers=s.admin_headers)
+        assert response.status_code == 200, response.text
+        pages.append(response.json())
+        cursor = pages[-1]["next_cursor"]
+        if cursor is None:
+            break
+    assert [len(p["entries"]) for p in pages] == [500, 500, 206]
+    everything = [e for p in pages for e in p["entries"]]
+    assert len({e["id"] for e in everything}) == 1206 == pages[0]["total_entries"]
+    balance = Decimal(pages[0]["opening_balance"])
+    for entry in everything:  # the running balance continues across pages
+        balance += Decimal(entry["credits"])
+        assert Decimal(entry["balance"]) == balance
+    first = pages[0]
+    assert Decimal(first["closing_balance"]) == balance
+    assert Decimal(first["credits_in"]) == Decimal(100)
+    assert Decimal(first["credits_out"]) == Decimal("-12.5") + Decimal("-2.25") + Decimal("-1.203")
+    # The CSV has every line, streamed.
+    response = await client.get(
+        STATEMENT, params={"user_id": str(s.member.id), "format": "csv"}, headers=s.admin_headers
+    )
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(response.text)))
+    assert len(rows) == 1 + 1206
+    assert Decimal(rows[-1][-1]) == balance
+
+
+async def test_statement_page_limits_and_cursors_are_checked(client: AsyncClient, db: AsyncSession) -> None:
+    s = await setup(db, name="Limit Co")
+    too_many = await client.get(STATEMENT, params={"limit": "5000"}, headers=s.admin_headers)
+    assert too_many.status_code == 422
+    bad = await client.get(STATEMENT, params={"cursor": "not-a-cursor"}, headers=s.admin_headers)
+    assert bad.status_code == 422
+    assert bad.json()["error"]["details"][0]["field"] == "cursor"
+    small = await client.get(STATEMENT, params={"limit": "1"}, headers=s.admin_headers)
+    body = small.json()
+    assert len(body["entries"]) == 1
+    assert body["next_cursor"] is not None
+    assert body["total_entries"] > 1

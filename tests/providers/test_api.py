@@ -433,3 +433,40 @@ async def test_other_accounts_and_members(client: AsyncClient, db: AsyncSession)
         response = await client.request(method, API + path, json=body, headers=acme.member)
         assert response.status_code == 403, (method, path, response.text)
     assert (await client.get(f"{API}/models/{on['id']}", headers=acme.admin)).json()["enabled"] is True
+
+
+@pytest.mark.parametrize("key", ["sk-caf\u00e9-0123456789", "sk-line\nbreak-0123", "sk with space 0123456"])
+async def test_a_key_that_cannot_go_into_a_header_is_refused(
+    private_client: AsyncClient, db: AsyncSession, key: str
+) -> None:
+    acme = await org(db)
+    body = {"name": "Keyed", "kind": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": key}
+    created = await private_client.post(f"{API}/providers", json=body, headers=acme.admin)
+    assert created.status_code == 400, created.text
+    assert code(created) == "invalid_text"
+    assert created.json()["error"]["details"][0]["field"] == "api_key"
+    assert (await private_client.get(f"{API}/providers", headers=acme.admin)).json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "provider_settings",
+    [
+        {"api_key_header": "Api Key"},
+        {"api_key_header": "x\u00e9"},
+        {"output_limit_param": "tokens"},
+        {"query_params": []},
+    ],
+)
+async def test_provider_settings_that_cannot_be_sent_are_refused(
+    private_client: AsyncClient, db: AsyncSession, provider_settings: dict[str, Any]
+) -> None:
+    acme = await org(db)
+    body = {
+        "name": "Set",
+        "kind": "openai",
+        "base_url": "http://127.0.0.1:9/v1",
+        "settings": provider_settings,
+    }
+    created = await private_client.post(f"{API}/providers", json=body, headers=acme.admin)
+    assert created.status_code == 422, created.text
+    assert created.json()["error"]["details"][0]["field"].startswith("settings")

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
 from cockpit.auth import tokens
 from cockpit.auth.dependencies import ApiActor
 from cockpit.auth.schemas import Me, Token, TokenCreate, TokenCreated, TokenList
 from cockpit.authz.permissions import permissions_of
 from cockpit.kit.errors import NotFound
+from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession
 from cockpit.users import repository as users_repo
 
@@ -34,9 +36,15 @@ async def get_me(session: DbSession, actor: ApiActor) -> Me:
 
 
 @router.get("/tokens", response_model=TokenList, tags=["tokens"])
-async def list_tokens(session: DbSession, actor: ApiActor, user_id: uuid.UUID | None = None) -> TokenList:
-    """Your API tokens (admins may pass ``user_id`` to see another user's)."""
-    return TokenList(items=[Token.of(t) for t in await tokens.list_tokens(session, actor, user_id=user_id)])
+async def list_tokens(
+    session: DbSession,
+    actor: ApiActor,
+    paging: Annotated[PageParams, Depends(catalog_page_params)],
+    user_id: uuid.UUID | None = None,
+) -> TokenList:
+    """Your API tokens, newest first (admins may pass ``user_id`` to see another user's)."""
+    page = await tokens.page_tokens(session, actor, paging, user_id=user_id)
+    return TokenList(items=[Token.of(t) for t in page.items], meta=PageMeta.of(page))
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED, tags=["tokens"])

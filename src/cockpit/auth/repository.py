@@ -4,7 +4,7 @@ import hmac
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
@@ -33,12 +33,15 @@ async def token_in_account(
 
 
 async def tokens_of_user(session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID) -> list[ApiToken]:
-    rows = await session.scalars(
+    return list(await session.scalars(tokens_of_user_stmt(account_id, user_id)))
+
+
+def tokens_of_user_stmt(account_id: uuid.UUID, user_id: uuid.UUID) -> Select[ApiToken]:
+    return (
         select(ApiToken)
         .where(ApiToken.account_id == account_id, ApiToken.user_id == user_id)
-        .order_by(ApiToken.created_at.desc())
+        .order_by(ApiToken.created_at.desc(), ApiToken.id)
     )
-    return list(rows)
 
 
 async def failures_since(

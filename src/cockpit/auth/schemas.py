@@ -8,6 +8,7 @@ from pydantic import Field
 from cockpit.auth.actor import TokenScope
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import token_status
+from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.users.models import UserRole
 
@@ -57,6 +58,7 @@ class TokenCreated(Token):
 
 class TokenList(OutputSchema):
     items: list[Token]
+    meta: PageMeta
 
 
 class Me(OutputSchema):

@@ -16,6 +16,7 @@ from cockpit.auth.actor import Actor, ActorKind, TokenScope
 from cockpit.auth.models import ApiToken
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
+from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
 from cockpit.kit.validation import require_text
 from cockpit.users import repository as users_repo
@@ -174,6 +175,21 @@ async def list_tokens(
     if await users_repo.get_in_account(session, actor.account_id, user_id) is None:
         raise NotFound("user_not_found", "No such user.")
     return await repository.tokens_of_user(session, actor.account_id, user_id)
+
+
+async def page_tokens(
+    session: AsyncSession, actor: Actor, params: PageParams, *, user_id: uuid.UUID | None = None
+) -> Page[ApiToken]:
+    """``list_tokens``, a page at a time."""
+    actor.require(Permission.tokens_own)
+    whose = user_id if user_id is not None else actor.user_id
+    if whose is None:
+        return Page(items=[], total=0, page=params.page, per_page=params.per_page)
+    if whose != actor.user_id:
+        actor.require(Permission.tokens_manage)
+        if await users_repo.get_in_account(session, actor.account_id, whose) is None:
+            raise NotFound("user_not_found", "No such user.")
+    return await paginate(session, repository.tokens_of_user_stmt(actor.account_id, whose), params)
 
 
 async def access_token(session: AsyncSession, actor: Actor, token_id: uuid.UUID) -> ApiToken:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request
@@ -64,7 +64,8 @@ def _sign(request: Request, purpose: str, value: str) -> str:
     return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
-# ---- CSRF: a random cookie, and forms carry an HMAC of it (signed double submit) ----
+# ---- CSRF: a random cookie, and forms carry an HMAC of it and of the session (signed double
+# submit, bound to the session: a token taken from one session is worthless in another) ----
 
 
 def _csrf_cookie(request: Request) -> str:
@@ -76,14 +77,42 @@ def _csrf_cookie(request: Request) -> str:
     return value
 
 
+def _session_binding(request: Request) -> str:
+    """The session a token belongs to (a digest of the session cookie; empty before sign-in)."""
+    secret = request.cookies.get(SESSION_COOKIE) or ""
+    return hashlib.sha256(secret[:100].encode()).hexdigest() if secret else ""
+
+
+def _expected_csrf(request: Request, cookie: str) -> str:
+    return _sign(request, "csrf", f"{cookie}|{_session_binding(request)}")
+
+
 def csrf_token(request: Request) -> str:
-    return _sign(request, "csrf", _csrf_cookie(request))
+    return _expected_csrf(request, _csrf_cookie(request))
+
+
+def _origin_allowed(request: Request, origin: str) -> bool:
+    """A browser's Origin must be this deployment: the host it was reached by or COCKPIT_BASE_URL."""
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False  # "null" (sandboxed frames, file: pages) and anything else
+    host = request.headers.get("host", "")
+    base = urlsplit(_settings(request).base_url).netloc
+    return parts.netloc.lower() in {host.lower(), base.lower()}
 
 
 async def verify_csrf(request: Request) -> None:
-    """Router dependency: every unsafe console request must carry the form's CSRF token."""
+    """Router dependency: every unsafe console request must come from a Cockpit page (its Origin,
+    when the browser sends one, is this deployment) and carry that page's CSRF token."""
     if request.method in ("GET", "HEAD", "OPTIONS"):
         return
+    origin = request.headers.get("origin")
+    cross_site = request.headers.get("sec-fetch-site") == "cross-site"
+    if cross_site or (origin is not None and not _origin_allowed(request, origin)):
+        raise NotPermitted(
+            "cross_origin_request",
+            "This request came from another site and was refused. Open Cockpit and try again there.",
+        )
     cookie = request.cookies.get(CSRF_COOKIE)
     sent = request.headers.get("x-csrf-token")
     if sent is None and request.headers.get("content-type", "").startswith(
@@ -92,7 +121,7 @@ async def verify_csrf(request: Request) -> None:
         form = await request.form()
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
-    if not cookie or not sent or not hmac.compare_digest(sent, _sign(request, "csrf", cookie)):
+    if not cookie or not sent or not hmac.compare_digest(sent, _expected_csrf(request, cookie)):
         raise NotPermitted(
             "csrf_failed",
             "This form has expired or did not come from Cockpit. Reload the page and try again.",

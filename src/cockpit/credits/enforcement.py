@@ -47,7 +47,14 @@ from cockpit.credits import balances, ledger
 from cockpit.credits.amounts import grouped
 from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle
-from cockpit.credits.holds import HoldPlan, Refusal, asked_output, input_token_bound, plan_hold
+from cockpit.credits.holds import (
+    HoldPlan,
+    Refusal,
+    asked_output,
+    input_token_bound,
+    output_choices,
+    plan_hold,
+)
 from cockpit.credits.models import (
     BalanceScope,
     CreditCycle,
@@ -191,6 +198,7 @@ class CreditKeeper:
             "output_price": pricing.output_price if chat else ZERO,
             "cached_price": pricing.cached_price,
             "factor": factor,
+            "choices": output_choices(body) if chat else 1,
         }
         full = plan_hold(**plan_args, available=UNLIMITED)
         if isinstance(full, Refusal):  # cannot happen with unlimited credits
@@ -512,30 +520,45 @@ async def release_from_lease(
 ) -> Decimal | None:
     """Take ``amount`` out of a lease, as released held credits (in the caller's transaction; the
     running totals change through ``deltas``). Returns what the lease has left, or None when it is
-    gone: it was swept (its process died) and released everything it held then."""
+    gone: it was swept (its process died) and released everything it held then.
+
+    Never more than the lease holds: a call that cost more than its hold (an upstream that ignored
+    the output limit) is debited at its real cost, but held credits never go below zero."""
     row = (
         await session.execute(
-            update(CreditLease)
-            .where(CreditLease.id == lease_id)
-            .values(amount=CreditLease.amount - amount)
-            .returning(
+            select(
                 CreditLease.amount,
                 CreditLease.account_id,
                 CreditLease.cycle_id,
                 CreditLease.user_id,
                 CreditLease.group_id,
             )
+            .where(CreditLease.id == lease_id)
+            .with_for_update()
         )
     ).first()
     if row is None:
         return None
-    left, account_id, cycle_id, user_id, group_id = row
-    if amount:
+    held, account_id, cycle_id, user_id, group_id = row
+    released = min(amount, max(Decimal(held), ZERO))
+    if released != amount:
+        log.warning(
+            "lease %s released %s of %s credits: its calls cost more than they held",
+            lease_id,
+            released,
+            amount,
+        )
+    left = Decimal(held) - released
+    await session.execute(
+        update(CreditLease).where(CreditLease.id == lease_id).values(amount=left),
+        execution_options={"synchronize_session": False},
+    )
+    if released:
         await _released(
             session, deltas, account_id=account_id, cycle_id=cycle_id, user_id=user_id, group_id=group_id,
-            amount=amount, why=why,
+            amount=released, why=why,
         )  # fmt: skip
-    return Decimal(left)
+    return left
 
 
 async def _lock(session: AsyncSession, account_id: uuid.UUID) -> Account | None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
+from cockpit.providers.models import OUTPUT_LIMIT_FIELDS
+
 MICRO = Decimal("0.000001")
 MILLION = Decimal(1_000_000)
 # When the catalogue knows neither the model's output maximum nor its context window.
@@ -84,13 +86,32 @@ def input_token_bound(body: dict[str, Any], *, operation: str) -> int:
     return total + MESSAGE_OVERHEAD
 
 
+# Body fields that multiply the output: ``n`` choices, and ``best_of`` candidates (generated and
+# billed, of which ``n`` are returned) on upstreams that support it.
+CHOICE_FIELDS = ("n", "best_of")
+MAX_CHOICES = 128
+
+
 def asked_output(body: dict[str, Any]) -> int | None:
-    """The caller's output limit, if it set one (``max_completion_tokens`` wins over ``max_tokens``)."""
-    for key in ("max_completion_tokens", "max_tokens"):
+    """The caller's output limit, if it set one: the smallest of the limits it sent (an upstream
+    reads one of them, and each is clamped to the hold's limit anyway)."""
+    asked = [
+        value
+        for key in OUTPUT_LIMIT_FIELDS
+        if isinstance(value := body.get(key), int) and not isinstance(value, bool) and value > 0
+    ]
+    return min(asked) if asked else None
+
+
+def output_choices(body: dict[str, Any]) -> int:
+    """How many outputs the call can generate (and be billed for): the largest of ``n`` and
+    ``best_of``, 1 when neither is set. The gateway has refused values outside 1..MAX_CHOICES."""
+    count = 1
+    for key in CHOICE_FIELDS:
         value = body.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+        if isinstance(value, int) and not isinstance(value, bool) and value > count:
+            count = value
+    return count
 
 
 def plan_hold(
@@ -104,15 +125,18 @@ def plan_hold(
     cached_price: Decimal,
     factor: Decimal,
     available: Decimal,
+    choices: int = 1,
 ) -> HoldPlan | Refusal:
     """The hold and output limit of a call with at most ``input_tokens`` input tokens, or a refusal
-    when ``available`` credits cannot pay for its input and one output token. Prices are USD per
-    million tokens; ``factor`` is credits per USD."""
+    when ``available`` credits cannot pay for its input and one output token per choice. Prices are
+    USD per million tokens; ``factor`` is credits per USD. The output limit is per choice: a call
+    with ``choices`` outputs (``n``, ``best_of``) holds ``choices`` times its output."""
     if context_window:
         input_tokens = min(input_tokens, context_window)
     # Cached tokens are cheaper as a rule; if a catalogue says otherwise, hold at the higher price.
     input_rate = max(input_price, cached_price) * factor / MILLION  # credits per input token
-    output_rate = output_price * factor / MILLION
+    # Credits per token of the output limit: every choice can produce that many tokens.
+    output_rate = output_price * factor / MILLION * max(choices, 1)
     input_credits = input_tokens * input_rate
     limit = asked_max_output or model_max_output or DEFAULT_MAX_OUTPUT
     if model_max_output:

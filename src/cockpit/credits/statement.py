@@ -12,20 +12,25 @@ containing ``from`` up to ``from`` (0 when ``from`` is a cycle's start, as by de
 balance is the opening balance plus the credits of that line and every line before it, so
 ``closing_balance = opening_balance + sum(credits)``. It is the net of recorded movements, not the
 spendable remainder (a monthly allocation set in an earlier cycle carries over without a new entry).
+
+A statement can hold hundreds of thousands of lines (every gateway call is one): it is read a page at
+a time, in (time, id) order with a keyset cursor, while its totals (closing balance, credits in and
+out, number of lines) are sums computed by the database; the CSV is streamed.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
@@ -70,7 +75,12 @@ class Statement:
     end: datetime
     opening_balance: Decimal
     closing_balance: Decimal
-    lines: Sequence[StatementLine]
+    lines: Sequence[StatementLine]  # one page
+    total_lines: int = 0
+    credits_in: Decimal = ZERO
+    credits_out: Decimal = ZERO
+    next_cursor: str | None = None  # where the next page starts; None after the last page
+    brought_forward: Decimal = ZERO  # the balance before this page's first line
 
     @property
     def balance_basis(self) -> str:
@@ -134,17 +144,62 @@ async def _resolve_scope(
     return "group", group_id
 
 
-async def build_statement(
+DEFAULT_LIMIT = 500
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class _Range:
+    """What a statement covers, resolved and checked."""
+
+    scope: str
+    target_id: uuid.UUID | None
+    start: datetime
+    end: datetime
+    opening: Decimal
+    where: tuple[ColumnElement[bool], ...]  # the statement's entries in the range
+
+
+def encode_cursor(entry: LedgerEntry) -> str:
+    raw = f"{entry.created_at.isoformat()}|{entry.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        moment, ident = raw.split("|", 1)
+        when = datetime.fromisoformat(moment)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return when, uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError):
+        raise _bad("cursor", "not a cursor of this statement (use next_cursor as it was returned)") from None
+
+
+def _after(moment: datetime, ident: uuid.UUID) -> ColumnElement[bool]:
+    """Entries after (moment, ident) in statement order."""
+    return or_(
+        LedgerEntry.created_at > moment, and_(LedgerEntry.created_at == moment, LedgerEntry.id > ident)
+    )
+
+
+def _sum(*where: ColumnElement[bool]) -> Any:
+    return select(func.coalesce(func.sum(LedgerEntry.__table__.c.amount, type_=BigInteger), 0)).where(*where)
+
+
+def _credits(total: Any) -> Decimal:
+    return Decimal(int(total or 0)) / MICRO
+
+
+async def _resolve_range(
     session: AsyncSession,
     actor: Actor,
-    *,
-    user_id: uuid.UUID | None = None,
-    group_id: uuid.UUID | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> Statement:
-    """The entries of a member, a group or (neither) the account between ``start`` and ``end``,
-    oldest first, with running balances. Default range: the current cycle."""
+    user_id: uuid.UUID | None,
+    group_id: uuid.UUID | None,
+    start: datetime | None,
+    end: datetime | None,
+) -> _Range:
     for field, value in (("from", start), ("to", end)):
         if value is not None and value.tzinfo is None:
             raise _bad(field, "give a time zone (e.g. 2026-01-31T00:00:00Z)")
@@ -157,40 +212,145 @@ async def build_statement(
     end = end if end is not None else max(cycle.ends_at, start)
     if start >= end:
         raise _bad("to", "must be later than from")
-    where = [
+    base = (
         LedgerEntry.account_id == account.id,
         LedgerEntry.kind.not_in(IN_FLIGHT),
         _scope_filter(scope, target_id),
-    ]
+    )
     opening = ZERO
     first_cycle = await cycle_at(session, account.id, start)
     if first_cycle is not None:
-        total = await session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.__table__.c.amount, type_=BigInteger), 0)).where(
-                *where, LedgerEntry.cycle_id == first_cycle.id, LedgerEntry.created_at < start
+        opening = _credits(
+            await session.scalar(
+                _sum(*base, LedgerEntry.cycle_id == first_cycle.id, LedgerEntry.created_at < start)
             )
         )
-        opening = Decimal(int(total or 0)) / MICRO
-    entries = await session.scalars(
-        select(LedgerEntry)
-        .where(*where, LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
-        .order_by(LedgerEntry.created_at, LedgerEntry.id)
-    )
-    balance, lines = opening, []
-    for entry in entries:
+    where = (*base, LedgerEntry.created_at >= start, LedgerEntry.created_at < end)
+    return _Range(scope, target_id, start, end, opening, where)
+
+
+def _line(entry: LedgerEntry, balance: Decimal) -> StatementLine:
+    usd = entry.usd if entry.kind is EntryKind.usage_debit else None
+    return StatementLine(entry, balance, unit_price(entry), usd)
+
+
+async def build_statement(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    user_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    cursor: str | None = None,
+    offset: int = 0,
+    limit: int = DEFAULT_LIMIT,
+) -> Statement:
+    """One page of the entries of a member, a group or (neither) the account between ``start`` and
+    ``end``, oldest first, with running balances and the whole range's totals. Default range: the
+    current cycle. A page starts after ``cursor`` (the API) or at ``offset`` (numbered console pages)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise _bad("limit", f"must be between 1 and {MAX_LIMIT}")
+    span = await _resolve_range(session, actor, user_id, group_id, start, end)
+    where: tuple[ColumnElement[bool], ...] = span.where
+    totals = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(
+                    func.sum(
+                        case((LedgerEntry.amount > 0, LedgerEntry.__table__.c.amount)), type_=BigInteger
+                    ),
+                    0,
+                ),
+                func.coalesce(
+                    func.sum(
+                        case((LedgerEntry.amount < 0, LedgerEntry.__table__.c.amount)), type_=BigInteger
+                    ),
+                    0,
+                ),
+            ).where(*where)
+        )
+    ).one()
+    count, credits_in, credits_out = int(totals[0]), _credits(totals[1]), _credits(totals[2])
+    ordered = select(LedgerEntry).where(*where).order_by(LedgerEntry.created_at, LedgerEntry.id)
+    if cursor is not None:
+        moment, ident = decode_cursor(cursor)
+        before = or_(
+            LedgerEntry.created_at < moment, and_(LedgerEntry.created_at == moment, LedgerEntry.id <= ident)
+        )
+        brought = span.opening + _credits(await session.scalar(_sum(*where, before)))
+        rows = list(await session.scalars(ordered.where(_after(moment, ident)).limit(limit + 1)))
+    else:
+        brought = span.opening
+        if offset > 0:
+            head = select(LedgerEntry.__table__.c.amount).where(*where)
+            head = head.order_by(LedgerEntry.created_at, LedgerEntry.id).limit(offset)
+            brought += _credits(
+                await session.scalar(
+                    select(func.coalesce(func.sum(head.subquery().c.amount, type_=BigInteger), 0))
+                )
+            )
+        rows = list(await session.scalars(ordered.offset(offset).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    balance, lines = brought, []
+    for entry in rows:
         balance += entry.amount
-        usd = entry.usd if entry.kind is EntryKind.usage_debit else None
-        lines.append(StatementLine(entry, balance, unit_price(entry), usd))
+        lines.append(_line(entry, balance))
     return Statement(
-        scope=scope,
-        user_id=target_id if scope == "user" else None,
-        group_id=target_id if scope == "group" else None,
-        start=start,
-        end=end,
-        opening_balance=opening,
-        closing_balance=balance,
+        scope=span.scope,
+        user_id=span.target_id if span.scope == "user" else None,
+        group_id=span.target_id if span.scope == "group" else None,
+        start=span.start,
+        end=span.end,
+        opening_balance=span.opening,
+        closing_balance=span.opening + credits_in + credits_out,
         lines=lines,
+        total_lines=count,
+        credits_in=credits_in,
+        credits_out=credits_out,
+        next_cursor=encode_cursor(rows[-1]) if more and rows else None,
+        brought_forward=brought,
     )
+
+
+async def statement_lines(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    user_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> tuple[Statement, AsyncIterator[StatementLine]]:
+    """The statement's header (no lines) and every line, oldest first, read as they are consumed
+    (for a CSV of any length in bounded memory). Access is checked before anything is returned."""
+    span = await _resolve_range(session, actor, user_id, group_id, start, end)
+    header = Statement(
+        scope=span.scope,
+        user_id=span.target_id if span.scope == "user" else None,
+        group_id=span.target_id if span.scope == "group" else None,
+        start=span.start,
+        end=span.end,
+        opening_balance=span.opening,
+        closing_balance=span.opening,
+        lines=[],
+    )
+
+    async def lines() -> AsyncIterator[StatementLine]:
+        stmt = (
+            select(LedgerEntry)
+            .where(*span.where)
+            .order_by(LedgerEntry.created_at, LedgerEntry.id)
+            .execution_options(yield_per=1000)
+        )
+        balance = span.opening
+        async for entry in await session.stream_scalars(stmt):
+            balance += entry.amount
+            yield _line(entry, balance)
+
+    return header, lines()
 
 
 CSV_COLUMNS = [
@@ -218,25 +378,41 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _row(line: StatementLine) -> list[Any]:
+    e = line.entry
+    return [
+        e.created_at.isoformat(),
+        _cell(e.description),
+        e.kind.value,
+        _cell(e.model),
+        "" if e.input_tokens is None else e.input_tokens,
+        "" if e.output_tokens is None else e.output_tokens,
+        _text(line.unit_price),
+        _text(e.amount),
+        _text(line.usd),
+        _text(line.balance),
+    ]
+
+
 def statement_csv(statement: Statement) -> str:
-    """The statement as CSV: a header, then one line per entry, oldest first."""
+    """A statement's lines as CSV: a header, then one line per entry, oldest first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for line in statement.lines:
-        e = line.entry
-        writer.writerow(
-            [
-                e.created_at.isoformat(),
-                _cell(e.description),
-                e.kind.value,
-                _cell(e.model),
-                "" if e.input_tokens is None else e.input_tokens,
-                "" if e.output_tokens is None else e.output_tokens,
-                _text(line.unit_price),
-                _text(e.amount),
-                _text(line.usd),
-                _text(line.balance),
-            ]
-        )
+        writer.writerow(_row(line))
     return buffer.getvalue()
+
+
+async def csv_chunks(lines: AsyncIterator[StatementLine]) -> AsyncIterator[str]:
+    """The CSV of ``lines`` in pieces of about 64 KB, as they are read."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    async for line in lines:
+        writer.writerow(_row(line))
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()

@@ -24,6 +24,7 @@ from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle, cycles_of
 from cockpit.credits.enforcement import release_from_lease
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
+from cockpit.kit.text import storable
 
 # Namespace of the ids of usage debits (uuid5 of the call's id).
 DEBIT_NAMESPACE = uuid.UUID("6f1d2f3e-7a52-4c1e-9a55-0b3c2a1d9e10")
@@ -79,7 +80,7 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
             call_id = _as_uuid(record["id"])
             assert call_id is not None
             leases[call_id] = _as_uuid(record.get("credit_lease_id"))
-            model = str(record.get("model") or "")
+            model = storable(str(record.get("model") or ""))  # caller's text: see kit.text
             rows.append(
                 {
                     "id": debit_id(call_id),

@@ -40,6 +40,7 @@ from cockpit.credits.enforcement import Pricing
 from cockpit.credits.models import CreditCycle, GroupBudget, MemberAllocation
 from cockpit.groups.models import Group
 from cockpit.kit import secrets
+from cockpit.kit.text import is_header_name, is_header_value
 from cockpit.policies.engine import PolicySet
 from cockpit.policies.models import AccessPolicy, PolicyDefaults
 from cockpit.policies.service import policy_set
@@ -335,13 +336,24 @@ class Directory:
                 key = secrets.decrypt(provider.api_key_encrypted, self.secret_key)
             except ValueError:
                 key = None  # the secret key changed: the upstream will refuse, reported as such
+        settings = dict(provider.settings or {})
+        # Saved before these were checked: a key or header name that cannot go into an HTTP header
+        # is left out, so the upstream refuses the call (a 502 naming the key) instead of a crash.
+        if key is not None and not is_header_value(key):
+            log.warning(
+                "provider %s has an API key that cannot be sent in a header; save it again", provider.id
+            )
+            key = None
+        header = settings.get("api_key_header")
+        if header is not None and not (isinstance(header, str) and is_header_name(header)):
+            settings.pop("api_key_header")
         return Upstream(
             provider_id=provider.id,
             name=provider.name,
             kind=provider.kind,
             base_url=provider.base_url,
             api_key=key,
-            settings=dict(provider.settings or {}),
+            settings=settings,
         )
 
 

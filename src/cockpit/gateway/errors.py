@@ -42,10 +42,15 @@ def unauthenticated(message: str) -> GatewayError:
     return GatewayError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
 
 
+def shown(text: str, limit: int = 100) -> str:
+    """Caller-supplied text as echoed in an error message: never more than ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
 def model_not_found(name: str) -> GatewayError:
     return GatewayError(
         404,
-        f"The model '{name}' does not exist or you do not have access to it.",
+        f"The model '{shown(name)}' does not exist or you do not have access to it.",
         code="model_not_found",
         param="model",
     )

@@ -26,22 +26,28 @@ from starlette.types import Receive, Scope, Send
 
 from cockpit.config import Settings
 from cockpit.credits.enforcement import CreditKeeper, Hold, InsufficientCredits
-from cockpit.credits.holds import asked_output
+from cockpit.credits.holds import CHOICE_FIELDS, MAX_CHOICES
 from cockpit.gateway import tokencount
 from cockpit.gateway.directory import Caller, Catalog, Directory, Route
 from cockpit.gateway.errors import GatewayError, invalid, model_not_found, unauthenticated
 from cockpit.gateway.transport import PooledTransport
 from cockpit.gateway.upstreams import Call, Upstreams
+from cockpit.kit.text import MAX_DEPTH, Unstorable, find_unstorable
 from cockpit.kit.time import utcnow
 from cockpit.policies.engine import Decision
 from cockpit.policies.models import ResourceType
+from cockpit.providers.models import OUTPUT_LIMIT_FIELDS
 from cockpit.usage.models import CallStatus, Operation
 from cockpit.usage.recorder import Recorder
 from cockpit.users.models import UserRole
 
 log = logging.getLogger("cockpit.gateway")
 
-MAX_BODY_BYTES = 32 * 1024 * 1024
+# Bodies at least this large are parsed in a thread (the event loop serves other calls meanwhile).
+LARGE_BODY_BYTES = 1024 * 1024
+# A record whose tokens must be counted by Cockpit from more text than this is completed in a
+# thread: tokenizing megabytes on the event loop would hold up every other call.
+INLINE_COUNT_BYTES = 16 * 1024
 MAX_STORED_REQUEST_BYTES = 256 * 1024
 MILLION = Decimal(1_000_000)
 # Body fields that would name other credentials or another destination: never accepted.
@@ -165,6 +171,8 @@ class Context:
     call: Call | None = None
     hold: Hold | None = None
     recorded: bool = False
+    body_bytes: int = 0
+    ended: float = 0.0
 
 
 class Gateway:
@@ -182,8 +190,11 @@ class Gateway:
         )
         self.transport = PooledTransport(allow_private=settings.allow_private_upstreams)
         self.upstreams = Upstreams(self.transport)
+        # Records waiting for Cockpit's own token count (see _record).
+        self._counting: set[asyncio.Future[None]] = set()
 
     async def aclose(self) -> None:
+        await self.drain()
         await self.transport.aclose()
 
     # ---- who is calling ----
@@ -244,22 +255,48 @@ class Gateway:
 
     # ---- requests ----
 
-    async def _body(self, request: Request) -> dict[str, Any]:
+    async def _body(self, request: Request, ctx: Context) -> dict[str, Any]:
+        """The JSON body, read as it streams in and refused (413) as soon as it passes the limit;
+        400 for anything that is not a JSON object Cockpit can pass on and record."""
+        limit = self.settings.max_body_bytes_gateway
+        too_large = GatewayError(
+            413, f"The request body is larger than {limit:,} bytes.", code="payload_too_large"
+        )
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            raise GatewayError(413, "The request body is too large.", code="payload_too_large")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise too_large
+        pieces: list[bytes] = []
+        size = 0
         try:
-            raw = await request.body()
+            async for piece in request.stream():
+                size += len(piece)
+                if size > limit:
+                    raise too_large
+                pieces.append(piece)
         except ClientDisconnect:
             raise invalid("The request body was not received completely.") from None
-        if len(raw) > MAX_BODY_BYTES:
-            raise GatewayError(413, "The request body is too large.", code="payload_too_large")
+        raw = b"".join(pieces)
+        ctx.body_bytes = len(raw)
         try:
-            body = json.loads(raw)
+            body = (
+                json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await asyncio.to_thread(json.loads, raw)
+            )
+        except RecursionError:
+            raise invalid(
+                f"The request body is nested more than {MAX_DEPTH} levels deep.", code="invalid_json"
+            ) from None
         except ValueError:
             raise invalid("The request body is not valid JSON.", code="invalid_json") from None
         if not isinstance(body, dict):
             raise invalid("The request body must be a JSON object.", code="invalid_json")
+        if isinstance(body.get("model"), str):
+            ctx.model_name = body["model"]  # recorded (made storable) even if the body is refused
+        try:
+            # NUL is valid text for an upstream (and made storable when recorded); a lone surrogate
+            # is not text at all, and nothing nests deeper than MAX_DEPTH levels.
+            find_unstorable(body, root="", nul=False)
+        except Unstorable as exc:
+            raise invalid(f"'{exc.path}' {exc.reason}.", param=exc.path, code="invalid_text") from None
         return body
 
     @staticmethod
@@ -297,10 +334,16 @@ class Gateway:
             raise invalid("'stream_options' must be an object.", param="stream_options")
         if options is not None and not stream:
             raise invalid("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
-        for name in ("max_tokens", "max_completion_tokens"):
+        for name in OUTPUT_LIMIT_FIELDS:
             value = body.get(name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise invalid(f"'{name}' must be a positive integer.", param=name)
+        for name in CHOICE_FIELDS:
+            value = body.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CHOICES
+            ):
+                raise invalid(f"'{name}' must be an integer from 1 to {MAX_CHOICES}.", param=name)
         include_usage = bool(stream and options and options.get("include_usage") is True)
         return stream, include_usage
 
@@ -350,9 +393,7 @@ class Gateway:
         try:
             ctx.catalog = catalog = await self.directory.catalog(caller.account_id)
             self._require_api_access(caller, catalog)
-            ctx.body = body = await self._body(request)
-            if isinstance(body.get("model"), str):
-                ctx.model_name = body["model"]
+            ctx.body = body = await self._body(request, ctx)
             ctx.attribution = self.attribution(request, caller, catalog)
             model_name = self._check_common(body)
             if operation is Operation.chat:
@@ -448,16 +489,15 @@ class Gateway:
                 code="credits_unavailable",
             ) from None
         if hold is not None and hold.max_output_tokens is not None:
+            # Every output-limit field the caller sent is clamped (an upstream may read any of
+            # them); with none, the provider's own field carries the limit.
             limit = hold.max_output_tokens
-            asked = asked_output(body)
-            if asked is None or limit < asked:
-                if isinstance(body.get("max_completion_tokens"), int):
-                    body["max_completion_tokens"] = limit
-                elif isinstance(body.get("max_tokens"), int):
-                    body["max_tokens"] = limit
-                else:
-                    param = route.upstream.settings.get("output_limit_param")
-                    body[param if param in ("max_tokens", "max_completion_tokens") else "max_tokens"] = limit
+            sent = [name for name in OUTPUT_LIMIT_FIELDS if isinstance(body.get(name), int)]
+            for name in sent:
+                body[name] = min(body[name], limit)
+            if not sent:
+                param = route.upstream.settings.get("output_limit_param")
+                body[param if param in OUTPUT_LIMIT_FIELDS else "max_tokens"] = limit
         return hold
 
     def _closed(self, ctx: Context) -> None:
@@ -490,10 +530,72 @@ class Gateway:
         self, ctx: Context, *, status: CallStatus, http_status: int, error: GatewayError | None = None
     ) -> None:
         """Hand the call's record to the recorder (a journal append; no database round-trip), and
-        settle its hold: what it did not use goes back to its member's lease."""
+        settle its hold: what it did not use goes back to its member's lease.
+
+        When the upstream reported no usage, Cockpit counts the tokens itself; from a large body
+        that is done in a thread and the record follows when it is done (``drain`` waits for it)."""
         if ctx.recorded:
             return
         ctx.recorded = True
+        ctx.ended = time.perf_counter()
+        call, route = ctx.call, ctx.route
+        answer = ""
+        if call is not None and route is not None:
+            answer = "".join(call.pieces) if call.stream else (call.output_text or "")
+            reached_upstream = call.first_token is not None or bool(answer)
+            if call.usage is None and (
+                reached_upstream or call.failure is not None or status is CallStatus.client_disconnected
+            ):
+                # The upstream reported no usage (e.g. a stream cut short): count what was sent and
+                # what came back, and say so.
+                model = route.upstream_model
+                if ctx.body_bytes + len(answer) <= INLINE_COUNT_BYTES:
+                    counted = (
+                        tokencount.count_input(ctx.body, model=model, operation=ctx.operation),
+                        tokencount.count_text(answer, model=model),
+                    )
+                    self._write_record(ctx, status, http_status, error, counted)
+                else:
+                    task = asyncio.ensure_future(
+                        self._record_counted(ctx, status, http_status, error, answer)
+                    )
+                    self._counting.add(task)
+                    task.add_done_callback(self._counting.discard)
+                return
+        self._write_record(ctx, status, http_status, error, None)
+
+    async def _record_counted(
+        self, ctx: Context, status: CallStatus, http_status: int, error: GatewayError | None, answer: str
+    ) -> None:
+        assert ctx.route is not None
+        model = ctx.route.upstream_model
+
+        def count() -> tuple[int, int]:
+            return (
+                tokencount.count_input(ctx.body, model=model, operation=ctx.operation),
+                tokencount.count_text(answer, model=model),
+            )
+
+        try:
+            counted = await asyncio.to_thread(count)
+        except Exception:  # never lose the record (nor its hold) over an estimate
+            log.exception("could not count the tokens of a gateway call")
+            counted = (0, 0)
+        self._write_record(ctx, status, http_status, error, counted)
+
+    async def drain(self) -> None:
+        """Wait for records whose tokens are being counted (before the recorder stops)."""
+        while self._counting:
+            await asyncio.gather(*self._counting, return_exceptions=True)
+
+    def _write_record(
+        self,
+        ctx: Context,
+        status: CallStatus,
+        http_status: int,
+        error: GatewayError | None,
+        counted: tuple[int, int] | None,
+    ) -> None:
         caller, route, call = ctx.caller, ctx.route, ctx.call
         input_tokens = output_tokens = cached = 0
         estimated = False
@@ -502,17 +604,11 @@ class Gateway:
         if call is not None and route is not None:
             if call.first_token is not None:
                 ttft_ms = round((call.first_token - ctx.started) * 1000)
-            answer = "".join(call.pieces) if call.stream else (call.output_text or "")
-            reached_upstream = call.first_token is not None or bool(answer)
             if call.usage is not None:
                 input_tokens, output_tokens, cached = call.usage
-            elif reached_upstream or call.failure is not None or status is CallStatus.client_disconnected:
-                # The upstream reported no usage (e.g. a stream cut short): count what was sent and
-                # what came back, and say so.
+            elif counted is not None:
                 estimated = True
-                model = route.upstream_model
-                input_tokens = tokencount.count_input(ctx.body, model=model, operation=ctx.operation)
-                output_tokens = tokencount.count_text(answer, model=model)
+                input_tokens, output_tokens = counted
             cost = cost_of(route, input_tokens, output_tokens, cached)
         credits = credits_of(cost, ctx.catalog.credit_factor) if ctx.catalog is not None else Decimal(0)
         record: dict[str, Any] = {
@@ -534,7 +630,7 @@ class Gateway:
             "error_type": error.code if error else None,
             "error_message": error.message[:500] if error else None,
             "http_status": http_status,
-            "latency_ms": round((time.perf_counter() - ctx.started) * 1000),
+            "latency_ms": round(((ctx.ended or time.perf_counter()) - ctx.started) * 1000),
             "ttft_ms": ttft_ms,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,

@@ -17,6 +17,7 @@ from cockpit.groups.schemas import (
     GroupMembersAdd,
     GroupOut,
 )
+from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession
 
 router = APIRouter(prefix="/groups", tags=["groups"])
@@ -31,8 +32,12 @@ async def _out(session: DbSession, actor: Actor, group_id: uuid.UUID) -> GroupOu
 
 
 @router.get("", response_model=GroupList)
-async def list_groups(session: DbSession, actor: GroupReader) -> GroupList:
-    return GroupList(items=[GroupOut.of(g, n) for g, n in await service.list_groups(session, actor)])
+async def list_groups(
+    session: DbSession, actor: GroupReader, paging: Annotated[PageParams, Depends(catalog_page_params)]
+) -> GroupList:
+    """The account's groups (the Default group first, then by name), a page at a time."""
+    page = await service.page_groups(session, actor, paging)
+    return GroupList(items=[GroupOut.of(g, n) for g, n in page.items], meta=PageMeta.of(page))
 
 
 @router.post("", response_model=GroupOut, status_code=status.HTTP_201_CREATED)

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.groups.models import Group
@@ -30,19 +31,24 @@ async def default_group(session: AsyncSession, account_id: uuid.UUID) -> Group:
 
 
 async def list_with_counts(session: AsyncSession, account_id: uuid.UUID) -> list[tuple[Group, int]]:
+    rows = await session.execute(with_counts_stmt(account_id))
+    return [(group, int(count)) for group, count in rows.all()]
+
+
+def with_counts_stmt(account_id: uuid.UUID) -> Select[Group, Any]:
+    """The account's groups with their member counts, the Default group first, then by name."""
     counts = (
         select(User.group_id, func.count().label("members"))
         .where(User.account_id == account_id)
         .group_by(User.group_id)
         .subquery()
     )
-    rows = await session.execute(
+    return (
         select(Group, func.coalesce(counts.c.members, 0))
         .outerjoin(counts, counts.c.group_id == Group.id)
         .where(Group.account_id == account_id)
         .order_by(Group.is_default.desc(), Group.name_key)
     )
-    return [(group, int(count)) for group, count in rows.all()]
 
 
 async def member_count(session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID) -> int:

@@ -6,6 +6,7 @@ from datetime import datetime
 from pydantic import Field
 
 from cockpit.groups.models import Group
+from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 
 
@@ -31,6 +32,7 @@ class GroupOut(OutputSchema):
 
 class GroupList(OutputSchema):
     items: list[GroupOut]
+    meta: PageMeta
 
 
 class GroupCreate(InputSchema):

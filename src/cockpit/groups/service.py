@@ -14,6 +14,7 @@ from cockpit.authz.permissions import Permission
 from cockpit.groups import repository
 from cockpit.groups.models import DEFAULT_GROUP_NAME, Group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from cockpit.kit.pagination import Page, PageParams, paginate_rows
 from cockpit.kit.validation import require_text
 from cockpit.users.models import User
 
@@ -47,6 +48,11 @@ async def access_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID)
 async def list_groups(session: AsyncSession, actor: Actor) -> list[tuple[Group, int]]:
     actor.require(Permission.users_read)
     return await repository.list_with_counts(session, actor.account_id)
+
+
+async def page_groups(session: AsyncSession, actor: Actor, params: PageParams) -> Page[tuple[Group, int]]:
+    actor.require(Permission.users_read)
+    return await paginate_rows(session, repository.with_counts_stmt(actor.account_id), params)
 
 
 async def _check_name(

@@ -81,11 +81,19 @@ def json_error(request: Request, exc: CockpitError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status, headers=_headers(exc))
 
 
-def install_error_handlers(app: FastAPI, html: HtmlRenderer) -> None:
+def error_renderer(html: HtmlRenderer) -> Callable[[Request, CockpitError], Awaitable[Response]]:
+    """Render an error as its surface expects: JSON for the REST API and the gateway, else a page."""
+
     async def render(request: Request, exc: CockpitError) -> Response:
         if is_api(request) or is_gateway(request):
             return json_error(request, exc)
         return await html(request, exc)
+
+    return render
+
+
+def install_error_handlers(app: FastAPI, html: HtmlRenderer) -> None:
+    render = error_renderer(html)
 
     @app.exception_handler(CockpitError)
     async def _cockpit_error(request: Request, exc: CockpitError) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar, TypeVarTuple
 
 from fastapi import Query
 from pydantic import BaseModel
@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 MAX_PER_PAGE = 200
 
@@ -31,6 +32,15 @@ def page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = 50,
 ) -> PageParams:
+    return PageParams(page=page, per_page=per_page)
+
+
+def catalog_page_params(
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = MAX_PER_PAGE,
+) -> PageParams:
+    """Paging of lists that are usually short (groups, projects, providers, models, tokens): the
+    first page holds up to MAX_PER_PAGE items, and ``meta`` says when there are more."""
     return PageParams(page=page, per_page=per_page)
 
 
@@ -66,6 +76,13 @@ async def paginate(session: AsyncSession, stmt: Select[T], params: PageParams) -
     total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     rows = await session.scalars(stmt.limit(params.per_page).offset(params.offset))
     return Page(items=list(rows), total=total or 0, page=params.page, per_page=params.per_page)
+
+
+async def paginate_rows(session: AsyncSession, stmt: Select[*Ts], params: PageParams) -> Page[Any]:
+    """``paginate`` for statements that select several columns: the items are rows (tuples)."""
+    total = await session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = await session.execute(stmt.limit(params.per_page).offset(params.offset))
+    return Page(items=list(rows.all()), total=total or 0, page=params.page, per_page=params.per_page)
 
 
 class PageMeta(BaseModel):

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from cockpit.auth.dependencies import ApiActor
+from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession
 from cockpit.projects import service
 from cockpit.projects.schemas import (
@@ -26,9 +28,12 @@ async def _out(session: DbSession, actor: ApiActor, project_id: uuid.UUID) -> Pr
 
 
 @router.get("", response_model=ProjectList)
-async def list_projects(session: DbSession, actor: ApiActor) -> ProjectList:
-    """Every project for account admins; the projects one belongs to otherwise."""
-    return ProjectList(items=[ProjectOut.of(p, n) for p, n in await service.list_projects(session, actor)])
+async def list_projects(
+    session: DbSession, actor: ApiActor, paging: Annotated[PageParams, Depends(catalog_page_params)]
+) -> ProjectList:
+    """Every project for account admins; the projects one belongs to otherwise (by name, paged)."""
+    page = await service.page_projects(session, actor, paging)
+    return ProjectList(items=[ProjectOut.of(p, n) for p, n in page.items], meta=PageMeta.of(page))
 
 
 @router.post("", response_model=ProjectOut, status_code=status.HTTP_201_CREATED)

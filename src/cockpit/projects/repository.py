@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.projects.models import Project, ProjectMember
@@ -32,6 +33,12 @@ async def membership(
 async def list_projects(
     session: AsyncSession, account_id: uuid.UUID, *, member_id: uuid.UUID | None = None
 ) -> list[tuple[Project, int]]:
+    rows = await session.execute(projects_stmt(account_id, member_id=member_id))
+    return [(project, int(count)) for project, count in rows.all()]
+
+
+def projects_stmt(account_id: uuid.UUID, *, member_id: uuid.UUID | None = None) -> Select[Project, Any]:
+    """The account's projects (those ``member_id`` belongs to) with their member counts, by name."""
     counts = (
         select(ProjectMember.project_id, func.count().label("members"))
         .where(ProjectMember.account_id == account_id)
@@ -47,8 +54,7 @@ async def list_projects(
     if member_id is not None:
         mine = select(ProjectMember.project_id).where(ProjectMember.user_id == member_id)
         stmt = stmt.where(Project.id.in_(mine))
-    rows = await session.execute(stmt)
-    return [(project, int(count)) for project, count in rows.all()]
+    return stmt
 
 
 async def members_of(session: AsyncSession, project_id: uuid.UUID) -> list[tuple[ProjectMember, User]]:

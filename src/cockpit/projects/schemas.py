@@ -5,6 +5,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
 from cockpit.users.models import User
@@ -30,6 +31,7 @@ class ProjectOut(OutputSchema):
 
 class ProjectList(OutputSchema):
     items: list[ProjectOut]
+    meta: PageMeta
 
 
 class ProjectCreate(InputSchema):

@@ -11,6 +11,7 @@ from cockpit.audit.service import Target
 from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import Conflict, NotFound, NotPermitted
+from cockpit.kit.pagination import Page, PageParams, paginate_rows
 from cockpit.kit.validation import require_text
 from cockpit.projects import repository
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
@@ -49,6 +50,16 @@ async def list_projects(session: AsyncSession, actor: Actor) -> list[tuple[Proje
     if actor.user_id is None:
         return []
     return await repository.list_projects(session, actor.account_id, member_id=actor.user_id)
+
+
+async def page_projects(session: AsyncSession, actor: Actor, params: PageParams) -> Page[tuple[Project, int]]:
+    """Every project for account admins, the projects one belongs to otherwise; a page at a time."""
+    if actor.can(Permission.projects_manage):
+        return await paginate_rows(session, repository.projects_stmt(actor.account_id), params)
+    if actor.user_id is None:
+        return Page(items=[], total=0, page=params.page, per_page=params.per_page)
+    stmt = repository.projects_stmt(actor.account_id, member_id=actor.user_id)
+    return await paginate_rows(session, stmt, params)
 
 
 async def _check_name(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, status
 from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import ApiActor, require
 from cockpit.authz.permissions import Permission
+from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession
 from cockpit.providers import service
 from cockpit.providers.schemas import (
@@ -42,8 +43,11 @@ def _allow_private(request: Request) -> bool:
 
 
 @router.get("/providers", response_model=ProviderList)
-async def list_providers(session: DbSession, actor: Manager) -> ProviderList:
-    return ProviderList(items=[ProviderOut.of(p) for p in await service.list_providers(session, actor)])
+async def list_providers(
+    session: DbSession, actor: Manager, paging: Annotated[PageParams, Depends(catalog_page_params)]
+) -> ProviderList:
+    page = await service.page_providers(session, actor, paging)
+    return ProviderList(items=[ProviderOut.of(p) for p in page.items], meta=PageMeta.of(page))
 
 
 @router.post("/providers", response_model=ProviderOut, status_code=status.HTTP_201_CREATED)
@@ -112,9 +116,12 @@ async def test_provider(
 
 
 @router.get("/models", response_model=ModelList)
-async def list_models(session: DbSession, actor: ApiActor) -> ModelList:
-    """The model catalogue: enabled models; administrators also see disabled ones."""
-    return ModelList(items=[ModelOut.of(m) for m in await service.list_models(session, actor)])
+async def list_models(
+    session: DbSession, actor: ApiActor, paging: Annotated[PageParams, Depends(catalog_page_params)]
+) -> ModelList:
+    """The model catalogue: enabled models; administrators also see disabled ones (by name, paged)."""
+    page = await service.page_models(session, actor, paging)
+    return ModelList(items=[ModelOut.of(m) for m in page.items], meta=PageMeta.of(page))
 
 
 @router.post("/models", response_model=ModelOut, status_code=status.HTTP_201_CREATED)

@@ -10,6 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, MicroDecimal, TimestampMixin
 
+# Every body field an upstream may read as the output-token limit of one choice. The gateway clamps
+# each of them that a caller sends (an upstream that reads another one than Cockpit expects must not
+# be able to spend more than was held); a provider's ``output_limit_param`` setting names one of them.
+OUTPUT_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens", "max_new_tokens")
+
 
 class ProviderKind(StrEnum):
     openai = "openai"  # any OpenAI-compatible endpoint

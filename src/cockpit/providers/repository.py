@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.providers.models import Model, Provider
@@ -23,10 +23,11 @@ async def provider_by_name(session: AsyncSession, account_id: uuid.UUID, name: s
 
 
 async def list_providers(session: AsyncSession, account_id: uuid.UUID) -> list[Provider]:
-    rows = await session.scalars(
-        select(Provider).where(Provider.account_id == account_id).order_by(Provider.name_key)
-    )
-    return list(rows)
+    return list(await session.scalars(providers_stmt(account_id)))
+
+
+def providers_stmt(account_id: uuid.UUID) -> Select[Provider]:
+    return select(Provider).where(Provider.account_id == account_id).order_by(Provider.name_key)
 
 
 async def model_count(session: AsyncSession, account_id: uuid.UUID, provider_id: uuid.UUID) -> int:
@@ -47,7 +48,11 @@ async def model_by_name(session: AsyncSession, account_id: uuid.UUID, name: str)
 
 
 async def list_models(session: AsyncSession, account_id: uuid.UUID, *, enabled_only: bool) -> list[Model]:
+    return list(await session.scalars(models_stmt(account_id, enabled_only=enabled_only)))
+
+
+def models_stmt(account_id: uuid.UUID, *, enabled_only: bool) -> Select[Model]:
     stmt = select(Model).where(Model.account_id == account_id)
     if enabled_only:
         stmt = stmt.where(Model.enabled.is_(True))
-    return list(await session.scalars(stmt.order_by(Model.name)))
+    return stmt.order_by(Model.name)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr
 
+from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.providers.models import Capability, Model, Provider, ProviderKind
 
@@ -46,6 +47,7 @@ class ProviderOut(OutputSchema):
 
 class ProviderList(OutputSchema):
     items: list[ProviderOut]
+    meta: PageMeta
 
 
 class ProviderCreate(InputSchema):
@@ -115,6 +117,7 @@ class ModelOut(OutputSchema):
 
 class ModelList(OutputSchema):
     items: list[ModelOut]
+    meta: PageMeta
 
 
 class ModelCreate(InputSchema):

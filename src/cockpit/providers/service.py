@@ -19,11 +19,13 @@ from cockpit.audit.service import Target
 from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit import secrets
-from cockpit.kit.errors import Conflict, InvalidInput, NotFound
+from cockpit.kit.errors import CockpitError, Conflict, InvalidInput, NotFound
+from cockpit.kit.pagination import Page, PageParams, paginate
+from cockpit.kit.text import is_header_name, is_header_value
 from cockpit.kit.urls import check_upstream_url_async
 from cockpit.kit.validation import require_text
 from cockpit.providers import repository
-from cockpit.providers.models import Capability, Model, Provider, ProviderKind
+from cockpit.providers.models import OUTPUT_LIMIT_FIELDS, Capability, Model, Provider, ProviderKind
 from cockpit.providers.pricing import lookup_prices
 
 DEFAULT_BASE_URLS = {
@@ -64,6 +66,11 @@ async def list_providers(session: AsyncSession, actor: Actor) -> list[Provider]:
     return await repository.list_providers(session, actor.account_id)
 
 
+async def page_providers(session: AsyncSession, actor: Actor, params: PageParams) -> Page[Provider]:
+    actor.require(Permission.providers_manage)
+    return await paginate(session, repository.providers_stmt(actor.account_id), params)
+
+
 async def _check_provider_name(
     session: AsyncSession, account_id: uuid.UUID, name: str, *, current: Provider | None
 ) -> str:
@@ -90,6 +97,24 @@ def _check_settings(settings: dict[str, Any]) -> dict[str, Any]:
         raise _invalid("settings", "Settings must be a JSON object.") from None
     if size > MAX_SETTINGS_BYTES:
         raise _invalid("settings", f"Settings have at most {MAX_SETTINGS_BYTES} characters of JSON.")
+    header = settings.get("api_key_header")
+    if header is not None and (not isinstance(header, str) or not is_header_name(header)):
+        raise _invalid(
+            "settings.api_key_header",
+            "api_key_header must be an HTTP header name (letters, digits and !#$%&'*+-.^_`|~, at most 100).",
+        )
+    query = settings.get("query_params")
+    if query is not None and (
+        not isinstance(query, dict)
+        or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in query.values())
+    ):
+        raise _invalid("settings.query_params", "query_params must map names to strings or numbers.")
+    param = settings.get("output_limit_param")
+    if param is not None and param not in OUTPUT_LIMIT_FIELDS:
+        raise _invalid(
+            "settings.output_limit_param",
+            f"output_limit_param must be one of {', '.join(OUTPUT_LIMIT_FIELDS)}.",
+        )
     return settings
 
 
@@ -98,6 +123,14 @@ def _set_key(provider: Provider, api_key: str | None, secret_key: str) -> None:
     if not key:
         provider.api_key_encrypted, provider.api_key_last4 = None, None
         return
+    if not is_header_value(key):
+        # The key travels in an HTTP header: only visible ASCII can (a pasted key with a typographic
+        # character or a line break would fail every call).
+        raise CockpitError(
+            "invalid_text",
+            "The API key may contain only visible ASCII characters (no spaces, accents or line breaks).",
+            details=[{"field": "api_key", "message": "only visible ASCII characters"}],
+        )
     provider.api_key_encrypted = secrets.encrypt(key, secret_key)
     provider.api_key_last4 = key[-4:] if len(key) >= 8 else None
 
@@ -285,6 +318,14 @@ async def list_models(session: AsyncSession, actor: Actor) -> list[Model]:
     """Enabled models for everyone; administrators also see disabled ones."""
     enabled_only = not actor.can(Permission.providers_manage)
     return await repository.list_models(session, actor.account_id, enabled_only=enabled_only)
+
+
+async def page_models(session: AsyncSession, actor: Actor, params: PageParams) -> Page[Model]:
+    """``list_models``, a page at a time."""
+    enabled_only = not actor.can(Permission.providers_manage)
+    return await paginate(
+        session, repository.models_stmt(actor.account_id, enabled_only=enabled_only), params
+    )
 
 
 async def _model_provider(session: AsyncSession, actor: Actor, provider_id: uuid.UUID) -> Provider:

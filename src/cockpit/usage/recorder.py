@@ -40,12 +40,13 @@ from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from cockpit.auth.models import ApiToken
 from cockpit.credits.usage import debit_usage
+from cockpit.kit.text import storable, storable_json
 from cockpit.kit.time import utcnow
 from cockpit.usage.models import UsageRecord
 
@@ -91,9 +92,22 @@ def _plain(value: object) -> str:
     raise TypeError(f"{type(value).__name__} cannot go into the usage journal")
 
 
+# Text columns whose values come from callers or upstreams: made storable (kit.text) before writing,
+# so that a record can always be written, whatever its call contained.
+_TEXT_FIELDS = ("model", "agent_id", "error_type", "error_message", "upstream_id", "response_content")
+
+
 def to_row(record: dict[str, Any]) -> dict[str, Any]:
-    """A journal record as column values."""
+    """A journal record as column values, every text made storable (NUL and lone surrogates
+    replaced), also for records journaled before that was done."""
     row = dict(record)
+    for name in _TEXT_FIELDS:
+        value = row.get(name)
+        if isinstance(value, str):
+            row[name] = storable(value)
+    content = row.get("request_content")
+    if content is not None:
+        row["request_content"] = storable_json(content)
     for name in _UUID_FIELDS:
         value = row.get(name)
         if isinstance(value, str):
@@ -186,6 +200,7 @@ class Recorder:
         self._token_touched: dict[uuid.UUID, datetime] = {}
         self._last_purge = utcnow() - PURGE_INTERVAL
         self._closed = False
+        self._recovery_due = False  # a journal left by a dead process waits to be replayed
 
     # ---- the hot path ----
 
@@ -270,10 +285,7 @@ class Recorder:
             self._seal()
             await asyncio.to_thread(self._sync_segments)
             try:
-                try:
-                    await self._write(batch)
-                except IntegrityError:
-                    await self._write_one_by_one(batch)
+                await self._write_batch(batch)
             except Exception as exc:
                 self._pending[:0] = batch  # keep order; their segments stay on disk
                 self.stats.failed_flushes += 1
@@ -285,6 +297,18 @@ class Recorder:
             self._drop_sealed()
             self.stats.written += len(batch)
             return len(batch)
+
+    async def _write_batch(self, batch: list[dict[str, Any]]) -> None:
+        """Write a batch in one transaction; if a record of it cannot be written, write the others
+        one by one and set that one aside. Raises only when the database cannot be used just now
+        (then every record waits for the next round)."""
+        try:
+            await self._write(batch)
+        except Exception as exc:
+            if unavailable(exc):
+                raise
+            log.warning("a batch of usage records failed (%s); writing them one by one", type(exc).__name__)
+            await self._write_one_by_one(batch)
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:
         if self._writer is not None:
@@ -310,8 +334,10 @@ class Recorder:
             await session.commit()
 
     async def _write_one_by_one(self, batch: list[dict[str, Any]]) -> None:
-        """A batch that breaks a constraint (e.g. its account was deleted meanwhile): write the rows
-        that can be written; the others are set aside in ``rejected.jsonl`` instead of blocking all."""
+        """Write the rows that can be written; a record that cannot (its account was deleted
+        meanwhile, or anything else about the record itself) is set aside in ``rejected.jsonl``
+        instead of blocking all the others. The database being unavailable is not the record's
+        fault: that raises, and the whole batch waits."""
         rejected: list[dict[str, Any]] = []
         async with self.sessionmaker() as session:
             for record in batch:
@@ -319,12 +345,15 @@ class Recorder:
                     async with session.begin_nested():
                         await insert_records(session, [to_row(record)])
                         await debit_usage(session, [record])
-                except IntegrityError:
+                except Exception as exc:
+                    if unavailable(exc):
+                        raise
+                    log.error("usage record %s cannot be written: %s", record.get("id"), type(exc).__name__)
                     rejected.append(record)
             await session.commit()
         if rejected:
             self.stats.rejected += len(rejected)
-            log.error("%d usage records violate a constraint; kept in rejected.jsonl", len(rejected))
+            log.error("%d usage records cannot be written; kept in rejected.jsonl", len(rejected))
             with (self.directory / "rejected.jsonl").open("ab") as handle:
                 for record in rejected:
                     handle.write(journal_line(record))
@@ -357,6 +386,8 @@ class Recorder:
             )
 
     async def _housekeeping(self) -> None:
+        if self._recovery_due:
+            await self.recover()
         now = utcnow()
         if now - self._last_purge < PURGE_INTERVAL:
             return
@@ -386,15 +417,24 @@ class Recorder:
     # ---- recovery ----
 
     async def recover(self) -> int:
-        """Insert the records of segments no live process holds; returns how many were new or old."""
+        """Insert the records of segments no live process holds; returns how many were new or old.
+
+        Never raises: a segment that cannot be replayed now (the database is unavailable) stays on
+        disk and is tried again by the background writer; a record that can never be written is
+        set aside. Start-up must not depend on what a journal contains."""
         if not self.directory.exists():
             return 0
         own = {s.path for s in self._sealed} | ({self._segment.path} if self._segment else set())
         total = 0
+        self._recovery_due = False
         for path in sorted(self.directory.glob("*-*-*.jsonl")):
             if path in own:
                 continue
-            total += await self._replay(path)
+            try:
+                total += await self._replay(path)
+            except Exception as exc:
+                self._recovery_due = True
+                log.warning("usage journal %s not replayed yet (%s)", path.name, type(exc).__name__)
         self.stats.recovered += total
         return total
 
@@ -411,17 +451,23 @@ class Recorder:
                     return 0  # a live process is writing it
             records = list(read_segment(path))
             for start in range(0, len(records), 1000):
-                part = records[start : start + 1000]
-                try:
-                    await self._write(part)
-                except IntegrityError:
-                    await self._write_one_by_one(part)
+                await self._write_batch(records[start : start + 1000])
             os.unlink(path)
             if records:
                 log.info("recovered %d usage records from %s", len(records), path.name)
             return len(records)
         finally:
             os.close(fd)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a write failed because the database cannot be used just now (down, unreachable, its
+    connection lost, locked), as opposed to something about the rows themselves."""
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError) and not isinstance(exc, UnicodeError)
 
 
 class _WriterThread:

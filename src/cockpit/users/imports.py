@@ -71,6 +71,11 @@ def parse_csv(text: str) -> list[tuple[int, dict[str, str]]]:
     text = text.lstrip("\ufeff")
     if not text.strip():
         raise InvalidInput("csv_empty", "The CSV file is empty.")
+    if "\x00" in text:  # a spreadsheet's binary file, or UTF-16 saved by mistake: nothing to store
+        raise InvalidInput(
+            "csv_invalid",
+            "The file contains NUL characters: it is not a CSV text file. Save it as 'CSV UTF-8'.",
+        )
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip().lower() for h in next(reader)]

@@ -26,6 +26,7 @@ from cockpit.console.web import SignedIn, Viewer, finish, render
 from cockpit.credits import statement as statements
 from cockpit.credits.amounts import grouped, plain
 from cockpit.credits.models import EntryKind
+from cockpit.credits.web import statement_csv_response
 from cockpit.groups.models import Group
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.pagination import Page
@@ -134,11 +135,17 @@ def _range(viewer: Viewer, start: str, end: str) -> tuple[datetime | None, datet
 
 
 async def _statement(
-    session: DbSession, viewer: Viewer, who: Who, start: datetime | None, end: datetime | None
+    session: DbSession, viewer: Viewer, who: Who, start: datetime | None, end: datetime | None, page: int = 1
 ) -> statements.Statement:
-    return await statements.build_statement(
-        session, viewer.actor, user_id=who.user_id, group_id=who.group_id, start=start, end=end
-    )
+    """One page of the statement (a page past the last one: the last one)."""
+    result = await statements.build_statement(
+        session, viewer.actor, user_id=who.user_id, group_id=who.group_id, start=start, end=end,
+        offset=(page - 1) * PER_PAGE, limit=PER_PAGE,
+    )  # fmt: skip
+    last = max(1, -(-result.total_lines // PER_PAGE))
+    if page > last:
+        return await _statement(session, viewer, who, start, end, last)
+    return result
 
 
 async def _names(session: DbSession, viewer: Viewer, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
@@ -186,10 +193,10 @@ async def statement_page(
     error = None
     try:
         first, last = _range(viewer, start, end)
-        result = await _statement(session, viewer, who, first, last)
+        result = await _statement(session, viewer, who, first, last, page)
     except InvalidInput as exc:  # a bad range: say so, keep what was typed, show the current cycle
         error = exc.message
-        result = await _statement(session, viewer, who, None, None)
+        result = await _statement(session, viewer, who, None, None, page)
     zone = ZoneInfo(viewer.account.timezone)
     shown_from = result.start.astimezone(zone).date().isoformat()
     shown_to = (result.end - timedelta(microseconds=1)).astimezone(zone).date().isoformat()
@@ -224,19 +231,16 @@ async def statement_page(
         if isinstance(subject, User) and subject not in members:
             members.append(subject)
 
-    lines = list(result.lines)
-    page = min(page, max(1, -(-len(lines) // PER_PAGE)))  # past the last page: the last page
-    offset = (page - 1) * PER_PAGE
-    shown = lines[offset : offset + PER_PAGE]
-    pages = Page(items=shown, total=len(lines), page=page, per_page=PER_PAGE)
-    brought_forward = lines[offset - 1].balance if offset else result.opening_balance
+    shown = list(result.lines)
+    page = min(page, max(1, -(-result.total_lines // PER_PAGE)))  # past the last page: the last page
+    pages = Page(items=shown, total=result.total_lines, page=page, per_page=PER_PAGE)
+    brought_forward = result.brought_forward
     people = (
         await _names(session, viewer, {line.entry.user_id for line in shown if line.entry.user_id})
         if result.scope != "user"
         else {}
     )
-    credits_in = sum((line.entry.amount for line in lines if line.entry.amount > 0), Decimal(0))
-    credits_out = sum((line.entry.amount for line in lines if line.entry.amount < 0), Decimal(0))
+    credits_in, credits_out = result.credits_in, result.credits_out
 
     canonical = who.params() | ({"user_id": str(result.user_id)} if result.scope == "user" else {})
     query = urlencode(canonical | {"from": form["from"], "to": form["to"]})
@@ -283,23 +287,26 @@ async def statement_csv(
     start: Annotated[str, Query(alias="from", max_length=30)] = "",
     end: Annotated[str, Query(alias="to", max_length=30)] = "",
 ) -> Response:
-    """The lines of the statement page (every page) as a CSV download."""
+    """The lines of the statement page (every page) as a CSV download, streamed."""
     await require_feature(session, viewer.actor, "export.reports")
     who = _who(scope, user_id, group_id)
     first, last = _range(viewer, start, end)
-    result = await _statement(session, viewer, who, first, last)
+    header, _lines = await statements.statement_lines(
+        session, viewer.actor, user_id=who.user_id, group_id=who.group_id, start=first, end=last
+    )
     zone = ZoneInfo(viewer.account.timezone)
     period = (
-        f"{result.start.astimezone(zone):%Y%m%d}-"
-        f"{(result.end - timedelta(microseconds=1)).astimezone(zone):%Y%m%d}"
+        f"{header.start.astimezone(zone):%Y%m%d}-"
+        f"{(header.end - timedelta(microseconds=1)).astimezone(zone):%Y%m%d}"
     )
-    response = Response(
-        statements.statement_csv(result),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="cockpit-statement-{result.scope}-{period}.csv"',
-            "Cache-Control": "no-store",
-        },
+    response = statement_csv_response(
+        request,
+        viewer.actor,
+        f"cockpit-statement-{header.scope}-{period}.csv",
+        user_id=who.user_id,
+        group_id=who.group_id,
+        start=first,
+        end=last,
     )
     finish(request, response)
     return response

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import Depends, Query, status
+from fastapi import Depends, Query, Request, status
 from fastapi.responses import Response
 
 from cockpit.auth.actor import Actor
@@ -24,6 +24,7 @@ from cockpit.credits.schemas.requests import (
     CreditRequestOut,
     StatementOut,
 )
+from cockpit.credits.web import statement_csv_response
 from cockpit.kit.pagination import PageParams, page_params
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
@@ -78,6 +79,7 @@ async def deny_request(
 
 @router.get("/credits/statement", response_model=StatementOut)
 async def statement(
+    request: Request,
     session: DbSession,
     actor: Member,
     user_id: uuid.UUID | None = None,
@@ -89,18 +91,27 @@ async def statement(
         datetime | None, Query(alias="to", description="Exclusive, ISO 8601 with time zone")
     ] = None,
     format: Literal["json", "csv"] = "json",
+    limit: Annotated[
+        int, Query(ge=1, le=statements.MAX_LIMIT, description="Lines per page (JSON)")
+    ] = statements.DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page")
+    ] = None,
 ) -> StatementOut | Response:
     """A member's (`user_id`), a group's (`group_id`) or the account's ledger entries, oldest first, with
-    a running balance (see `balance_basis`). Default range: the current cycle. `format=csv` downloads it."""
-    result = await statements.build_statement(
-        session, actor, user_id=user_id, group_id=group_id, start=start, end=end
-    )
+    a running balance (see `balance_basis`), a page at a time (`limit`, then `cursor=next_cursor`);
+    the totals cover the whole range. Default range: the current cycle. `format=csv` downloads every
+    line (streamed)."""
     if format == "csv":
         await require_feature(session, actor, "export.reports")
-        filename = f"cockpit-statement-{result.scope}-{utcnow():%Y%m%d-%H%M%S}.csv"
-        return Response(
-            statements.statement_csv(result),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        header, _lines = await statements.statement_lines(
+            session, actor, user_id=user_id, group_id=group_id, start=start, end=end
         )
+        filename = f"cockpit-statement-{header.scope}-{utcnow():%Y%m%d-%H%M%S}.csv"
+        return statement_csv_response(
+            request, actor, filename, user_id=user_id, group_id=group_id, start=start, end=end
+        )
+    result = await statements.build_statement(
+        session, actor, user_id=user_id, group_id=group_id, start=start, end=end, cursor=cursor, limit=limit
+    )
     return StatementOut.of(result)

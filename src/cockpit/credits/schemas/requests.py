@@ -130,7 +130,13 @@ class StatementOut(OutputSchema):
     opening_balance: str
     closing_balance: str
     balance_basis: str
-    entries: list[StatementEntryOut]
+    credits_in: str = Field(description="The sum of the range's positive lines")
+    credits_out: str = Field(description="The sum of the range's negative lines")
+    total_entries: int = Field(description="Lines in the whole range (every page)")
+    entries: list[StatementEntryOut] = Field(description="This page's lines, oldest first")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null after the last page"
+    )
 
     @classmethod
     def of(cls, statement: Statement) -> StatementOut:
@@ -143,5 +149,9 @@ class StatementOut(OutputSchema):
             opening_balance=plain(statement.opening_balance),
             closing_balance=plain(statement.closing_balance),
             balance_basis=statement.balance_basis,
+            credits_in=plain(statement.credits_in),
+            credits_out=plain(statement.credits_out),
+            total_entries=statement.total_lines,
             entries=[StatementEntryOut.of(line) for line in statement.lines],
+            next_cursor=statement.next_cursor,
         )
