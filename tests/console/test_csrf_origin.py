@@ -56,7 +56,12 @@ async def test_a_cross_origin_post_is_refused_even_with_a_valid_token(
     _account, owner = await make_account(db, name="Origin Co")
     await console_login(client, owner.email)
     before = await tokens_of(db)
-    for headers in ({"origin": "https://evil.example"}, {"origin": "null"}, {"sec-fetch-site": "cross-site"}):
+    for headers in (
+        {"origin": "https://evil.example"},
+        {"origin": "null", "sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "cross-site"},
+        {"origin": "file://"},
+    ):
         csrf = await csrf_for(client, "/tokens")
         response = await client.post(
             "/tokens", data={"name": "x", "scopes": "gateway", "csrf_token": csrf}, headers=headers

@@ -92,10 +92,16 @@ def csrf_token(request: Request) -> str:
 
 
 def _origin_allowed(request: Request, origin: str) -> bool:
-    """A browser's Origin must be this deployment: the host it was reached by or COCKPIT_BASE_URL."""
+    """A browser's Origin must be this deployment: the host it was reached by or COCKPIT_BASE_URL.
+
+    "null" is not refused here: browsers send it for a page with ``Referrer-Policy: no-referrer``
+    (the invitation page keeps its secret URL out of Referer headers that way). Such a request is
+    still refused when the browser says it is cross-site, and it must carry the page's token."""
+    if origin == "null":
+        return True
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False  # "null" (sandboxed frames, file: pages) and anything else
+        return False
     host = request.headers.get("host", "")
     base = urlsplit(_settings(request).base_url).netloc
     return parts.netloc.lower() in {host.lower(), base.lower()}
