@@ -25,7 +25,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -158,6 +158,19 @@ class _Range:
     end: datetime
     opening: Decimal
     where: tuple[ColumnElement[bool], ...]  # the statement's entries in the range
+
+    def header(self) -> Statement:
+        """The statement of this range without its lines."""
+        return Statement(
+            scope=self.scope,
+            user_id=self.target_id if self.scope == "user" else None,
+            group_id=self.target_id if self.scope == "group" else None,
+            start=self.start,
+            end=self.end,
+            opening_balance=self.opening,
+            closing_balance=self.opening,
+            lines=[],
+        )
 
 
 def encode_cursor(entry: LedgerEntry) -> str:
@@ -298,13 +311,8 @@ async def build_statement(
     for entry in rows:
         balance += entry.amount
         lines.append(_line(entry, balance))
-    return Statement(
-        scope=span.scope,
-        user_id=span.target_id if span.scope == "user" else None,
-        group_id=span.target_id if span.scope == "group" else None,
-        start=span.start,
-        end=span.end,
-        opening_balance=span.opening,
+    return replace(
+        span.header(),
         closing_balance=span.opening + credits_in + credits_out,
         lines=lines,
         total_lines=count,
@@ -327,16 +335,7 @@ async def statement_lines(
     """The statement's header (no lines) and every line, oldest first, read as they are consumed
     (for a CSV of any length in bounded memory). Access is checked before anything is returned."""
     span = await _resolve_range(session, actor, user_id, group_id, start, end)
-    header = Statement(
-        scope=span.scope,
-        user_id=span.target_id if span.scope == "user" else None,
-        group_id=span.target_id if span.scope == "group" else None,
-        start=span.start,
-        end=span.end,
-        opening_balance=span.opening,
-        closing_balance=span.opening,
-        lines=[],
-    )
+    header = span.header()
 
     async def lines() -> AsyncIterator[StatementLine]:
         stmt = (
