@@ -30,9 +30,9 @@ from cockpit.credits.holds import asked_output
 from cockpit.gateway import tokencount
 from cockpit.gateway.directory import Caller, Catalog, Directory, Route
 from cockpit.gateway.errors import GatewayError, invalid, model_not_found, unauthenticated
-from cockpit.gateway.transport import PooledTransport
 from cockpit.gateway.upstreams import Call, Upstreams
 from cockpit.kit.time import utcnow
+from cockpit.kit.upstream_http import UpstreamClient
 from cockpit.policies.engine import Decision
 from cockpit.policies.models import ResourceType
 from cockpit.usage.models import CallStatus, Operation
@@ -180,11 +180,12 @@ class Gateway:
             ttl_seconds=settings.credit_lease_ttl_seconds,
             idle_seconds=settings.credit_lease_idle_seconds,
         )
-        self.transport = PooledTransport(allow_private=settings.allow_private_upstreams)
-        self.upstreams = Upstreams(self.transport)
+        # The upstream pool (aiohttp): made in the running loop on the first call, closed by aclose().
+        self.client = UpstreamClient.from_settings(settings)
+        self.upstreams = Upstreams(self.client)
 
     async def aclose(self) -> None:
-        await self.transport.aclose()
+        await self.client.aclose()
 
     # ---- who is calling ----
 
