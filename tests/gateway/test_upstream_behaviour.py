@@ -4,6 +4,7 @@ a connection closed mid-body, and calls through a forward proxy."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -197,3 +198,32 @@ async def test_calls_go_through_the_configured_proxy(
             await app.state.recorder.stop()
             await app.state.gateway.aclose()
             await app.state.engine.dispose()
+
+
+async def test_a_slow_caller_does_not_make_the_upstream_time_out(
+    gateway_app: Any, db: AsyncSession, org: Org, upstream: Upstream
+) -> None:
+    """The caller takes a piece of the stream longer than the read timeout (1 s) after it came,
+    while the upstream sends every 300 ms: the upstream was never silent that long, so the stream
+    completes (the old transport counted the caller's time against the upstream)."""
+    provider = await providers.create_provider(
+        db, Actor.system(org.account_id), name="Steady", kind=ProviderKind.openai, secret_key=TEST_SECRET,
+        allow_private=True, base_url=upstream.base_url + "/v1", api_key=UPSTREAM_KEY,
+        settings={"timeout_seconds": 1.0},
+    )  # fmt: skip
+    await db.commit()
+    await add_model(db, org, "gpt-steady", provider.id, "gpt-4o-mini-chunks-4-chunkdelay-300")
+    gateway = gateway_app.state.gateway
+    route = (await gateway.directory.catalog(org.account_id)).routes["gpt-steady"]
+    body = {"model": "gpt-steady", "messages": HELLO, "stream": True}
+    call = gateway._call(route, body, "chat", True, False)
+    chunks = await gateway.upstreams.start_stream(call)
+    received = [await anext(chunks)]
+    await asyncio.sleep(1.6)  # a caller reading slowly: the relay waits at its first piece
+    received += [piece async for piece in chunks]
+    text = b"".join(received).decode()
+    assert call.failure is None
+    assert "".join(
+        e["choices"][0]["delta"].get("content") or "" for e in events(text) if e != "[DONE]" and e["choices"]
+    ) == ("tok0 tok1 tok2 tok3 ")
+    assert text.endswith("data: [DONE]\n\n")
