@@ -11,14 +11,16 @@ and one gateway process started with ``cockpit serve`` (recording on, as in prod
    one by one so that both see the same machine; reports p50/p99 of each and their difference;
 2. time to first chunk of a stream, direct vs gateway;
 3. throughput of the gateway at 32 concurrent callers (keep-alive connections), counting errors,
-   then the rows in the database once the recorder has flushed (every call must be there);
+   and the gateway process's CPU time per call (user + system, all threads: less sensitive than
+   calls/s to what else the machine runs), then the rows in the database once the recorder has
+   flushed (every call must be there);
 4. resident memory (VmRSS) of the gateway process after that many calls.
 
 With ``--baseline-ref REF`` the same run also measures the code of another commit: a temporary
 ``git worktree`` of REF serves its own fresh database (set up like the current one, by the current
 code: REF must share its schema) from a second ``cockpit serve`` with ``PYTHONPATH`` pointing at that
 worktree's ``src``, against the same upstream. Sequential calls go round-robin (direct, current,
-baseline); each load is cut into 4 rounds run back to back in alternating order (current and
+baseline); each load is cut into 6 rounds run back to back in alternating order (current and
 baseline, then baseline and current, ...); both are reported side by side.
 
 The load generator is a minimal HTTP/1.1 client on raw asyncio streams so that the client's own
@@ -372,14 +374,22 @@ async def load(
     return calls / (time.perf_counter() - started), errors
 
 
-LOAD_ROUNDS = 4
+LOAD_ROUNDS = 6
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def alternating_loads(
     served: list[Served], calls: int, rounds: int, stream: bool
-) -> list[tuple[float, int]]:
-    """(calls/s, errors) per gateway, the calls made in ``rounds`` parts whose order alternates."""
+) -> list[tuple[float, int, float]]:
+    """(calls/s, errors, gateway CPU ms per call) per gateway, the calls made in ``rounds`` parts
+    whose order alternates. CPU time per call depends less on what else the machine runs."""
     elapsed = [0.0] * len(served)
+    cpu = [0.0] * len(served)
     errors = [0] * len(served)
     made = [0] * len(served)
     for number in range(rounds):
@@ -388,12 +398,14 @@ async def alternating_loads(
         if number % 2:
             order.reverse()
         for index in order:
-            started = time.perf_counter()
+            pid = served[index].process.pid
+            started, cpu_before = time.perf_counter(), cpu_seconds(pid)
             _, failed = await load(served[index].port, served[index].tokens, part, 32, stream=stream)
             elapsed[index] += time.perf_counter() - started
+            cpu[index] += cpu_seconds(pid) - cpu_before
             errors[index] += failed
             made[index] += part
-    return [(made[i] / elapsed[i], errors[i]) for i in range(len(served))]
+    return [(made[i] / elapsed[i], errors[i], cpu[i] / made[i] * 1000) for i in range(len(served))]
 
 
 async def wait_rows(url: str, expected: int, patience: float = 60) -> int:
@@ -504,8 +516,10 @@ async def run_backend(
                 direct_rate=direct_rate,
                 rate=rates[index][0],
                 errors=rates[index][1],
+                cpu_ms=rates[index][2],
                 stream_rate=stream_rates[index][0],
                 stream_errors=stream_rates[index][1],
+                stream_cpu_ms=stream_rates[index][2],
                 expected_rows=expected,
                 rows=rows,
                 backlog=sequential_calls + args.load_calls - rows_right_after[index],
@@ -567,6 +581,12 @@ def compare(results: list[dict[str, object]], names: dict[str, str]) -> None:
             [f"{r['stream_rate']:,.0f} calls/s, {r['stream_errors']} errors" for r in ordered],
         )
     )
+    rows.append(
+        (
+            "Gateway CPU per call under load, JSON / stream",
+            [f"{r['cpu_ms']:.3f} / {r['stream_cpu_ms']:.3f} ms" for r in ordered],
+        )
+    )
     rows.append(("Rows recorded / calls", [f"{r['rows']:,} / {r['expected_rows']:,}" for r in ordered]))
     rows.append(("Gateway RSS after all calls", [f"{r['rss_after_mib']:.1f} MiB" for r in ordered]))
     heads = [names[str(r["code"])] for r in ordered]
@@ -601,11 +621,11 @@ def report_one(result: dict[str, object], names: dict[str, str]) -> None:
             )
     print(
         f"throughput, 32 concurrent, JSON: direct {result['direct_rate']:.0f} calls/s | gateway "
-        f"{result['rate']:.0f} calls/s, {result['errors']} errors"
+        f"{result['rate']:.0f} calls/s, {result['errors']} errors; gateway CPU {result['cpu_ms']:.3f} ms/call"
     )
     print(
         f"throughput, 32 concurrent, 20-chunk streams: gateway {result['stream_rate']:.0f} calls/s, "
-        f"{result['stream_errors']} errors"
+        f"{result['stream_errors']} errors; gateway CPU {result['stream_cpu_ms']:.3f} ms/call"
     )
     print(
         f"recorded rows: {result['rows']} of {result['expected_rows']} calls made "

@@ -35,6 +35,7 @@ import socket
 import ssl
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,10 @@ if TYPE_CHECKING:
 # Resolved (and allowed) addresses are kept this long. Only addresses that passed the check are
 # kept, so the cache cannot let a rebound name through; it only saves look-ups.
 DNS_CACHE_SECONDS = 5
+
+
+# The standard library's NO_PROXY matching (host names, domain suffixes, "*"), given the value.
+_proxy_bypass: Callable[[str, dict[str, str]], bool] = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
 
 
 class AddressRefused(OSError):
@@ -127,13 +132,13 @@ class UpstreamClient:
         self.keepalive_seconds = keepalive_seconds
         self.proxy = URL(proxy) if proxy else None
         self.ca_bundle, self.client_cert, self.client_key = ca_bundle, client_cert, client_key
-        # The environment's proxies, read once (aiohttp's trust_env would read them, and ~/.netrc,
-        # in a thread on every call).
+        # The environment's proxies and NO_PROXY, read once (aiohttp's trust_env would read them,
+        # and ~/.netrc, in a thread on every call).
+        environment = urllib.request.getproxies_environment()
         self._env_proxies = {
-            scheme: URL(value)
-            for scheme, value in urllib.request.getproxies_environment().items()
-            if scheme in ("http", "https")
+            scheme: URL(value) for scheme, value in environment.items() if scheme in ("http", "https")
         }
+        self._no_proxy = {"no": environment["no"]} if environment.get("no") else {}
         self.resolver: GuardedResolver | None = None
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
@@ -173,7 +178,7 @@ class UpstreamClient:
         return Target(url=url, proxy=proxy, refused=refused, check_name=proxy is not None and not literal)
 
     def _proxy_for(self, url: URL) -> URL | None:
-        if url.host and urllib.request.proxy_bypass(url.host):  # NO_PROXY
+        if url.host and self._no_proxy and _proxy_bypass(url.host, self._no_proxy):
             return None
         return self.proxy or self._env_proxies.get(url.scheme)
 
