@@ -304,7 +304,8 @@ class Upstreams:
             return True
         if not isinstance(chunk, dict):
             return True
-        if "error" in chunk and not chunk.get("choices"):
+        if isinstance(chunk.get("error"), dict | str) and chunk["error"] and not chunk.get("choices"):
+            # A provider's error event: relayed as Cockpit's error, its message scrubbed.
             raise UpstreamReportedError(_error_detail(data) or "Upstream stream error.")
         if call.upstream_id is None and isinstance(chunk.get("id"), str):
             call.upstream_id = chunk["id"][:200]
