@@ -1,6 +1,7 @@
 """The gateway against a local OpenAI-protocol upstream, called directly and through Cockpit, in one run.
 
     python benchmarks/gateway.py [--backend sqlite|postgresql|both] [--calls 2000] [--load-calls 100000]
+                                 [--baseline-ref GIT_REF]
 
 For each backend: a fresh database, an account with a gateway token, a provider pointing at a local
 upstream (``tests/upstream.py`` in its own process: an instant JSON answer and a 20-chunk stream),
@@ -10,8 +11,17 @@ and one gateway process started with ``cockpit serve`` (recording on, as in prod
    one by one so that both see the same machine; reports p50/p99 of each and their difference;
 2. time to first chunk of a stream, direct vs gateway;
 3. throughput of the gateway at 32 concurrent callers (keep-alive connections), counting errors,
-   then the rows in the database once the recorder has flushed (every call must be there);
+   and the gateway process's CPU time per call (user + system, all threads: less sensitive than
+   calls/s to what else the machine runs), then the rows in the database once the recorder has
+   flushed (every call must be there);
 4. resident memory (VmRSS) of the gateway process after that many calls.
+
+With ``--baseline-ref REF`` the same run also measures the code of another commit: a temporary
+``git worktree`` of REF serves its own fresh database (set up like the current one, by the current
+code: REF must share its schema) from a second ``cockpit serve`` with ``PYTHONPATH`` pointing at that
+worktree's ``src``, against the same upstream. Sequential calls go round-robin (direct, current,
+baseline); each load is cut into 6 rounds run back to back in alternating order (current and
+baseline, then baseline and current, ...); both are reported side by side.
 
 The load generator is a minimal HTTP/1.1 client on raw asyncio streams so that the client's own
 overhead is small next to what is measured. Numbers, not assertions; see docs/benchmarks.md.
@@ -281,44 +291,59 @@ def free_port() -> int:
 # ---- measurements ----
 
 
-async def sequential(gw: int, up: int, token: str, calls: int, stream: bool) -> dict[str, float]:
-    gconn, dconn = await Conn.open(gw), await Conn.open(up)
+async def sequential(
+    gateways: list[tuple[int, str]], up: int, calls: int, stream: bool
+) -> list[dict[str, float]]:
+    """Calls in turn: one direct, then one through each gateway (port, token); per gateway its
+    latencies next to the direct calls of the same rounds."""
+    gconns = [(await Conn.open(port), token) for port, token in gateways]
+    dconn = await Conn.open(up)
     gbody = json.dumps(STREAM_BODY if stream else JSON_BODY).encode()
     dbody = json.dumps(DIRECT_STREAM if stream else DIRECT_JSON).encode()
     direct: list[float] = []
-    gateway: list[float] = []
     d_first: list[float] = []
-    g_first: list[float] = []
+    gateway: list[list[float]] = [[] for _ in gateways]
+    g_first: list[list[float]] = [[] for _ in gateways]
     for i in range(calls + 200):
         t0 = time.perf_counter()
         status, first, _ = await dconn.post("/v1/chat/completions", dbody, None)
         t1 = time.perf_counter()
-        gstatus, gfirst, _ = await gconn.post("/v1/chat/completions", gbody, token)
-        t2 = time.perf_counter()
-        if status != 200 or gstatus != 200:
-            raise SystemExit(f"unexpected status: direct {status}, gateway {gstatus}")
+        if status != 200:
+            raise SystemExit(f"unexpected status: direct {status}")
         if i >= 200:  # warm-up
             direct.append((t1 - t0) * 1000)
-            gateway.append((t2 - t1) * 1000)
-            if first is not None and gfirst is not None:
+            if first is not None:
                 d_first.append(first * 1000)
-                g_first.append(gfirst * 1000)
-    gconn.close()
+        for index, (gconn, token) in enumerate(gconns):
+            t1 = time.perf_counter()
+            gstatus, gfirst, _ = await gconn.post("/v1/chat/completions", gbody, token)
+            t2 = time.perf_counter()
+            if gstatus != 200:
+                raise SystemExit(f"unexpected status: gateway {index} {gstatus}")
+            if i >= 200:
+                gateway[index].append((t2 - t1) * 1000)
+                if gfirst is not None:
+                    g_first[index].append(gfirst * 1000)
+    for gconn, _ in gconns:
+        gconn.close()
     dconn.close()
-    result = {
-        "direct_p50": pct(direct, 0.5),
-        "direct_p99": pct(direct, 0.99),
-        "gateway_p50": pct(gateway, 0.5),
-        "gateway_p99": pct(gateway, 0.99),
-    }
-    result["added_p50"] = result["gateway_p50"] - result["direct_p50"]
-    result["added_p99"] = result["gateway_p99"] - result["direct_p99"]
-    if stream:
-        result["ttfc_direct_p50"] = pct(d_first, 0.5)
-        result["ttfc_gateway_p50"] = pct(g_first, 0.5)
-        result["ttfc_direct_p99"] = pct(d_first, 0.99)
-        result["ttfc_gateway_p99"] = pct(g_first, 0.99)
-    return result
+    results = []
+    for index in range(len(gateways)):
+        result = {
+            "direct_p50": pct(direct, 0.5),
+            "direct_p99": pct(direct, 0.99),
+            "gateway_p50": pct(gateway[index], 0.5),
+            "gateway_p99": pct(gateway[index], 0.99),
+        }
+        result["added_p50"] = result["gateway_p50"] - result["direct_p50"]
+        result["added_p99"] = result["gateway_p99"] - result["direct_p99"]
+        if stream:
+            result["ttfc_direct_p50"] = pct(d_first, 0.5)
+            result["ttfc_gateway_p50"] = pct(g_first[index], 0.5)
+            result["ttfc_direct_p99"] = pct(d_first, 0.99)
+            result["ttfc_gateway_p99"] = pct(g_first[index], 0.99)
+        results.append(result)
+    return results
 
 
 async def load(
@@ -349,6 +374,40 @@ async def load(
     return calls / (time.perf_counter() - started), errors
 
 
+LOAD_ROUNDS = 6
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def alternating_loads(
+    served: list[Served], calls: int, rounds: int, stream: bool
+) -> list[tuple[float, int, float]]:
+    """(calls/s, errors, gateway CPU ms per call) per gateway, the calls made in ``rounds`` parts
+    whose order alternates. CPU time per call depends less on what else the machine runs."""
+    elapsed = [0.0] * len(served)
+    cpu = [0.0] * len(served)
+    errors = [0] * len(served)
+    made = [0] * len(served)
+    for number in range(rounds):
+        part = calls // rounds + (calls % rounds if number == rounds - 1 else 0)
+        order = list(range(len(served)))
+        if number % 2:
+            order.reverse()
+        for index in order:
+            pid = served[index].process.pid
+            started, cpu_before = time.perf_counter(), cpu_seconds(pid)
+            _, failed = await load(served[index].port, served[index].tokens, part, 32, stream=stream)
+            elapsed[index] += time.perf_counter() - started
+            cpu[index] += cpu_seconds(pid) - cpu_before
+            errors[index] += failed
+            made[index] += part
+    return [(made[i] / elapsed[i], errors[i], cpu[i] / made[i] * 1000) for i in range(len(served))]
+
+
 async def wait_rows(url: str, expected: int, patience: float = 60) -> int:
     deadline = time.time() + patience
     rows = await count_rows(url)
@@ -361,89 +420,191 @@ async def wait_rows(url: str, expected: int, patience: float = 60) -> int:
 # ---- one backend ----
 
 
-async def run_backend(
-    backend: str, args: argparse.Namespace, up_port: int, workdir: Path
-) -> dict[str, object]:
+async def fresh_database(backend: str, workdir: Path, label: str) -> str:
     if backend == "sqlite":
-        url = f"sqlite:///{workdir / 'bench.db'}"
-    else:
+        return f"sqlite:///{workdir / f'bench-{label}.db'}"
+    import asyncpg
+
+    name = f"cockpit_bench_{os.getpid()}_{label}"
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    return f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+async def drop_database(url: str) -> None:
+    if url.startswith("postgresql"):
         import asyncpg
 
-        name = f"cockpit_bench_{os.getpid()}"
         admin = await asyncpg.connect(PG_ADMIN)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
         await admin.close()
-        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+
+
+class Served:
+    """One gateway process: its code (the current tree, or a baseline worktree), database and tokens."""
+
+    def __init__(self, label: str, url: str, tokens: list[str], process: subprocess.Popen[str], port: int):
+        self.label, self.url, self.tokens, self.process, self.port = label, url, tokens, process, port
+
+
+async def serve(
+    label: str, backend: str, args: argparse.Namespace, up_port: int, workdir: Path, source: Path | None
+) -> Served:
+    url = await fresh_database(backend, workdir, label)
     await asyncio.to_thread(upgrade, url)
     tokens = await prepare(
         url, f"http://127.0.0.1:{up_port}", credits=args.credits, members=args.members, policies=args.policies
     )
-    token = tokens[0]
-    gw_port = free_port()
+    port = free_port()
     env = {
         **os.environ,
         "COCKPIT_DATABASE_URL": url,
-        "COCKPIT_DATA_DIR": str(workdir / f"data-{backend}"),
+        "COCKPIT_DATA_DIR": str(workdir / f"data-{backend}-{label}"),
         "COCKPIT_SECRET_KEY": SECRET,
         "COCKPIT_ALLOW_PRIVATE_UPSTREAMS": "true",
         "COCKPIT_ENV": "production",
     }
-    command = [sys.executable, "-m", "cockpit", "serve", "--port", str(gw_port)]
-    if args.profile:  # sample the gateway with py-spy (collapsed stacks), to see where its time goes
+    if source is not None:  # another commit's code: its src first on the path
+        env["PYTHONPATH"] = str(source / "src")
+    command = [sys.executable, "-m", "cockpit", "serve", "--port", str(port)]
+    if args.profile and source is None:  # sample the gateway with py-spy (collapsed stacks)
         command = ["py-spy", "record", "--format", "raw", "-r", "500", "-o", args.profile, "--", *command]
-    gateway, _ = start(command, env, "Uvicorn running on")
-    result: dict[str, object] = {
-        "backend": backend,
-        "members": args.members,
-        "credits_on": args.credits,
-        "policies": args.policies,
-    }
+    process, _ = start(command, env, "Uvicorn running on")
+    return Served(label, url, tokens, process, port)
+
+
+async def run_backend(
+    backend: str, args: argparse.Namespace, up_port: int, workdir: Path, baseline: Path | None
+) -> list[dict[str, object]]:
+    """Measure the current code's gateway (and the baseline's, when given) on one backend."""
+    served = [await serve("current", backend, args, up_port, workdir, None)]
+    if baseline is not None:
+        served.append(await serve("baseline", backend, args, up_port, workdir, baseline))
+    results: list[dict[str, object]] = [
+        {
+            "backend": backend,
+            "code": s.label,
+            "members": args.members,
+            "credits_on": args.credits,
+            "policies": args.policies,
+        }
+        for s in served
+    ]
+    profiled = bool(args.profile)
     try:
-        result["json"] = await sequential(gw_port, up_port, token, args.calls, stream=False)
-        result["stream"] = await sequential(gw_port, up_port, token, args.calls, stream=True)
+        for kind, stream in (("json", False), ("stream", True)):
+            rounds = await sequential([(s.port, s.tokens[0]) for s in served], up_port, args.calls, stream)
+            for result, measured in zip(results, rounds, strict=True):
+                result[kind] = measured
         sequential_calls = 2 * (args.calls + 200)
-        rss_before = rss_kib(gateway.pid) if not args.profile else 0
         direct_rate, _ = await load(up_port, None, min(args.load_calls, 20_000), 32, stream=False)
-        rate, errors = await load(gw_port, tokens, args.load_calls, 32, stream=False)
-        rows_right_after = await count_rows(url)
-        srate, serrors = await load(gw_port, tokens, args.stream_load_calls, 32, stream=True)
-        expected = sequential_calls + args.load_calls + args.stream_load_calls
-        rows = await wait_rows(url, expected)
-        result.update(
-            direct_rate=direct_rate,
-            rate=rate,
-            errors=errors,
-            stream_rate=srate,
-            stream_errors=serrors,
-            expected_rows=expected,
-            rows=rows,
-            backlog=sequential_calls + args.load_calls - rows_right_after,
-            rss_before_mib=rss_before / 1024,
-            rss_after_mib=rss_kib(gateway.pid) / 1024 if not args.profile else 0,
-            calls_total=expected,
-        )
+        rss_before = [
+            rss_kib(s.process.pid) if not (profiled and s.label == "current") else 0 for s in served
+        ]
+        # With a baseline, each load is cut into rounds that alternate the order of the gateways
+        # (ABBA...), so that both see the same background load on a shared machine.
+        rounds = LOAD_ROUNDS if len(served) > 1 else 1
+        rates = await alternating_loads(served, args.load_calls, rounds, stream=False)
+        rows_right_after = [await count_rows(s.url) for s in served]
+        stream_rates = await alternating_loads(served, args.stream_load_calls, rounds, stream=True)
+        for index, (s, result) in enumerate(zip(served, results, strict=True)):
+            expected = sequential_calls + args.load_calls + args.stream_load_calls
+            rows = await wait_rows(s.url, expected)
+            result.update(
+                direct_rate=direct_rate,
+                rate=rates[index][0],
+                errors=rates[index][1],
+                cpu_ms=rates[index][2],
+                stream_rate=stream_rates[index][0],
+                stream_errors=stream_rates[index][1],
+                stream_cpu_ms=stream_rates[index][2],
+                expected_rows=expected,
+                rows=rows,
+                backlog=sequential_calls + args.load_calls - rows_right_after[index],
+                rss_before_mib=rss_before[index] / 1024,
+                rss_after_mib=rss_kib(s.process.pid) / 1024 if rss_before[index] else 0,
+                calls_total=expected,
+            )
     finally:
-        if args.profile:
-            gateway.send_signal(signal.SIGINT)  # py-spy writes its file and stops the gateway
-        else:
-            gateway.terminate()
-        gateway.wait(timeout=60)
-        if args.credits and "rows" in result:
-            result["credits"] = await credit_figures(url)
-        if backend == "postgresql":
-            import asyncpg
-
-            admin = await asyncpg.connect(PG_ADMIN)
-            await admin.execute(f'DROP DATABASE IF EXISTS "cockpit_bench_{os.getpid()}" WITH (FORCE)')
-            await admin.close()
-    return result
+        for s in served:
+            if profiled and s.label == "current":
+                s.process.send_signal(signal.SIGINT)  # py-spy writes its file and stops the gateway
+            else:
+                s.process.terminate()
+        for s, result in zip(served, results, strict=True):
+            s.process.wait(timeout=60)
+            if args.credits and "rows" in result:
+                result["credits"] = await credit_figures(s.url)
+            await drop_database(s.url)
+    return results
 
 
-def report(result: dict[str, object]) -> None:
+def report(results: list[dict[str, object]], names: dict[str, str]) -> None:
+    for result in results:
+        report_one(result, names)
+    if len(results) > 1:
+        compare(results, names)
+
+
+def compare(results: list[dict[str, object]], names: dict[str, str]) -> None:
+    """The figures of each gateway side by side (the baseline first)."""
+    ordered = sorted(results, key=lambda r: r["code"] != "baseline")
+    rows: list[tuple[str, list[str]]] = []
+
+    def added(kind: str) -> list[str]:
+        out = []
+        for r in ordered:
+            m = r[kind]
+            assert isinstance(m, dict)
+            out.append(f"{m['added_p50']:.3f} / {m['added_p99']:.3f} ms")
+        return out
+
+    rows.append(("JSON added latency p50 / p99", added("json")))
+    rows.append(("Stream added latency p50 / p99", added("stream")))
+    ttfc = []
+    for r in ordered:
+        m = r["stream"]
+        assert isinstance(m, dict)
+        ttfc.append(f"{m['ttfc_direct_p50']:.3f} -> {m['ttfc_gateway_p50']:.3f} ms")
+    rows.append(("Time to first chunk p50, direct -> gateway", ttfc))
+    rows.append(
+        (
+            "Throughput, 32 concurrent, JSON",
+            [f"{r['rate']:,.0f} calls/s, {r['errors']} errors" for r in ordered],
+        )
+    )
+    rows.append(
+        (
+            "Throughput, 32 concurrent, 20-chunk streams",
+            [f"{r['stream_rate']:,.0f} calls/s, {r['stream_errors']} errors" for r in ordered],
+        )
+    )
+    rows.append(
+        (
+            "Gateway CPU per call under load, JSON / stream",
+            [f"{r['cpu_ms']:.3f} / {r['stream_cpu_ms']:.3f} ms" for r in ordered],
+        )
+    )
+    rows.append(("Rows recorded / calls", [f"{r['rows']:,} / {r['expected_rows']:,}" for r in ordered]))
+    rows.append(("Gateway RSS after all calls", [f"{r['rss_after_mib']:.1f} MiB" for r in ordered]))
+    heads = [names[str(r["code"])] for r in ordered]
+    width = max(len(label) for label, _ in rows)
+    cells = [max(len(h), *(len(v[i]) for _, v in rows)) for i, h in enumerate(heads)]
+    print(f"\n--- {ordered[0]['backend']}: side by side ---")
+    print(" " * width + " | " + " | ".join(h.ljust(c) for h, c in zip(heads, cells, strict=True)))
+    for label, values in rows:
+        print(label.ljust(width) + " | " + " | ".join(v.ljust(c) for v, c in zip(values, cells, strict=True)))
+
+
+def report_one(result: dict[str, object], names: dict[str, str]) -> None:
     enforced = "credits enforced on member, group and account" if result["credits_on"] else "credits off"
     rules = f"; {result['policies']} access rules in scope" if result.get("policies") else ""
-    print(f"\n=== {result['backend']} ({enforced}; {result['members']} member(s) of one group{rules}) ===")
+    print(
+        f"\n=== {result['backend']}, {names[str(result['code'])]} "
+        f"({enforced}; {result['members']} member(s) of one group{rules}) ==="
+    )
     for kind in ("json", "stream"):
         r = result[kind]
         assert isinstance(r, dict)
@@ -460,11 +621,11 @@ def report(result: dict[str, object]) -> None:
             )
     print(
         f"throughput, 32 concurrent, JSON: direct {result['direct_rate']:.0f} calls/s | gateway "
-        f"{result['rate']:.0f} calls/s, {result['errors']} errors"
+        f"{result['rate']:.0f} calls/s, {result['errors']} errors; gateway CPU {result['cpu_ms']:.3f} ms/call"
     )
     print(
         f"throughput, 32 concurrent, 20-chunk streams: gateway {result['stream_rate']:.0f} calls/s, "
-        f"{result['stream_errors']} errors"
+        f"{result['stream_errors']} errors; gateway CPU {result['stream_cpu_ms']:.3f} ms/call"
     )
     print(
         f"recorded rows: {result['rows']} of {result['expected_rows']} calls made "
@@ -512,7 +673,20 @@ async def main() -> None:
         default=0,
         help="this many access rules in every caller's scope (user, group and account level)",
     )
+    parser.add_argument(
+        "--baseline-ref",
+        metavar="GIT_REF",
+        help="also measure the gateway of this commit (a temporary git worktree), side by side",
+    )
     args = parser.parse_args()
+    names = {"current": f"current ({git('describe', '--always', '--dirty')})"}
+    baseline: Path | None = None
+    if args.baseline_ref:
+        baseline = Path(tempfile.mkdtemp(prefix="cockpit-baseline-"))
+        git("worktree", "add", "--detach", str(baseline), args.baseline_ref)
+        names["baseline"] = (
+            f"baseline ({args.baseline_ref} = {git('rev-parse', '--short', args.baseline_ref)})"
+        )
     upstream, ready = start(
         [sys.executable, "-m", "tests.upstream", "--port", "0", "--no-record", "--api-key", UPSTREAM_KEY],
         {**os.environ, "PYTHONPATH": str(ROOT)},
@@ -523,9 +697,16 @@ async def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for backend in backends:
-                report(await run_backend(backend, args, up_port, Path(tmp)))
+                report(await run_backend(backend, args, up_port, Path(tmp), baseline), names)
     finally:
         upstream.terminate()
+        if baseline is not None:
+            git("worktree", "remove", "--force", str(baseline))
+
+
+def git(*arguments: str) -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), *arguments], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
 
 
 if __name__ == "__main__":

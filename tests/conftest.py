@@ -124,6 +124,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 async def app(settings: Settings) -> AsyncIterator[object]:
     application = create_app(settings)
     yield application
+    await application.state.gateway.aclose()
     await application.state.engine.dispose()
 
 

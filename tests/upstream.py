@@ -75,6 +75,21 @@ token is ignored, so ``gpt-4o-mini-chunks-5-chunkdelay-50`` is "gpt-4o-mini, 5 c
                       would: ``n`` choices (default 1) of ``max_tokens`` completion tokens each
                       (``max_tokens`` read first, as some upstreams do; then
                       ``max_completion_tokens``; 16 when neither is sent)
+    earlyhints        send an interim ``103 Early Hints`` response before the final one
+    trickle-<ms>      write the whole response (head and body) 97 bytes at a time, <ms> apart: a
+                      slow upstream whose every silence is short
+    drop              read the request, then close the connection without answering
+    leak-<k>          stream: k content chunks, then a provider error event whose message contains
+                      the API key the request was sent with ("quota exceeded for key Bearer sk-..."),
+                      then the end of the body (no ``[DONE]``, no ``message_stop``)
+    runon-<kib>       stream: after the first events, one event of <kib> KiB that never ends (no
+                      blank line), then the end of the body
+
+``cut`` is also the scenario of a server that closes the connection in the middle of a body (JSON
+or stream).
+
+``ForwardProxy`` (below) is a small HTTP forward proxy for tests: ``CONNECT`` tunnels and
+absolute-form plain HTTP, counting what it forwarded. ``Upstream(ssl=context)`` serves HTTPS.
 
 Every request is recorded as a :class:`Recorded`; ``Upstream.requests`` is a snapshot list of the
 last ``max_recorded`` (10,000 by default), oldest first; ``clear()`` forgets them.
@@ -87,6 +102,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import ssl as ssl_module
 import struct
 import sys
 import threading
@@ -97,7 +113,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, Self
 
-__all__ = ["Recorded", "Scenario", "Upstream", "parse_scenario"]
+__all__ = ["ForwardProxy", "Recorded", "Scenario", "Upstream", "parse_scenario"]
 
 DEFAULT_CHUNKS = 20
 PROMPT_TOKENS_PER_MESSAGE = 7
@@ -176,9 +192,14 @@ class Scenario:
     cached: int = 0
     gate: bool = False
     fill: bool = False
+    early_hints: bool = False
+    trickle_ms: int = 0
+    drop: bool = False
+    leak: int | None = None
+    run_on_kib: int = 0
 
 
-_INT_KEYWORDS = {"error", "slow", "chunks", "chunkdelay", "cut", "cached"}
+_INT_KEYWORDS = {"error", "slow", "chunks", "chunkdelay", "cut", "cached", "trickle", "leak", "runon"}
 _PLAIN_SCENARIO = Scenario()
 
 
@@ -200,6 +221,9 @@ def parse_scenario(model: str) -> Scenario:
                 "chunkdelay": "chunk_delay_ms",
                 "cut": "cut",
                 "cached": "cached",
+                "trickle": "trickle_ms",
+                "leak": "leak",
+                "runon": "run_on_kib",
             }[token]
             values[key] = number
             i += 2
@@ -214,6 +238,10 @@ def parse_scenario(model: str) -> Scenario:
             values["gate"] = True
         elif token == "fill":
             values["fill"] = True
+        elif token == "earlyhints":
+            values["early_hints"] = True
+        elif token == "drop":
+            values["drop"] = True
         i += 1
     return Scenario(**values) if values else _PLAIN_SCENARIO
 
@@ -244,6 +272,7 @@ class _Deferred:
     cut: bool = False
     hang: bool = False
     gate: threading.Event | None = None  # answer once it is set
+    trickle: float = 0.0  # write everything in small pieces this far apart instead
 
 
 _Response = bytes | _Deferred
@@ -258,6 +287,8 @@ def _chunk(payload: bytes) -> bytes:
 
 
 _LAST_CHUNK = b"0\r\n\r\n"
+_EARLY_HINTS = b"HTTP/1.1 103 Early Hints\r\nLink: </hint.css>; rel=preload; as=style\r\n\r\n"
+_TRICKLE_BYTES = 97  # an odd size: the pieces cut across every framing element
 
 
 class _DateCache:
@@ -348,6 +379,17 @@ class _Connection(asyncio.Protocol):
                     await asyncio.sleep(0.005)
             if response.delay:
                 await asyncio.sleep(response.delay)
+            if response.trickle:
+                whole = response.head + b"".join(response.frames) + (b"" if response.cut else response.tail)
+                for start in range(0, len(whole), _TRICKLE_BYTES):
+                    if start:
+                        await asyncio.sleep(response.trickle)
+                    if self._closed:
+                        return
+                    self._write(whole[start : start + _TRICKLE_BYTES])
+                if response.cut or not keep_alive:
+                    self.close()
+                return
             self._write(response.head)
             for index, frame in enumerate(response.frames):
                 if response.gap and index:
@@ -499,7 +541,9 @@ class Upstream:
         anthropic_models: tuple[str, ...] = DEFAULT_ANTHROPIC_MODELS,
         record: bool = True,
         max_recorded: int = 10_000,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
+        self.tls = ssl  # serve HTTPS with this context
         self.host = host
         self.port = port
         self.api_key = api_key
@@ -522,13 +566,13 @@ class Upstream:
     # lifecycle ------------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     async def start(self) -> Self:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._server = await loop.create_server(
-            lambda: _Connection(self), self.host, self.port, reuse_address=True, backlog=1024
+            lambda: _Connection(self), self.host, self.port, reuse_address=True, backlog=1024, ssl=self.tls
         )
         self.port = self._server.sockets[0].getsockname()[1]
         return self
@@ -695,7 +739,24 @@ class Upstream:
                         % (_status_line(302), date, b"Connection: close\r\n" if close else b"")
                     )
                     return self._delayed(scenario, redirect)
-                return route(body_json, model, scenario, n, date, request_id, close, error)
+                if scenario.drop:
+                    return _Deferred(cut=True)  # read, then closed without a byte of answer
+                response = route(body_json, model, scenario, n, date, request_id, close, error)
+                if isinstance(response, _Deferred) and body_json.get("stream") is True:
+                    if scenario.leak is not None:
+                        credential = headers.get("x-api-key" if anthropic else "authorization", "")
+                        response.frames = [
+                            *response.frames[: scenario.leak],
+                            _chunk(_leak_event(anthropic, credential)),
+                        ]
+                        response.tail = _LAST_CHUNK
+                    elif scenario.run_on_kib:
+                        endless = b"data: " + b"x" * (scenario.run_on_kib * 1024)
+                        response.frames = [
+                            _chunk(endless[i : i + 65536]) for i in range(0, len(endless), 65536)
+                        ]
+                        response.tail = _LAST_CHUNK
+                return _shaped(scenario, response)
         return error(
             404,
             f"Unknown request URL: {request.method} {path}. Please check the URL for typos, "
@@ -750,7 +811,13 @@ class Upstream:
                 cut=True,
                 hang=scenario.hang,
             )
-        if scenario.hang or scenario.slow_ms or scenario.chunk_delay_ms:
+        if (
+            scenario.hang
+            or scenario.slow_ms
+            or scenario.chunk_delay_ms
+            or scenario.leak is not None
+            or scenario.run_on_kib
+        ):
             return _Deferred(
                 delay=scenario.slow_ms / 1000,
                 head=head,
@@ -1058,6 +1125,159 @@ class Upstream:
             return error(400, "messages: Field required", "invalid_request_error")
         payload = _dumps({"input_tokens": PROMPT_TOKENS_PER_MESSAGE * len(messages)}).encode()
         return self._json(scenario, payload, date, request_id, close)
+
+
+class ForwardProxy:
+    """A small HTTP forward proxy for tests, in the running loop: ``async with ForwardProxy() as p``.
+
+    ``CONNECT host:port`` opens a tunnel (recorded in ``tunnels``); a plain-HTTP request in absolute
+    form (``POST http://host:port/path HTTP/1.1``) is forwarded in origin form with
+    ``Connection: close`` and its answer passed back, one request per connection (recorded in
+    ``forwarded``). With ``credentials`` ("user:password"), requests without that
+    ``Proxy-Authorization`` get 407."""
+
+    def __init__(self, *, host: str = "127.0.0.1", credentials: str | None = None) -> None:
+        self.host = host
+        self.port = 0
+        self.credentials = credentials
+        self.tunnels: list[str] = []
+        self.forwarded: list[str] = []
+        self.refused = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def __aenter__(self) -> Self:
+        self._server = await asyncio.start_server(self._serve, self.host, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._handle(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            pass
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head[:-4].decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ")
+        headers = [line.partition(":") for line in lines[1:]]
+        if self.credentials is not None:
+            wanted = "Basic " + base64.b64encode(self.credentials.encode()).decode()
+            given = [v.strip() for n, _, v in headers if n.strip().lower() == "proxy-authorization"]
+            if given != [wanted]:
+                self.refused += 1
+                writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+                return
+        if method == "CONNECT":
+            host, _, port = target.rpartition(":")
+            up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            self.tunnels.append(target)
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await _pipe_both(reader, writer, up_reader, up_writer)
+            return
+        if not target.startswith("http://"):
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            return
+        authority, _, path = target[len("http://") :].partition("/")
+        host, _, port = (
+            authority.rpartition(":")
+            if authority.rfind(":") > authority.rfind("]")
+            else (
+                authority,
+                "",
+                "",
+            )
+        )
+        length = 0
+        kept = []
+        for name, _, value in headers:
+            lname = name.strip().lower()
+            if lname == "content-length":
+                length = int(value)
+            if lname.startswith("proxy-") or lname == "connection":
+                continue
+            kept.append(f"{name}:{value}")
+        body = await reader.readexactly(length)
+        self.forwarded.append(f"{method} {target}")
+        try:
+            up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port or 80))
+        except OSError:
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            return
+        request = "\r\n".join([f"{method} /{path} {version}", *kept, "Connection: close", "", ""])
+        up_writer.write(request.encode("latin-1") + body)
+        try:
+            while data := await up_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        finally:
+            up_writer.close()
+
+
+async def _pipe_both(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    up_reader: asyncio.StreamReader,
+    up_writer: asyncio.StreamWriter,
+) -> None:
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+    try:
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+    finally:
+        up_writer.close()
+
+
+def _shaped(scenario: Scenario, response: _Response) -> _Response:
+    """The response with an interim 103 before it, or written in small pieces, as asked."""
+    if scenario.early_hints:
+        if isinstance(response, bytes):
+            response = _EARLY_HINTS + response
+        else:
+            response.head = _EARLY_HINTS + response.head
+    if scenario.trickle_ms:
+        if isinstance(response, bytes):
+            response = _Deferred(head=response)
+        response.trickle = scenario.trickle_ms / 1000
+    return response
+
+
+def _leak_event(anthropic: bool, credential: str) -> bytes:
+    """A provider's error event that quotes the credential it was called with."""
+    message = f"quota exceeded for key {credential}"
+    if anthropic:
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": message}}
+        return b"event: error\ndata: %s\n\n" % _dumps(error).encode()
+    payload = {"error": {"message": message, "type": "insufficient_quota", "param": None, "code": None}}
+    return b"data: %s\n\n" % _dumps(payload).encode()
 
 
 def _openai_usage(prompt_tokens: int, completion_tokens: int, cached: int) -> dict[str, Any]:

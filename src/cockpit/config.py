@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -89,6 +89,23 @@ class Settings(BaseSettings):
     # (before the first byte and between stream chunks).
     upstream_connect_timeout: float = Field(default=10.0, gt=0)
     upstream_read_timeout: float = Field(default=300.0, gt=0)
+    # Gateway: the upstream connection pool (see kit/upstream_http.py). At most this many open
+    # connections in all and per upstream host; calls beyond them wait for a free one.
+    upstream_pool_limit: int = Field(default=512, ge=1)
+    upstream_pool_limit_per_host: int = Field(default=256, ge=1)
+    # Idle connections are closed after this many seconds, before the upstream closes them itself
+    # (uvicorn and node do after 5 s): a POST on a connection the upstream is closing fails and is
+    # never retried, since the upstream may have started (and billed) the completion.
+    upstream_keepalive_seconds: float = Field(default=4.0, gt=0)
+    # An HTTP proxy for every upstream (e.g. http://proxy.internal:3128; credentials in the URL);
+    # without it HTTPS_PROXY/HTTP_PROXY are used. NO_PROXY is honoured by both.
+    upstream_proxy: str | None = None
+    # CA certificates (PEM file) trusted for upstreams instead of the system's trust store, and a
+    # client certificate (PEM; its key in the same file or in upstream_client_key) for upstreams
+    # that require one.
+    upstream_ca_bundle: FilePath | None = None
+    upstream_client_cert: FilePath | None = None
+    upstream_client_key: FilePath | None = None
     # Usage recording: each finished call is appended to a journal file at once, then written to
     # the database in batches at least this often (seconds) or when this many are waiting.
     usage_flush_seconds: float = Field(default=0.25, gt=0)
@@ -113,6 +130,24 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError("COCKPIT_BASE_URL must be an http(s) URL such as https://cockpit.example.com")
         return value.rstrip("/")
+
+    @field_validator("upstream_proxy")
+    @classmethod
+    def _check_upstream_proxy(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "COCKPIT_UPSTREAM_PROXY must be an http(s) URL such as http://proxy.internal:3128"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_client_certificate(self) -> Settings:
+        if self.upstream_client_key is not None and self.upstream_client_cert is None:
+            raise ValueError("COCKPIT_UPSTREAM_CLIENT_KEY needs COCKPIT_UPSTREAM_CLIENT_CERT")
+        return self
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -382,3 +382,24 @@ async def test_a_stored_key_that_cannot_be_sent_is_a_502_not_a_500(
     )
     assert response.status_code == 502
     assert error_of(response)["code"] == "upstream_auth_failed"
+
+
+async def test_test_connection_with_a_stored_key_that_cannot_be_sent_says_so(
+    gateway_app: Any, db: AsyncSession, org: Org
+) -> None:
+    from cockpit.kit.secrets import encrypt
+    from cockpit.providers.models import Provider
+    from tests.conftest import TEST_SECRET
+
+    provider = await db.get(Provider, org.openai_provider_id)
+    assert provider is not None
+    provider.api_key_encrypted = encrypt("sk-caf\u00e9-0123456789", TEST_SECRET)
+    await db.commit()
+    async with raw_client(gateway_app) as http:
+        response = await http.post(
+            f"/api/v1/providers/{org.openai_provider_id}/test",
+            headers={"authorization": f"Bearer {org.admin_token}"},
+        )
+    assert response.status_code == 200
+    assert response.json()["ok"] is False
+    assert "cannot be sent" in response.json()["message"]

@@ -119,6 +119,7 @@ async def private_client(database_url: str, tmp_path: Path, db: AsyncSession) ->
     transport = ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
+    await app.state.gateway.aclose()
     await app.state.engine.dispose()
 
 
@@ -290,6 +291,36 @@ async def test_connection_test_against_local_upstream(
     result = (await private_client.post(f"{API}/providers/{claude}/test", headers=acme.admin)).json()
     assert result["ok"] is True
     assert result["status"] == 200
+
+
+async def test_connection_test_checks_the_address_it_connects_to(
+    client: AsyncClient, private_client: AsyncClient, db: AsyncSession, upstream: str
+) -> None:
+    """Test connection goes through the gateway's upstream client: the address a host name resolves
+    to is checked when connecting (no separate look-up that a rebinding name could answer
+    differently)."""
+    acme = await org(db)
+    created = await private_client.post(
+        f"{API}/providers",
+        json={
+            "name": "By name",
+            "kind": "openai",
+            "base_url": upstream.replace("127.0.0.1", "localhost") + "/v1",
+            "api_key": GOOD_KEY,
+        },
+        headers=acme.admin,
+    )
+    assert created.status_code == 201, created.text
+    test_url = f"{API}/providers/{created.json()['id']}/test"
+    allowed = (await private_client.post(test_url, headers=acme.admin)).json()
+    assert (allowed["ok"], allowed["status"]) == (True, 200)
+    # A deployment that does not allow private upstreams refuses the same name when connecting.
+    refused = await client.post(test_url, headers=acme.admin)
+    assert refused.status_code == 200
+    result = refused.json()
+    assert (result["ok"], result["status"]) == (False, None)
+    assert "127.0.0.1 is private or loopback" in result["message"]
+    assert GOOD_KEY not in refused.text
 
 
 # ---- models ----

@@ -30,10 +30,10 @@ from cockpit.credits.holds import CHOICE_FIELDS, MAX_CHOICES
 from cockpit.gateway import tokencount
 from cockpit.gateway.directory import Caller, Catalog, Directory, Route
 from cockpit.gateway.errors import GatewayError, invalid, model_not_found, unauthenticated
-from cockpit.gateway.transport import PooledTransport
 from cockpit.gateway.upstreams import Call, Upstreams
 from cockpit.kit.text import MAX_DEPTH, Unstorable, find_unstorable
 from cockpit.kit.time import utcnow
+from cockpit.kit.upstream_http import UpstreamClient
 from cockpit.policies.engine import Decision
 from cockpit.policies.models import ResourceType
 from cockpit.providers.models import OUTPUT_LIMIT_FIELDS
@@ -188,14 +188,15 @@ class Gateway:
             ttl_seconds=settings.credit_lease_ttl_seconds,
             idle_seconds=settings.credit_lease_idle_seconds,
         )
-        self.transport = PooledTransport(allow_private=settings.allow_private_upstreams)
-        self.upstreams = Upstreams(self.transport)
+        # The upstream pool (aiohttp): made in the running loop on the first call, closed by aclose().
+        self.client = UpstreamClient.from_settings(settings)
+        self.upstreams = Upstreams(self.client)
         # Records waiting for Cockpit's own token count (see _record).
         self._counting: set[asyncio.Future[None]] = set()
 
     async def aclose(self) -> None:
         await self.drain()
-        await self.transport.aclose()
+        await self.client.aclose()
 
     # ---- who is calling ----
 

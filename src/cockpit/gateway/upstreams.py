@@ -14,7 +14,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
 
 from cockpit.gateway import anthropic, simulated
 from cockpit.gateway.directory import Route
@@ -26,12 +28,17 @@ from cockpit.gateway.errors import (
     upstream_timeout,
     upstream_unreachable,
 )
-from cockpit.gateway.transport import PooledTransport
+from cockpit.kit.upstream_http import Target, UpstreamClient
 from cockpit.providers.models import ProviderKind
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
 DONE = b"data: [DONE]\n\n"
+# The longest SSE event relayed: an upstream that never ends an event must not grow the buffer
+# without bound.
+MAX_EVENT_BYTES = 1024 * 1024
+
+Prepared = tuple[Target, CIMultiDict[str]]
 
 
 @dataclass(slots=True)
@@ -61,8 +68,9 @@ class Call:
 
 
 def scrub(text: str, key: str | None) -> str:
-    text = " ".join(str(text).split())[:400]
-    return text.replace(key, "[api key]") if key else text
+    # The key goes before the text is cut: a cut could leave part of it that no longer matches.
+    text = " ".join(str(text).split())
+    return (text.replace(key, "[api key]") if key else text)[:400]
 
 
 def _error_detail(content: bytes) -> str:
@@ -121,46 +129,58 @@ def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
 
 
+class UpstreamReportedError(Exception):
+    """The upstream sent an error event in the middle of a stream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class Upstreams:
-    def __init__(self, transport: PooledTransport) -> None:
-        self.transport = transport
+    def __init__(self, client: UpstreamClient) -> None:
+        self.client = client
 
     # ---- HTTP plumbing ----
 
     async def _send(
-        self, call: Call, target: tuple[httpx.URL, httpx.Headers], payload: dict[str, Any], key: str | None
-    ) -> httpx.Response:
-        url, headers = target
-        request = httpx.Request(
-            "POST",
-            url,
-            content=json.dumps(payload, separators=(",", ":")).encode(),
-            headers=headers,
-            extensions={"timeout": {"connect": call.connect_timeout, "read": call.read_timeout}},
-        )
+        self, call: Call, target: Prepared, payload: dict[str, Any], key: str | None
+    ) -> aiohttp.ClientResponse:
+        destination, headers = target
         try:
-            response = await self.transport.handle_async_request(request)
-        except httpx.TimeoutException:
+            response = await self.client.send(
+                "POST",
+                destination,
+                headers=headers,
+                data=json.dumps(payload, separators=(",", ":")).encode(),
+                timing=self.client.timeout(call.connect_timeout, call.read_timeout),
+            )
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors (and ClientErrors)
             raise upstream_timeout() from None
-        except httpx.HTTPError as exc:
-            raise upstream_unreachable(scrub(str(exc), key)) from None
-        if response.status_code != 200:
+        except aiohttp.ClientError as exc:
+            raise upstream_unreachable(scrub(_describe(exc), key)) from None
+        if response.status != 200:
             try:
-                content = await _read_raw(response)
-            except httpx.TimeoutException:
+                content = await response.read()
+            except TimeoutError:
                 raise upstream_timeout() from None
-            except httpx.HTTPError:
+            except aiohttp.ClientError:
                 content = b""
-            raise upstream_status(response.status_code, scrub(_error_detail(content), key))
+            finally:
+                response.release()
+            raise upstream_status(response.status, scrub(_error_detail(content), key))
         return response
 
-    async def _read(self, response: httpx.Response) -> bytes:
+    async def _read(self, response: aiohttp.ClientResponse, key: str | None) -> bytes:
+        """The whole body as sent (never decoded), and the connection released."""
         try:
-            return await _read_raw(response)
-        except httpx.TimeoutException:
+            return await response.read()
+        except TimeoutError:
             raise upstream_timeout() from None
-        except httpx.HTTPError as exc:
-            raise upstream_unreachable(str(exc)) from None
+        except aiohttp.ClientError as exc:
+            raise upstream_unreachable(scrub(_describe(exc), key)) from None
+        finally:
+            response.release()
 
     # ---- dispatch ----
 
@@ -206,9 +226,7 @@ class Upstreams:
 
     # ---- OpenAI-compatible ----
 
-    def _openai_request(
-        self, call: Call, path: str
-    ) -> tuple[tuple[httpx.URL, httpx.Headers], dict[str, Any]]:
+    def _openai_request(self, call: Call, path: str) -> tuple[Prepared, dict[str, Any]]:
         upstream = call.route.upstream
         payload = dict(call.body)
         payload["model"] = call.route.upstream_model
@@ -231,17 +249,17 @@ class Upstreams:
                     headers.append((header, upstream.api_key))
                 else:
                     headers.append(("authorization", f"Bearer {upstream.api_key}"))
-            url = httpx.URL(f"{upstream.base_url}{path}")
+            url = URL(f"{upstream.base_url}{path}")
             query = upstream.settings.get("query_params")
             if isinstance(query, dict) and query:
-                url = url.copy_merge_params({str(k): str(v) for k, v in query.items()})
-            target = upstream.prepared[key] = (url, httpx.Headers(headers))
+                url = url.update_query({str(k): str(v) for k, v in query.items()})
+            target = upstream.prepared[key] = (self.client.target(url), CIMultiDict(headers))
         return target, payload
 
     async def _openai_json(self, call: Call, path: str) -> bytes:
         target, payload = self._openai_request(call, path)
-        response = await self._send(call, target, payload, call.route.upstream.api_key)
-        content = await self._read(response)
+        key = call.route.upstream.api_key
+        content = await self._read(await self._send(call, target, payload, key), key)
         call.first_token = time.perf_counter()
         try:
             data = json.loads(content)
@@ -259,10 +277,16 @@ class Upstreams:
         response = await self._send(call, target, payload, call.route.upstream.api_key)
         return self._relay_openai(call, response)
 
-    def _relay_openai(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+    def _relay_openai(self, call: Call, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """The upstream's SSE events, passed through as they are. The usage event is always asked
-        for upstream (metering needs it) and passed on only when the caller asked for it."""
-        return _relay(call, response, lambda event: [event] if self._keep_openai_event(call, event) else [])
+        for upstream (metering needs it) and passed on only when the caller asked for it; an error
+        event ends the stream with Cockpit's error event (its message scrubbed of the key)."""
+        return _relay(
+            call,
+            response,
+            lambda event: [event] if self._keep_openai_event(call, event) else [],
+            call.route.upstream.api_key,
+        )
 
     def _keep_openai_event(self, call: Call, event: bytes) -> bool:
         data = b""
@@ -280,6 +304,9 @@ class Upstreams:
             return True
         if not isinstance(chunk, dict):
             return True
+        if isinstance(chunk.get("error"), dict | str) and chunk["error"] and not chunk.get("choices"):
+            # A provider's error event: relayed as Cockpit's error, its message scrubbed.
+            raise UpstreamReportedError(_error_detail(data) or "Upstream stream error.")
         if call.upstream_id is None and isinstance(chunk.get("id"), str):
             call.upstream_id = chunk["id"][:200]
         _note_chunk(call, chunk)
@@ -292,7 +319,7 @@ class Upstreams:
 
     # ---- Anthropic ----
 
-    def _anthropic_request(self, call: Call) -> tuple[tuple[httpx.URL, httpx.Headers], dict[str, Any]]:
+    def _anthropic_request(self, call: Call) -> tuple[Prepared, dict[str, Any]]:
         upstream = call.route.upstream
         try:
             payload = anthropic.to_messages_request(
@@ -314,15 +341,15 @@ class Upstreams:
             if upstream.api_key:
                 headers.append(("x-api-key", upstream.api_key))
             target = upstream.prepared[key] = (
-                httpx.URL(f"{upstream.base_url}/v1/messages"),
-                httpx.Headers(headers),
+                self.client.target(f"{upstream.base_url}/v1/messages"),
+                CIMultiDict(headers),
             )
         return target, payload
 
     async def _anthropic_json(self, call: Call) -> bytes:
         target, payload = self._anthropic_request(call)
-        response = await self._send(call, target, payload, call.route.upstream.api_key)
-        content = await self._read(response)
+        key = call.route.upstream.api_key
+        content = await self._read(await self._send(call, target, payload, key), key)
         call.first_token = time.perf_counter()
         try:
             data = json.loads(content)
@@ -340,7 +367,7 @@ class Upstreams:
         response = await self._send(call, target, payload, call.route.upstream.api_key)
         return self._relay_anthropic(call, response)
 
-    def _relay_anthropic(self, call: Call, response: httpx.Response) -> AsyncIterator[bytes]:
+    def _relay_anthropic(self, call: Call, response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """Anthropic's events (``event: name`` / ``data: {...}``), translated to OpenAI chunks."""
         translator = anthropic.StreamTranslator(model=call.route.name, include_usage=call.include_usage)
 
@@ -372,7 +399,7 @@ class Upstreams:
                 out.append(DONE)
             return out
 
-        return _relay(call, response, translate)
+        return _relay(call, response, translate, call.route.upstream.api_key)
 
     # ---- simulated ----
 
@@ -433,12 +460,6 @@ class Upstreams:
         yield DONE
 
 
-def _raw_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
-    stream = response.stream
-    assert isinstance(stream, httpx.AsyncByteStream)
-    return stream.__aiter__()
-
-
 def _note_chunk(call: Call, chunk: dict[str, Any]) -> None:
     """Time of the first token and the text of an OpenAI chunk that is on its way to the caller."""
     text, output = _delta_text(chunk)
@@ -449,52 +470,82 @@ def _note_chunk(call: Call, chunk: dict[str, Any]) -> None:
 
 
 async def _relay(
-    call: Call, response: httpx.Response, convert: Callable[[bytes], list[bytes]]
+    call: Call,
+    response: aiohttp.ClientResponse,
+    convert: Callable[[bytes], list[bytes]],
+    api_key: str | None,
 ) -> AsyncIterator[bytes]:
     """Split the upstream's SSE stream into events as the bytes arrive, convert each event into
     what the caller gets, and send what each read produced at once (nothing waits for more data).
-    A stream that ends early or breaks ends with an error event and ``call.failure`` set."""
+    A stream that ends early, breaks, reports an error or sends an event over ``MAX_EVENT_BYTES``
+    ends with an error event and ``call.failure`` set. The provider's key never reaches the caller,
+    whatever event carries it."""
+    key = api_key.encode() if api_key else None
     buffer = b""
+    held_cr = False  # a piece ended with CR: its LF may start the next piece
+    out: list[bytes] = []  # converted events not yet sent
     try:
-        async for raw in _raw_pieces(response):
+        async for raw in response.content.iter_any():
+            if held_cr:
+                raw, held_cr = b"\r" + raw, False
+            if b"\r" in raw:
+                if raw.endswith(b"\r"):
+                    raw, held_cr = raw[:-1], True
+                raw = raw.replace(b"\r\n", b"\n")
+            start = max(len(buffer) - 1, 0)  # an event's blank line may straddle two pieces
             buffer += raw
-            if b"\r" in buffer:
-                buffer = buffer.replace(b"\r\n", b"\n")
-            out: list[bytes] = []
-            while (end := buffer.find(b"\n\n")) >= 0:
-                event, buffer = buffer[: end + 2], buffer[end + 2 :]
-                out.extend(convert(event))
+            taken = 0
+            while (end := buffer.find(b"\n\n", start)) >= 0:
+                out.extend(convert(buffer[taken : end + 2]))
+                taken = start = end + 2
+            if taken:
+                buffer = buffer[taken:]
             if out:
-                yield b"".join(out)
-        if buffer.strip() and (out := convert(buffer + b"\n\n")):
-            yield b"".join(out)
-        if not call.finished:
-            call.failure = stream_interrupted("The upstream provider ended the stream early.")
-    except anthropic.UpstreamStreamError as exc:
+                chunk, out = b"".join(out), []
+                yield _scrubbed(chunk, key)
+            if len(buffer) > MAX_EVENT_BYTES:
+                call.failure = stream_interrupted(
+                    "The upstream provider sent an event larger than "
+                    f"{MAX_EVENT_BYTES // (1024 * 1024)} MiB; the stream was stopped."
+                )
+                break
+        else:
+            if buffer.strip():
+                out.extend(convert(buffer + b"\n\n"))
+            if not call.finished:
+                call.failure = stream_interrupted("The upstream provider ended the stream early.")
+    except (anthropic.UpstreamStreamError, UpstreamReportedError) as exc:
         call.failure = GatewayError(
             502,
-            f"The upstream provider reported an error: {exc.message}",
+            f"The upstream provider reported an error: {scrub(exc.message, api_key)}",
             type="upstream_error",
             code="upstream_error",
         )
-    except httpx.TimeoutException:
+    except TimeoutError:
         call.failure = upstream_timeout()
-    except httpx.HTTPError:
+    except aiohttp.ClientError:
         call.failure = stream_interrupted("The upstream provider's stream broke off.")
     finally:
-        await response.aclose()
+        # Back to the pool when the body was read to its end, closed otherwise.
+        response.release()
+    if out:  # the events converted before the end or the failure
+        yield _scrubbed(b"".join(out), key)
     if call.failure is not None:
         yield sse(call.failure.body())
 
 
-async def _read_raw(response: httpx.Response) -> bytes:
-    """The whole body as sent (no content decoding is ever asked for), and the connection released."""
-    stream = response.stream
-    assert isinstance(stream, httpx.AsyncByteStream)
-    try:
-        return b"".join([piece async for piece in stream])
-    finally:
-        await stream.aclose()
+def _scrubbed(chunk: bytes, key: bytes | None) -> bytes:
+    return chunk.replace(key, b"[api key]") if key and key in chunk else chunk
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    """What went wrong, for the caller: aiohttp's message, or the kind of failure."""
+    text = str(exc).strip()
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the upstream closed the connection without answering"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the connection broke in the middle of the answer"
+    return text or type(exc).__name__
 
 
 def max_output(call: Call) -> int:

@@ -107,7 +107,7 @@ async def test_provider(
 ) -> ConnectionTest:
     """Ask the upstream for its model list with the stored key; reports success or the upstream's error."""
     ok, code, message = await service.check_connection(
-        session, actor, provider_id, secret_key=_secret_key(request), allow_private=_allow_private(request)
+        session, actor, provider_id, secret_key=_secret_key(request), client=request.app.state.gateway.client
     )
     return ConnectionTest(ok=ok, status=code, message=message)
 

@@ -11,7 +11,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-import httpx
+import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
@@ -22,6 +22,7 @@ from cockpit.kit import secrets
 from cockpit.kit.errors import CockpitError, Conflict, InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.text import is_header_name, is_header_value
+from cockpit.kit.upstream_http import UpstreamClient
 from cockpit.kit.urls import check_upstream_url_async
 from cockpit.kit.validation import require_text
 from cockpit.providers import repository
@@ -228,15 +229,16 @@ async def delete_provider(session: AsyncSession, actor: Actor, provider_id: uuid
 
 
 def _scrub(text: str, key: str | None) -> str:
-    text = " ".join(text.split())[:300]
-    return text.replace(key, "[api key]") if key else text
+    # The key goes before the text is cut: a cut could leave part of it that no longer matches.
+    text = " ".join(text.split())
+    return (text.replace(key, "[api key]") if key else text)[:300]
 
 
-def _upstream_error(response: httpx.Response) -> str:
+def _upstream_error(content: bytes) -> str:
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        return response.text
+        return content.decode("utf-8", "replace")
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
@@ -254,16 +256,17 @@ async def check_connection(
     provider_id: uuid.UUID,
     *,
     secret_key: str,
-    allow_private: bool,
-    transport: httpx.AsyncBaseTransport | None = None,
+    client: UpstreamClient,
 ) -> tuple[bool, int | None, str]:
-    """Ask the upstream for its model list: (ok, HTTP status, message). The key never appears."""
+    """Ask the upstream for its model list: (ok, HTTP status, message). The key never appears.
+
+    The call goes through the gateway's upstream client, so the address it connects to is the one
+    checked against the upstream rules (its host name is not resolved once for a check and again
+    for the connection)."""
     provider = await access_provider(session, actor, provider_id)
     if provider.kind is ProviderKind.simulated:
         return True, None, "The simulated provider is built in and always available."
     assert provider.base_url is not None
-    # The host is checked again: its DNS answer may have changed since the provider was saved.
-    base_url = await check_upstream_url_async(provider.base_url, allow_private=allow_private)
     key: str | None = None
     if provider.api_key_encrypted is not None:
         try:
@@ -274,31 +277,47 @@ async def check_connection(
                 None,
                 "The stored API key cannot be decrypted (the secret key changed); save it again.",
             )
-    headers: dict[str, str] = {}
+        if not is_header_value(key):  # saved before keys were checked
+            return (
+                False,
+                None,
+                "The stored API key has characters that cannot be sent (only visible ASCII); save it again.",
+            )
+    headers: dict[str, str] = {"accept": "application/json"}
     if provider.kind is ProviderKind.anthropic:
-        url = f"{base_url}/v1/models"
+        url = f"{provider.base_url}/v1/models"
         headers["anthropic-version"] = ANTHROPIC_VERSION
         if key:
             headers["x-api-key"] = key
     else:
-        url = f"{base_url}/models"
+        url = f"{provider.base_url}/models"
         if key:
             headers["authorization"] = f"Bearer {key}"
     try:
-        async with httpx.AsyncClient(
-            timeout=TEST_TIMEOUT_SECONDS, follow_redirects=False, transport=transport
-        ) as client:
-            response = await client.get(url, headers=headers)
-    except httpx.TimeoutException:
+        response = await client.send(
+            "GET",
+            client.target(url),
+            headers=headers,
+            timing=aiohttp.ClientTimeout(total=TEST_TIMEOUT_SECONDS, sock_connect=TEST_TIMEOUT_SECONDS),
+        )
+        try:
+            status = response.status
+            content = b"" if 200 <= status < 400 else await response.read()
+        finally:
+            response.release()
+    except TimeoutError:
         return False, None, f"The upstream did not answer within {TEST_TIMEOUT_SECONDS:.0f} seconds."
-    except httpx.HTTPError as exc:
-        return False, None, _scrub(f"Could not connect to the upstream ({type(exc).__name__}).", key)
-    status = response.status_code
+    except aiohttp.ClientError as exc:
+        return (
+            False,
+            None,
+            _scrub(f"Could not connect to the upstream: {str(exc) or type(exc).__name__}", key),
+        )
     if 200 <= status < 300:
         return True, status, f"Connected: the upstream answered HTTP {status}."
     if 300 <= status < 400:
         return False, status, f"The upstream answered with a redirect (HTTP {status}), which is not followed."
-    detail = _upstream_error(response)
+    detail = _upstream_error(content)
     message = f"The upstream answered HTTP {status}" + (f": {detail}" if detail else ".")
     return False, status, _scrub(message, key)
 

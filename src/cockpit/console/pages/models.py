@@ -286,7 +286,11 @@ async def test_provider(
     pid, name = provider.id, provider.name
     try:
         ok, _, message = await service.check_connection(
-            session, viewer.actor, pid, secret_key=_secret_key(request), allow_private=_allow_private(request)
+            session,
+            viewer.actor,
+            pid,
+            secret_key=_secret_key(request),
+            client=request.app.state.gateway.client,
         )
     except CockpitError as exc:
         ok, message = False, exc.message
