@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
 
 from cockpit.kit.time import utcnow
@@ -188,7 +188,7 @@ async def read_only(session: AsyncSession) -> AsyncIterator[None]:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+def after_commit(session: AsyncSession | Session, action: AfterCommit) -> None:
     """Run ``action`` once the unit of work has committed (e-mails, webhooks): never on rollback."""
     session.info.setdefault("after_commit", []).append(action)
 
