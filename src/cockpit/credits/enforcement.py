@@ -258,8 +258,14 @@ class CreditKeeper:
     ) -> Lease | None:
         async with self._locks[key]:  # one lease transaction per member at a time in this process
             lease = self._leases.get(key)
-            if lease is not None and self._usable(lease) and lease.free >= need:
-                return lease  # another call topped it up meanwhile
+            if lease is not None and self._usable(lease):
+                if lease.free >= need:
+                    return lease  # another call topped it up meanwhile
+                if lease.room <= 0 and time.monotonic() - lease.checked < EXHAUSTED_SECONDS:
+                    # The top-up this call queued behind found nothing more to lease: a burst of calls
+                    # of a member out of credits costs one transaction (on the account's lock), not
+                    # one each.
+                    return lease
             return await self._lease(key, group_id, need, lease)
 
     async def _lease(
