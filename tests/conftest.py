@@ -164,5 +164,18 @@ async def client(app, db: AsyncSession) -> AsyncIterator[AsyncClient]:  # type: 
 
 
 @pytest.fixture
+def cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2 with the cheapest parameters, for tests that check many passwords (users created
+    meanwhile get cheap hashes, and a hash is always verified with its own parameters)."""
+    from argon2 import PasswordHasher
+
+    from cockpit.auth import passwords
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
+    monkeypatch.setattr(passwords, "_hasher", cheap)
+    monkeypatch.setattr(passwords, "_DUMMY_HASH", cheap.hash("cockpit-dummy-password-for-timing"))
+
+
+@pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]

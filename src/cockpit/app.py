@@ -21,7 +21,7 @@ from cockpit.console.pages import router as console_router
 from cockpit.console.web import render_error
 from cockpit.credits.scheduler import run_scheduler
 from cockpit.gateway import tokencount
-from cockpit.gateway.directory import Directory
+from cockpit.gateway.directory import Directory, DirectoryListener
 from cockpit.gateway.routes import GatewayApp
 from cockpit.gateway.service import Gateway
 from cockpit.health import router as health_router
@@ -61,12 +61,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         batch_size=settings.usage_batch_size,
         writer_url=settings.database_url,
     )
-    gateway = Gateway(
-        settings, Directory(sessionmaker, secret_key, settings.data_dir / "gateway-cache.stamp"), recorder
-    )
+    # Other processes' changes reach this one's gateway directory through PostgreSQL's LISTEN/NOTIFY
+    # (any machine), or with SQLite through a stamp file in the shared data directory.
+    stamp = settings.data_dir / "gateway-cache.stamp" if settings.is_sqlite else None
+    directory = Directory(sessionmaker, secret_key, stamp, ttl_seconds=settings.gateway_cache_ttl_seconds)
+    listener = None if settings.is_sqlite else DirectoryListener(directory, engine)
+    gateway = Gateway(settings, directory, recorder)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if listener is not None:
+            await listener.start()
         await recorder.start()
         gateway.keeper.start()
         # Load the tokenizer now rather than on the first call that needs an estimate.
@@ -96,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await recorder.stop()  # the last calls' credits move from their leases to used
         await gateway.keeper.stop()  # then what is left in the leases goes back
         await gateway.aclose()
+        if listener is not None:
+            await listener.stop()
         await engine.dispose()
 
     app = CockpitApp(
@@ -115,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessionmaker
     app.state.recorder = recorder
     app.state.gateway = gateway
+    app.state.directory_listener = listener
 
     install_error_handlers(app, render_error)
     redact_access_logs()

@@ -20,7 +20,7 @@ from cockpit.accounts.service import create_account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth.actor import Actor
-from cockpit.auth.passwords import hash_password
+from cockpit.auth.passwords import hash_password_async
 from cockpit.auth.tokens import issue_token
 from cockpit.config import Settings
 from cockpit.credits import allocations
@@ -133,7 +133,9 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
         for name, description in GROUPS.items()
     ]
     seed_actor = Actor.system(account.id, label="demo seed")
-    password_hash = hash_password(DEMO_PASSWORD)  # one hash for every demo person: seeding stays fast
+    password_hash = await hash_password_async(
+        DEMO_PASSWORD
+    )  # one hash for every demo person: seeding stays fast
     people: list[User] = []
     for i, (first, last) in enumerate(zip(FIRST, LAST, strict=True)):
         role = UserRole.admin if i in (0, 5) else UserRole.member

@@ -1,7 +1,7 @@
 """Every ORM model, imported once so that the metadata is complete (Alembic, tests)."""
 
 from cockpit.accounts.models import Account
-from cockpit.audit.models import AuditEntry
+from cockpit.audit.models import AuditChainHead, AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
 from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.groups.models import Group
@@ -20,6 +20,7 @@ __all__ = [
     "AccessPolicy",
     "Account",
     "ApiToken",
+    "AuditChainHead",
     "AuditEntry",
     "CreditCycle",
     "CreditRequest",

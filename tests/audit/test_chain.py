@@ -11,8 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
-from cockpit.audit.models import AuditEntry
+from cockpit.audit.models import AuditChainHead, AuditEntry
 from cockpit.audit.service import GENESIS, ChainReport, compute_hash, verify_all
 from tests.builders import bearer, make_account, make_token
 
@@ -69,9 +68,9 @@ async def test_intact_chain_verifies_with_count_and_head(db: AsyncSession, clien
     assert report.problem is None
     assert report.entries == 5
     assert report.head == entries[-1].hash
-    stored = await db.get(Account, account_id)
+    stored = await db.get(AuditChainHead, account_id)
     assert stored is not None
-    assert (stored.audit_seq, stored.audit_head) == (5, entries[-1].hash)
+    assert (stored.seq, stored.head) == (5, entries[-1].hash)
 
 
 async def test_each_entry_links_to_the_previous_one(db: AsyncSession, client: AsyncClient) -> None:

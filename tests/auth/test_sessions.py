@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.app import create_app
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.models import ApiToken, LoginSession
+from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
 from cockpit.kit.time import utcnow
 from cockpit.users.models import User, UserRole, UserStatus
 from tests.builders import PASSWORD, csrf_for, csrf_from, make_account, make_user
@@ -266,10 +266,30 @@ async def test_a_deactivated_user_cannot_sign_in_and_loses_their_session(
     assert kicked_out.status_code == 303
     assert kicked_out.headers["location"].startswith("/login")
     again = await login(client, user.email)
-    assert again.status_code == 403
-    assert "deactivated" in error_message(again)
-    assert session_cookie_header(again) is None
+    wrong = await login(client, user.email, "not-the-password-1")
+    # The right password of a deactivated user answers exactly like a wrong one: no password oracle.
+    for response in (again, wrong):
+        assert response.status_code == 401
+        assert error_message(response) == INVALID
+        assert session_cookie_header(response) is None
+    assert again.text.replace(user.email, "") == wrong.text.replace(user.email, "")
     assert (await client.get("/")).status_code == 303
+    # Both are failed sign-ins (they count for the throttle); the audit log tells them apart.
+    await db.commit()
+    assert (
+        await db.scalar(
+            select(func.count()).select_from(LoginFailure).where(LoginFailure.email == user.email)
+        )
+        == 2
+    )
+    failed = list(
+        await db.scalars(
+            select(AuditEntry.after)
+            .where(AuditEntry.account_id == user.account_id, AuditEntry.action == "auth.login_failed")
+            .order_by(AuditEntry.seq)
+        )
+    )
+    assert failed == [{"failures_last_hour": 1, "reason": "user_deactivated"}, {"failures_last_hour": 2}]
 
 
 # ---- CSRF ----

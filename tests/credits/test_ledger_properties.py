@@ -114,7 +114,7 @@ class World:
         return Actor.system(self.account_id)
 
     def new_keeper(self) -> CreditKeeper:
-        return CreditKeeper(self.sessions, generation=lambda: self.generation[0])
+        return CreditKeeper(self.sessions, generation=lambda _account_id: self.generation[0])
 
 
 async def build(sessions: async_sessionmaker[AsyncSession]) -> World:

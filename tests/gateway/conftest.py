@@ -228,3 +228,34 @@ async def fund_account(
     await db.commit()
     await current_cycle(db, row)  # the cycle exists before the first call
     await db.commit()
+
+
+@dataclass
+class Tenant:
+    """Another account: one member with a gateway token, and a simulated chat model ``sim-chat``."""
+
+    account_id: uuid.UUID
+    member_id: uuid.UUID
+    group_id: uuid.UUID
+    token: str
+
+
+async def make_tenant(db: AsyncSession, *, name: str = "Other Co", credits: bool = False) -> Tenant:
+    account, _owner = await make_account(db, name=name)
+    member = await make_user(db, account, role=UserRole.member)
+    token = await make_token(db, member, scopes=("gateway",))
+    actor = Actor.system(account.id)
+    provider = await providers.create_provider(
+        db, actor, name="Simulated", kind=ProviderKind.simulated, secret_key=TEST_SECRET, allow_private=True,
+        settings={"latency_ms": 0, "tokens_per_second": 0, "output_tokens": 40},
+    )  # fmt: skip
+    await providers.create_model(
+        db, actor, name="sim-chat", provider_id=provider.id, upstream_model="sim-chat",
+        input_price_per_million=Decimal("2.50"), output_price_per_million=Decimal("10.00"),
+        cached_input_price_per_million=Decimal("1.25"),
+    )  # fmt: skip
+    await db.commit()
+    tenant = Tenant(account.id, member.id, member.group_id, token)
+    if credits:
+        await fund_account(db, tenant.account_id, tenant.group_id, {tenant.member_id: "10000"})
+    return tenant

@@ -53,7 +53,10 @@ def fast_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
     import cockpit.accounts.service as accounts_service
     import tests.builders as builders
 
-    monkeypatch.setattr(accounts_service, "hash_password", lambda _password: _PASSWORD_HASH)
+    async def cheap(_password: str) -> str:
+        return _PASSWORD_HASH
+
+    monkeypatch.setattr(accounts_service, "hash_password_async", cheap)
     monkeypatch.setattr(builders, "hash_password", lambda _password: _PASSWORD_HASH)
 
 

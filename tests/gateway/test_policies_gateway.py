@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.auth.actor import Actor
 from cockpit.credits.models import CreditLease, EntryKind, LedgerEntry
-from cockpit.gateway import directory as directory_module
 from cockpit.policies import service as policies
 from cockpit.policies.models import AccessPolicy
 from cockpit.users.models import User, UserRole
@@ -266,10 +265,10 @@ async def test_decisions_are_served_from_memory_once_the_directory_is_warm(
     gateway_app: Any, db: AsyncSession, org: Org, rest: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No background refresh however slow the machine: only a change may reload the directory.
-    monkeypatch.setattr(directory_module, "TTL_SECONDS", 10_000.0)
+    directory = gateway_app.state.gateway.directory
+    monkeypatch.setattr(directory, "ttl", 10_000.0)
     await deny(rest, "account", None, "model", "claude-sonnet")
     await deny(rest, "user", org.admin.id, "feature", "gateway.api_access")
-    directory = gateway_app.state.gateway.directory
     member = client_for(gateway_app, org.member_token)
     admin = client_for(gateway_app, org.admin_token)
     assert await chat_status(member) == 200

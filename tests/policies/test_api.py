@@ -216,11 +216,12 @@ async def test_the_same_rule_created_twice_at_once_is_a_conflict_not_an_error(
 
 async def _until_an_insert_waits(db: AsyncSession) -> None:
     """Wait (polling PostgreSQL, at most ~30 s) until the second request waits on a lock held by the
-    first: on the account row (rule changes are serialised) or, without that, on its insert."""
+    first: on the account's lock (its audit chain head: rule changes are serialised) or, without that,
+    on its insert."""
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() "
-        "AND (query LIKE 'INSERT INTO access_policies%' OR query LIKE '%FROM accounts%FOR UPDATE%')"
+        "AND (query LIKE 'INSERT INTO access_policies%' OR query LIKE '%FROM audit_chain_heads%FOR UPDATE%')"
     )
     for _ in range(3000):
         if await db.scalar(query):

@@ -485,7 +485,7 @@ async def test_deactivation_cuts_token_and_console_access_frees_seats_and_keeps_
 
     async with browser(app) as fresh_browser:
         again = await console_login(fresh_browser, member.email)
-        assert again.status_code == 403
+        assert again.status_code == 401  # as for a wrong password (tests/auth/test_sessions.py)
         assert SESSION not in fresh_browser.cookies
 
     after = await seat_table(client, o.headers)

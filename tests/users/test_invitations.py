@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
@@ -323,6 +324,23 @@ async def test_a_used_link_is_refused(client: AsyncClient, db: AsyncSession) -> 
     again = await accept(client, token, password="another-passphrase-77")
 
     assert (again.status_code, code(again)) == (409, "invitation_used")
+    assert await users_with_email(db, "nina@example.com") == 1
+
+
+async def test_one_link_accepted_twice_at_once_creates_one_user(
+    client: AsyncClient, db: AsyncSession, cheap_passwords: None
+) -> None:
+    """The password is hashed outside any lock or transaction, then the link is checked again under the
+    account's lock: the second acceptance is refused (409), not a duplicate user or a 500."""
+    o = await org(db)
+    token = link_token((await invited(client, o.headers, "nina@example.com"))["accept_url"])
+
+    responses = await asyncio.gather(*(accept(client, token) for _ in range(2)))
+
+    assert sorted((r.status_code, r.json().get("error", {}).get("code")) for r in responses) == [
+        (201, None),
+        (409, "invitation_used"),
+    ]
     assert await users_with_email(db, "nina@example.com") == 1
 
 

@@ -28,6 +28,5 @@ class Account(IdMixin, TimestampMixin, Base):
     credits_per_cycle: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
     cycle_cadence: Mapped[str] = mapped_column(String(10), default="month", server_default="month")
     signup_credits: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
-    # Head of the tamper-evident audit chain; also the row locked to serialise appends.
-    audit_seq: Mapped[int] = mapped_column(default=0)
-    audit_head: Mapped[str] = mapped_column(String(64), default="")
+    # The head of the account's audit chain, and the lock of account-wide invariants, live in
+    # ``audit_chain_heads`` (see cockpit.audit.service.lock_account).

@@ -12,7 +12,7 @@ from cockpit.accounts.schemas import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth.actor import Actor
-from cockpit.auth.passwords import check_policy, hash_password
+from cockpit.auth.passwords import check_policy, hash_password_async
 from cockpit.authz.permissions import Permission
 from cockpit.groups.service import create_default_group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
@@ -80,6 +80,7 @@ async def create_account(
     check_timezone(timezone)
     if await users_repo.get_by_email(session, email) is not None:
         raise Conflict("email_taken", f"A user with the e-mail {email} already exists.")
+    password_hash = await hash_password_async(owner_password)
     account = Account(id=uuid.uuid4(), name=name, timezone=timezone)
     session.add(account)
     await session.flush()
@@ -91,7 +92,7 @@ async def create_account(
         name=owner_name.strip()[:200],
         role=UserRole.owner,
         status=UserStatus.active,
-        password_hash=hash_password(owner_password),
+        password_hash=password_hash,
         group_id=default_group.id,
         seat_console=True,
     )

@@ -1,8 +1,24 @@
 """The audit log: append (in the caller's transaction), search, export and verify the chain.
 
 Each entry's ``hash`` is SHA-256 over its canonical content plus the previous entry's hash
-(per account). The account row keeps the head (last ``seq`` and ``hash``), so an edited,
-removed or inserted entry — including one removed from the end — breaks verification.
+(per account). A row of ``audit_chain_heads`` keeps each account's head (last ``seq`` and
+``hash``), so an edited, removed or inserted entry — including one removed from the end — breaks
+verification.
+
+Serialisation. Appends to one account's chain, and the checks of account-wide invariants (the last
+owner, seat limits, credit allocations, leases), happen one transaction at a time: each locks the
+account's chain head row first (``lock_account``), and waits there, in order, for the transactions
+ahead of it. The head lives in a table of its own because nothing references it: a row that
+references ``accounts`` (a login session, a token, an audit entry) takes a KEY SHARE lock on the
+account row on PostgreSQL, and when the account row itself was the lock, two transactions that had
+each inserted such a row and then asked ``FOR UPDATE`` on it deadlocked. Now:
+
+- the head lock is the first lock a transaction takes on the account's rows: it is taken before the
+  caller's pending changes are flushed, so one order holds everywhere (head row, then the rows the
+  transaction writes); code that must flush earlier calls ``lock_account`` before it writes;
+- nothing locks the account row explicitly. Updating it (settings) takes FOR NO KEY UPDATE, which
+  does not conflict with the KEY SHARE locks of inserts, and only happens under the head lock;
+- SQLite serialises writers anyway (every write transaction begins IMMEDIATE).
 """
 
 from __future__ import annotations
@@ -21,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.audit import repository
-from cockpit.audit.models import AuditEntry
+from cockpit.audit.models import AuditChainHead, AuditEntry
 from cockpit.audit.repository import AuditFilters
 from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
@@ -71,11 +87,11 @@ async def record(
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an entry to the actor's account chain, in the caller's transaction."""
-    account = await lock_account(session, actor.account_id)
+    head = await _lock_head(session, actor.account_id)
     entry = AuditEntry(
         id=uuid.uuid4(),
-        account_id=account.id,
-        seq=account.audit_seq + 1,
+        account_id=head.account_id,
+        seq=head.seq + 1,
         created_at=utcnow(),
         actor_id=actor.user_id,
         actor_label=actor.label[:300],
@@ -88,10 +104,10 @@ async def record(
         after=to_jsonable(after) if after is not None else None,
         ip=actor.ip,
         user_agent=(actor.user_agent or "")[:400] or None,
-        prev_hash=account.audit_head or GENESIS,
+        prev_hash=head.head or GENESIS,
     )
     entry.hash = compute_hash(entry)
-    account.audit_seq, account.audit_head = entry.seq, entry.hash
+    head.seq, head.head = entry.seq, entry.hash
     # Written with the caller's next flush or commit (bulk work appends thousands of entries).
     session.add(entry)
     return entry
@@ -117,22 +133,58 @@ async def record_changes(
 
 
 async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> Account:
-    """The account row, locked once per transaction: later appends reuse the lock and the head.
+    """Lock the account (its audit chain head row) and return the account row read after the lock.
 
-    Account-wide invariants (the last owner, seat limits) take this lock before they check, so
-    two concurrent requests cannot both pass the check (PostgreSQL; SQLite serialises writers).
+    Account-wide invariants (the last owner, seat limits, credit allocations and leases) take this
+    lock before they check, so two concurrent requests cannot both pass the check, and read the
+    account's settings from the row returned (current: read after the lock; its writers hold the
+    lock too). Taken once per transaction; later calls and appends reuse it. Raises LookupError for
+    an account that does not exist.
+
+    Call it before the transaction writes anything of the account when it has to flush early: the
+    lock must come first (see the module's docstring). Pending, unflushed changes are fine: they are
+    written after the lock is taken.
     """
+    locks = _locks(session)
+    account = locks.accounts.get(account_id)
+    if account is None:
+        await _lock_head(session, account_id)
+        account = await repository.fresh_account(session, account_id)
+        if account is None:
+            raise LookupError(f"account {account_id} does not exist")
+        locks.accounts[account_id] = account
+    return account
+
+
+async def lock_account_chain(session: AsyncSession, account_id: uuid.UUID) -> None:
+    """The same lock as ``lock_account``, for code that needs no account settings (one query less)."""
+    await _lock_head(session, account_id)
+
+
+@dataclass
+class _Locks:
+    """The chain heads locked by one transaction (and the accounts read under those locks)."""
+
+    transaction: object
+    heads: dict[uuid.UUID, AuditChainHead]
+    accounts: dict[uuid.UUID, Account]
+
+
+def _locks(session: AsyncSession) -> _Locks:
     sync = session.sync_session
     transaction = sync.get_nested_transaction() or sync.get_transaction()
-    locked: dict[uuid.UUID, Account] = session.info.get("audit_locks", {})
-    if session.info.get("audit_locks_tx") is not transaction:
-        locked = {}
-        session.info["audit_locks"], session.info["audit_locks_tx"] = locked, transaction
-    account = locked.get(account_id)
-    if account is None:
-        account = await repository.lock_account_head(session, account_id)
-        locked[account_id] = account
-    return account
+    locks: _Locks | None = session.info.get("audit_locks")
+    if locks is None or locks.transaction is not transaction:
+        locks = session.info["audit_locks"] = _Locks(transaction, {}, {})
+    return locks
+
+
+async def _lock_head(session: AsyncSession, account_id: uuid.UUID) -> AuditChainHead:
+    locks = _locks(session)
+    head = locks.heads.get(account_id)
+    if head is None:
+        head = locks.heads[account_id] = await repository.lock_chain_head(session, account_id)
+    return head
 
 
 async def search(
@@ -231,6 +283,8 @@ class ChainReport:
 async def verify_account_chain(session: AsyncSession, account: Account) -> ChainReport:
     """Walk one account's chain and return the first problem found, if any."""
     expected_seq, prev_hash, count = 1, GENESIS, 0
+    stored = await repository.chain_head(session, account.id)
+    head_seq, head_hash = (stored.seq, stored.head) if stored is not None else (0, "")
 
     def problem(seq: int, entry_id: uuid.UUID | None, message: str) -> ChainReport:
         return ChainReport(account.id, count, prev_hash, ChainProblem(account.id, seq, entry_id, message))
@@ -253,17 +307,17 @@ async def verify_account_chain(session: AsyncSession, account: Account) -> Chain
         if compute_hash(entry) != entry.hash:
             return problem(entry.seq, entry.id, f"entry #{entry.seq} ({entry.id}) was altered")
         expected_seq, prev_hash, count = entry.seq + 1, entry.hash, count + 1
-    if account.audit_seq != count:
-        if account.audit_seq > count:
+    if head_seq != count:
+        if head_seq > count:
             return problem(
                 count + 1,
                 None,
-                f"entries #{count + 1}..#{account.audit_seq} are missing (the log was truncated)"
-                if account.audit_seq > count + 1
+                f"entries #{count + 1}..#{head_seq} are missing (the log was truncated)"
+                if head_seq > count + 1
                 else f"entry #{count + 1} is missing (the log was truncated)",
             )
-        return problem(account.audit_seq + 1, None, "the chain head on the account does not match")
-    if account.audit_seq and account.audit_head != prev_hash:
+        return problem(head_seq + 1, None, "the chain head of the account does not match")
+    if head_seq and head_hash != prev_hash:
         return problem(count, None, f"entry #{count} was altered (it does not match the chain head)")
     return ChainReport(account.id, count, prev_hash, None)
 

@@ -15,9 +15,10 @@ from cockpit.audit.service import Target
 from cockpit.auth import repository
 from cockpit.auth.actor import Actor, ActorKind
 from cockpit.auth.models import LoginFailure, LoginSession
-from cockpit.auth.passwords import verify_password
+from cockpit.auth.passwords import verify_password_async
 from cockpit.config import Settings
-from cockpit.kit.errors import CockpitError, NotAuthenticated, NotPermitted, TooManyRequests
+from cockpit.kit.db import read_only
+from cockpit.kit.errors import CockpitError, NotAuthenticated, TooManyRequests
 from cockpit.kit.time import utcnow
 from cockpit.users import repository as users_repo
 from cockpit.users.models import User, UserStatus
@@ -70,7 +71,14 @@ async def _throttle(session: AsyncSession, settings: Settings, email: str, ip: s
 
 
 async def _record_failure(
-    session: AsyncSession, settings: Settings, email: str, ip: str, user_agent: str | None, user: User | None
+    session: AsyncSession,
+    settings: Settings,
+    email: str,
+    ip: str,
+    user_agent: str | None,
+    user: User | None,
+    *,
+    reason: str | None = None,
 ) -> None:
     session.add(LoginFailure(email=email, ip=ip, account_id=user.account_id if user else None))
     await session.flush()
@@ -85,9 +93,10 @@ async def _record_failure(
         user_agent=user_agent,
     )
     target = Target("user", user.id, user.email)
-    await audit.record(
-        session, actor, "auth.login_failed", target=target, after={"failures_last_hour": failures}
-    )
+    after: dict[str, object] = {"failures_last_hour": failures}
+    if reason is not None:
+        after["reason"] = reason
+    await audit.record(session, actor, "auth.login_failed", target=target, after=after)
     if failures == settings.login_delay_after:
         await audit.record(
             session,
@@ -109,20 +118,38 @@ async def _record_failure(
 async def sign_in(
     session: AsyncSession, settings: Settings, *, email: str, password: str, ip: str, user_agent: str | None
 ) -> SignInResult:
+    """Check an e-mail and password; start a session, or return why not.
+
+    Every refused attempt answers alike: unknown e-mail, wrong password, and the right password of a
+    deactivated user are all 401 ``invalid_credentials`` (a different answer for the last one would
+    tell a guesser that the password is right), and all three are recorded as failed sign-ins.
+
+    Under a burst (many attempts at once for one e-mail) no lock or connection is held while the
+    password is checked: the throttle and the user are read in a short read-only transaction, the
+    argon2 check runs off the event loop, and only then is the account locked (its audit chain head,
+    which the failure or the login is appended to). Under that lock the throttle is checked again
+    against the failures committed by the attempts ahead in the queue, so a burst gets no more
+    answers than attempts one after the other would: the rest are refused (429) whatever their
+    password. An e-mail without an account takes no lock (nothing to serialise on; its failures are
+    recorded and throttle it all the same, a burst's worth at a time).
+    """
     email = email.strip().lower()[:254]
-    throttled = await _throttle(session, settings, email, ip)
+    async with read_only(session):
+        throttled = await _throttle(session, settings, email, ip)
+        user = await users_repo.get_by_email(session, email) if email and throttled is None else None
     if throttled is not None:
         return SignInResult(error=throttled)
-    user = await users_repo.get_by_email(session, email) if email else None
-    if not verify_password(user.password_hash if user else None, password) or user is None:
-        await _record_failure(session, settings, email, ip, user_agent, user)
+    correct = await verify_password_async(user.password_hash if user else None, password)
+    if user is not None:
+        await audit.lock_account_chain(session, user.account_id)
+        throttled = await _throttle(session, settings, email, ip)
+        if throttled is not None:
+            return SignInResult(error=throttled)
+        await session.refresh(user, ["status"])  # as of now: a deactivation takes the same lock
+    if not correct or user is None or user.status is not UserStatus.active:
+        reason = "user_deactivated" if correct and user is not None else None
+        await _record_failure(session, settings, email, ip, user_agent, user, reason=reason)
         return SignInResult(error=NotAuthenticated("invalid_credentials", INVALID_CREDENTIALS))
-    if user.status is not UserStatus.active:
-        return SignInResult(
-            error=NotPermitted(
-                "user_deactivated", "Your access has been deactivated. Contact your administrator."
-            )
-        )
     login_session, secret = await start_session(session, settings, user, ip=ip, user_agent=user_agent)
     return SignInResult(user=user, login_session=login_session, secret=secret)
 
@@ -131,6 +158,7 @@ async def start_session(
     session: AsyncSession, settings: Settings, user: User, *, ip: str | None, user_agent: str | None
 ) -> tuple[LoginSession, str]:
     """A fresh session id at every sign-in (never reuse one from before authentication)."""
+    await audit.lock_account_chain(session, user.account_id)  # before the writes (see audit.lock_account)
     now = utcnow()
     secret = secrets.token_urlsafe(32)
     login_session = LoginSession(

@@ -76,7 +76,7 @@ CHUNK_CALLS = 16
 ATTEMPTS = 4
 # After the database said a member has nothing more to lease, calls are refused (or clamped to the
 # lease) from memory for this long, so that a caller out of credits cannot cost a transaction per
-# call. Allocation changes end it at once (they change the generation).
+# call. Allocation changes end it at once (they change the account's generation).
 EXHAUSTED_SECONDS = 1.0
 
 
@@ -156,12 +156,14 @@ class CreditKeeper:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
-        generation: Callable[[], int] = lambda: 0,
+        generation: Callable[[uuid.UUID], int] = lambda _account_id: 0,
         ttl_seconds: float = 120.0,
         idle_seconds: float = 2.0,
     ) -> None:
         self.sessionmaker = sessionmaker
-        self.generation = generation  # changes when cycles or settings may have changed
+        # An account's generation changes when its cycles, settings, budgets or allocations may have
+        # changed: its leases are then replaced at their next use (other accounts' are not).
+        self.generation = generation
         self.ttl = timedelta(seconds=ttl_seconds)
         self.idle_seconds = idle_seconds
         self.owner = owner_name()
@@ -237,7 +239,11 @@ class CreditKeeper:
         )
 
     def _usable(self, lease: Lease) -> bool:
-        return not lease.retired and lease.generation == self.generation() and utcnow() < lease.ends_at
+        return (
+            not lease.retired
+            and lease.generation == self.generation(lease.account_id)
+            and utcnow() < lease.ends_at
+        )
 
     def _take(self, lease: Lease, plan: HoldPlan, chat: bool) -> Hold:
         lease.free -= plan.credits
@@ -260,15 +266,21 @@ class CreditKeeper:
     ) -> Lease | None:
         async with self._locks[key]:  # one lease transaction per member at a time in this process
             lease = self._leases.get(key)
-            if lease is not None and self._usable(lease) and lease.free >= need:
-                return lease  # another call topped it up meanwhile
+            if lease is not None and self._usable(lease):
+                if lease.free >= need:
+                    return lease  # another call topped it up meanwhile
+                if lease.room <= 0 and time.monotonic() - lease.checked < EXHAUSTED_SECONDS:
+                    # The top-up this call queued behind found nothing more to lease: a burst of calls
+                    # of a member out of credits costs one transaction (on the account's lock), not
+                    # one each.
+                    return lease
             return await self._lease(key, group_id, need, lease)
 
     async def _lease(
         self, key: tuple[uuid.UUID, uuid.UUID], group_id: uuid.UUID | None, need: Decimal, lease: Lease | None
     ) -> Lease | None:
         account_id, user_id = key
-        generation = self.generation()
+        generation = self.generation(account_id)
         now = utcnow()
 
         def fresh(cycle: CreditCycle) -> Lease:

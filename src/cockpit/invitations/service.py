@@ -14,14 +14,14 @@ from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth.actor import Actor
-from cockpit.auth.passwords import check_policy, hash_password
+from cockpit.auth.passwords import check_policy, hash_password_async
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.credits.allocations import grant_signup_credits
 from cockpit.groups.models import Group
 from cockpit.invitations import repository
 from cockpit.invitations.models import Invitation
-from cockpit.kit.db import after_commit
+from cockpit.kit.db import after_commit, read_only
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.mail import Email, send_email
 from cockpit.kit.pagination import Page, PageParams, paginate
@@ -239,12 +239,25 @@ async def find_open(session: AsyncSession, raw: str) -> Invitation:
     return invitation
 
 
-async def accept(session: AsyncSession, *, token: str, name: str, password: str) -> User:
+async def _acceptable(session: AsyncSession, token: str) -> Invitation:
     invitation = await find_open(session, token)
-    name = require_text(name, field="name", label="Your name", max_length=200)
-    check_policy(password)
     if await users_repo.get_by_email(session, invitation.email) is not None:
         raise Conflict("email_taken", f"{invitation.email} already has a Cockpit account.")
+    return invitation
+
+
+async def accept(session: AsyncSession, *, token: str, name: str, password: str) -> User:
+    # Checked in a read-only transaction first, so that no lock or connection is held while the
+    # password is hashed; then again under the account's lock (the link may have been used
+    # meanwhile: a second acceptance of one link gets 409, not a duplicate user).
+    async with read_only(session):
+        invitation = await _acceptable(session, token)
+        name = require_text(name, field="name", label="Your name", max_length=200)
+        check_policy(password)
+    password_hash = await hash_password_async(password)
+    await audit.lock_account_chain(session, invitation.account_id)
+    session.expire(invitation)
+    invitation = await _acceptable(session, token)
     account = await session.get(Account, invitation.account_id)
     assert account is not None
     group = await resolve_group(session, account.id, invitation.group_id)
@@ -259,7 +272,7 @@ async def accept(session: AsyncSession, *, token: str, name: str, password: str)
         name=name,
         role=invitation.role,
         status=UserStatus.active,
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         group_id=group.id,
     )
     set_user_seats(user, seats)

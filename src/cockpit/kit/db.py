@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from sqlalchemy import BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
 
 from cockpit.kit.time import utcnow
@@ -166,10 +167,28 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 # Execution options for a session that only reads (see make_engine).
 READ_ONLY = {"cockpit_read_only": True}
 
+
+@asynccontextmanager
+async def read_only(session: AsyncSession) -> AsyncIterator[None]:
+    """Reads that slow work follows (a password hash): they run in a read-only transaction that ends
+    with the block, so that no pool connection, and on SQLite no write lock, is held during that work.
+    The next statement begins a new transaction (for the writes). Inside a transaction that has begun
+    already, the reads simply join it (and nothing is released). Nothing may be written in the block.
+    """
+    if session.in_transaction():
+        yield
+        return
+    await session.connection(execution_options=READ_ONLY)
+    yield
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("read_only: the block changed objects; it may only read")
+    await session.commit()
+
+
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+def after_commit(session: AsyncSession | Session, action: AfterCommit) -> None:
     """Run ``action`` once the unit of work has committed (e-mails, webhooks): never on rollback."""
     session.info.setdefault("after_commit", []).append(action)
 

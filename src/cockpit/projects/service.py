@@ -132,12 +132,12 @@ async def delete_project(session: AsyncSession, actor: Actor, project_id: uuid.U
         target=target(project),
         before={"name": project.name, "members": members},
     )
-    await revoke_project_tokens(session, project.id)
+    await revoke_project_tokens(session, project.account_id, project.id)
     await session.delete(project)
     await session.flush()
 
 
-async def revoke_project_tokens(session: AsyncSession, project_id: uuid.UUID) -> None:
+async def revoke_project_tokens(session: AsyncSession, account_id: uuid.UUID, project_id: uuid.UUID) -> None:
     """A deleted project's tokens stop working (their usage stays attributed in the records)."""
     from sqlalchemy import update
 
@@ -146,7 +146,12 @@ async def revoke_project_tokens(session: AsyncSession, project_id: uuid.UUID) ->
 
     await session.execute(
         update(ApiToken)
-        .where(ApiToken.project_id == project_id, ApiToken.revoked_at.is_(None))
+        # The account too: the gateway's directory then forgets that account's callers, not everyone's.
+        .where(
+            ApiToken.account_id == account_id,
+            ApiToken.project_id == project_id,
+            ApiToken.revoked_at.is_(None),
+        )
         .values(revoked_at=utcnow())
     )
 
