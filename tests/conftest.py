@@ -75,6 +75,27 @@ def _cheap_argon2() -> None:
 _cheap_argon2()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "postgresql_only: a test of something only PostgreSQL has (not run on SQLite, not skipped)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A ``postgresql_only`` test is not collected for SQLite (rather than skipped there)."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec is not None else None
+        if backend == "sqlite" and item.get_closest_marker("postgresql_only") is not None:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     note = "" if "postgresql" in BACKENDS else " — PostgreSQL not reachable, running on SQLite alone"
     return f"cockpit database backends: {', '.join(BACKENDS)}{note}"
