@@ -21,7 +21,8 @@ from cockpit.console.pages import router as console_router
 from cockpit.console.web import render_error
 from cockpit.credits.scheduler import run_scheduler
 from cockpit.gateway import tokencount
-from cockpit.gateway.directory import Directory, DirectoryListener
+from cockpit.gateway.directory import Directory
+from cockpit.gateway.invalidation import DirectoryListener
 from cockpit.gateway.routes import GatewayApp
 from cockpit.gateway.service import Gateway
 from cockpit.health import router as health_router

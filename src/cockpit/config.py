@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     credit_lease_idle_seconds: float = Field(default=2.0, gt=0)
     usage_batch_size: int = Field(default=1000, ge=1, le=100_000)
     # The gateway's in-memory callers and catalogues: reloaded in the background once this old (a
-    # safety net; changes made through Cockpit apply at once, see gateway/directory.py).
+    # safety net; changes made through Cockpit apply at once, see gateway/invalidation.py).
     gateway_cache_ttl_seconds: float = Field(default=5.0, gt=0)
     # Credit cycles roll over on time by themselves: checked this often (seconds) by a loop in the
     # server process (off: run `cockpit worker` instead, or both; they do not clash).

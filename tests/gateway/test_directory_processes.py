@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
-from cockpit.gateway.directory import CHANNEL, Directory, DirectoryListener
+from cockpit.gateway.directory import Directory
+from cockpit.gateway.invalidation import CHANNEL, DirectoryListener
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
