@@ -22,7 +22,7 @@ from cockpit.accounts.models import Account
 from cockpit.credits import balances
 from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle, cycles_of
-from cockpit.credits.enforcement import release_from_lease
+from cockpit.credits.leases import release_from_lease
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.kit.text import storable
 

@@ -13,25 +13,24 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from cockpit.config import Settings
 from cockpit.credits.enforcement import CreditKeeper, Hold, InsufficientCredits
-from cockpit.credits.holds import CHOICE_FIELDS, MAX_CHOICES
 from cockpit.gateway import tokencount
 from cockpit.gateway.directory import Caller, Catalog, Directory, Route
 from cockpit.gateway.errors import GatewayError, invalid, model_not_found, unauthenticated
+from cockpit.gateway.events import EventStream
+from cockpit.gateway.inputs import FORBIDDEN_FIELDS, check_chat, check_common, read_body
 from cockpit.gateway.upstreams import Call, Upstreams
-from cockpit.kit.text import MAX_DEPTH, Unstorable, find_unstorable
 from cockpit.kit.time import utcnow
 from cockpit.kit.upstream_http import UpstreamClient
 from cockpit.policies.engine import Decision
@@ -43,32 +42,11 @@ from cockpit.users.models import UserRole
 
 log = logging.getLogger("cockpit.gateway")
 
-# Bodies at least this large are parsed in a thread (the event loop serves other calls meanwhile).
-LARGE_BODY_BYTES = 1024 * 1024
 # A record whose tokens must be counted by Cockpit from more text than this is completed in a
 # thread: tokenizing megabytes on the event loop would hold up every other call.
 INLINE_COUNT_BYTES = 16 * 1024
 MAX_STORED_REQUEST_BYTES = 256 * 1024
 MILLION = Decimal(1_000_000)
-# Body fields that would name other credentials or another destination: never accepted.
-FORBIDDEN_FIELDS = frozenset(
-    {
-        "api_key",
-        "api_base",
-        "base_url",
-        "api_version",
-        "organization",
-        "headers",
-        "extra_headers",
-        "custom_llm_provider",
-        "provider",
-        "deployment_id",
-        "azure_endpoint",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "vertex_credentials",
-    }
-)
 ADMIN_ROLES = frozenset({UserRole.owner, UserRole.admin})
 JSON_TYPE = "application/json"
 
@@ -94,50 +72,6 @@ def credits_of(cost: Decimal, factor: Decimal) -> Decimal:
     if factor <= 0 or cost <= 0:
         return Decimal(0)
     return (cost * factor).quantize(MICRO, rounding=ROUND_HALF_UP)
-
-
-class EventStream(Response):
-    """Server-sent events, sent as they come. A client that goes away is noticed at once (not only at
-    the next write): the relay is cancelled, which closes the upstream stream and records the call."""
-
-    media_type = "text/event-stream"
-
-    def __init__(self, chunks: AsyncIterator[bytes], on_close: Callable[[], None] | None = None) -> None:
-        self.chunks = chunks
-        self.on_close = on_close
-        self.status_code = 200
-        self.background = None
-        self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no"})
-
-    async def _pump(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        async for chunk in self.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    @staticmethod
-    async def _watch(receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        pump = asyncio.ensure_future(self._pump(send))
-        watch = asyncio.ensure_future(self._watch(receive))
-        try:
-            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (pump, watch):
-                task.cancel()
-            for task in (pump, watch):
-                with contextlib.suppress(BaseException):
-                    await task
-            aclose = getattr(self.chunks, "aclose", None)
-            try:
-                if aclose is not None:
-                    await aclose()
-            finally:
-                if self.on_close is not None:
-                    self.on_close()
 
 
 INTERNAL_ERROR = GatewayError(
@@ -256,98 +190,6 @@ class Gateway:
 
     # ---- requests ----
 
-    async def _body(self, request: Request, ctx: Context) -> dict[str, Any]:
-        """The JSON body, read as it streams in and refused (413) as soon as it passes the limit;
-        400 for anything that is not a JSON object Cockpit can pass on and record."""
-        limit = self.settings.max_body_bytes_gateway
-        too_large = GatewayError(
-            413, f"The request body is larger than {limit:,} bytes.", code="payload_too_large"
-        )
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise too_large
-        pieces: list[bytes] = []
-        size = 0
-        try:
-            async for piece in request.stream():
-                size += len(piece)
-                if size > limit:
-                    raise too_large
-                pieces.append(piece)
-        except ClientDisconnect:
-            raise invalid("The request body was not received completely.") from None
-        raw = b"".join(pieces)
-        ctx.body_bytes = len(raw)
-        try:
-            body = (
-                json.loads(raw) if len(raw) < LARGE_BODY_BYTES else await asyncio.to_thread(json.loads, raw)
-            )
-        except RecursionError:
-            raise invalid(
-                f"The request body is nested more than {MAX_DEPTH} levels deep.", code="invalid_json"
-            ) from None
-        except ValueError:
-            raise invalid("The request body is not valid JSON.", code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise invalid("The request body must be a JSON object.", code="invalid_json")
-        if isinstance(body.get("model"), str):
-            ctx.model_name = body["model"]  # recorded (made storable) even if the body is refused
-        try:
-            # NUL is valid text for an upstream (and made storable when recorded); a lone surrogate
-            # is not text at all, and nothing nests deeper than MAX_DEPTH levels.
-            find_unstorable(body, root="", nul=False)
-        except Unstorable as exc:
-            raise invalid(f"'{exc.path}' {exc.reason}.", param=exc.path, code="invalid_text") from None
-        return body
-
-    @staticmethod
-    def _check_common(body: dict[str, Any]) -> str:
-        smuggled = FORBIDDEN_FIELDS.intersection(body)
-        if smuggled:
-            name = sorted(smuggled)[0]
-            raise invalid(
-                f"The field '{name}' is not accepted: Cockpit chooses the provider and its credentials.",
-                param=name,
-                code="forbidden_parameter",
-            )
-        model = body.get("model")
-        if not isinstance(model, str) or not model.strip():
-            raise invalid("'model' is required and must be a string.", param="model", code="missing_model")
-        return model
-
-    @staticmethod
-    def _check_chat(body: dict[str, Any]) -> tuple[bool, bool]:
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise invalid("'messages' must be a non-empty array.", param="messages")
-        for index, message in enumerate(messages):
-            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-                raise invalid(
-                    f"messages[{index}] must be an object with a 'role'.", param=f"messages[{index}]"
-                )
-        stream = body.get("stream", False)
-        if stream is None:
-            stream = False
-        if not isinstance(stream, bool):
-            raise invalid("'stream' must be true or false.", param="stream")
-        options = body.get("stream_options")
-        if options is not None and not isinstance(options, dict):
-            raise invalid("'stream_options' must be an object.", param="stream_options")
-        if options is not None and not stream:
-            raise invalid("'stream_options' is only allowed when 'stream' is true.", param="stream_options")
-        for name in OUTPUT_LIMIT_FIELDS:
-            value = body.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise invalid(f"'{name}' must be a positive integer.", param=name)
-        for name in CHOICE_FIELDS:
-            value = body.get(name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CHOICES
-            ):
-                raise invalid(f"'{name}' must be an integer from 1 to {MAX_CHOICES}.", param=name)
-        include_usage = bool(stream and options and options.get("include_usage") is True)
-        return stream, include_usage
-
     def _route(self, catalog: Catalog, name: str, capability: str) -> Route:
         route = catalog.routes.get(name)
         if route is None:
@@ -394,11 +236,11 @@ class Gateway:
         try:
             ctx.catalog = catalog = await self.directory.catalog(caller.account_id)
             self._require_api_access(caller, catalog)
-            ctx.body = body = await self._body(request, ctx)
+            ctx.body = body = await read_body(request, self.settings.max_body_bytes_gateway, ctx)
             ctx.attribution = self.attribution(request, caller, catalog)
-            model_name = self._check_common(body)
+            model_name = check_common(body)
             if operation is Operation.chat:
-                stream, include_usage = self._check_chat(body)
+                stream, include_usage = check_chat(body)
                 ctx.route = route = self._route(catalog, model_name, "chat")
             else:
                 if "input" not in body:
