@@ -134,9 +134,9 @@ class Settings(BaseSettings):
     jobs_retry_seconds: float = Field(default=10.0, gt=0)
     # Finished jobs are kept this long (the jobs page, idempotency keys), then pruned.
     jobs_keep_days: int = Field(default=7, ge=1)
-    # Failed sign-in attempts (e-mail, IP) are kept this long for investigation, then deleted; the
-    # throttle itself looks back one hour.
-    login_failures_keep_days: int = Field(default=30, ge=1)
+    # Failed sign-in attempts (e-mail, IP: personal data) are deleted once this old by a daily job;
+    # the throttle itself looks back one hour.
+    login_failures_keep_days: int = Field(default=1, ge=1)
 
     @property
     def usage_journal_dir(self) -> Path:
