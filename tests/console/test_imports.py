@@ -141,7 +141,8 @@ async def test_import_respects_seat_limits(app: Any, client: AsyncClient, db: As
         data={"csrf_token": await csrf_for(client, "/users/import")},
         files={"file": ("seats.csv", rows.encode(), "text/csv")},
     )
-    job = await _wait_for_job(app, db, __import__("uuid").UUID(response.headers["location"].rsplit("/", 1)[1]))
+    job_id = __import__("uuid").UUID(response.headers["location"].rsplit("/", 1)[1])
+    job = await _wait_for_job(app, db, job_id)
     assert (job.created, job.rejected) == (2, 2)
     assert all("No compute seat is free" in row["reason"] for row in job.report)
 

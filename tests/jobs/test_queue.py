@@ -136,8 +136,10 @@ async def test_failures_are_retried_with_backoff_then_the_job_is_dead(
     assert await worker.run_once() == 1
     [job] = await fetch_jobs(db)
     assert (job.status, job.attempts, job.run_at) == ("failed", 1, clock.now + base)
-    assert job.last_error is not None and job.last_error.startswith("RuntimeError: upstream said no")
-    assert "hunter2" not in job.last_error and "s3cret" not in job.last_error
+    assert job.last_error is not None
+    assert job.last_error.startswith("RuntimeError: upstream said no")
+    assert "hunter2" not in job.last_error
+    assert "s3cret" not in job.last_error
 
     assert await worker.run_once() == 0  # not before its time
     clock.advance(seconds=base.total_seconds())
@@ -149,7 +151,8 @@ async def test_failures_are_retried_with_backoff_then_the_job_is_dead(
     assert await worker.run_once() == 1
     [job] = await fetch_jobs(db)
     assert (job.status, job.attempts, job.finished_at) == ("dead", 3, clock.now)
-    assert len(given_up) == 1 and "hunter2" not in given_up[0]
+    assert len(given_up) == 1
+    assert "hunter2" not in given_up[0]
     clock.advance(days=1)
     assert await worker.run_once() == 0  # a dead job stays dead
 
@@ -311,6 +314,8 @@ def test_backoff_doubles_up_to_an_hour() -> None:
 
 def test_errors_are_scrubbed_and_bounded() -> None:
     text = queue.scrub_error(ValueError("Bearer abc.def token=xyz sk-abcdefghijklmnop " + "x" * 5000))
-    assert "abc.def" not in text and "xyz" not in text and "sk-abcdefghijklmnop" not in text
+    assert "abc.def" not in text
+    assert "xyz" not in text
+    assert "sk-abcdefghijklmnop" not in text
     assert len(text) == queue.MAX_ERROR
     assert isinstance(Job.__table__.c.last_error.type.length, int)  # type: ignore[attr-defined]

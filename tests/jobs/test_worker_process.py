@@ -68,7 +68,9 @@ async def test_a_job_whose_worker_was_killed_is_finished_by_another_worker(
         await db.rollback()
         row = await db.get(Job, job_id, populate_existing=True)
         assert row is not None
-        assert row.status == "running" and row.locked_by is not None and f":{first.pid}:" in row.locked_by
+        assert row.status == "running"
+        assert row.locked_by is not None
+        assert f":{first.pid}:" in row.locked_by
 
         second = await _start_worker(database_url, tmp_path)
         (work / "release").touch()
