@@ -124,8 +124,8 @@ class Settings(BaseSettings):
     # Credit cycles roll over on time by themselves: a roll-over job is queued this often (seconds).
     credits_scheduler_seconds: float = Field(default=30.0, gt=0)
     # How often an idle worker looks for due jobs, how long a claimed job stays its worker's without
-    # renewal (a dead worker's job is handed back after this), jobs run at once by `cockpit worker`
-    # (the server's own worker runs one at a time), seconds a stopping worker lets its jobs finish.
+    # renewal (a dead worker's job is handed back after this), jobs run at once by one worker,
+    # seconds a stopping worker lets its jobs finish.
     jobs_poll_seconds: float = Field(default=1.0, gt=0)
     jobs_lease_seconds: float = Field(default=60.0, ge=1)
     jobs_concurrency: int = Field(default=4, ge=1, le=64)
