@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -319,3 +320,56 @@ def test_errors_are_scrubbed_and_bounded() -> None:
     assert "sk-abcdefghijklmnop" not in text
     assert len(text) == queue.MAX_ERROR
     assert isinstance(Job.__table__.c.last_error.type.length, int)  # type: ignore[attr-defined]
+
+
+class _GatedSessions:
+    """Sessions whose next one, once armed, waits at a gate before it opens (a slow database)."""
+
+    def __init__(self, inner: async_sessionmaker[AsyncSession]) -> None:
+        self.inner, self.armed = inner, False
+        self.at_gate, self.gate = asyncio.Event(), asyncio.Event()
+
+    def __call__(self) -> Any:
+        if not self.armed:
+            return self.inner()
+        self.armed = False
+        return _Gated(self, self.inner())
+
+
+class _Gated:
+    def __init__(self, owner: _GatedSessions, session: AsyncSession) -> None:
+        self.owner, self.session = owner, session
+
+    async def __aenter__(self) -> AsyncSession:
+        self.owner.at_gate.set()
+        await self.owner.gate.wait()
+        return await self.session.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.session.__aexit__(*exc)
+
+
+async def test_a_job_that_finished_while_its_worker_stops_is_recorded_as_done(
+    db: AsyncSession, sessions: async_sessionmaker[AsyncSession], job_settings: Settings
+) -> None:
+    gated = _GatedSessions(sessions)
+    kinds = Registry()
+
+    async def quick(ctx: JobContext) -> None:
+        gated.armed = True  # the worker's next session is the one that marks the job done
+
+    kinds.register("test.quick", quick)
+    await _enqueue(sessions, kinds, "test.quick")
+    settings = job_settings.model_copy(update={"jobs_grace_seconds": 0.0, "jobs_poll_seconds": 3600.0})
+    stop = asyncio.Event()
+    worker = Worker(gated, settings, kinds=kinds, schedules=False)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(gated.at_gate.wait(), timeout=30)
+    stop.set()  # no grace: the job's task is cancelled while it records the outcome
+    for _ in range(100):  # let the stop reach the job's task
+        await asyncio.sleep(0)
+    gated.gate.set()
+    await asyncio.wait_for(task, timeout=30)
+
+    [job] = await fetch_jobs(db)
+    assert (job.status, job.attempts, job.locked_by) == ("done", 1, None)

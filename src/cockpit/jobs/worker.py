@@ -15,8 +15,9 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -207,24 +208,27 @@ class Worker:
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                await self._give_back(job)
+                await _settle(self._give_back(job))
                 raise
             if lost.is_set():
                 log.warning("job lease lost: another worker took the job over", extra=_job_extra(job))
                 return
-            await self._fail(job, "The job was cancelled.", False)
+            await _settle(self._fail(job, "The job was cancelled.", False))
         except PermanentJobError as exc:
-            await self._fail(job, queue.scrub_error(exc), True)
+            await _settle(self._fail(job, queue.scrub_error(exc), True))
         except Exception as exc:
             log.exception("job attempt failed", extra=_job_extra(job))
-            await self._fail(job, queue.scrub_error(exc), False)
+            await _settle(self._fail(job, queue.scrub_error(exc), False))
         else:
-            async with self.sessionmaker() as session, session.begin():
-                await queue.finish(session, job.id, self.name, now=self.clock())
+            await _settle(self._finish(job))
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
+
+    async def _finish(self, job: Job) -> None:
+        async with self.sessionmaker() as session, session.begin():
+            await queue.finish(session, job.id, self.name, now=self.clock())
 
     async def _keep_lease(self, job: Job, inner: asyncio.Future[None], lost: asyncio.Event) -> None:
         """Renew the lease every third of its length; cancel the handler if the job was taken away."""
@@ -268,6 +272,17 @@ class Worker:
             await spec.on_dead(self._context(job), error)
         except Exception:
             log.exception("job give-up hook failed", extra=_job_extra(job))
+
+
+async def _settle(bookkeeping: Coroutine[Any, Any, None]) -> None:
+    """Record a job's outcome even if the worker is being stopped meanwhile: a job whose handler has
+    finished is marked done (not run again after its lease expires), one being stopped is given back."""
+    task = asyncio.ensure_future(bookkeeping)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 def _job_extra(job: Job) -> dict[str, object]:
