@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Test processes (pytest-xdist): one per core by default; PYTEST_WORKERS=0 runs in this process.
+PYTEST_WORKERS ?= auto
 
-.PHONY: demo serve test check lint format typecheck pytest install install-dev clean
+.PHONY: demo serve test check lint format typecheck imports pytest install install-dev clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Cockpit needs Python 3.11 or newer")'
@@ -33,7 +35,7 @@ serve: $(VENV)/.installed
 ## test: dev extras, quality gates, the whole suite
 test: $(VENV)/.installed-dev check pytest
 
-check: lint typecheck
+check: lint typecheck imports
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -46,8 +48,12 @@ format: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
+## imports: the layering contracts in pyproject.toml ([tool.importlinter])
+imports: $(VENV)/.installed-dev
+	$(BIN)/lint-imports
+
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts

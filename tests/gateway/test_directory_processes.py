@@ -43,11 +43,7 @@ WAIT = 30.0  # bounds a hang only
 
 Sessions = async_sessionmaker[AsyncSession]
 
-
-@pytest.fixture
-def postgres_only(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite deployments share a data directory")
+pytestmark = pytest.mark.postgresql_only  # LISTEN/NOTIFY: SQLite deployments share a stamp file
 
 
 @dataclass
@@ -83,7 +79,7 @@ async def _arrange(sessions: Sessions) -> People:
 
 
 @pytest.fixture
-def servers(postgres_only: None, live_db: str, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
+def servers(live_db: str, tmp_path: Path) -> Iterator[tuple[LiveServer, LiveServer]]:
     env = {"COCKPIT_GATEWAY_CACHE_TTL_SECONDS": "3600"}  # only a notification may drop an entry
     a = LiveServer(live_db, tmp_path / "machine-a", flush_seconds=0.2, env=env).start()
     try:
@@ -144,7 +140,7 @@ async def test_a_change_through_one_machine_is_refused_by_the_other_at_the_next_
 
 
 async def test_a_listener_that_loses_its_connection_comes_back_and_forgets_what_it_may_have_missed(
-    postgres_only: None, database_url: str
+    database_url: str,
 ) -> None:
     engine = make_engine(database_url)
     directory = Directory(make_sessionmaker(engine), TEST_SECRET)

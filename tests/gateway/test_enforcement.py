@@ -25,7 +25,10 @@ from cockpit.credits.cycles import current_cycle
 from cockpit.credits.holds import input_token_bound
 from cockpit.credits.models import CreditLease, EntryKind, GroupBudget, LedgerEntry
 from cockpit.kit.time import utcnow
-from tests.gateway.conftest import Org, add_model, client_for, fund, records
+from cockpit.providers import service as providers
+from cockpit.providers.models import ProviderKind
+from tests.conftest import TEST_SECRET
+from tests.gateway.conftest import UPSTREAM_KEY, Org, add_model, client_for, fund, records
 from tests.upstream import Upstream
 
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
@@ -176,7 +179,15 @@ async def test_200_concurrent_calls_admit_at_most_what_the_budget_holds(
     answers only once every call has been admitted or refused), half of them streaming. At most 10
     get through, the others get 402, and used credits stay within the allowance."""
     model = "gpt-4o-mini-gate-chunks-5"  # 5 output tokens: a call costs less than it holds
-    await add_model(db, org, model, org.openai_provider_id)
+    # The admitted calls wait at the closed gate until all 190 refusals are answered, which takes
+    # longer on a busy machine: their provider waits up to 10 minutes (the tests' default is 3 s).
+    patient = await providers.create_provider(
+        db, Actor.system(org.account_id), name="Patient", kind=ProviderKind.openai, secret_key=TEST_SECRET,
+        allow_private=True, base_url=upstream.base_url + "/v1", api_key=UPSTREAM_KEY,
+        settings={"timeout_seconds": 600},
+    )  # fmt: skip
+    await db.commit()
+    await add_model(db, org, model, patient.id)
     allowance = 10 * HOLD_10
     plenty = "1000"
     if level == "member":
@@ -195,7 +206,7 @@ async def test_200_concurrent_calls_admit_at_most_what_the_budget_holds(
             asyncio.ensure_future(outcome_of(callers[i % len(callers)], model, stream=i % 2 == 0))
             for i in range(200)
         ]
-        for _ in range(1000):  # until every refused call has its answer
+        for _ in range(30_000):  # until every refused call has its answer (at most 5 minutes)
             if sum(c.done() for c in calls) >= 190:
                 break
             await asyncio.sleep(0.01)

@@ -352,7 +352,9 @@ async def test_hanging_upstream_times_out(
         assert caught.value.status_code == 504
         assert caught.value.code == "upstream_timeout"
         assert error_body(caught.value)["message"] == "The upstream provider did not answer in time."
-        assert 0.45 <= elapsed < 1.9, elapsed
+        # At least the provider's 0.5 s; well under the 3 s it would take without it (the bound only
+        # tells the two apart, with room for a busy machine).
+        assert 0.45 <= elapsed < 2.8, elapsed
     rows = await records(gateway_app, db, org.account_id)
     assert [(r.status, r.http_status, r.error_type) for r in rows] == [("error", 504, "upstream_timeout")] * 2
     assert all(r.latency_ms >= 450 for r in rows)

@@ -74,6 +74,7 @@ async def burst_app(database_url: str, tmp_path: Path, org: Org) -> AsyncIterato
     settings = make_settings(
         database_url, tmp_path, allow_private_upstreams=True, usage_flush_seconds=3600.0,
         login_delay_after=DELAY_AFTER, login_max_failures_per_hour=MAX_PER_HOUR,
+        gateway_cache_ttl_seconds=3600.0,  # only a change may reload (a slow run outlives the 5 s TTL)
     )  # fmt: skip
     app = create_app(settings)
     yield app

@@ -489,7 +489,7 @@ async def test_client_disconnect_mid_stream(
     live_server: LiveServer, live_session: Any, upstream: Upstream
 ) -> None:
     org = await arrange(live_session, upstream, UPSTREAM_KEY)
-    name = "gpt-4o-mini-chunks-50-chunkdelay-100"
+    name = "gpt-4o-mini-chunks-50-chunkdelay-400"  # 20 s if the stream were read to its end
     await add_live_model(live_session, org, name)
     client = openai.AsyncOpenAI(base_url=live_server.base_url + "/v1", api_key=org.token, max_retries=0)
     try:
@@ -506,10 +506,11 @@ async def test_client_disconnect_mid_stream(
     assert [c.choices[0].delta.content for c in received[1:]] == ["tok0 ", "tok1 "]
 
     rows: list[Any] = []
-    while time.monotonic() - closed < 3 and not rows:
+    while time.monotonic() - closed < 30 and not rows:
         await asyncio.sleep(0.1)
         rows = await live_records(live_session, org.account_id)
-    assert time.monotonic() - closed < 2.5, "the disconnect was not recorded within ~2 s"
+    # Recorded when the client left, not when the upstream would have finished (20 s later).
+    assert time.monotonic() - closed < 10, "the disconnect was recorded only when the stream ended"
     [row] = rows
     assert row.status == "client_disconnected"
     assert row.http_status == 499
