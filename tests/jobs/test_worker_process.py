@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -97,3 +98,35 @@ async def test_a_job_whose_worker_was_killed_is_finished_by_another_worker(
     row = await db.get(Job, job_id, populate_existing=True)
     assert row is not None
     assert (row.status, row.attempts, row.locked_by) == ("done", 2, None)
+
+
+async def test_cockpit_worker_once_runs_what_is_due_and_exits(
+    db: AsyncSession, database_url: str, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "release").touch()  # the job does not wait
+    job = await service.enqueue(db, "test.blocking", {"dir": str(work)})
+    job_id = job.id
+    await db.commit()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
+    env.update(
+        COCKPIT_DATABASE_URL=database_url, COCKPIT_DATA_DIR=str(tmp_path), COCKPIT_SECRET_KEY=TEST_SECRET,
+        COCKPIT_ENV="test",
+    )  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.jobs.worker_with_test_jobs", "worker", "--once",
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), timeout=120)
+
+    assert process.returncode == 0, err.decode()
+    # The test job and the periodic jobs of the current periods (roll-over, retention, purges).
+    ran = re.search(r"cockpit worker: ran (\d+) job\(s\)", err.decode())
+    assert ran is not None, err.decode()
+    assert int(ran.group(1)) >= 5
+    assert (work / f"finished-{process.pid}").exists()
+    await db.rollback()
+    row = await db.get(Job, job_id, populate_existing=True)
+    assert row is not None
+    assert row.status == "done"
