@@ -13,19 +13,20 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+import cockpit.tasks  # noqa: F401  (every job kind registered: the server may run a queue worker)
 from cockpit import __version__
 from cockpit.api import router as api_router
 from cockpit.auth.precheck import BodyAllowances
 from cockpit.config import Settings, get_settings
 from cockpit.console.pages import router as console_router
 from cockpit.console.web import render_error
-from cockpit.credits.scheduler import run_scheduler
 from cockpit.gateway import tokencount
 from cockpit.gateway.directory import Directory
 from cockpit.gateway.invalidation import DirectoryListener
 from cockpit.gateway.routes import GatewayApp
 from cockpit.gateway.service import Gateway
 from cockpit.health import router as health_router
+from cockpit.jobs.worker import Worker
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.guard import InputGuard
 from cockpit.kit.handlers import error_renderer, install_error_handlers
@@ -85,19 +86,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # 5 ms switch interval a gateway call can wait that long for the interpreter lock behind
         # it. Measured: p99 added latency 2.3 ms at 5 ms, 1.4 ms at 0.1 ms.
         sys.setswitchinterval(0.0001)
-        # Credit cycles roll over on time even when no request comes in (see credits/scheduler.py).
-        scheduler_stop = asyncio.Event()
-        scheduler = (
-            asyncio.create_task(
-                run_scheduler(sessionmaker, settings.credits_scheduler_seconds, scheduler_stop)
-            )
+        # A single-process deployment runs the job queue here too: cycle roll-over, CSV imports,
+        # retention (docs/jobs.md). Several jobs at once, so that a long import does not hold
+        # back the periodic jobs behind it.
+        jobs_stop = asyncio.Event()
+        jobs = (
+            asyncio.create_task(Worker(sessionmaker, settings).run(jobs_stop))
             if settings.credits_scheduler
             else None
         )
         yield
-        scheduler_stop.set()
-        if scheduler is not None:
-            await scheduler
+        jobs_stop.set()
+        if jobs is not None:
+            await jobs
         await gateway.drain()  # records still being counted reach the recorder
         await recorder.stop()  # the last calls' credits move from their leases to used
         await gateway.keeper.stop()  # then what is left in the leases goes back

@@ -319,24 +319,34 @@ def serve(
 
 @app.command()
 def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Jobs run at once (default: COCKPIT_JOBS_CONCURRENCY)")
+    ] = None,
     interval: Annotated[
         float | None,
-        typer.Option(min=0.01, help="Seconds between checks (default: COCKPIT_CREDITS_SCHEDULER_SECONDS)"),
+        typer.Option(
+            min=0.01,
+            help="Seconds between credit cycle roll-overs (default: COCKPIT_CREDITS_SCHEDULER_SECONDS)",
+        ),
     ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit")] = False,
 ) -> None:
-    """Run the background jobs (credit cycle rollover) until SIGINT or SIGTERM.
+    """Run the background job queue (cycle roll-over, CSV imports, retention, purges) until SIGINT
+    or SIGTERM; then running jobs finish (COCKPIT_JOBS_GRACE_SECONDS) or are given back.
 
-    For servers started with COCKPIT_CREDITS_SCHEDULER=false, or as a second line of defence: any
-    number of workers and servers may run them at once.
+    Any number of workers, on any machine, may share one database, beside servers that run their
+    own (COCKPIT_CREDITS_SCHEDULER); a job whose worker dies is handed to another (docs/jobs.md).
     """
     import logging
     import signal
 
-    from cockpit.credits.scheduler import run_scheduler
+    import cockpit.tasks  # noqa: F401  (every job kind registered)
+    from cockpit.jobs.worker import Worker
     from cockpit.kit.db import make_engine, make_sessionmaker
 
     settings = _settings()
-    seconds = interval if interval is not None else settings.credits_scheduler_seconds
+    if interval is not None:
+        settings = settings.model_copy(update={"credits_scheduler_seconds": interval})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def run() -> None:
@@ -346,11 +356,20 @@ def worker(
             loop.add_signal_handler(sig, stop.set)
         engine = make_engine(settings.database_url)
         try:
-            await run_scheduler(make_sessionmaker(engine), seconds, stop)
+            runner = Worker(make_sessionmaker(engine), settings, concurrency=concurrency)
+            if once:
+                ran = await runner.run_until_idle()
+                typer.echo(f"cockpit worker: ran {ran} job(s)", err=True)
+            else:
+                typer.echo(
+                    f"cockpit worker {runner.name}: running jobs ({runner.concurrency} at once; credit"
+                    f" cycles checked every {settings.credits_scheduler_seconds:g}s); stop with Ctrl-C",
+                    err=True,
+                )
+                await runner.run(stop)
         finally:
             await engine.dispose()
 
-    typer.echo(f"cockpit worker: rolling credit cycles over every {seconds:g}s (stop with Ctrl-C)", err=True)
     asyncio.run(run())
     typer.echo("cockpit worker stopped", err=True)
 

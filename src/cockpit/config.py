@@ -117,10 +117,26 @@ class Settings(BaseSettings):
     # The gateway's in-memory callers and catalogues: reloaded in the background once this old (a
     # safety net; changes made through Cockpit apply at once, see gateway/invalidation.py).
     gateway_cache_ttl_seconds: float = Field(default=5.0, gt=0)
-    # Credit cycles roll over on time by themselves: checked this often (seconds) by a loop in the
-    # server process (off: run `cockpit worker` instead, or both; they do not clash).
+    # Background jobs (docs/jobs.md) run from one queue in the database. On: the server process also
+    # runs a queue worker (a single-process deployment: `make demo`). Off: run `cockpit worker`
+    # (any number of them, on any machine; with the server's worker too, they do not clash).
     credits_scheduler: bool = True
+    # Credit cycles roll over on time by themselves: a roll-over job is queued this often (seconds).
     credits_scheduler_seconds: float = Field(default=30.0, gt=0)
+    # How often an idle worker looks for due jobs, how long a claimed job stays its worker's without
+    # renewal (a dead worker's job is handed back after this), jobs run at once by one worker,
+    # seconds a stopping worker lets its jobs finish.
+    jobs_poll_seconds: float = Field(default=1.0, gt=0)
+    jobs_lease_seconds: float = Field(default=60.0, ge=1)
+    jobs_concurrency: int = Field(default=4, ge=1, le=64)
+    jobs_grace_seconds: float = Field(default=20.0, ge=0)
+    # A failed attempt is retried after this, doubling each time (at most an hour).
+    jobs_retry_seconds: float = Field(default=10.0, gt=0)
+    # Finished jobs are kept this long (the jobs page, idempotency keys), then pruned.
+    jobs_keep_days: int = Field(default=7, ge=1)
+    # Failed sign-in attempts (e-mail, IP: personal data) are deleted once this old by a daily job;
+    # the throttle itself looks back one hour.
+    login_failures_keep_days: int = Field(default=1, ge=1)
 
     @property
     def usage_journal_dir(self) -> Path:

@@ -7,6 +7,7 @@ from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, Ledg
 from cockpit.groups.models import Group
 from cockpit.imports.models import ImportJob
 from cockpit.invitations.models import Invitation
+from cockpit.jobs.models import Job
 from cockpit.kit.db import Base
 from cockpit.policies.models import AccessPolicy, PolicyDefaults
 from cockpit.projects.models import Project, ProjectMember
@@ -28,6 +29,7 @@ __all__ = [
     "GroupBudget",
     "ImportJob",
     "Invitation",
+    "Job",
     "LedgerEntry",
     "LoginFailure",
     "LoginSession",

@@ -1,4 +1,4 @@
-"""Cycles roll over on time by themselves: ``roll_over_due``, the scheduler loop and ``cockpit worker``."""
+"""Cycles roll over on time by themselves: ``roll_over_due`` (run by the job queue) and ``cockpit worker``."""
 
 from __future__ import annotations
 
@@ -159,41 +159,6 @@ async def test_concurrent_passes_roll_each_account_over_once(
     assert total == 2 * len(accounts)
 
 
-class _Flaky:
-    """A sessionmaker whose first ``failures`` sessions fail (the database was unreachable)."""
-
-    def __init__(self, inner: async_sessionmaker[AsyncSession], failures: int) -> None:
-        self.inner, self.failures, self.calls = inner, failures, 0
-
-    def __call__(self) -> AsyncSession:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise ConnectionError("database unreachable")
-        return self.inner()
-
-
-async def test_the_loop_survives_a_failed_pass_and_stops_when_asked(
-    db: AsyncSession, sessions: async_sessionmaker[AsyncSession], caplog: pytest.LogCaptureFixture
-) -> None:
-    account, _ = await _account_with_cycle(db, Cadence.hour, started_ago=timedelta(hours=1, minutes=5))
-    stop = asyncio.Event()
-    flaky = _Flaky(sessions, failures=1)
-
-    task = asyncio.create_task(scheduler.run_scheduler(flaky, 0.05, stop))  # type: ignore[arg-type]
-    for _ in range(200):
-        await asyncio.sleep(0.05)
-        if len(await _cycles(db, account.id)) == 2:
-            break
-    stop.set()
-    await asyncio.wait_for(task, timeout=5)
-
-    assert [c.seq for c in await _cycles(db, account.id)] == [1, 2]
-    assert "credit cycle scheduler pass failed" in caplog.text
-    assert "database unreachable" in caplog.text
-    assert task.done()
-    assert task.exception() is None
-
-
 async def test_cockpit_worker_rolls_cycles_over_and_stops_on_sigterm(
     db: AsyncSession, database_url: str, tmp_path: Path
 ) -> None:
@@ -226,7 +191,7 @@ async def test_cockpit_worker_rolls_cycles_over_and_stops_on_sigterm(
     stderr = err.decode()
 
     assert process.returncode == 0, stderr
-    assert "rolling credit cycles over every 0.2s" in stderr
-    assert "credit cycle scheduler stopped" in stderr
+    assert "credit cycles checked every 0.2s" in stderr
+    assert "job worker stopped" in stderr
     assert "cockpit worker stopped" in stderr
     assert "Traceback" not in stderr

@@ -1,17 +1,15 @@
-"""Cycle rollover on time, by itself: a loop that starts each account's next cycle once the current
-one has ended, so that a cycle begins when it should even when no request comes in.
+"""Cycle rollover on time, by itself: each account's next cycle starts once the current one has
+ended, so that a cycle begins when it should even when no request comes in.
 
-Any request that needs the current cycle rolls it over too (``cycles.current_cycle``); this loop only
-makes it happen on time. It runs in the server process (``cockpit serve``, when
-``COCKPIT_CREDITS_SCHEDULER`` is on) or on its own (``cockpit worker``); several of them at once, or a
-request rolling over at the same moment, are safe: each rollover happens under the account's lock and
-looks again at the open cycle first, and (account_id, seq) is unique.
+Any request that needs the current cycle rolls it over too (``cycles.current_cycle``); this only
+makes it happen on time. The job queue runs ``roll_over_due`` every ``COCKPIT_CREDITS_SCHEDULER_SECONDS``
+(``credits/tasks.py``), from ``cockpit worker`` or the server's own worker; several of them at once,
+or a request rolling over at the same moment, are safe: each rollover happens under the account's
+lock and looks again at the open cycle first, and (account_id, seq) is unique.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import uuid
 
@@ -72,19 +70,3 @@ async def roll_over_due(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         except Exception:
             log.exception("credit cycle rollover failed", extra={"account_id": str(account_id)})
     return rolled
-
-
-async def run_scheduler(
-    sessionmaker: async_sessionmaker[AsyncSession], interval: float, stop_event: asyncio.Event
-) -> None:
-    """Roll cycles over every ``interval`` seconds until ``stop_event`` is set. A failed pass (the
-    database is down, say) is logged and tried again at the next interval."""
-    log.info("credit cycle scheduler started", extra={"interval": interval})
-    while not stop_event.is_set():
-        try:
-            await roll_over_due(sessionmaker)
-        except Exception:
-            log.exception("credit cycle scheduler pass failed")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop_event.wait(), timeout=interval)
-    log.info("credit cycle scheduler stopped")

@@ -76,7 +76,6 @@ TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
 WRITE_SLICE = 64
 BACKLOG_ROWS = 1024
 # Expired stored content is cleared this often.
-PURGE_INTERVAL = timedelta(minutes=10)
 
 
 def journal_line(record: dict[str, Any]) -> bytes:
@@ -198,7 +197,6 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
         self._token_touched: dict[uuid.UUID, datetime] = {}
-        self._last_purge = utcnow() - PURGE_INTERVAL
         self._closed = False
         self._recovery_due = False  # a journal left by a dead process waits to be replayed
 
@@ -388,11 +386,6 @@ class Recorder:
     async def _housekeeping(self) -> None:
         if self._recovery_due:
             await self.recover()
-        now = utcnow()
-        if now - self._last_purge < PURGE_INTERVAL:
-            return
-        self._last_purge = now
-        await purge_expired_content(self.sessionmaker)
 
     async def stop(self) -> None:
         """Write everything that waits and stop the background writer."""
@@ -546,12 +539,18 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-async def purge_expired_content(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """Clear stored inputs and outputs whose retention period ended."""
+async def purge_expired_content(
+    sessionmaker: async_sessionmaker[AsyncSession], *, now: datetime | None = None
+) -> None:
+    """Clear stored inputs and outputs whose retention period ended (run hourly by the job queue,
+    usage/tasks.py)."""
     async with sessionmaker() as session:
         await session.execute(
             update(UsageRecord)
-            .where(UsageRecord.content_expires_at.is_not(None), UsageRecord.content_expires_at < utcnow())
+            .where(
+                UsageRecord.content_expires_at.is_not(None),
+                UsageRecord.content_expires_at < (now or utcnow()),
+            )
             .values(request_content=None, response_content=None, content_expires_at=None)
         )
         await session.commit()

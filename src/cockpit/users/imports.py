@@ -178,6 +178,9 @@ async def _import_row(
 
 
 Progress = Callable[[int, ImportReport], Awaitable[None]]
+# Called inside a transaction that is about to commit: after each batch (rows done so far) and at the
+# end, so that a record of progress commits together with the invitations it counts.
+Checkpoint = Callable[[AsyncSession, int, ImportReport], Awaitable[None]]
 
 
 async def run_import(
@@ -188,21 +191,31 @@ async def run_import(
     *,
     filename: str = "",
     progress: Progress | None = None,
+    start: int = 0,
+    report: ImportReport | None = None,
+    checkpoint: Checkpoint | None = None,
+    finish: Checkpoint | None = None,
 ) -> ImportReport:
-    """Import in batches, each in its own transaction (e-mails go out after each commit)."""
-    report = ImportReport(total=len(rows))
+    """Import in batches, each in its own transaction (e-mails go out after each commit).
+
+    A resumed import passes the rows already done (``start``) and the report so far; ``checkpoint``
+    and ``finish`` write the progress in the batch's (and the closing audit entry's) transaction.
+    """
+    report = report if report is not None else ImportReport(total=len(rows))
     groups: dict[str, Group | None] = {}
     async with factory() as session:
         ledger = await SeatLedger.load(session, actor.account_id)
         await session.commit()
-    done = 0
-    for batch in batches(rows):
+    done = start
+    for batch in batches(rows[start:]):
         async with factory() as session:
             for outcome in await import_batch(session, actor, settings, batch, ledger, groups):
                 report.add(outcome)
+            done += len(batch)
+            if checkpoint is not None:
+                await checkpoint(session, done, report)
             await session.commit()
             await run_after_commit(session)
-        done += len(batch)
         if progress is not None:
             await progress(done, report)
     async with factory() as session:
@@ -218,6 +231,8 @@ async def run_import(
                 "rejected": report.rejected,
             },
         )
+        if finish is not None:
+            await finish(session, done, report)
         await session.commit()
     return report
 

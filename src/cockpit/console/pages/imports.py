@@ -9,9 +9,8 @@ from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
 
 from cockpit.console.web import AdminViewer, discard_changes, render
-from cockpit.kit.db import after_commit
 from cockpit.kit.errors import CockpitError, InvalidInput
-from cockpit.kit.web import AppSettings, DbSession
+from cockpit.kit.web import DbSession
 from cockpit.users import import_jobs, imports
 
 router = APIRouter(prefix="/users/import")
@@ -43,7 +42,6 @@ async def sample_csv(viewer: AdminViewer) -> Response:
 async def start_import(
     request: Request,
     session: DbSession,
-    settings: AppSettings,
     viewer: AdminViewer,
     file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
@@ -69,12 +67,7 @@ async def start_import(
             {"jobs": jobs, "batch": imports.BATCH_SIZE, "error": exc.message},
             status_code=exc.status,
         )
-    factory, job_id = request.app.state.sessionmaker, job.id
-
-    async def launch() -> None:
-        import_jobs.start(factory, settings, job_id)
-
-    after_commit(session, launch)
+    # The import was queued with the file (import_jobs.create_job): a worker runs it after commit.
     response = Response(status_code=303, headers={"Location": f"/users/import/{job.id}"})
     if request.headers.get("hx-request"):
         response = Response(status_code=204, headers={"HX-Redirect": f"/users/import/{job.id}"})

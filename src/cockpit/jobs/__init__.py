@@ -1,0 +1,1 @@
+"""One durable job queue in the database for every kind of background work (docs/jobs.md)."""
