@@ -187,7 +187,9 @@ async def test_the_groups_page_lists_groups_with_counts_and_marks_default(
     assert 'id="new-group-dialog"' in page.text
 
 
-async def test_groups_and_credits_count_the_same_active_members(db: AsyncSession, client: AsyncClient) -> None:
+async def test_groups_and_credits_count_the_same_active_members(
+    db: AsyncSession, client: AsyncClient
+) -> None:
     account, owner = await _setup(db)
     gone = await make_user(db, account)
     sales = await _make_group(db, owner, "Sales", await make_user(db, account), gone)
@@ -202,7 +204,8 @@ async def test_groups_and_credits_count_the_same_active_members(db: AsyncSession
     assert '<div class="stat-value" style="font-size: 24px">1</div>' in cards[1]
     assert re.search(r'data-testid="member-count">1 member<', detail)
     row = re.search(r'id="alloc-group-' + str(sales) + r'".*?</tr>', credits, re.S)
-    assert row and '<td class="right num">1</td>' in row.group(0)
+    assert row
+    assert '<td class="right num">1</td>' in row.group(0)
 
 
 async def test_the_default_group_cannot_be_renamed_or_deleted(db: AsyncSession, client: AsyncClient) -> None:

@@ -15,9 +15,9 @@ Every listing, total "before a line" and keyset cursor uses that one position (`
 
 The balance: the opening balance is the net of the statement's entries from the start of the cycle
 containing ``from`` up to ``from`` (0 when ``from`` is a cycle's start, as by default); each line's
-balance is the opening balance plus the credits of that line and every line before it, so
-the closing balance is the opening balance plus the sum of the lines. It is the net of recorded movements, not the
-spendable remainder (a monthly allocation set in an earlier cycle carries over without a new entry).
+balance is the opening balance plus the credits of that line and every line before it, so the
+closing balance is the opening balance plus the sum of the lines. It is the net of recorded movements,
+not the spendable remainder (a monthly allocation set in an earlier cycle carries over without a new entry).
 
 A statement can hold hundreds of thousands of lines (every gateway call is one): it is read a page at
 a time, in (position, id) order with a keyset cursor, while its totals (closing balance, credits in and
@@ -66,6 +66,7 @@ def _position() -> ColumnElement[datetime]:
         (LedgerEntry.kind.in_(CYCLE_BUDGET), func.coalesce(cycle_start, LedgerEntry.created_at)),
         else_=LedgerEntry.created_at,
     )
+
 
 _RUNNING = " Each line's balance is the opening balance plus the credits of that line and the lines above it."
 BASIS = {
