@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
+from cockpit.auth import service as auth_service
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
-from cockpit.auth import service as auth_service
 from cockpit.console.web import (
     SESSION_COOKIE,
     Viewer,
