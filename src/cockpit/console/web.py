@@ -311,8 +311,11 @@ async def render_error(request: Request, exc: CockpitError) -> Response:
     if getattr(request.state, "viewer", None) is None and request.cookies.get(SESSION_COOKIE):
         # No page ran (an unknown address): find out who is signed in, so that the error is shown
         # inside their console (navigation and all). Read only: a 404 does not extend a session.
-        async with request.app.state.sessionmaker() as session:
-            await _viewer(request, session)  # closed without a commit: nothing is written
+        try:
+            async with request.app.state.sessionmaker() as session:
+                await _viewer(request, session)  # closed without a commit: nothing is written
+        except Exception:  # the database may be why this is an error page: show it without the shell
+            request.state.viewer = None
     template = "errors/error_app.html" if getattr(request.state, "viewer", None) else "errors/error.html"
     return render(
         request,
