@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit import cli as cli_module
 from cockpit import demo
 from cockpit.accounts.models import Account
 from cockpit.app import create_app
@@ -92,7 +94,10 @@ def test_db_upgrade_creates_the_schema_and_can_run_again(tmp_path: Path) -> None
 
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    assert "up to date" in second.stderr
+    migrations = len(list((Path(cli_module.__file__).parent / "migrations" / "versions").glob("0*.py")))
+    assert f"created the database and applied {migrations} migrations" in first.stderr
+    assert "up to date" not in first.stderr
+    assert "the database is up to date" in second.stderr
     tables = {row[0] for row in tool.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"accounts", "users", "api_tokens", "audit_entries"} <= tables
 
@@ -301,7 +306,62 @@ def test_demo_seeds_once_and_reuses(tmp_path: Path) -> None:
     assert "reused" not in first.stdout
     assert tool.query("SELECT count(*) FROM accounts") == [(1,)]
     assert tool.query("SELECT count(*) FROM users") == [(1 + len(demo.FIRST),)]  # owner + people
+    # Every run prints a working gateway token (a new one; the one printed before is revoked, audited)
+    # and how to get a token for the REST API.
+    tokens = [re.search(r"OPENAI_API_KEY=(\S+)", out.stdout) for out in (first, second)]
+    assert tokens[0]
+    assert tokens[1]
+    assert tokens[0].group(1) != tokens[1].group(1)
+    for out in (first, second):
+        assert f"tokens create --email {DEMO_EMAIL} --name api --scope admin" in out.stdout
+    demo_tokens = tool.query(
+        "SELECT token_hash, revoked_at IS NOT NULL FROM api_tokens WHERE name = 'Demo gateway' ORDER BY 2"
+    )
+    assert [(h, revoked) for h, revoked in demo_tokens] == [
+        (hashlib.sha256(tokens[1].group(1).encode()).hexdigest(), 0),
+        (hashlib.sha256(tokens[0].group(1).encode()).hexdigest(), 1),
+    ]
+    assert tool.query("SELECT count(*) FROM audit_entries WHERE action = 'api_token.revoked'") == [(1,)]
+    # The seeded calls' tokens show when they were last used.
+    unused = tool.query(
+        "SELECT count(*) FROM api_tokens WHERE name = 'Gateway (demo)' AND last_used_at IS NULL"
+    )
+    assert unused == [(0,)]
     assert tool("audit", "verify").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:9123"),  # noqa: S104 - the address served, in a test
+        ("::", "http://127.0.0.1:9123"),
+        ("10.1.2.3", "http://10.1.2.3:9123"),
+    ],
+)
+def test_serve_without_a_base_url_links_to_the_address_served(
+    monkeypatch: pytest.MonkeyPatch, host: str, expected: str
+) -> None:
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from cockpit.config import get_settings
+
+    monkeypatch.delenv("COCKPIT_BASE_URL", raising=False)
+    seen: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: seen.append(get_settings().base_url))
+    try:
+        result = CliRunner().invoke(cli_module.app, ["serve", "--host", host, "--port", "9123"])
+        assert result.exit_code == 0, result.output
+        assert seen == [expected]  # invitation links and the console's gateway URL
+        assert os.environ["COCKPIT_BASE_URL"] == expected  # uvicorn's worker processes inherit it
+        # A configured COCKPIT_BASE_URL is kept as it is.
+        monkeypatch.setenv("COCKPIT_BASE_URL", "https://cockpit.example.com")
+        get_settings.cache_clear()
+        CliRunner().invoke(cli_module.app, ["serve", "--host", host, "--port", "9123"])
+        assert seen[-1] == "https://cockpit.example.com"
+    finally:
+        monkeypatch.delenv("COCKPIT_BASE_URL", raising=False)
+        get_settings.cache_clear()
 
 
 async def test_accounts_create_against_the_test_database(

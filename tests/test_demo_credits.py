@@ -156,7 +156,7 @@ async def test_the_demo_has_credit_requests_in_every_status(db: AsyncSession, se
 
 async def test_a_second_seeding_adds_no_credit_rows(db: AsyncSession, settings: Settings) -> None:
     await _seed(db, settings)
-    tables = (CreditCycle, GroupBudget, MemberAllocation, LedgerEntry, CreditRequest, UsageRecord, AuditEntry)
+    tables = (CreditCycle, GroupBudget, MemberAllocation, LedgerEntry, CreditRequest, UsageRecord)
 
     async def counts() -> list[int]:
         result = [int(await db.scalar(select(func.count()).select_from(t)) or 0) for t in tables]
@@ -164,8 +164,12 @@ async def test_a_second_seeding_adds_no_credit_rows(db: AsyncSession, settings: 
         return result
 
     before = await counts()
+    audited = int(await db.scalar(select(func.count()).select_from(AuditEntry)) or 0)
     await _seed(db, settings)
     assert await counts() == before
+    # Only the demo's gateway token changes hands: the previous one revoked, a new one created.
+    actions = await db.scalars(select(AuditEntry.action).order_by(AuditEntry.seq).offset(audited))
+    assert sorted(actions) == ["api_token.created", "api_token.revoked"]
 
 
 async def test_the_owner_can_call_every_demo_model_without_being_refused_or_clamped(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -71,13 +72,12 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration to COCKPIT_DATABASE_URL."""
-    from cockpit.kit.migrate import upgrade
+    from cockpit.kit.migrate import upgrade_and_describe
 
     settings = _settings()
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.database_url)
-    typer.echo("database is up to date", err=True)
+    typer.echo(upgrade_and_describe(settings.database_url), err=True)
 
 
 @accounts_app.command("create")
@@ -280,6 +280,24 @@ def usage_recover() -> None:
     typer.echo(f"{count} usage records replayed from {settings.usage_journal_dir}")
 
 
+def link_host(host: str) -> str:
+    """The host to put in links to a server listening on ``host``: a wildcard address (0.0.0.0, ::)
+    is not somewhere a browser can go, so links use the loopback address instead."""
+    if host in ("", "0.0.0.0", "::", "[::]"):  # noqa: S104 - recognising a wildcard, not binding to it
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def use_served_address(host: str, port: int) -> None:
+    """Without COCKPIT_BASE_URL, links (invitations, the console's gateway URL) point at the address
+    served, not at the default http://127.0.0.1:8000. Set in the environment so that every worker
+    process started by uvicorn sees it too."""
+    if os.environ.get("COCKPIT_BASE_URL"):
+        return
+    os.environ["COCKPIT_BASE_URL"] = f"http://{link_host(host)}:{port}"
+    get_settings.cache_clear()
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -302,6 +320,7 @@ def serve(
     """Serve the console, the REST API and the gateway."""
     import uvicorn
 
+    use_served_address(host, port)
     settings = _settings()
     uvicorn.run(
         "cockpit.app:create_app",
@@ -384,32 +403,36 @@ def demo(
     from cockpit.demo import seed_demo
 
     db_upgrade()
-    if "COCKPIT_BASE_URL" not in os.environ and (host, port) != ("127.0.0.1", 8000):
-        # Links in e-mails and invitations must point at where the demo really listens.
-        os.environ["COCKPIT_BASE_URL"] = f"http://{host}:{port}"
-        get_settings.cache_clear()
+    use_served_address(host, port)  # links in e-mails and invitations: where the demo really listens
     settings = _settings()
     login = _in_transaction(lambda session: seed_demo(session, settings))
     what = "created" if login.created else "already there, reused"
     url = settings.base_url
-    if login.gateway_token is not None:
-        gateway = f"  Gateway:  OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY={login.gateway_token}\n"
-    else:
-        # A token is shown only once (only its hash is kept): the reused demo needs a new one.
-        gateway = (
-            f"  Gateway:  OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=<a gateway token>; create one with\n"
-            f"            cockpit tokens create --email {login.email} --name demo --scope gateway\n"
-        )
+    command = _command_name()
     typer.echo(
         f"\n  Cockpit demo organisation {what}.\n"
         f"  Console:  {url}\n"
         f"  E-mail:   {login.email}\n"
         f"  Password: {login.password}\n"
-        f"{gateway}"
+        # A new token at every run (the previous one is revoked): a token is shown only once.
+        f"  Gateway:  OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY={login.gateway_token}\n"
+        f"  REST API: a token with the admin scope for {url}/api/v1 (docs: {url}/api/docs):\n"
+        f"            {command} tokens create --email {login.email} --name api --scope admin\n"
     )
     sys.stdout.flush()
     if not no_serve:
         serve(host=host, port=port, workers=1, keepalive_seconds=None)
+
+
+def _command_name() -> str:
+    """How to run this command again: its path when it is not on the PATH (``.venv/bin/cockpit``)."""
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "cockpit"
+    if os.path.basename(argv0) != "cockpit":  # python -m cockpit
+        return "cockpit"
+    on_path = shutil.which("cockpit")
+    if on_path and os.path.realpath(on_path) == os.path.realpath(argv0):
+        return "cockpit"
+    return os.path.relpath(argv0) if not os.path.relpath(argv0).startswith("..") else argv0
 
 
 def main() -> None:

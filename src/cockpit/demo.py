@@ -24,18 +24,23 @@ from cockpit.auth.passwords import hash_password_async
 from cockpit.auth.tokens import issue_token
 from cockpit.config import Settings
 from cockpit.credits import allocations
-from cockpit.credits import requests as credit_requests
 from cockpit.credits import settings as credit_settings
 from cockpit.credits.amounts import ZERO
 from cockpit.credits.cycles import period_start, start_cycle
 from cockpit.credits.models import Cadence, CreditCycle, CycleStart
 from cockpit.credits.usage import debit_usage
+from cockpit.demo_activity import (
+    DEMO_TOKEN_NAME,
+    NEARLY_EXHAUSTED,
+    mark_tokens_used,
+    renew_gateway_token,
+    seed_policies,
+    seed_requests,
+)
 from cockpit.gateway.service import credits_of
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
 from cockpit.kit.time import utcnow
-from cockpit.policies import service as policies
-from cockpit.policies.models import WILDCARD, Effect, ResourceType, Scope
 from cockpit.projects import service as projects
 from cockpit.projects.models import Project, ProjectRole
 from cockpit.providers import service as providers
@@ -114,14 +119,15 @@ class DemoLogin:
     email: str
     password: str
     created: bool
-    # The owner's gateway token, in clear: only on the seeding that created it (only its hash is kept).
+    # The owner's gateway token, in clear: a new one at every run (the previous one is revoked).
     gateway_token: str | None = None
 
 
 async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     existing = await users_repo.get_by_email(session, DEMO_EMAIL)
     if existing is not None:
-        return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=False)
+        token = await renew_gateway_token(session, existing)
+        return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=False, gateway_token=token)
     account, owner = await create_account(
         session, name=DEMO_ORG, owner_email=DEMO_EMAIL, owner_password=DEMO_PASSWORD,
         owner_name="Olivia Owner", timezone="Europe/Paris", label="demo seed",
@@ -176,7 +182,7 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
             )
     models = await _seed_catalogue(session, owner_actor, settings)
     owner_token, owner_raw = await issue_token(
-        session, owner_actor, owner, name="Demo gateway", scopes=["gateway"]
+        session, owner_actor, owner, name=DEMO_TOKEN_NAME, scopes=["gateway"]
     )
     # The credit settings and cycles first: each call's credits follow the factor, and its debit
     # goes to the cycle that contains it.
@@ -188,44 +194,10 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     await debit_usage(session, calls)
     group_names = {owner.group_id: "Default", **dict(zip(group_ids, GROUPS, strict=True))}
     await _seed_allocations(session, owner_actor, [owner, *active], group_names, calls, current)
-    await _seed_requests(session, owner_actor, [owner, *active], group_names, current)
-    await _seed_policies(session, owner_actor, active, group_names, models)
+    await mark_tokens_used(session, calls)
+    await seed_requests(session, owner_actor, [owner, *active], group_names, current)
+    await seed_policies(session, owner_actor, active, group_names, models)
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=True, gateway_token=owner_raw)
-
-
-async def _seed_policies(
-    session: AsyncSession,
-    actor: Actor,
-    people: list[User],
-    group_names: dict[uuid.UUID, str],
-    models: list[Model],
-) -> None:
-    """Access rules at every level, with one exception that overrides its group's rule (the owner,
-    whose gateway token the demo hands out, is not restricted)."""
-    groups_by_name = {name: group_id for group_id, name in group_names.items()}
-    model_ids = {model.name: str(model.id) for model in models}
-    claude = model_ids["claude-sonnet-4"]
-    support = [p for p in people if p.group_id == groups_by_name["Support"] and p.role is UserRole.member]
-    rules: list[tuple[Scope, uuid.UUID | None, ResourceType, str, Effect, str]] = [
-        (Scope.account, None, ResourceType.feature, "conversations.share", Effect.deny,
-         "Sharing conversations is off until the data-retention review is done."),
-        (Scope.account, None, ResourceType.integration, WILDCARD, Effect.deny,
-         "No third-party integrations before the security review."),
-        (Scope.group, groups_by_name["Support"], ResourceType.model, claude, Effect.deny,
-         "Support works with the GPT models (cost)."),
-        (Scope.group, groups_by_name["Sales"], ResourceType.feature, "api_tokens.create", Effect.deny,
-         "Sales works in the console, not with the API."),
-    ]  # fmt: skip
-    if support:
-        rules.append(
-            (Scope.user, support[0].id, ResourceType.model, claude, Effect.allow,
-             "Evaluating Claude for escalations.")
-        )  # fmt: skip
-    for scope, scope_id, kind, resource, effect, note in rules:
-        await policies.create_policy(
-            session, actor, scope=scope, scope_id=scope_id, resource_type=kind, resource=resource,
-            effect=effect, note=note,
-        )  # fmt: skip
 
 
 async def _seed_catalogue(session: AsyncSession, actor: Actor, settings: Settings) -> list[Model]:
@@ -479,8 +451,6 @@ def _failure(rng: random.Random, chat: bool) -> dict[str, Any]:
 CREDIT_FACTOR = Decimal(1000)  # credits per $1
 CREDITS_PER_CYCLE = Decimal(20_000)
 SIGNUP_CREDITS = Decimal(50)
-# The people whose allowance is nearly used up this cycle: the heaviest callers, with 5% left.
-NEARLY_EXHAUSTED = 4
 # How generous the others' allowances are, from the most to the least generous, the first whose group
 # budgets fit in the account's credits per cycle (usage this cycle grows with the day of the month):
 # (monthly = this x their usage so far, at least this minimum, group budget = distributed + this
@@ -567,94 +537,3 @@ async def _seed_allocations(
     for user in sorted(people, key=lambda user: user.email):
         monthly, extra = allowances[user.id]
         await allocations.set_member_allocation(session, actor, user.id, monthly=monthly, extra=extra)
-
-
-@dataclass(frozen=True)
-class _DemoRequest:
-    group: str | None  # the requester's group (None: one of the nearly exhausted)
-    amount: Decimal
-    reason: str
-    days_ago: float
-    decision: str = ""  # "", "approve" or "deny"
-    approved: Decimal | None = None
-    note: str = ""
-
-
-DEMO_REQUESTS = (
-    _DemoRequest(
-        "Engineering", Decimal(80), "Load-testing the new retrieval pipeline before Friday's release.", 9.2
-    ),
-    _DemoRequest("Support", Decimal(60), "Backlog of ticket summaries after the holiday weekend.", 6.8),
-    _DemoRequest(
-        "Sales",
-        Decimal(300),
-        "Proposals for three enterprise renewals this month.",
-        8.1,
-        "approve",
-    ),
-    _DemoRequest(
-        "Engineering",
-        Decimal(400),
-        "Evaluating claude-sonnet-4 against gpt-4o on our code-review benchmark.",
-        5.3,
-        "approve",
-        approved=Decimal(250),
-    ),
-    _DemoRequest(
-        "Finance",
-        Decimal(1_500),
-        "Summarise every supplier contract of the last five years.",
-        4.6,
-        "deny",
-        note="Please start with this year's contracts and use gpt-4o-mini; ask again after.",
-    ),
-    _DemoRequest(
-        "Engineering",
-        Decimal(2_000),
-        "A personal side project.",
-        3.9,
-        "deny",
-        note="The gateway is for work; let's talk about a sandbox budget.",
-    ),
-    _DemoRequest(
-        None, Decimal(500), "I have nearly used my allowance and the quarterly report is due next week.", 1.4
-    ),
-    _DemoRequest(
-        None, Decimal(250), "Customer escalations need longer answers from the assistant this week.", 0.3
-    ),
-)
-
-
-async def _seed_requests(
-    session: AsyncSession,
-    actor: Actor,
-    people: list[User],
-    group_names: dict[uuid.UUID, str],
-    current: CreditCycle,
-) -> None:
-    """Credit requests in every status, filed by members over the last days of this cycle."""
-    figures = {user.id: await allocations.member_allocation(session, actor, user.id) for user in people}
-    # Pending requests come from the people closest to their limit; the others from anyone else.
-    nearly = sorted(people, key=lambda user: (figures[user.id].remaining, user.email))[:NEARLY_EXHAUSTED]
-    others = [user for user in sorted(people, key=lambda user: user.email) if user not in nearly]
-    others = [user for user in others if user.role is UserRole.member]
-    now = utcnow()
-    for spec in DEMO_REQUESTS:
-        if spec.group is None:
-            requester = nearly.pop(0)
-        else:
-            requester = next(user for user in others if group_names[user.group_id] == spec.group)
-            others.remove(requester)
-        asked = max(now - timedelta(days=spec.days_ago), current.starts_at + timedelta(minutes=5))
-        request = await credit_requests.file_request(
-            session, Actor.for_user(requester), amount=spec.amount, reason=spec.reason
-        )
-        if spec.decision == "approve":
-            await credit_requests.approve_request(session, actor, request.id, amount=spec.approved)
-        elif spec.decision == "deny":
-            await credit_requests.deny_request(session, actor, request.id, note=spec.note)
-        # Demo history: filed (and decided) over the last days rather than all at once.
-        request.created_at = asked
-        if request.decided_at is not None:
-            request.decided_at = asked + (timedelta(minutes=20) if spec.decision else timedelta())
-    await session.flush()

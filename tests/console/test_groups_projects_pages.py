@@ -16,7 +16,7 @@ from cockpit.groups import service as groups
 from cockpit.groups.models import Group
 from cockpit.projects import service as projects
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
-from cockpit.users.models import User, UserRole
+from cockpit.users.models import User, UserRole, UserStatus
 from tests.builders import console_login, csrf_for, make_account, make_user
 
 BANNER_ERROR = re.compile(r'<div class="banner banner-error"[^>]*>.*?<span>([^<]*)</span>', re.S)
@@ -185,6 +185,27 @@ async def test_the_groups_page_lists_groups_with_counts_and_marks_default(
     assert '<div class="stat-value" style="font-size: 24px">2</div>' in cards[1]
     assert '<div class="stat-value" style="font-size: 24px">1</div>' in cards[0]  # the owner
     assert 'id="new-group-dialog"' in page.text
+
+
+async def test_groups_and_credits_count_the_same_active_members(
+    db: AsyncSession, client: AsyncClient
+) -> None:
+    account, owner = await _setup(db)
+    gone = await make_user(db, account)
+    sales = await _make_group(db, owner, "Sales", await make_user(db, account), gone)
+    gone.status = UserStatus.deactivated  # keeps their group, but is no longer counted anywhere
+    await db.commit()
+    await _login(client, owner)
+
+    cards = re.findall(r'data-testid="group-card">(.*?)</a>', (await client.get("/groups")).text, re.S)
+    detail = (await client.get(f"/groups/{sales}")).text
+    credits = (await client.get("/credits/allocations")).text
+
+    assert '<div class="stat-value" style="font-size: 24px">1</div>' in cards[1]
+    assert re.search(r'data-testid="member-count">1 member<', detail)
+    row = re.search(r'id="alloc-group-' + str(sales) + r'".*?</tr>', credits, re.S)
+    assert row
+    assert '<td class="right num">1</td>' in row.group(0)
 
 
 async def test_the_default_group_cannot_be_renamed_or_deleted(db: AsyncSession, client: AsyncClient) -> None:

@@ -12,6 +12,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
+from cockpit.auth.actor import Actor
+from cockpit.auth.tokens import issue_token
 from cockpit.projects.models import Project
 from cockpit.users.models import User, UserRole
 from tests.builders import console_login, make_account, make_user
@@ -363,3 +365,55 @@ async def test_admins_role_sees_everyone(db: AsyncSession, client: AsyncClient) 
 
     assert _rows(page.text) == [str(r.id) for r in records]
     assert 'name="user"' in page.text
+
+
+def _picker(html: str, picker_id: str) -> tuple[str, str, list[tuple[str, str]]]:
+    """A searchable picker: (what its text box shows, the id its hidden input sends, its suggestions)."""
+    box = re.search(rf'<input class="input" type="search" id="{picker_id}"[^>]*value="([^"]*)"', html)
+    sent = re.search(
+        rf'<input type="hidden" name="[a-z_]+" value="([^"]*)" x-ref="value" id="{picker_id}-value">', html
+    )
+    options = re.search(rf'<datalist id="{picker_id}-options">(.*?)</datalist>', html, re.S)
+    assert box, picker_id
+    assert sent, picker_id
+    assert options, picker_id
+    pairs = re.findall(r'<option value="([^"]*)" data-id="([^"]*)">', options.group(1))
+    return box.group(1), sent.group(1), [(label, ident) for label, ident in pairs]
+
+
+async def test_agent_and_token_filters_are_pickers_that_show_names_and_send_ids(
+    db: AsyncSession, client: AsyncClient
+) -> None:
+    account, owner, member, _ = await _org(db)
+    deploy, _ = await issue_token(
+        db, Actor.system(account.id, "tests"), owner, name="deploy", scopes=["gateway"]
+    )
+    theirs, _ = await issue_token(
+        db, Actor.system(account.id, "tests"), member, name="laptop", scopes=["gateway"]
+    )
+    other, other_owner = await make_account(db, name="Elsewhere")
+    await issue_token(db, Actor.system(other.id, "tests"), other_owner, name="not-yours", scopes=["gateway"])
+    db.add_all([
+        usage_record(account.id, minutes_ago=5, agent_id="triage", api_token_id=deploy.id),
+        usage_record(account.id, minutes_ago=6, agent_id="release-notes", user_id=member.id),
+        usage_record(account.id, minutes_ago=60 * 24 * 30, agent_id="long-ago"),  # outside the 7 days
+        usage_record(other.id, minutes_ago=5, agent_id="their-bot"),
+    ])  # fmt: skip
+    await db.commit()
+    await _sign_in(db, client, owner)
+
+    page = await client.get("/requests", params={"token": str(deploy.id)})
+
+    shown, sent, tokens = _picker(page.text, "filter-token")
+    assert (shown, sent) == (f"deploy ({owner.email})", str(deploy.id))  # the name, not the id
+    assert sorted(tokens) == sorted([
+        (f"deploy ({owner.email})", str(deploy.id)), ("laptop (member@example.com)", str(theirs.id)),
+    ])  # fmt: skip
+    _, _, agents = _picker(page.text, "filter-agent")
+    assert agents == [("release-notes", "release-notes"), ("triage", "triage")]
+    # A member picks among their own tokens and their own calls' agents only.
+    client.cookies.clear()
+    await _sign_in(db, client, member)
+    mine = await client.get("/requests")
+    assert _picker(mine.text, "filter-token")[2] == [("laptop", str(theirs.id))]
+    assert _picker(mine.text, "filter-agent")[2] == [("release-notes", "release-notes")]

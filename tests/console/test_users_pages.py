@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from httpx import ASGITransport, AsyncClient, Response
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
@@ -563,96 +563,6 @@ async def test_the_invitations_list_pages(db: AsyncSession, client: AsyncClient)
     assert shown(1, 50, 55) in first.text
     assert shown(51, 55, 55) in second.text
     assert 'data-testid="pending-count">55 pending' in first.text
-
-
-# ---- the public accept page ----
-
-
-async def test_accepting_an_invitation_then_signing_in(
-    db: AsyncSession, client: AsyncClient, other_client: AsyncClient
-) -> None:
-    org = await signed_in_org(db, client, name="Nimbus Analytics")
-    token = link_token(await invite_via_form(client, "new.hire@example.com", name="New Hire"))
-
-    form = await other_client.get(f"/invite/{token}")
-    assert form.status_code == 200
-    assert "Join Nimbus Analytics" in form.text
-    assert 'value="new.hire@example.com" readonly disabled' in form.text
-    assert 'value="New Hire"' in form.text
-    assert form.headers["referrer-policy"] == "no-referrer"
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf
-    post = {"csrf_token": csrf.group(1), "name": "New Hire"}
-
-    mismatch = await other_client.post(
-        f"/invite/{token}", data={**post, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD + "x"}
-    )
-    assert mismatch.status_code == 422
-    assert "The two passwords are not the same." in mismatch.text
-
-    weak = await other_client.post(
-        f"/invite/{token}", data={**post, "password": "onlyletters", "password_confirm": "onlyletters"}
-    )
-    assert weak.status_code == 422
-    assert "Passwords need 12 to 256 characters" in weak.text
-
-    done = await other_client.post(
-        f"/invite/{token}", data={**post, "password": NEW_PASSWORD, "password_confirm": NEW_PASSWORD}
-    )
-    assert done.status_code == 303, done.text
-    assert done.headers["location"] == "/login"
-    login_page = await other_client.get("/login")
-    assert "Your account is ready. Sign in with new.hire@example.com." in login_page.text
-    signed_in = await console_login(other_client, "new.hire@example.com", NEW_PASSWORD)
-    assert signed_in.status_code == 303
-    assert (await other_client.get("/")).status_code == 200
-    [invitation] = await invitations_of(db, org.id)
-    assert invitation.accepted_at is not None
-
-
-async def test_used_expired_revoked_and_unknown_links_get_a_clear_page(
-    db: AsyncSession, client: AsyncClient, other_client: AsyncClient
-) -> None:
-    org = await signed_in_org(db, client)
-    expired = link_token(await invite_via_form(client, "late@example.com"))
-    used = link_token(await invite_via_form(client, "used@example.com"))
-    await db.execute(
-        update(Invitation)
-        .where(Invitation.email == "late@example.com")
-        .values(expires_at=utcnow() - timedelta(hours=1))
-    )
-    await db.execute(
-        update(Invitation).where(Invitation.email == "used@example.com").values(accepted_at=utcnow())
-    )
-    await db.commit()
-
-    cases = {
-        expired: (409, "This invitation link has expired. Ask your administrator to resend it."),
-        used: (409, "This invitation was already used. Sign in with your e-mail and password."),
-        "no-such-link": (404, "This invitation link is not valid."),
-    }
-    for token, (status, message) in cases.items():
-        page = await other_client.get(f"/invite/{token}")
-        assert page.status_code == status, token
-        assert message in page.text
-        assert 'href="/login"' in page.text
-        assert 'name="password"' not in page.text
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', (await other_client.get("/login")).text)
-        assert csrf
-        refused = await other_client.post(
-            f"/invite/{token}",
-            data={
-                "csrf_token": csrf.group(1),
-                "name": "X",
-                "password": NEW_PASSWORD,
-                "password_confirm": NEW_PASSWORD,
-            },
-        )
-        assert refused.status_code == status
-    db.expire_all()
-    count = await db.scalar(select(func.count()).select_from(User).where(User.account_id == org.id))
-    await db.commit()
-    assert count == 1  # nobody joined
 
 
 async def _account(db: AsyncSession, account_id: uuid.UUID) -> Account:

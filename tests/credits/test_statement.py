@@ -110,7 +110,8 @@ async def test_a_members_statement_lists_their_entries_with_a_running_balance(
         ("usage_debit", "-2.25", "85.25"),
     ]
     assert (body["opening_balance"], body["closing_balance"]) == ("0", "85.25")
-    assert "opening_balance" in body["balance_basis"]
+    assert "opening balance" in body["balance_basis"]
+    assert "_" not in body["balance_basis"]  # words, not identifiers
     debit = body["entries"][1]
     assert (debit["model"], debit["input_tokens"], debit["output_tokens"]) == ("gpt-4o", 1000, 250)
     # 12.5 credits for 1,250 tokens: 10,000 credits per million tokens.
@@ -227,6 +228,54 @@ async def test_csv_export(client: AsyncClient, db: AsyncSession) -> None:
         [s.at(5).isoformat(), "'=HYPERLINK(\"http://evil.example\")", "usage_debit",
          "'@mini", "200", "100", "7500", "-2.25", "0.0225", "85.25"],
     ]  # fmt: skip
+
+
+async def test_an_allocation_set_after_calls_opens_the_cycle_in_every_listing(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    """The monthly allocation is what the cycle's calls draw on: listed first (not after the calls,
+    which left the balance negative for the whole cycle), in pages, cursors and the CSV alike."""
+    s = await setup(db, name="Late Co")
+    mine = {"user_id": s.member.id, "group_id": s.group_id}
+    for minutes, kind, amount in (
+        (20, EntryKind.usage_debit, "-30"),
+        (21, EntryKind.usage_debit, "-20"),
+        (30, EntryKind.allocation_set, "500"),
+        (31, EntryKind.extra_granted, "50"),
+    ):
+        entry = ledger.append(
+            db, account_id=s.account.id, cycle=s.cycle, kind=kind, amount=Decimal(amount), **mine
+        )
+        entry.created_at = s.at(minutes)
+    await db.commit()
+    member = {"user_id": str(s.member.id)}
+
+    body = (await client.get(STATEMENT, params=member, headers=s.admin_headers)).json()
+
+    assert lines(body) == [
+        ("allocation_set", "500", "500"),
+        ("extra_granted", "50", "550"),
+        ("request_approved", "100", "650"),
+        ("usage_debit", "-12.5", "637.5"),
+        ("usage_debit", "-2.25", "635.25"),
+        ("usage_debit", "-30", "605.25"),
+        ("usage_debit", "-20", "585.25"),
+    ]
+    assert datetime.fromisoformat(body["entries"][0]["date"]) == s.at(30)  # the date stays true
+    # Keyset pages of two lines give the same lines and balances.
+    paged: list[tuple[str, str, str]] = []
+    cursor: str | None = None
+    while True:
+        params = member | {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get(STATEMENT, params=params, headers=s.admin_headers)).json()
+        paged += lines(page)
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert paged == lines(body)
+    csv_body = await client.get(STATEMENT, params=member | {"format": "csv"}, headers=s.admin_headers)
+    rows = list(csv.reader(io.StringIO(csv_body.text)))[1:]
+    assert [(r[2], r[-1]) for r in rows] == [(kind, balance) for kind, _, balance in lines(body)]
 
 
 # --- long statements: pages, totals, streamed CSV ------------------------------------------------

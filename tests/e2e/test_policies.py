@@ -117,7 +117,10 @@ async def test_deny_a_model_for_a_group_see_it_decide_then_delete_it(
     # Effective access of a member of the group: the model is denied, and the rule is named.
     await page.locator("#tab-effective").click()
     await expect(page).to_have_url(f"{live_server}/policies/effective")
-    await page.locator("#effective-user").select_option(label="mia@example.com")
+    # The person picker: type, choose the suggestion (a name shown, the id sent).
+    picker = page.locator("#effective-user")
+    await picker.fill("Mia Member <mia@example.com>")
+    await picker.blur()
     await expect(page).to_have_url(re.compile(rf"[?&]user_id={member.id}"))
     await expect(page.locator("#effective-subject")).to_contain_text("Mia Member")
     denied = page.locator(f'#effective-model-table tr[data-resource="{models["gpt-4o"]}"]')

@@ -9,7 +9,7 @@ import os
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.accounts.models import Account
+from cockpit.auth.actor import Actor
+from cockpit.auth.models import ApiToken
+from cockpit.auth.tokens import issue_token
 from cockpit.gateway import tokencount
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.time import utcnow
@@ -527,3 +530,24 @@ async def test_client_disconnect_mid_stream(
         1_000_000
     )
     assert row.error_type is None
+
+
+async def test_a_tokens_calls_set_its_last_used_at_at_most_once_a_minute(
+    recorder: Recorder, sessionmaker: Any, db: AsyncSession
+) -> None:
+    account, owner = await make_account(db, name="Touch Co")
+    token, _ = await issue_token(db, Actor.system(account.id, "tests"), owner, name="ci", scopes=["gateway"])
+    await db.commit()
+    start = utcnow().replace(microsecond=0)
+
+    async def used_at(*seconds: int) -> datetime | None:
+        for s in seconds:
+            when = (start + timedelta(seconds=s)).isoformat()
+            recorder.record(make_record(account.id, api_token_id=str(token.id), created_at=when))
+        await recorder.flush()
+        async with sessionmaker() as session:
+            return await session.scalar(select(ApiToken.last_used_at).where(ApiToken.id == token.id))
+
+    assert await used_at(0, 5) == start + timedelta(seconds=5)  # the latest call of a batch
+    assert await used_at(30) == start + timedelta(seconds=5)  # within the minute: no write
+    assert await used_at(70) == start + timedelta(seconds=70)

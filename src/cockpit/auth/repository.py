@@ -8,6 +8,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
+from cockpit.users.models import User
 
 
 async def session_by_hash(session: AsyncSession, secret_hash: str) -> LoginSession | None:
@@ -62,3 +63,19 @@ async def failures_since(
 
 async def purge_failures_before(session: AsyncSession, cutoff: datetime) -> None:
     await session.execute(delete(LoginFailure).where(LoginFailure.created_at < cutoff))
+
+
+async def tokens_with_owners(
+    session: AsyncSession, account_id: uuid.UUID, *, user_id: uuid.UUID | None, limit: int
+) -> list[tuple[ApiToken, str]]:
+    """The account's tokens (or one user's) with their owner's e-mail, most recently used first."""
+    stmt = (
+        select(ApiToken, User.email)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.account_id == account_id, User.account_id == account_id)
+        .order_by(ApiToken.last_used_at.desc().nulls_last(), ApiToken.name, ApiToken.id)
+        .limit(limit)
+    )
+    if user_id is not None:
+        stmt = stmt.where(ApiToken.user_id == user_id)
+    return [(token, email) for token, email in (await session.execute(stmt)).all()]

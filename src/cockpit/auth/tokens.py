@@ -248,3 +248,15 @@ async def authenticate_token(
         user_agent=user_agent,
         scopes=frozenset(TokenScope(s) for s in token.scopes),
     )
+
+
+async def token_choices(
+    session: AsyncSession, actor: Actor, *, limit: int = 500
+) -> list[tuple[ApiToken, str]]:
+    """The tokens the caller may filter the request log by, with their owners' e-mails: the account's
+    (for whoever reads every call), else their own; most recently used first."""
+    if actor.can(Permission.usage_read_all):
+        return await repository.tokens_with_owners(session, actor.account_id, user_id=None, limit=limit)
+    if actor.user_id is None:
+        return []
+    return await repository.tokens_with_owners(session, actor.account_id, user_id=actor.user_id, limit=limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cockpit.auth.actor import Actor
@@ -14,6 +15,8 @@ class NavItem:
     href: str
     icon: str
     permission: Permission | None = None
+    also: tuple[str, ...] = ()  # other addresses that belong to this item (its tabs)
+    counter: str | None = None  # the name of a count shown beside the label (see ``navigation``)
 
 
 @dataclass(frozen=True)
@@ -26,14 +29,25 @@ SECTIONS: tuple[NavSection, ...] = (
     NavSection(
         "CONTROL",
         (
-            NavItem("Users", "/users", "users", Permission.users_read),
+            NavItem("Users", "/users", "users", Permission.users_read, also=("/invitations",)),
             NavItem("Groups", "/groups", "layers", Permission.users_read),
             NavItem("Projects", "/projects", "folder"),
             NavItem("Access policies", "/policies", "lock", Permission.policies_manage),
             NavItem("Audit log", "/audit", "shield", Permission.audit_read),
         ),
     ),
-    NavSection("FINANCE", (NavItem("Credits & Allocations", "/credits", "wallet", Permission.credits_own),)),
+    NavSection(
+        "FINANCE",
+        (
+            NavItem(
+                "Credits & Allocations",
+                "/credits",
+                "wallet",
+                Permission.credits_own,
+                counter="pending_requests",
+            ),
+        ),
+    ),
     NavSection("OPERATIONS", (NavItem("Request log", "/requests", "activity"),)),
     NavSection(
         "ACCOUNT",
@@ -51,14 +65,26 @@ SECTIONS: tuple[NavSection, ...] = (
 class NavEntry:
     item: NavItem
     active: bool
+    count: int = 0
 
 
-def navigation(actor: Actor, path: str) -> list[tuple[str, list[NavEntry]]]:
+def _under(path: str, href: str) -> bool:
+    return path == href or (href != "/" and path.startswith(href + "/"))
+
+
+def navigation(
+    actor: Actor, path: str, counts: Mapping[str, int] | None = None
+) -> list[tuple[str, list[NavEntry]]]:
+    """The viewer's sections and items; the item of ``path`` is active; ``counts`` by counter name
+    (e.g. ``pending_requests``) are shown beside their items."""
+    counts = counts or {}
     result = []
     for section in SECTIONS:
         entries = [
             NavEntry(
-                item, active=(path == item.href or (item.href != "/" and path.startswith(item.href + "/")))
+                item,
+                active=any(_under(path, href) for href in (item.href, *item.also)),
+                count=counts.get(item.counter, 0) if item.counter else 0,
             )
             for item in section.items
             if item.permission is None or actor.can(item.permission)

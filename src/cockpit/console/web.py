@@ -27,6 +27,7 @@ from cockpit.auth.models import LoginSession
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.console.nav import navigation
+from cockpit.credits import requests as credit_requests
 from cockpit.kit.errors import CockpitError, NotAuthenticated, NotPermitted
 from cockpit.kit.web import DbSession, client_ip, user_agent
 
@@ -183,6 +184,7 @@ class Viewer:
     actor: Actor
     login_session: LoginSession
     account: Account
+    pending_requests: int = 0  # credit requests waiting for this administrator (navigation badge)
 
     def can(self, permission: Permission | str) -> bool:
         return self.actor.can(Permission(permission))
@@ -201,7 +203,12 @@ async def _viewer(request: Request, session: DbSession) -> Viewer | None:
     actor = Actor.for_user(
         login_session.user, session_id=login_session.id, ip=client_ip(request), user_agent=user_agent(request)
     )
-    viewer = Viewer(actor=actor, login_session=login_session, account=account)
+    viewer = Viewer(
+        actor=actor,
+        login_session=login_session,
+        account=account,
+        pending_requests=await credit_requests.pending_count(session, actor),
+    )
     request.state.viewer = viewer
     return viewer
 
@@ -267,7 +274,9 @@ def render(
         "viewer": viewer,
         # Dates are shown in the organisation's time zone.
         "tz": ZoneInfo(viewer.account.timezone) if viewer else UTC,
-        "nav": navigation(viewer.actor, request.url.path) if viewer else [],
+        "nav": navigation(viewer.actor, request.url.path, {"pending_requests": viewer.pending_requests})
+        if viewer
+        else [],
         "csrf_token": csrf_token(request),
         "flashes": flashes,
         **(context or {}),
@@ -299,6 +308,14 @@ async def render_error(request: Request, exc: CockpitError) -> Response:
     if isinstance(exc, NotAuthenticated):
         return RedirectResponse("/login", status_code=303)
     titles = {403: "Not permitted", 404: "Page not found", 429: "Too many requests"}
+    if getattr(request.state, "viewer", None) is None and request.cookies.get(SESSION_COOKIE):
+        # No page ran (an unknown address): find out who is signed in, so that the error is shown
+        # inside their console (navigation and all). Read only: a 404 does not extend a session.
+        try:
+            async with request.app.state.sessionmaker() as session:
+                await _viewer(request, session)  # closed without a commit: nothing is written
+        except Exception:  # the database may be why this is an error page: show it without the shell
+            request.state.viewer = None
     template = "errors/error_app.html" if getattr(request.state, "viewer", None) else "errors/error.html"
     return render(
         request,

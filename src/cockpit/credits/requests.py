@@ -324,3 +324,15 @@ async def deny_request(
 def check_amount(amount: Decimal, *, field: str = "amount") -> Decimal:
     """A positive amount of credits with at most 6 decimal places (raises InvalidInput naming ``field``)."""
     return check_credits(amount, field=field, positive=True)
+
+
+async def pending_count(session: AsyncSession, actor: Actor) -> int:
+    """How many credit requests of the caller's account wait for an administrator (0 for anyone who
+    cannot decide them). One indexed count: it is shown in the navigation of every page."""
+    if not actor.can(Permission.credits_manage):
+        return 0
+    stmt = select(func.count()).select_from(CreditRequest)
+    stmt = stmt.where(
+        CreditRequest.account_id == actor.account_id, CreditRequest.status == RequestStatus.pending
+    )
+    return await session.scalar(stmt) or 0

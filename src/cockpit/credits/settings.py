@@ -285,6 +285,25 @@ class MemberFigures:
     def remaining(self) -> Decimal:
         return self.monthly + self.extra - self.used - self.held
 
+    @property
+    def allocated(self) -> Decimal:
+        return self.monthly + self.extra
+
+    @property
+    def used_percent(self) -> int | None:
+        """Credits used as a whole percentage of the allocation (rounded down); None without one."""
+        if self.allocated <= 0:
+            return None
+        return int(self.used * 100 // self.allocated)
+
+    @property
+    def warning(self) -> str | None:
+        """ "exhausted" at 100 % of the allocation used, "low" from 80 %, else None."""
+        percent = self.used_percent
+        if percent is None or percent < 80:
+            return None
+        return "exhausted" if percent >= 100 else "low"
+
 
 @dataclass(frozen=True)
 class Overview:
@@ -420,3 +439,17 @@ async def overview(session: AsyncSession, actor: Actor) -> Overview:
         account=account_figures,
         groups=groups,
     )
+
+
+async def my_credits(session: AsyncSession, actor: Actor) -> MemberFigures | None:
+    """The caller's own allowance and usage this cycle (None without credit tracking, or for a caller
+    who is not a person), for the low-credits banner of their pages."""
+    if actor.user_id is None or not actor.can(Permission.credits_own):
+        return None
+    account = await _account(session, actor)
+    if account.credit_factor <= 0:
+        return None
+    user = await session.scalar(select(User).where(User.id == actor.user_id, User.account_id == account.id))
+    if user is None:
+        return None
+    return await _member_figures(session, user, await current_cycle(session, account))

@@ -7,14 +7,20 @@ Which entries belong to a statement (each level shows what it was given and what
 - the account: account-level entries (cycle starts with the credits per cycle) and every usage debit.
 Holds and releases of calls in flight are not listed: a settled call appears once, as its usage debit.
 
-The balance: ``opening_balance`` is the net of the statement's entries from the start of the cycle
+Order: oldest first, except that the budget of a cycle (a monthly allocation changed, extra credits
+for the cycle) is what the cycle's calls draw on, whenever it was set: those entries are placed at the
+start of their cycle, so that a member's statement opens with what they were given and the balance
+runs down from it (and does not sit below zero until an allocation set mid-cycle appears at the end).
+Every listing, total "before a line" and keyset cursor uses that one position (``_position``).
+
+The balance: the opening balance is the net of the statement's entries from the start of the cycle
 containing ``from`` up to ``from`` (0 when ``from`` is a cycle's start, as by default); each line's
-balance is the opening balance plus the credits of that line and every line before it, so
-``closing_balance = opening_balance + sum(credits)``. It is the net of recorded movements, not the
-spendable remainder (a monthly allocation set in an earlier cycle carries over without a new entry).
+balance is the opening balance plus the credits of that line and every line before it, so the
+closing balance is the opening balance plus the sum of the lines. It is the net of recorded movements,
+not the spendable remainder (a monthly allocation set in an earlier cycle carries over without a new entry).
 
 A statement can hold hundreds of thousands of lines (every gateway call is one): it is read a page at
-a time, in (time, id) order with a keyset cursor, while its totals (closing balance, credits in and
+a time, in (position, id) order with a keyset cursor, while its totals (closing balance, credits in and
 out, number of lines) are sums computed by the database; the CSV is streamed.
 """
 
@@ -37,7 +43,7 @@ from cockpit.accounts.models import Account
 from cockpit.auth.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits.cycles import current_cycle, cycle_at
-from cockpit.credits.models import EntryKind, LedgerEntry
+from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.groups import repository as groups
 from cockpit.kit.errors import InvalidInput, NotFound, NotPermitted
 from cockpit.kit.money import plain
@@ -47,14 +53,29 @@ ZERO = Decimal(0)
 MICRO = Decimal(1_000_000)
 QUANTUM = Decimal("0.000001")
 IN_FLIGHT = (EntryKind.hold, EntryKind.release)
+# A cycle's budget: these entries count from the start of their cycle (see the module docstring).
+CYCLE_BUDGET = (EntryKind.allocation_set, EntryKind.extra_granted)
 
+
+def _position() -> ColumnElement[datetime]:
+    """Where an entry sits in a statement: its time, or its cycle's start for a cycle's budget."""
+    cycle_start = (
+        select(CreditCycle.starts_at).where(CreditCycle.id == LedgerEntry.cycle_id).scalar_subquery()
+    )
+    return case(
+        (LedgerEntry.kind.in_(CYCLE_BUDGET), func.coalesce(cycle_start, LedgerEntry.created_at)),
+        else_=LedgerEntry.created_at,
+    )
+
+
+_RUNNING = " Each line's balance is the opening balance plus the credits of that line and the lines above it."
 BASIS = {
     "user": "The member's net credits: allocation changes, extra credits and approved requests add, "
-    "usage subtracts. Balance = opening_balance + the credits of the lines so far.",
+    "usage subtracts. A cycle's allocation and extra credits are listed first." + _RUNNING,
     "group": "The group's net credits: changes of its budget add or subtract, its members' usage "
-    "subtracts. Balance = opening_balance + the credits of the lines so far.",
+    "subtracts. A cycle's budget changes are listed first." + _RUNNING,
     "account": "The account's net credits: each cycle start adds the credits per cycle, all usage "
-    "subtracts. Balance = opening_balance + the credits of the lines so far.",
+    "subtracts." + _RUNNING,
 }
 
 
@@ -173,8 +194,8 @@ class _Range:
         )
 
 
-def encode_cursor(entry: LedgerEntry) -> str:
-    raw = f"{entry.created_at.isoformat()}|{entry.id}".encode()
+def encode_cursor(position: datetime, entry: LedgerEntry) -> str:
+    raw = f"{position.isoformat()}|{entry.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -192,9 +213,8 @@ def decode_cursor(value: str) -> tuple[datetime, uuid.UUID]:
 
 def _after(moment: datetime, ident: uuid.UUID) -> ColumnElement[bool]:
     """Entries after (moment, ident) in statement order."""
-    return or_(
-        LedgerEntry.created_at > moment, and_(LedgerEntry.created_at == moment, LedgerEntry.id > ident)
-    )
+    position = _position()
+    return or_(position > moment, and_(position == moment, LedgerEntry.id > ident))
 
 
 def _sum(*where: ColumnElement[bool]) -> Any:
@@ -286,29 +306,28 @@ async def build_statement(
         )
     ).one()
     count, credits_in, credits_out = int(totals[0]), _credits(totals[1]), _credits(totals[2])
-    ordered = select(LedgerEntry).where(*where).order_by(LedgerEntry.created_at, LedgerEntry.id)
+    position = _position()
+    ordered = select(LedgerEntry, position).where(*where).order_by(position, LedgerEntry.id)
     if cursor is not None:
         moment, ident = decode_cursor(cursor)
-        before = or_(
-            LedgerEntry.created_at < moment, and_(LedgerEntry.created_at == moment, LedgerEntry.id <= ident)
-        )
+        before = or_(position < moment, and_(position == moment, LedgerEntry.id <= ident))
         brought = span.opening + _credits(await session.scalar(_sum(*where, before)))
-        rows = list(await session.scalars(ordered.where(_after(moment, ident)).limit(limit + 1)))
+        rows = list((await session.execute(ordered.where(_after(moment, ident)).limit(limit + 1))).all())
     else:
         brought = span.opening
         if offset > 0:
             head = select(LedgerEntry.__table__.c.amount).where(*where)
-            head = head.order_by(LedgerEntry.created_at, LedgerEntry.id).limit(offset)
+            head = head.order_by(position, LedgerEntry.id).limit(offset)
             brought += _credits(
                 await session.scalar(
                     select(func.coalesce(func.sum(head.subquery().c.amount, type_=BigInteger), 0))
                 )
             )
-        rows = list(await session.scalars(ordered.offset(offset).limit(limit + 1)))
+        rows = list((await session.execute(ordered.offset(offset).limit(limit + 1))).all())
     more = len(rows) > limit
     rows = rows[:limit]
     balance, lines = brought, []
-    for entry in rows:
+    for entry, _ in rows:
         balance += entry.amount
         lines.append(_line(entry, balance))
     return replace(
@@ -318,7 +337,7 @@ async def build_statement(
         total_lines=count,
         credits_in=credits_in,
         credits_out=credits_out,
-        next_cursor=encode_cursor(rows[-1]) if more and rows else None,
+        next_cursor=encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None,
         brought_forward=brought,
     )
 
@@ -341,7 +360,7 @@ async def statement_lines(
         stmt = (
             select(LedgerEntry)
             .where(*span.where)
-            .order_by(LedgerEntry.created_at, LedgerEntry.id)
+            .order_by(_position(), LedgerEntry.id)
             .execution_options(yield_per=1000)
         )
         balance = span.opening

@@ -8,7 +8,11 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.groups.models import Group
-from cockpit.users.models import User
+from cockpit.users.models import User, UserStatus
+
+# Everywhere a group's size is shown (Groups, Credits & Allocations, the API) it counts its active
+# members: a deactivated person keeps their group but holds no seat and makes no calls.
+ACTIVE = User.status == UserStatus.active
 
 
 async def get_in_account(session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID) -> Group | None:
@@ -36,10 +40,10 @@ async def list_with_counts(session: AsyncSession, account_id: uuid.UUID) -> list
 
 
 def with_counts_stmt(account_id: uuid.UUID) -> Select[Group, Any]:
-    """The account's groups with their member counts, the Default group first, then by name."""
+    """The account's groups with their active member counts, the Default group first, then by name."""
     counts = (
         select(User.group_id, func.count().label("members"))
-        .where(User.account_id == account_id)
+        .where(User.account_id == account_id, ACTIVE)
         .group_by(User.group_id)
         .subquery()
     )
@@ -51,11 +55,13 @@ def with_counts_stmt(account_id: uuid.UUID) -> Select[Group, Any]:
     )
 
 
-async def member_count(session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID) -> int:
-    stmt = (
-        select(func.count()).select_from(User).where(User.account_id == account_id, User.group_id == group_id)
-    )
-    return await session.scalar(stmt) or 0
+async def member_count(
+    session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID, *, active_only: bool = True
+) -> int:
+    """How many people the group has: its active members (the rule of every page), or everyone."""
+    stmt = select(func.count()).select_from(User)
+    stmt = stmt.where(User.account_id == account_id, User.group_id == group_id)
+    return await session.scalar(stmt.where(ACTIVE) if active_only else stmt) or 0
 
 
 async def users_in_account(

@@ -124,7 +124,7 @@ async def delete_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID)
     if group.is_default:
         raise NotPermitted("default_group", "The Default group cannot be deleted.")
     default = await repository.default_group(session, actor.account_id)
-    moved = await repository.member_count(session, actor.account_id, group.id)
+    moved = await repository.member_count(session, actor.account_id, group.id, active_only=False)
     await audit.lock_account_chain(session, actor.account_id)  # before the bulk writes: one lock order
     await repository.move_all_members(session, actor.account_id, group.id, default.id)
     from cockpit.policies.models import Scope

@@ -26,3 +26,43 @@ def current_head() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+async def _revision_of(database_url: str) -> str | None:
+    """The database's migration revision, or None for a database without Cockpit's schema."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from cockpit.kit.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    except DBAPIError:  # no alembic_version table: nothing applied yet
+        return None
+    finally:
+        await engine.dispose()
+
+
+def upgrade_and_describe(database_url: str) -> str:
+    """Apply migrations and say what was done, for people ("created the database and applied 7
+    migrations", "applied 1 migration (0007 → 0008)", "the database is up to date"). Synchronous."""
+    import asyncio
+
+    from alembic.script import ScriptDirectory
+
+    before = asyncio.run(_revision_of(database_url))
+    upgrade(database_url)
+    after = asyncio.run(_revision_of(database_url))
+    script = ScriptDirectory.from_config(alembic_config(database_url))
+    applied = [r for r in script.iterate_revisions(after, before) if r.revision != before]
+    if before is None:
+        return f"created the database and applied {_migrations(len(applied))}"
+    if not applied:
+        return "the database is up to date"
+    return f"applied {_migrations(len(applied))} ({before} → {after})"
+
+
+def _migrations(n: int) -> str:
+    return f"{n} migration{'' if n == 1 else 's'}"

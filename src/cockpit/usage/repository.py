@@ -111,3 +111,24 @@ async def has_any(session: AsyncSession, account_id: uuid.UUID, *, user_id: uuid
     """Whether any call was ever recorded (for the account, or for one user of it)."""
     conditions = _conditions(account_id, RequestFilters(user_id=user_id))
     return bool(await session.scalar(select(exists().where(*conditions))))
+
+
+async def agent_ids(
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    user_id: uuid.UUID | None,
+    limit: int,
+) -> list[str]:
+    """The agents that made calls in a period (the request log's agent picker), by name."""
+    conditions = _conditions(account_id, RequestFilters(since=since, until=until, user_id=user_id))
+    stmt = (
+        select(UsageRecord.agent_id)
+        .where(*conditions, UsageRecord.agent_id.is_not(None))
+        .distinct()
+        .order_by(UsageRecord.agent_id)
+        .limit(limit)
+    )
+    return [agent for agent in await session.scalars(stmt) if agent]

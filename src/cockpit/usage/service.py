@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -58,3 +59,12 @@ async def has_calls(session: AsyncSession, actor: Actor) -> bool:
 async def model_names(session: AsyncSession, actor: Actor) -> list[str]:
     """The account's model names, for the filter (disabled ones too: their calls stay in the log)."""
     return [m.name for m in await providers_repo.list_models(session, actor.account_id, enabled_only=False)]
+
+
+async def agent_choices(
+    session: AsyncSession, actor: Actor, *, since: datetime | None, until: datetime | None
+) -> list[str]:
+    """The agents the caller's visible calls came from in a period (at most 200), for the filter."""
+    return await repository.agent_ids(
+        session, actor.account_id, since=since, until=until, user_id=_own_user(actor), limit=200
+    )

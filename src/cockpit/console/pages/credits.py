@@ -14,6 +14,7 @@ from cockpit.console.web import SignedIn, render
 from cockpit.credits import settings as credits
 from cockpit.credits.amounts import grouped
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import feature_allowed
 
 router = APIRouter(prefix="/credits")
 
@@ -47,6 +48,8 @@ async def credits_page(request: Request, session: DbSession, viewer: SignedIn) -
         "time_left": time_left(overview.seconds_left),
         "credits": grouped,
         "share": share,
+        "mine": overview.me if overview.tracking_enabled else None,
+        "can_request": await feature_allowed(session, viewer.actor, "credit_requests.create"),
     }
     partial = request.headers.get("hx-target") == "credits-overview"
     return render(request, "credits/_overview.html" if partial else "credits/index.html", context)

@@ -149,8 +149,10 @@ async def requests_page(
     status: StatusText = "",
     page: Page = 1,
     selected: Annotated[str, Query(max_length=40)] = "",
+    new: bool = False,
 ) -> Response:
-    return await _page(request, session, viewer, status=status, page=page, selected=selected)
+    # ?new=1 (the low-credits banner's "Request credits"): the form opens at once.
+    return await _page(request, session, viewer, status=status, page=page, selected=selected, file_open=new)
 
 
 @router.post("/requests")

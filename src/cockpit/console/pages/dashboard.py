@@ -10,9 +10,12 @@ from cockpit.audit.repository import AuditFilters
 from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, render
+from cockpit.credits import settings as credits
+from cockpit.credits.amounts import grouped
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import feature_allowed
 from cockpit.users import repository as users_repo
 from cockpit.users.models import UserStatus
 
@@ -27,6 +30,13 @@ async def dashboard(request: Request, session: DbSession, viewer: SignedIn) -> R
         "active_tokens": sum(1 for t in my_tokens if tokens.token_status(t) == "active"),
         "members": await users_repo.count_in_account(session, actor.account_id, status=UserStatus.active),
     }
+    mine = await credits.my_credits(session, actor)
+    if mine is not None and mine.warning:
+        context.update(
+            mine=mine,
+            credits=grouped,
+            can_request=await feature_allowed(session, actor, "credit_requests.create"),
+        )
     if actor.can(Permission.audit_read):
         week = await audit.search(
             session, actor, AuditFilters(since=utcnow() - timedelta(days=7)), PageParams(1, 8)

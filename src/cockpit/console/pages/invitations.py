@@ -10,16 +10,25 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
+from cockpit.auth import service as auth_service
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
-from cockpit.console.web import Viewer, discard_changes, page_requires, redirect, render
+from cockpit.console.web import (
+    SESSION_COOKIE,
+    Viewer,
+    discard_changes,
+    page_requires,
+    redirect,
+    render,
+    set_session_cookie,
+)
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
 from cockpit.invitations.models import Invitation
 from cockpit.kit.errors import CockpitError, NotFound
 from cockpit.kit.mail import mail_configured
 from cockpit.kit.pagination import PageParams
-from cockpit.kit.web import AppSettings, DbSession
+from cockpit.kit.web import AppSettings, DbSession, client_ip, user_agent
 from cockpit.users import service as users
 from cockpit.users.models import UserRole
 from cockpit.users.seats import PRODUCTS
@@ -222,6 +231,7 @@ async def accept_page(request: Request, session: DbSession, token: str) -> Respo
 async def accept_invitation(
     request: Request,
     session: DbSession,
+    settings: AppSettings,
     token: str,
     name: Annotated[str, Form(max_length=1000)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
@@ -251,4 +261,16 @@ async def accept_invitation(
         return await _accept_form(
             request, session, invitation, token, name=name[:200], error=exc.message, status_code=exc.status
         )
-    return redirect(request, "/login", message=f"Your account is ready. Sign in with {user.email}.")
+    # Signed in at once, as a sign-in would (a fresh session, its "auth.login" audit entry), with
+    # whatever session this browser had before replaced.
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:
+        await auth_service.revoke_secret(session, previous)
+    _, secret = await auth_service.start_session(
+        session, settings, user, ip=client_ip(request), user_agent=user_agent(request)
+    )
+    account = await session.get(Account, user.account_id)
+    welcome = f"Welcome to {account.name if account else 'Cockpit'}. You are signed in as {user.email}."
+    response = redirect(request, "/", message=welcome)
+    set_session_cookie(response, request, secret)
+    return response

@@ -29,7 +29,9 @@ from cockpit.policies.models import WILDCARD, Effect, ResourceType, Scope
 from cockpit.policies.service import EffectiveRow, PolicyRow
 from cockpit.providers import service as providers
 from cockpit.providers.models import Model
+from cockpit.users import service as users_service
 from cockpit.users.models import User
+from cockpit.users.repository import UserFilters
 
 router = APIRouter(prefix="/policies")
 
@@ -39,6 +41,7 @@ PER_PAGE = 25
 RULES_ID = "policy-rules"
 # The user pickers list the first this-many people by e-mail.
 MAX_USERS_LISTED = 500
+PICKER_MATCHES = 20  # suggestions fetched as one types in the person picker
 
 LEVELS: dict[str, str] = {
     Scope.account.value: "Account",
@@ -359,6 +362,23 @@ async def _sections(session: DbSession, viewer: Viewer, user_id: uuid.UUID) -> t
     return user, sections
 
 
+def person_label(user: User) -> str:
+    """How a person is shown in a picker: their name and e-mail (the e-mail alone without a name)."""
+    return f"{user.name} <{user.email}>" if user.name else user.email
+
+
+@router.get("/effective/people")
+async def people_options(
+    request: Request, session: DbSession, viewer: ManageViewer, q: Annotated[str, Query(max_length=200)] = ""
+) -> Response:
+    """The person picker's suggestions for what is typed (names or e-mails), for long lists."""
+    found = await users_service.search_users(
+        session, viewer.actor, UserFilters(q=q.strip() or None), PageParams(page=1, per_page=PICKER_MATCHES)
+    )
+    options = [(str(u.id), person_label(u)) for u in found.items]
+    return render(request, "policies/_people_options.html", {"options": options})
+
+
 @router.get("/effective")
 async def effective_page(
     request: Request, session: DbSession, viewer: SignedIn, user_id: Choice = ""
@@ -387,7 +407,8 @@ async def effective_page(
         "sections": sections,
         "allowed_count": sum(1 for r in rows if r.decision.allowed),
         "denied_count": sum(1 for r in rows if not r.decision.allowed),
-        "users": users,
+        "people": [(str(u.id), person_label(u)) for u in users],
+        "subject_label": person_label(user),
         "more_users": more_users,
         "max_users": MAX_USERS_LISTED,
         "features": policies.FEATURES,

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, render
 from cockpit.kit.errors import InvalidInput
@@ -167,11 +168,23 @@ async def requests_page(
                 session, viewer.actor.account_id, member_id=None if admin else viewer.actor.user_id
             )
         ],
+        # The agent and token filters are searchable pickers: names shown, ids sent.
+        "agents": [
+            (a, a)
+            for a in await usage.agent_choices(
+                session, viewer.actor, since=filters.since, until=filters.until
+            )
+        ],
+        "tokens": [
+            (str(t.id), f"{t.name} ({email})" if admin else t.name)
+            for t, email in await tokens.token_choices(session, viewer.actor)
+        ],
         "any_calls": bool(results.items) or await usage.has_calls(session, viewer.actor),
         "gateway_url": request.app.state.settings.base_url.rstrip("/") + "/v1",
         "short_usd": short_usd,
         "exact_usd": plain,
     }
+    context["token_label"] = next((label for i, label in context["tokens"] if i == token), token)
     partial = request.headers.get("hx-target") == "requests-results"
     return render(request, "requests/_results.html" if partial else "requests/index.html", context)
 
