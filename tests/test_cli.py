@@ -13,26 +13,22 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
-import traceback
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from httpx import ASGITransport, AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from typer.testing import CliRunner
 
 from cockpit import cli as cli_module
 from cockpit import demo
 from cockpit.accounts.models import Account
 from cockpit.app import create_app
-from cockpit.config import get_settings
 from cockpit.demo import DEMO_EMAIL, DEMO_PASSWORD
 from cockpit.users.models import User
 from tests.builders import PASSWORD
+from tests.commands import run
 from tests.conftest import TEST_SECRET, make_settings
 
 
@@ -45,35 +41,6 @@ def _env(database_url: str, data_dir: Path) -> dict[str, str]:
         COCKPIT_ENV="test",
     )
     return env
-
-
-def run(env: dict[str, str], *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
-    if real:
-        return subprocess.run(
-            [sys.executable, "-m", "cockpit", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(_in_process, env, args).result(timeout=120)
-
-
-def _in_process(env: dict[str, str], args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
-    # Exactly the subprocess's COCKPIT_* environment: the others are unset while the command runs.
-    overrides: dict[str, str | None] = {k: None for k in os.environ if k.startswith("COCKPIT_")}
-    overrides.update({k: v for k, v in env.items() if k.startswith("COCKPIT_")})
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(cli_module.app, list(args), env=overrides, prog_name="cockpit")
-    finally:
-        get_settings.cache_clear()
-    stderr = result.stderr
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        stderr += "".join(traceback.format_exception(result.exception))
-    return subprocess.CompletedProcess(["cockpit", *args], result.exit_code, result.stdout, stderr)
 
 
 class Cli:

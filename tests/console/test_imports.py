@@ -6,8 +6,6 @@ import asyncio
 import csv
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from cockpit.invitations.models import Invitation
 from cockpit.jobs.worker import Worker
 from cockpit.users.imports import parse_csv
 from tests.builders import console_login, csrf_for, make_account, make_user
+from tests.commands import run
 
 CSV = """email,name,role,group,seats
 new.one@example.com,New One,member,Engineering,copilot
@@ -170,11 +169,7 @@ async def test_cli_import_prints_a_per_row_report(
     source.write_text(CSV.format(existing=existing.email))
     env = {**os.environ, "COCKPIT_DATABASE_URL": database_url, "COCKPIT_SECRET_KEY": "x" * 40,
            "COCKPIT_DATA_DIR": str(tmp_path)}  # fmt: skip
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "cockpit", "users", "import", str(source), "--account", str(account.id)],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
-    )  # fmt: skip
+    result = await asyncio.to_thread(run, env, "users", "import", str(source), "--account", str(account.id))
     assert result.returncode == 3, result.stderr  # some rows were rejected
     report = {int(r["line"]): (r["email"], r["outcome"]) for r in csv.DictReader(io.StringIO(result.stdout))}
     assert report == _expected(existing.email)
@@ -224,12 +219,10 @@ async def test_cli_import_needs_account_only_when_there_are_several(
            "COCKPIT_DATA_DIR": str(tmp_path)}  # fmt: skip
     source = tmp_path / "one.csv"
     source.write_text("email\nsolo@example.com\n")
-    command = [sys.executable, "-m", "cockpit", "users", "import", str(source)]
+    command = ("users", "import", str(source))
     account, _ = await make_account(db)
     account_id = account.id
-    single = await asyncio.to_thread(
-        subprocess.run, command, capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+    single = await asyncio.to_thread(run, env, *command)
     assert single.returncode == 0, single.stderr
     await db.rollback()
     invited = await db.scalar(select(Invitation).where(Invitation.email == "solo@example.com"))
@@ -238,8 +231,6 @@ async def test_cli_import_needs_account_only_when_there_are_several(
 
     await make_account(db)
     source.write_text("email\nsecond@example.com\n")
-    several = await asyncio.to_thread(
-        subprocess.run, command, capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+    several = await asyncio.to_thread(run, env, *command)
     assert several.returncode != 0
     assert "--account" in several.stderr
