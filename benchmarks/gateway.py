@@ -4,7 +4,7 @@
                                  [--baseline-ref GIT_REF]
 
 For each backend: a fresh database, an account with a gateway token, a provider pointing at a local
-upstream (``tests/upstream.py`` in its own process: an instant JSON answer and a 20-chunk stream),
+upstream (``tests/upstream/`` in its own process: an instant JSON answer and a 20-chunk stream),
 and one gateway process started with ``cockpit serve`` (recording on, as in production). Measures:
 
 1. added latency of sequential calls (JSON and streaming): direct and gateway calls are interleaved
