@@ -27,6 +27,8 @@ CREATED = 1_700_000_000
 
 
 # framing of one answer ----------------------------------------------------------------------------
+
+
 def delayed(scenario: Scenario, response: bytes) -> Response:
     if scenario.hang:
         return Deferred(hang=True)
@@ -131,6 +133,8 @@ def leak_event(anthropic: bool, credential: str) -> bytes:
 
 
 # OpenAI -------------------------------------------------------------------------------------------
+
+
 def openai_usage(prompt_tokens: int, completion_tokens: int, cached: int) -> dict[str, Any]:
     return {
         "prompt_tokens": prompt_tokens,
@@ -239,6 +243,8 @@ def embeddings_data(count: int, as_base64: bool) -> list[dict[str, Any]]:
 
 
 # Anthropic ----------------------------------------------------------------------------------------
+
+
 def anthropic_usage(input_tokens: int, output_tokens: int, cached: int) -> dict[str, Any]:
     return {
         "input_tokens": input_tokens,
@@ -313,7 +319,9 @@ def messages_stream_templates(
     return head, content, tail
 
 
-# both ---------------------------------------------------------------------------------------------
+# models, in either protocol's shape ---------------------------------------------------------------
+
+
 def model_entries(anthropic: bool, models: tuple[str, ...]) -> list[dict[str, Any]]:
     if anthropic:
         return [
