@@ -4,7 +4,7 @@
                                  [--baseline-ref GIT_REF]
 
 For each backend: a fresh database, an account with a gateway token, a provider pointing at a local
-upstream (``tests/upstream.py`` in its own process: an instant JSON answer and a 20-chunk stream),
+upstream (``tests/upstream/`` in its own process: an instant JSON answer and a 20-chunk stream),
 and one gateway process started with ``cockpit serve`` (recording on, as in production). Measures:
 
 1. added latency of sequential calls (JSON and streaming): direct and gateway calls are interleaved
@@ -23,15 +23,15 @@ worktree's ``src``, against the same upstream. Sequential calls go round-robin (
 baseline); each load is cut into 6 rounds run back to back in alternating order (current and
 baseline, then baseline and current, ...); both are reported side by side.
 
-The load generator is a minimal HTTP/1.1 client on raw asyncio streams so that the client's own
-overhead is small next to what is measured. Numbers, not assertions; see docs/benchmarks.md.
+The load generator (``_gateway_load.py``) is a minimal HTTP/1.1 client on raw asyncio streams so
+that the client's own overhead is small next to what is measured; the reports are in
+``_gateway_report.py``. Numbers, not assertions; see docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -48,6 +48,19 @@ from sqlalchemy import BigInteger, func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _gateway_load import (
+    JSON_BODY,  # noqa: F401 (re-exported: benchmarks/logins_under_load.py uses bench.JSON_BODY)
+    LOAD_ROUNDS,
+    UPSTREAM_KEY,
+    Conn,  # noqa: F401 (re-exported, as bench.Conn)
+    Served,
+    alternating_loads,
+    load,
+    pct,  # noqa: F401 (re-exported, as bench.pct)
+    sequential,
+)
+from _gateway_report import report
+
 from cockpit.accounts.service import create_account
 from cockpit.auth.actor import Actor
 from cockpit.auth.tokens import issue_token
@@ -63,62 +76,6 @@ from cockpit.users.models import User, UserRole, UserStatus
 
 SECRET = "benchmark-secret-key-0123456789abcdef"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-UPSTREAM_KEY = "sk-bench-upstream"
-JSON_BODY = {"model": "bench-json", "messages": [{"role": "user", "content": "Say hello."}]}
-STREAM_BODY = {**JSON_BODY, "model": "bench-stream", "stream": True}
-DIRECT_JSON = {**JSON_BODY, "model": "gpt-bench"}
-DIRECT_STREAM = {**STREAM_BODY, "model": "gpt-bench-chunks-20", "stream_options": {"include_usage": True}}
-
-
-# ---- a minimal keep-alive HTTP/1.1 client ----
-
-
-class Conn:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def open(cls, port: int) -> Conn:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-        return cls(reader, writer)
-
-    def close(self) -> None:
-        self.writer.close()
-
-    async def post(self, path: str, body: bytes, token: str | None) -> tuple[int, float | None, bytes]:
-        """(status, seconds to the first body chunk, body)."""
-        head = (
-            f"POST {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n"
-            + (f"authorization: Bearer {token}\r\n" if token else f"authorization: Bearer {UPSTREAM_KEY}\r\n")
-            + "\r\n"
-        ).encode()
-        started = time.perf_counter()
-        self.writer.write(head + body)
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(raw.split(b" ", 2)[1])
-        lower = raw.lower()
-        if b"transfer-encoding: chunked" in lower:
-            parts: list[bytes] = []
-            first: float | None = None
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    await self.reader.readuntil(b"\r\n")
-                    break
-                data = await self.reader.readexactly(size + 2)
-                if first is None and b'"content":"tok' in data:
-                    first = time.perf_counter() - started
-                parts.append(data[:-2])
-            return status, first, b"".join(parts)
-        index = lower.find(b"content-length:")
-        length = int(lower[index + 15 :].split(b"\r\n", 1)[0])
-        return status, time.perf_counter() - started, await self.reader.readexactly(length)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
 # ---- set-up ----
@@ -288,126 +245,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# ---- measurements ----
-
-
-async def sequential(
-    gateways: list[tuple[int, str]], up: int, calls: int, stream: bool
-) -> list[dict[str, float]]:
-    """Calls in turn: one direct, then one through each gateway (port, token); per gateway its
-    latencies next to the direct calls of the same rounds."""
-    gconns = [(await Conn.open(port), token) for port, token in gateways]
-    dconn = await Conn.open(up)
-    gbody = json.dumps(STREAM_BODY if stream else JSON_BODY).encode()
-    dbody = json.dumps(DIRECT_STREAM if stream else DIRECT_JSON).encode()
-    direct: list[float] = []
-    d_first: list[float] = []
-    gateway: list[list[float]] = [[] for _ in gateways]
-    g_first: list[list[float]] = [[] for _ in gateways]
-    for i in range(calls + 200):
-        t0 = time.perf_counter()
-        status, first, _ = await dconn.post("/v1/chat/completions", dbody, None)
-        t1 = time.perf_counter()
-        if status != 200:
-            raise SystemExit(f"unexpected status: direct {status}")
-        if i >= 200:  # warm-up
-            direct.append((t1 - t0) * 1000)
-            if first is not None:
-                d_first.append(first * 1000)
-        for index, (gconn, token) in enumerate(gconns):
-            t1 = time.perf_counter()
-            gstatus, gfirst, _ = await gconn.post("/v1/chat/completions", gbody, token)
-            t2 = time.perf_counter()
-            if gstatus != 200:
-                raise SystemExit(f"unexpected status: gateway {index} {gstatus}")
-            if i >= 200:
-                gateway[index].append((t2 - t1) * 1000)
-                if gfirst is not None:
-                    g_first[index].append(gfirst * 1000)
-    for gconn, _ in gconns:
-        gconn.close()
-    dconn.close()
-    results = []
-    for index in range(len(gateways)):
-        result = {
-            "direct_p50": pct(direct, 0.5),
-            "direct_p99": pct(direct, 0.99),
-            "gateway_p50": pct(gateway[index], 0.5),
-            "gateway_p99": pct(gateway[index], 0.99),
-        }
-        result["added_p50"] = result["gateway_p50"] - result["direct_p50"]
-        result["added_p99"] = result["gateway_p99"] - result["direct_p99"]
-        if stream:
-            result["ttfc_direct_p50"] = pct(d_first, 0.5)
-            result["ttfc_gateway_p50"] = pct(g_first[index], 0.5)
-            result["ttfc_direct_p99"] = pct(d_first, 0.99)
-            result["ttfc_gateway_p99"] = pct(g_first[index], 0.99)
-        results.append(result)
-    return results
-
-
-async def load(
-    port: int, token: str | list[str] | None, calls: int, concurrency: int, stream: bool
-) -> tuple[float, int]:
-    """``calls`` calls from ``concurrency`` keep-alive connections; with a list of tokens, connection
-    i calls with token i (modulo the list): one caller per member."""
-    tokens = token if isinstance(token, list) else [token]
-    body = json.dumps(
-        (STREAM_BODY if stream else JSON_BODY) if token else (DIRECT_STREAM if stream else DIRECT_JSON)
-    ).encode()
-    errors = 0
-    remaining = calls
-
-    async def worker(index: int) -> None:
-        nonlocal errors, remaining
-        conn = await Conn.open(port)
-        mine = tokens[index % len(tokens)]
-        while remaining > 0:
-            remaining -= 1
-            status, _, _ = await conn.post("/v1/chat/completions", body, mine)
-            if status != 200:
-                errors += 1
-        conn.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return calls / (time.perf_counter() - started), errors
-
-
-LOAD_ROUNDS = 6
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, all threads) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def alternating_loads(
-    served: list[Served], calls: int, rounds: int, stream: bool
-) -> list[tuple[float, int, float]]:
-    """(calls/s, errors, gateway CPU ms per call) per gateway, the calls made in ``rounds`` parts
-    whose order alternates. CPU time per call depends less on what else the machine runs."""
-    elapsed = [0.0] * len(served)
-    cpu = [0.0] * len(served)
-    errors = [0] * len(served)
-    made = [0] * len(served)
-    for number in range(rounds):
-        part = calls // rounds + (calls % rounds if number == rounds - 1 else 0)
-        order = list(range(len(served)))
-        if number % 2:
-            order.reverse()
-        for index in order:
-            pid = served[index].process.pid
-            started, cpu_before = time.perf_counter(), cpu_seconds(pid)
-            _, failed = await load(served[index].port, served[index].tokens, part, 32, stream=stream)
-            elapsed[index] += time.perf_counter() - started
-            cpu[index] += cpu_seconds(pid) - cpu_before
-            errors[index] += failed
-            made[index] += part
-    return [(made[i] / elapsed[i], errors[i], cpu[i] / made[i] * 1000) for i in range(len(served))]
-
-
 async def wait_rows(url: str, expected: int, patience: float = 60) -> int:
     deadline = time.time() + patience
     rows = await count_rows(url)
@@ -440,13 +277,6 @@ async def drop_database(url: str) -> None:
         admin = await asyncpg.connect(PG_ADMIN)
         await admin.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
         await admin.close()
-
-
-class Served:
-    """One gateway process: its code (the current tree, or a baseline worktree), database and tokens."""
-
-    def __init__(self, label: str, url: str, tokens: list[str], process: subprocess.Popen[str], port: int):
-        self.label, self.url, self.tokens, self.process, self.port = label, url, tokens, process, port
 
 
 async def serve(
@@ -539,109 +369,6 @@ async def run_backend(
                 result["credits"] = await credit_figures(s.url)
             await drop_database(s.url)
     return results
-
-
-def report(results: list[dict[str, object]], names: dict[str, str]) -> None:
-    for result in results:
-        report_one(result, names)
-    if len(results) > 1:
-        compare(results, names)
-
-
-def compare(results: list[dict[str, object]], names: dict[str, str]) -> None:
-    """The figures of each gateway side by side (the baseline first)."""
-    ordered = sorted(results, key=lambda r: r["code"] != "baseline")
-    rows: list[tuple[str, list[str]]] = []
-
-    def added(kind: str) -> list[str]:
-        out = []
-        for r in ordered:
-            m = r[kind]
-            assert isinstance(m, dict)
-            out.append(f"{m['added_p50']:.3f} / {m['added_p99']:.3f} ms")
-        return out
-
-    rows.append(("JSON added latency p50 / p99", added("json")))
-    rows.append(("Stream added latency p50 / p99", added("stream")))
-    ttfc = []
-    for r in ordered:
-        m = r["stream"]
-        assert isinstance(m, dict)
-        ttfc.append(f"{m['ttfc_direct_p50']:.3f} -> {m['ttfc_gateway_p50']:.3f} ms")
-    rows.append(("Time to first chunk p50, direct -> gateway", ttfc))
-    rows.append(
-        (
-            "Throughput, 32 concurrent, JSON",
-            [f"{r['rate']:,.0f} calls/s, {r['errors']} errors" for r in ordered],
-        )
-    )
-    rows.append(
-        (
-            "Throughput, 32 concurrent, 20-chunk streams",
-            [f"{r['stream_rate']:,.0f} calls/s, {r['stream_errors']} errors" for r in ordered],
-        )
-    )
-    rows.append(
-        (
-            "Gateway CPU per call under load, JSON / stream",
-            [f"{r['cpu_ms']:.3f} / {r['stream_cpu_ms']:.3f} ms" for r in ordered],
-        )
-    )
-    rows.append(("Rows recorded / calls", [f"{r['rows']:,} / {r['expected_rows']:,}" for r in ordered]))
-    rows.append(("Gateway RSS after all calls", [f"{r['rss_after_mib']:.1f} MiB" for r in ordered]))
-    heads = [names[str(r["code"])] for r in ordered]
-    width = max(len(label) for label, _ in rows)
-    cells = [max(len(h), *(len(v[i]) for _, v in rows)) for i, h in enumerate(heads)]
-    print(f"\n--- {ordered[0]['backend']}: side by side ---")
-    print(" " * width + " | " + " | ".join(h.ljust(c) for h, c in zip(heads, cells, strict=True)))
-    for label, values in rows:
-        print(label.ljust(width) + " | " + " | ".join(v.ljust(c) for v, c in zip(values, cells, strict=True)))
-
-
-def report_one(result: dict[str, object], names: dict[str, str]) -> None:
-    enforced = "credits enforced on member, group and account" if result["credits_on"] else "credits off"
-    rules = f"; {result['policies']} access rules in scope" if result.get("policies") else ""
-    print(
-        f"\n=== {result['backend']}, {names[str(result['code'])]} "
-        f"({enforced}; {result['members']} member(s) of one group{rules}) ==="
-    )
-    for kind in ("json", "stream"):
-        r = result[kind]
-        assert isinstance(r, dict)
-        print(
-            f"{kind:6} sequential: direct p50 {r['direct_p50']:.3f} ms p99 {r['direct_p99']:.3f} ms | "
-            f"gateway p50 {r['gateway_p50']:.3f} ms p99 {r['gateway_p99']:.3f} ms | "
-            f"added p50 {r['added_p50']:.3f} ms p99 {r['added_p99']:.3f} ms"
-        )
-        if kind == "stream":
-            print(
-                f"       time to first chunk: direct p50 {r['ttfc_direct_p50']:.3f} ms p99 "
-                f"{r['ttfc_direct_p99']:.3f} ms | gateway p50 {r['ttfc_gateway_p50']:.3f} ms p99 "
-                f"{r['ttfc_gateway_p99']:.3f} ms"
-            )
-    print(
-        f"throughput, 32 concurrent, JSON: direct {result['direct_rate']:.0f} calls/s | gateway "
-        f"{result['rate']:.0f} calls/s, {result['errors']} errors; gateway CPU {result['cpu_ms']:.3f} ms/call"
-    )
-    print(
-        f"throughput, 32 concurrent, 20-chunk streams: gateway {result['stream_rate']:.0f} calls/s, "
-        f"{result['stream_errors']} errors; gateway CPU {result['stream_cpu_ms']:.3f} ms/call"
-    )
-    print(
-        f"recorded rows: {result['rows']} of {result['expected_rows']} calls made "
-        f"(not yet in the database when the JSON load ended: {result['backlog']})"
-    )
-    print(
-        f"gateway RSS: {result['rss_before_mib']:.1f} MiB before the load, {result['rss_after_mib']:.1f} MiB "
-        f"after {result['calls_total']} calls"
-    )
-    figures = result.get("credits")
-    if isinstance(figures, dict):
-        print(
-            f"credits: used {figures['used']} = recorded calls' credits {figures['recorded']}; "
-            f"held after stop {figures['held']}; {figures['leases']} leases taken; "
-            f"running totals vs ledger: {'reconciled' if not figures['reconcile'] else figures['reconcile']}"
-        )
 
 
 async def main() -> None:

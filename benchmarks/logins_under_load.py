@@ -4,7 +4,7 @@
                                            [--max-seconds 60]
 
 For each backend: a fresh database, an account with a gateway token and ``--logins`` users with
-real (production-cost) argon2 password hashes, a provider on a local upstream (``tests/upstream.py``
+real (production-cost) argon2 password hashes, a provider on a local upstream (``tests/upstream/``
 in its own process, instant JSON answers) and one ``cockpit serve`` process. Measures, on one
 keep-alive connection, the latency of sequential JSON gateway calls (p50, p99, max):
 

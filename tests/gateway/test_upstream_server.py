@@ -1,4 +1,4 @@
-"""The local upstream (tests/upstream.py) speaks the OpenAI and Anthropic protocols like the real services."""
+"""The local upstream (tests/upstream/) speaks the OpenAI and Anthropic protocols like the real services."""
 
 from __future__ import annotations
 
