@@ -7,7 +7,7 @@ PORT ?= 8000
 # Test processes (pytest-xdist): one per core by default; PYTEST_WORKERS=0 runs in this process.
 PYTEST_WORKERS ?= auto
 
-.PHONY: demo serve test check lint format typecheck imports pytest install install-dev clean
+.PHONY: demo serve test check lint format typecheck imports sizes pytest install install-dev clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Cockpit needs Python 3.11 or newer")'
@@ -35,7 +35,7 @@ serve: $(VENV)/.installed
 ## test: dev extras, quality gates, the whole suite
 test: $(VENV)/.installed-dev check pytest
 
-check: lint typecheck imports
+check: lint typecheck imports sizes
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
@@ -47,6 +47,10 @@ format: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+
+## sizes: no source file over 600 lines
+sizes: $(VENV)/.installed-dev
+	$(BIN)/python scripts/check_file_sizes.py
 
 ## imports: the layering contracts in pyproject.toml ([tool.importlinter])
 imports: $(VENV)/.installed-dev
