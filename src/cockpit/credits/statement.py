@@ -20,8 +20,8 @@ closing balance is the opening balance plus the sum of the lines. It is the net 
 not the spendable remainder (a monthly allocation set in an earlier cycle carries over without a new entry).
 
 A statement can hold hundreds of thousands of lines (every gateway call is one): it is read a page at
-a time, in (position, id) order with a keyset cursor, while its totals (closing balance, credits in and
-out, number of lines) are sums computed by the database; the CSV is streamed.
+a time, in (position, time made, id) order with a keyset cursor, while its totals (closing balance,
+credits in and out, number of lines) are sums computed by the database; the CSV is streamed.
 """
 
 from __future__ import annotations
@@ -195,26 +195,41 @@ class _Range:
 
 
 def encode_cursor(position: datetime, entry: LedgerEntry) -> str:
-    raw = f"{position.isoformat()}|{entry.id}".encode()
+    raw = f"{position.isoformat()}|{entry.created_at.isoformat()}|{entry.id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(value: str) -> tuple[datetime, uuid.UUID]:
+def decode_cursor(value: str) -> tuple[datetime, datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-        moment, ident = raw.split("|", 1)
-        when = datetime.fromisoformat(moment)
-        if when.tzinfo is None:
+        moment, created, ident = raw.split("|", 2)
+        when, made = datetime.fromisoformat(moment), datetime.fromisoformat(created)
+        if when.tzinfo is None or made.tzinfo is None:
             raise ValueError("naive")
-        return when, uuid.UUID(ident)
+        return when, made, uuid.UUID(ident)
     except (ValueError, UnicodeDecodeError):
         raise _bad("cursor", "not a cursor of this statement (use next_cursor as it was returned)") from None
 
 
-def _after(moment: datetime, ident: uuid.UUID) -> ColumnElement[bool]:
-    """Entries after (moment, ident) in statement order."""
+def _order() -> tuple[Any, ...]:
+    """Statement order: the position, then (for a cycle's budget entries, which share their cycle's
+    start) the time they were made, then the id."""
+    return (_position(), LedgerEntry.created_at, LedgerEntry.id)
+
+
+def _after(moment: datetime, made: datetime, ident: uuid.UUID) -> ColumnElement[bool]:
+    """Entries after (moment, made, ident) in statement order."""
     position = _position()
-    return or_(position > moment, and_(position == moment, LedgerEntry.id > ident))
+    return or_(
+        position > moment,
+        and_(
+            position == moment,
+            or_(
+                LedgerEntry.created_at > made,
+                and_(LedgerEntry.created_at == made, LedgerEntry.id > ident),
+            ),
+        ),
+    )
 
 
 def _sum(*where: ColumnElement[bool]) -> Any:
@@ -307,17 +322,17 @@ async def build_statement(
     ).one()
     count, credits_in, credits_out = int(totals[0]), _credits(totals[1]), _credits(totals[2])
     position = _position()
-    ordered = select(LedgerEntry, position).where(*where).order_by(position, LedgerEntry.id)
+    ordered = select(LedgerEntry, position).where(*where).order_by(*_order())
     if cursor is not None:
-        moment, ident = decode_cursor(cursor)
-        before = or_(position < moment, and_(position == moment, LedgerEntry.id <= ident))
-        brought = span.opening + _credits(await session.scalar(_sum(*where, before)))
-        rows = list((await session.execute(ordered.where(_after(moment, ident)).limit(limit + 1))).all())
+        moment, made, ident = decode_cursor(cursor)
+        after = _after(moment, made, ident)
+        brought = span.opening + _credits(await session.scalar(_sum(*where, ~after)))
+        rows = list((await session.execute(ordered.where(after).limit(limit + 1))).all())
     else:
         brought = span.opening
         if offset > 0:
             head = select(LedgerEntry.__table__.c.amount).where(*where)
-            head = head.order_by(position, LedgerEntry.id).limit(offset)
+            head = head.order_by(*_order()).limit(offset)
             brought += _credits(
                 await session.scalar(
                     select(func.coalesce(func.sum(head.subquery().c.amount, type_=BigInteger), 0))
@@ -357,12 +372,7 @@ async def statement_lines(
     header = span.header()
 
     async def lines() -> AsyncIterator[StatementLine]:
-        stmt = (
-            select(LedgerEntry)
-            .where(*span.where)
-            .order_by(_position(), LedgerEntry.id)
-            .execution_options(yield_per=1000)
-        )
+        stmt = select(LedgerEntry).where(*span.where).order_by(*_order()).execution_options(yield_per=1000)
         balance = span.opening
         async for entry in await session.stream_scalars(stmt):
             balance += entry.amount
