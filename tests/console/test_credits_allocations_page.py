@@ -130,7 +130,7 @@ async def test_the_groups_table(db: AsyncSession, client: AsyncClient) -> None:
     assert 'class="tab active" href="/credits/allocations" aria-current="page" id="tab-allocations"' in text
     # Default: 2 members, 50,000.5 monthly + 2,500 extra; 10,250.25 given to Mia; 1,234.567 used.
     assert _row(text, f"alloc-g-{group.id}") == [
-        "Default default", "2", "50,000.5", "2,500", "10,250.25", "42,250.25", "1,234.567", "1,000",
+        "Default default", "2", "50,000.50", "2,500.00", "10,250.25", "42,250.25", "1,234.57", "1,000.00",
         "Unsaved x Statement",
     ]  # fmt: skip
     assert 'title="Exact value: 50,000.5 credits. Click to edit."' in text
@@ -179,7 +179,7 @@ async def test_a_group_expands_to_its_members(db: AsyncSession, client: AsyncCli
     assert 'placeholder="Search members in Default…"' in text
     assert _showing(1, 3, 3) in text
     assert _row(text, f"alloc-m-{member.id}") == [
-        "M Mia Member mia@example.com", "10,000", "250.25", "1,234.567", "9,015.683", "Unsaved x Statement",
+        "M Mia Member mia@example.com", "10,000.00", "250.25", "1,234.57", "9,015.68", "Unsaved x Statement",
     ]  # fmt: skip
     assert "Signup short 75" in _row(text, f"alloc-m-{short.id}")[0]
     assert "Signup short" not in _row(text, f"alloc-m-{member.id}")[0]
@@ -232,9 +232,9 @@ async def test_save_a_members_monthly(db: AsyncSession, client: AsyncClient) -> 
         "Default has distributed 12,250.75 of its 52,500.5 credits; 40,249.75 available.",
     )
     assert _row(response.text, f"alloc-m-{member.id}")[1:5] == [
-        "12,000.5",
+        "12,000.50",
         "250.25",
-        "1,234.567",
+        "1,234.57",
         "11,016.183",
     ]
     # The group's row, swapped out of band: distributed and available are recalculated.
@@ -265,9 +265,11 @@ async def test_save_a_groups_figures(db: AsyncSession, client: AsyncClient) -> N
         "Budget 62,500 credits; 52,249.75 available to distribute.",
     )
     assert _row(response.text, f"alloc-g-{group.id}")[2:8] == [
-        "60,000", "2,500", "10,250.25", "52,249.75", "1,234.567", "0",
+        "60,000.00", "2,500.00", "10,250.25", "52,249.75", "1,234.57", "0.00",
     ]  # fmt: skip
-    assert "62,500 of 120,000 credits per cycle given to groups" in response.text
+    assert "62,500.00 of 120,000.00 credits per cycle given to groups" in re.sub(
+        r"<[^>]+>", "", response.text
+    )
     assert await _budget(db, group.id) == (Decimal(60000), Decimal(2500), Decimal(0))
     assert await _audits(db, account.id) == ["credits.group_allocation_updated"]
 

@@ -72,7 +72,12 @@ def test_floats_are_refused() -> None:
 
 @pytest.mark.parametrize(
     ("typed", "value"),
-    [("1,000", Decimal(1000)), ("1,234,567.25", Decimal("1234567.25")), ("1500", Decimal(1500)), (" 2 500 ", Decimal(2500))],
+    [
+        ("1,000", Decimal(1000)),
+        ("1,234,567.25", Decimal("1234567.25")),
+        ("1500", Decimal(1500)),
+        (" 2 500 ", Decimal(2500)),
+    ],
 )
 def test_typed_numbers_with_separators_parse(typed: str, value: Decimal) -> None:
     assert fmt.parse_decimal(typed) == value
@@ -108,5 +113,6 @@ def test_filters_render_in_templates_with_the_page_time_zone() -> None:
         '<span class="amount" title="18777.77446">18,777.77</span> 18,777.77 18,777.77446 '
         '<span class="amount" title="$0.00018705">$0.0001871</span> 1,234,567 '
         "12 Jan 2026 12 Jan 2026, 18:30 "
-        '<time datetime="2026-01-12T23:30:00+00:00" title="2026-01-12T23:30:00+00:00">12 Jan 2026, 18:30</time>'
+        '<time datetime="2026-01-12T23:30:00+00:00" title="2026-01-12T23:30:00+00:00">'
+        "12 Jan 2026, 18:30</time>"
     )

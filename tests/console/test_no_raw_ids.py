@@ -86,11 +86,14 @@ async def test_no_page_shows_a_raw_id(db: AsyncSession, client: AsyncClient, set
     assert call.status_code == 200, call.text
 
     request_id = await db.scalar(
-        select(UsageRecord.id).where(UsageRecord.api_token_id.is_not(None)).order_by(UsageRecord.created_at.desc())
+        select(UsageRecord.id)
+        .where(UsageRecord.api_token_id.is_not(None))
+        .order_by(UsageRecord.created_at.desc())
     )
     deletion = await db.scalar(select(AuditEntry.id).where(AuditEntry.action == "group.deleted"))
     await db.commit()
-    assert request_id is not None and deletion is not None
+    assert request_id is not None
+    assert deletion is not None
     start = ["/", f"/requests/{request_id}", f"/audit/{deletion}", "/policies/effective", "/account"]
     pages = await _crawl(client, start)
 

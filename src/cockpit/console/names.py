@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken
 from cockpit.groups.models import Group
 from cockpit.invitations.models import Invitation
@@ -75,7 +76,7 @@ async def names_of(
         rows = await session.execute(
             select(table.id, column).where(table.account_id == account_id, table.id.in_(left))
         )
-        names.update({row_id: Name(kind, name) for row_id, name in rows.tuples()})
+        names.update({row_id: Name(kind, name) for row_id, name in rows})
     left = wanted - names.keys()
     if left:
         rules = await session.execute(
@@ -83,9 +84,7 @@ async def names_of(
                 AccessPolicy.account_id == account_id, AccessPolicy.id.in_(left)
             )
         )
-        names.update(
-            {row_id: Name("access rule", f"{kind} {resource}") for row_id, kind, resource in rules.tuples()}
-        )
+        names.update({row_id: Name("access rule", f"{kind} {resource}") for row_id, kind, resource in rules})
     return names
 
 
@@ -111,3 +110,11 @@ def target_name(
             return found.name
         return f"deleted {kind or 'object'}"
     return target_id or "—"
+
+
+async def audit_names(
+    session: AsyncSession, account_id: uuid.UUID, entries: Sequence[AuditEntry]
+) -> dict[uuid.UUID, Name]:
+    """The names of the objects audit entries name by id (targets, ids in labels and changes)."""
+    ids = ids_in(*[(e.target_label or e.target_id, e.before, e.after) for e in entries])
+    return await names_of(session, account_id, ids)

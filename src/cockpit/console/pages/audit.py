@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -10,10 +9,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from cockpit.audit import service as audit
-from cockpit.audit.models import AuditEntry
 from cockpit.audit.repository import AuditFilters
 from cockpit.audit.web import csv_response
-from cockpit.console.names import Name, ids_in, names_of
+from cockpit.console.names import audit_names
 from cockpit.console.web import AuditViewer, Viewer, render
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageParams
@@ -79,7 +77,7 @@ async def audit_page(
     results = await audit.search(session, viewer.actor, filters, PageParams(page=page, per_page=50))
     context = {
         "page": results,
-        "names": await _names(session, viewer, results.items),
+        "names": await audit_names(session, viewer.actor.account_id, results.items),
         "form": form,
         "error": error,
         "actions": await audit.actions(session, viewer.actor),
@@ -112,11 +110,5 @@ async def audit_entry(
     request: Request, session: DbSession, viewer: AuditViewer, entry_id: uuid.UUID
 ) -> Response:
     entry = await audit.get_entry(session, viewer.actor, entry_id)
-    names = await _names(session, viewer, [entry])
+    names = await audit_names(session, viewer.actor.account_id, [entry])
     return render(request, "audit/entry.html", {"entry": entry, "names": names})
-
-
-async def _names(session: DbSession, viewer: Viewer, entries: Sequence[AuditEntry]) -> dict[uuid.UUID, Name]:
-    """The names of the objects the entries name by id (targets without a label, changed ids)."""
-    ids = ids_in(*[(e.target_label or e.target_id, e.before, e.after) for e in entries])
-    return await names_of(session, viewer.actor.account_id, ids)
