@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
+from cockpit.console.formatting import datetime_text
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget
@@ -124,7 +125,7 @@ async def test_an_administrator_sees_every_setting_and_the_cycle_usage(
     assert 'aria-current="page" id="tab-settings"' in text
     assert "css/credits-forms.css" in text
     assert 'name="credits_per_cycle" id="credits-per-cycle"' in text
-    assert 'value="120000"' in text
+    assert 'value="120,000"' in text  # the exact value, with separators
     assert "Apply new account credit limit?" in text
     assert ">Apply change</button>" in text
     usage = re.search(r'id="limit-usage">.*?</dl>', text, re.S)
@@ -250,7 +251,7 @@ async def test_a_new_cadence_starts_a_fresh_cycle(db: AsyncSession, client: Asyn
     assert cycle.seq == before.seq + 1
     assert cycle.cadence == "week"
     assert (await _account(db, account.id)).cycle_cadence == "week"
-    ends = cycle.ends_at.astimezone(ZoneInfo("Europe/Paris")).strftime("%Y-%m-%d %H:%M")
+    ends = datetime_text(cycle.ends_at, ZoneInfo("Europe/Paris"))
     assert message == f"Cycle cadence set to 1 week: cycle {cycle.seq} started now and ends {ends}."
     assert '<dd id="current-cadence">1 week</dd>' in text
     assert 'Used this cycle</dt><dd class="num">0</dd>' in text
@@ -306,7 +307,7 @@ async def test_reset_cycle_now(db: AsyncSession, client: AsyncClient) -> None:
 
     cycle = await _cycle(db, account.id)
     assert cycle.seq == before.seq + 1
-    ends = cycle.ends_at.astimezone(ZoneInfo("Europe/Paris")).strftime("%Y-%m-%d %H:%M")
+    ends = datetime_text(cycle.ends_at, ZoneInfo("Europe/Paris"))
     assert message == f"Cycle {cycle.seq} started now: used credits count from zero; it ends {ends}."
     assert f"Cycle {cycle.seq}: " in text
     assert 'Used this cycle</dt><dd class="num">0</dd>' in text
