@@ -100,4 +100,5 @@ async def test_no_page_shows_a_raw_id(db: AsyncSession, client: AsyncClient, set
     assert {"/", "/audit", "/requests", "/models", "/credits", "/policies/effective"} <= set(pages)
     offenders = {path: UUID.findall(text) for path, text in pages.items() if UUID.search(text)}
     assert offenders == {}
-    assert "deleted group" in pages[f"/audit/{deletion}"]
+    # The deleted group is named by the label its entry recorded, not by its id.
+    assert "Short-lived" in pages[f"/audit/{deletion}"]

@@ -30,7 +30,7 @@ PAGES = [
     "/requests",
     "/audit",
     "/tokens",
-    "/imports",
+    "/users/import",
     "/account",
 ]
 
