@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from datetime import UTC
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -134,11 +135,16 @@ async def test_an_administrator_sees_every_setting_and_the_cycle_usage(
         " ".join(re.sub(r"<[^>]+>", " ", f).split()) for f in re.findall(r"<div>.*?</div>", usage.group(0))
     ]
     assert figures == [
-        "Used this cycle 1,234.5",
-        "Held 20",
-        "Available 118,745.5",
-        "Given to groups 50,000",
+        "Used this cycle 1,234.50",
+        "Held 20.00",
+        "Available 118,745.50",
+        "Given to groups 50,000.00",
     ]
+    # The exact figures are on hover.
+    assert (
+        '<dt>Used this cycle</dt><dd class="num"><span class="amount" title="1234.5">1,234.50</span>' in text
+    )
+    assert '<dt>Available</dt><dd class="num"><span class="amount" title="118745.5">118,745.50</span>' in text
     # Cadence: the dropdown, the current label, the cycle's dates and the note.
     for label in ("Calendar month", "15 days", "1 week", "1 day", "12 hours", "1 hour"):
         assert f">{label}</option>" in text
@@ -146,7 +152,15 @@ async def test_an_administrator_sees_every_setting_and_the_cycle_usage(
     assert '<dd id="current-cadence">Calendar month</dd>' in text
     paris = ZoneInfo("Europe/Paris")
     assert f"Cycle {cycle.seq}: " in text
-    assert cycle.ends_at.astimezone(paris).strftime("%Y-%m-%d %H:%M") in text
+    current = re.search(r'<dd id="current-cycle">(.*?)</dd>', text, re.S)
+    assert current is not None
+    assert re.sub(r"<[^>]+>", "", current.group(1)) == (
+        f"Cycle {cycle.seq}: {datetime_text(cycle.starts_at, paris)} → {datetime_text(cycle.ends_at, paris)}"
+    )
+    ends_utc = cycle.ends_at.astimezone(UTC).isoformat()  # the exact instant on hover
+    assert (
+        f'<time datetime="{ends_utc}" title="{ends_utc}">{datetime_text(cycle.ends_at, paris)}</time>' in text
+    )
     assert "Changing the cadence starts a fresh cycle immediately." in text
     # Credit factor and signup credits.
     assert "Internal credit units per $1 of cost" in text
@@ -254,7 +268,7 @@ async def test_a_new_cadence_starts_a_fresh_cycle(db: AsyncSession, client: Asyn
     ends = datetime_text(cycle.ends_at, ZoneInfo("Europe/Paris"))
     assert message == f"Cycle cadence set to 1 week: cycle {cycle.seq} started now and ends {ends}."
     assert '<dd id="current-cadence">1 week</dd>' in text
-    assert 'Used this cycle</dt><dd class="num">0</dd>' in text
+    assert 'Used this cycle</dt><dd class="num"><span class="amount" title="0">0.00</span></dd>' in text
 
     _, message = await _flash(client, await _post(client, f"{PAGE}/cadence", {"cycle_cadence": "week"}))
     assert message == "Cycle cadence unchanged (1 week)."
@@ -310,7 +324,7 @@ async def test_reset_cycle_now(db: AsyncSession, client: AsyncClient) -> None:
     ends = datetime_text(cycle.ends_at, ZoneInfo("Europe/Paris"))
     assert message == f"Cycle {cycle.seq} started now: used credits count from zero; it ends {ends}."
     assert f"Cycle {cycle.seq}: " in text
-    assert 'Used this cycle</dt><dd class="num">0</dd>' in text
+    assert 'Used this cycle</dt><dd class="num"><span class="amount" title="0">0.00</span></dd>' in text
     await db.commit()
     actions = list(
         await db.scalars(

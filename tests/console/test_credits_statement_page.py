@@ -149,7 +149,11 @@ async def test_the_account_statement_by_default_for_an_administrator(
     assert balance_row(page, "statement-opening")[1:] == ["Opening balance", "0.00"]  # type: ignore[index]
     assert balance_row(page, "statement-closing")[1:] == ["Closing balance", "4,978.25"]  # type: ignore[index]
     assert figure(page, "Opening balance") == "0.00"
-    assert figure(page, "Credits in") == "+5,000"
+    assert figure(page, "Credits in") == "+5,000.00"
+    assert (
+        '<dt>Credits in</dt><dd class="num stmt-in"><span class="amount" title="+5000">+5,000.00</span>'
+        in page
+    )
     assert figure(page, "Credits out") == "-21.75"
     assert figure(page, "Closing balance") == "4,978.25"
     # The scope picker lists the account, the groups and the members; the range is the current cycle.
@@ -187,11 +191,12 @@ async def test_a_member_and_a_group_statement_for_an_administrator(
     assert f'<option value="user:{o.member.id}" selected>' in picked
     assert 'id="statement-title">Group Default</h2>' in group
     assert [(r[1], r[5], r[7]) for r in rows(group)] == [
-        ("Allocation Group budget set", "+1,000", "1,000"),
-        ("Usage gpt-4o - chat Mia Member", "-12.5", "987.5"),
+        ("Allocation Group budget set", "+1,000.00", "1,000.00"),
+        ("Usage gpt-4o - chat Mia Member", "-12.50", "987.50"),
         ("Usage mini - chat Mia Member", "-2.25", "985.25"),
-        ("Usage claude - chat Otto Other", "-7", "978.25"),
+        ("Usage claude - chat Otto Other", "-7.00", "978.25"),
     ]
+    assert '<span class="amount" title="+1000">+1,000.00</span>' in group  # exact value on hover
     assert f'href="{PAGE}?user_id={o.other.id}"' in group  # a member's own statement is one click away
 
 
@@ -254,7 +259,8 @@ async def test_the_date_range_is_in_the_organisations_time_zone(
     assert [r[5] for r in rows(page)] == ["-2.25"]
     assert figure(page, "Opening balance") == "87.50"
     assert figure(page, "Closing balance") == "85.25"
-    assert balance_row(page, "statement-opening")[-1] == "87.5"  # type: ignore[index]
+    assert balance_row(page, "statement-opening")[-1] == "87.50"  # type: ignore[index]
+    assert '<td class="right num nowrap"><span class="amount" title="87.5">87.50</span></td>' in page
     assert f'value="{o.day(1)}"' in page
     assert f"from={o.day(1)}&amp;to={o.day(1)}" in page  # the export follows the range
 

@@ -33,6 +33,12 @@ def test_credits_in_a_page_carry_the_exact_value_on_hover() -> None:
     assert html == '<span class="amount" title="18777.77446">18,777.77</span>'
 
 
+def test_a_credit_keeps_its_plus_sign_inside_the_amount() -> None:
+    assert fmt.signed_credits_html(Decimal(5000)) == '<span class="amount" title="+5000">+5,000.00</span>'
+    assert fmt.signed_credits_html(Decimal("-12.5")) == '<span class="amount" title="-12.5">-12.50</span>'
+    assert fmt.signed_credits_html(Decimal(0)) == '<span class="amount" title="0">0.00</span>'
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [

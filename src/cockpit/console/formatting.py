@@ -55,6 +55,16 @@ def credits_html(value: Decimal | int) -> Markup:
     return Markup('<span class="amount" title="{}">{}</span>').format(exact, credits_text(value))
 
 
+def signed_credits_html(value: Decimal | int) -> Markup:
+    """Credits that move a balance: a credit keeps its "+" inside the amount ("+5,000.00", title
+    "+5000"); a debit or zero reads as ``credits_html``."""
+    if _decimal(value) <= 0:
+        return credits_html(value)
+    return Markup('<span class="amount" title="+{}">+{}</span>').format(
+        plain(_decimal(value)), credits_text(value)
+    )
+
+
 def _usd_rounded(amount: Decimal) -> Decimal:
     if amount == 0 or abs(amount) >= CENT:
         return amount.quantize(CENT, rounding=ROUND_HALF_UP)
@@ -191,6 +201,7 @@ def install(env: Environment) -> None:
     filters: dict[str, Any] = {
         "credits": credits_html,
         "credits_text": credits_text,
+        "signed_credits": signed_credits_html,
         "exact": exact_text,
         "plain": plain,
         "usd": usd_html,
