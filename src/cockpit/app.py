@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 import cockpit.tasks  # noqa: F401  (every job kind registered: the server may run a queue worker)
 from cockpit import __version__
 from cockpit.api import router as api_router
+from cockpit.api_docs import router as api_docs_router
 from cockpit.auth.precheck import BodyAllowances
 from cockpit.config import Settings, get_settings
 from cockpit.console.pages import router as console_router
@@ -114,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "Authenticate with `Authorization: Bearer <token>` (a token with the `admin` scope). "
         "The OpenAI-compatible gateway is served under `/v1` (tokens with the `gateway` scope).",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served by cockpit.api_docs from vendored assets
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(health_router)
     app.include_router(api_router)
+    app.include_router(api_docs_router)
     app.include_router(console_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -130,13 +130,17 @@ async def test_the_groups_table(db: AsyncSession, client: AsyncClient) -> None:
     assert 'class="tab active" href="/credits/allocations" aria-current="page" id="tab-allocations"' in text
     # Default: 2 members, 50,000.5 monthly + 2,500 extra; 10,250.25 given to Mia; 1,234.567 used.
     assert _row(text, f"alloc-g-{group.id}") == [
-        "Default default", "2", "50,000.5", "2,500", "10,250.25", "42,250.25", "1,234.567", "1,000",
+        "Default default", "2", "50,000.50", "2,500.00", "10,250.25", "42,250.25", "1,234.57", "1,000.00",
         "Unsaved x Statement",
     ]  # fmt: skip
     assert 'title="Exact value: 50,000.5 credits. Click to edit."' in text
     assert 'data-name="monthly" data-original="50000.5" value="50000.5"' in text
-    assert "52,500.5 of 120,000 credits per cycle given to groups" in text
-    assert "67,499.5 not allocated" in text
+    summary = re.sub(r"<[^>]+>", "", text)
+    assert "52,500.50 of 120,000.00 credits per cycle given to groups" in summary
+    assert "67,499.50 not allocated" in summary
+    # The exact figures are on hover.
+    assert '<span class="amount" title="52500.5">52,500.50</span> of ' in text
+    assert '<span class="amount" title="67499.5">67,499.50</span> not allocated' in text
     assert "Credit tracking is off" not in text
     assert "No group has a budget yet" not in text
     assert 'id="credits-refresh"' in text
@@ -179,11 +183,14 @@ async def test_a_group_expands_to_its_members(db: AsyncSession, client: AsyncCli
     assert 'placeholder="Search members in Default…"' in text
     assert _showing(1, 3, 3) in text
     assert _row(text, f"alloc-m-{member.id}") == [
-        "M Mia Member mia@example.com", "10,000", "250.25", "1,234.567", "9,015.683", "Unsaved x Statement",
+        "M Mia Member mia@example.com", "10,000.00", "250.25", "1,234.57", "9,015.68", "Unsaved x Statement",
     ]  # fmt: skip
-    assert "Signup short 75" in _row(text, f"alloc-m-{short.id}")[0]
+    assert "Signup short 75.00" in _row(text, f"alloc-m-{short.id}")[0]
     assert "Signup short" not in _row(text, f"alloc-m-{member.id}")[0]
-    assert "budget 52,500.5 · distributed 10,250.25 · available 42,250.25" in text
+    assert "Default: budget 52,500.50 · distributed 10,250.25 · available 42,250.25" in re.sub(
+        r"<[^>]+>", "", text
+    )
+    assert 'budget <span class="amount" title="52500.5">52,500.50</span>' in text
 
 
 async def test_member_search_and_pages(db: AsyncSession, client: AsyncClient) -> None:
@@ -232,11 +239,12 @@ async def test_save_a_members_monthly(db: AsyncSession, client: AsyncClient) -> 
         "Default has distributed 12,250.75 of its 52,500.5 credits; 40,249.75 available.",
     )
     assert _row(response.text, f"alloc-m-{member.id}")[1:5] == [
-        "12,000.5",
+        "12,000.50",
         "250.25",
-        "1,234.567",
-        "11,016.183",
+        "1,234.57",
+        "11,016.18",
     ]
+    assert "\u2212 used 1,234.567 \u2212 held 0 = 11,016.183 credits" in response.text  # exact on hover
     # The group's row, swapped out of band: distributed and available are recalculated.
     assert _row(response.text, f"alloc-g-{group.id}")[4:6] == ["12,250.75", "40,249.75"]
     assert f'id="alloc-g-{group.id}" data-kind="group" hx-swap-oob="true"' in response.text
@@ -265,9 +273,11 @@ async def test_save_a_groups_figures(db: AsyncSession, client: AsyncClient) -> N
         "Budget 62,500 credits; 52,249.75 available to distribute.",
     )
     assert _row(response.text, f"alloc-g-{group.id}")[2:8] == [
-        "60,000", "2,500", "10,250.25", "52,249.75", "1,234.567", "0",
+        "60,000.00", "2,500.00", "10,250.25", "52,249.75", "1,234.57", "0.00",
     ]  # fmt: skip
-    assert "62,500 of 120,000 credits per cycle given to groups" in response.text
+    assert "62,500.00 of 120,000.00 credits per cycle given to groups" in re.sub(
+        r"<[^>]+>", "", response.text
+    )
     assert await _budget(db, group.id) == (Decimal(60000), Decimal(2500), Decimal(0))
     assert await _audits(db, account.id) == ["credits.group_allocation_updated"]
 

@@ -11,6 +11,7 @@ from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
+from cockpit.console.formatting import datetime_text
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, MemberAllocation
@@ -98,8 +99,8 @@ async def test_an_administrator_sees_the_cycle_the_balance_and_the_groups(
     # The cycle card: number, dates in the organisation's time zone, time left.
     paris = ZoneInfo("Europe/Paris")
     assert f"Cycle {cycle.seq}" in html
-    assert cycle.starts_at.astimezone(paris).strftime("%Y-%m-%d %H:%M") in html
-    assert cycle.ends_at.astimezone(paris).strftime("%Y-%m-%d %H:%M") in html
+    assert datetime_text(cycle.starts_at, paris) in html
+    assert datetime_text(cycle.ends_at, paris) in html
     assert " left</div>" in html
     # The balance: 120,000 per cycle, 1,234.567 used, 20 held, 118,745.433 available.
     balance = re.search(r'id="balance-card">.*?</dl>', html, re.S)
@@ -108,13 +109,13 @@ async def test_an_administrator_sees_the_cycle_the_balance_and_the_groups(
         re.sub(r"<[^>]+>", " ", f).split() for f in re.findall(r"<div><dt>.*?</dd></div>", balance.group(0))
     ]
     assert [" ".join(f) for f in figures] == [
-        "Credits per cycle 120,000",
-        "Used 1,234.567",
-        "Held 20",
-        "Available 118,745.433",
+        "Credits per cycle 120,000.00",
+        "Used 1,234.57",
+        "Held 20.00",
+        "Available 118,745.43",
     ]
     # Usage of the cycle, with the meter: 1,234.567 / 120,000 = 1.0 %.
-    assert "1,234.567 of 120,000 credits used this cycle (1.0%)" in html
+    assert "1,234.57 of 120,000.00 credits used this cycle (1.0%)" in html
     assert 'class="meter"' in html
     assert "Credit tracking is off" not in html
     # The groups: Default with 2 members, budget 50,000.5 + 2,500 extra, 10,250.25 distributed.
@@ -122,13 +123,13 @@ async def test_an_administrator_sees_the_cycle_the_balance_and_the_groups(
         [
             "Default default",
             "2",
-            "50,000.5",
-            "2,500",
-            "52,500.5",
+            "50,000.50",
+            "2,500.00",
+            "52,500.50",
             "10,250.25",
             "42,250.25",
-            "1,234.567",
-            "1,000",
+            "1,234.57",
+            "1,000.00",
         ]
     ]
     assert "No group has a budget yet." not in html
@@ -153,11 +154,11 @@ async def test_a_member_sees_only_their_own_credits(db: AsyncSession, client: As
         re.sub(r"<[^>]+>", " ", f).split() for f in re.findall(r"<div><dt>.*?</dd></div>", mine.group(0))
     ]
     assert [" ".join(f) for f in figures] == [
-        "Monthly 10,000",
+        "Monthly 10,000.00",
         "Extra 250.25",
-        "Used 1,234.567",
-        "Held 20",
-        "Remaining 8,995.683",
+        "Used 1,234.57",
+        "Held 20.00",
+        "Remaining 8,995.68",
     ]
     assert f"Cycle {cycle.seq}" in html
     assert 'id="groups-table"' not in html

@@ -189,7 +189,7 @@ async def test_an_administrator_sees_every_request_and_filters_by_status(
     assert "req-approve" in row
     assert "req-deny" in row
     assert '<span class="badge badge-success">Approved</span>' in _row(text, approved)
-    assert ">200</td>" in _row(text, approved)
+    assert ">200.00</span></td>" in _row(text, approved)
     assert '<span class="badge badge-danger">Denied</span>' in _row(text, denied)
     assert "Note: Too much" in _row(text, denied)
     assert '<span class="badge badge-success">Auto-approved</span>' in _row(text, auto)
@@ -374,8 +374,8 @@ async def test_approve_less_than_requested(db: AsyncSession, client: AsyncClient
     assert (stored.status, stored.amount_approved) == (RequestStatus.approved, Decimal("99.5"))
     assert await _extra(db, o.member) == Decimal("99.5")
     row = _row(text, rid)
-    assert ">99.5</td>" in row
-    assert ">150</td>" in row
+    assert ">99.50</span></td>" in row
+    assert ">150.00</span></td>" in row
 
 
 async def test_deny_with_a_note(db: AsyncSession, client: AsyncClient) -> None:

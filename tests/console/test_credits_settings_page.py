@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
+from datetime import UTC
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
+from cockpit.console.formatting import datetime_text
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget
@@ -124,7 +126,7 @@ async def test_an_administrator_sees_every_setting_and_the_cycle_usage(
     assert 'aria-current="page" id="tab-settings"' in text
     assert "css/credits-forms.css" in text
     assert 'name="credits_per_cycle" id="credits-per-cycle"' in text
-    assert 'value="120000"' in text
+    assert 'value="120,000"' in text  # the exact value, with separators
     assert "Apply new account credit limit?" in text
     assert ">Apply change</button>" in text
     usage = re.search(r'id="limit-usage">.*?</dl>', text, re.S)
@@ -133,11 +135,16 @@ async def test_an_administrator_sees_every_setting_and_the_cycle_usage(
         " ".join(re.sub(r"<[^>]+>", " ", f).split()) for f in re.findall(r"<div>.*?</div>", usage.group(0))
     ]
     assert figures == [
-        "Used this cycle 1,234.5",
-        "Held 20",
-        "Available 118,745.5",
-        "Given to groups 50,000",
+        "Used this cycle 1,234.50",
+        "Held 20.00",
+        "Available 118,745.50",
+        "Given to groups 50,000.00",
     ]
+    # The exact figures are on hover.
+    assert (
+        '<dt>Used this cycle</dt><dd class="num"><span class="amount" title="1234.5">1,234.50</span>' in text
+    )
+    assert '<dt>Available</dt><dd class="num"><span class="amount" title="118745.5">118,745.50</span>' in text
     # Cadence: the dropdown, the current label, the cycle's dates and the note.
     for label in ("Calendar month", "15 days", "1 week", "1 day", "12 hours", "1 hour"):
         assert f">{label}</option>" in text
@@ -145,7 +152,15 @@ async def test_an_administrator_sees_every_setting_and_the_cycle_usage(
     assert '<dd id="current-cadence">Calendar month</dd>' in text
     paris = ZoneInfo("Europe/Paris")
     assert f"Cycle {cycle.seq}: " in text
-    assert cycle.ends_at.astimezone(paris).strftime("%Y-%m-%d %H:%M") in text
+    current = re.search(r'<dd id="current-cycle">(.*?)</dd>', text, re.S)
+    assert current is not None
+    assert re.sub(r"<[^>]+>", "", current.group(1)) == (
+        f"Cycle {cycle.seq}: {datetime_text(cycle.starts_at, paris)} → {datetime_text(cycle.ends_at, paris)}"
+    )
+    ends_utc = cycle.ends_at.astimezone(UTC).isoformat()  # the exact instant on hover
+    assert (
+        f'<time datetime="{ends_utc}" title="{ends_utc}">{datetime_text(cycle.ends_at, paris)}</time>' in text
+    )
     assert "Changing the cadence starts a fresh cycle immediately." in text
     # Credit factor and signup credits.
     assert "Internal credit units per $1 of cost" in text
@@ -250,10 +265,10 @@ async def test_a_new_cadence_starts_a_fresh_cycle(db: AsyncSession, client: Asyn
     assert cycle.seq == before.seq + 1
     assert cycle.cadence == "week"
     assert (await _account(db, account.id)).cycle_cadence == "week"
-    ends = cycle.ends_at.astimezone(ZoneInfo("Europe/Paris")).strftime("%Y-%m-%d %H:%M")
+    ends = datetime_text(cycle.ends_at, ZoneInfo("Europe/Paris"))
     assert message == f"Cycle cadence set to 1 week: cycle {cycle.seq} started now and ends {ends}."
     assert '<dd id="current-cadence">1 week</dd>' in text
-    assert 'Used this cycle</dt><dd class="num">0</dd>' in text
+    assert 'Used this cycle</dt><dd class="num"><span class="amount" title="0">0.00</span></dd>' in text
 
     _, message = await _flash(client, await _post(client, f"{PAGE}/cadence", {"cycle_cadence": "week"}))
     assert message == "Cycle cadence unchanged (1 week)."
@@ -306,10 +321,10 @@ async def test_reset_cycle_now(db: AsyncSession, client: AsyncClient) -> None:
 
     cycle = await _cycle(db, account.id)
     assert cycle.seq == before.seq + 1
-    ends = cycle.ends_at.astimezone(ZoneInfo("Europe/Paris")).strftime("%Y-%m-%d %H:%M")
+    ends = datetime_text(cycle.ends_at, ZoneInfo("Europe/Paris"))
     assert message == f"Cycle {cycle.seq} started now: used credits count from zero; it ends {ends}."
     assert f"Cycle {cycle.seq}: " in text
-    assert 'Used this cycle</dt><dd class="num">0</dd>' in text
+    assert 'Used this cycle</dt><dd class="num"><span class="amount" title="0">0.00</span></dd>' in text
     await db.commit()
     actions = list(
         await db.scalars(

@@ -18,6 +18,7 @@ from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
+from cockpit.console.formatting import datetime_text
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind
@@ -135,20 +136,24 @@ async def test_the_account_statement_by_default_for_an_administrator(
     # The account: the cycle's start (its credits per cycle), then every call; no hold, no grants.
     # Each call names its member under the description.
     assert [(r[1], r[5], r[7]) for r in rows(page)] == [
-        ("Cycle start Cycle 1 started (initial)", "+5,000", "5,000"),
-        ("Usage gpt-4o - chat Mia Member", "-12.5", "4,987.5"),
+        ("Cycle start Cycle 1 started (initial)", "+5,000.00", "5,000.00"),
+        ("Usage gpt-4o - chat Mia Member", "-12.50", "4,987.50"),
         ("Usage mini - chat Mia Member", "-2.25", "4,985.25"),
-        ("Usage claude - chat Otto Other", "-7", "4,978.25"),
+        ("Usage claude - chat Otto Other", "-7.00", "4,978.25"),
     ]
     debit = rows(page)[1]
     # Model, tokens in/out, credits per 1M tokens (12.5 for 1,250 tokens), USD.
-    assert debit[2:7] == ["gpt-4o", "1,000 / 250", "10,000", "-12.5", "$0.125"]
-    assert debit[0] == o.at(0, 3).astimezone(PARIS).strftime("%Y-%m-%d %H:%M")
+    assert debit[2:7] == ["gpt-4o", "1,000 / 250", "10,000.00", "-12.50", "$0.13"]
+    assert debit[0] == datetime_text(o.at(0, 3), PARIS)
     assert balance_row(page, "statement-opening") is not None
-    assert balance_row(page, "statement-opening")[1:] == ["Opening balance", "0"]  # type: ignore[index]
+    assert balance_row(page, "statement-opening")[1:] == ["Opening balance", "0.00"]  # type: ignore[index]
     assert balance_row(page, "statement-closing")[1:] == ["Closing balance", "4,978.25"]  # type: ignore[index]
-    assert figure(page, "Opening balance") == "0"
-    assert figure(page, "Credits in") == "+5,000"
+    assert figure(page, "Opening balance") == "0.00"
+    assert figure(page, "Credits in") == "+5,000.00"
+    assert (
+        '<dt>Credits in</dt><dd class="num stmt-in"><span class="amount" title="+5000">+5,000.00</span>'
+        in page
+    )
     assert figure(page, "Credits out") == "-21.75"
     assert figure(page, "Closing balance") == "4,978.25"
     # The scope picker lists the account, the groups and the members; the range is the current cycle.
@@ -177,8 +182,8 @@ async def test_a_member_and_a_group_statement_for_an_administrator(
     # A member's statement does not repeat the member on each line; the description is escaped.
     assert [(r[0][-5:], r[1], r[5], r[7]) for r in rows(member)] == [
         (o.at(0, 2).astimezone(PARIS).strftime("%H:%M"),
-         "Request approved Credit request approved: <b>demo</b>", "+100", "100"),
-        (o.at(0, 3).astimezone(PARIS).strftime("%H:%M"), "Usage gpt-4o - chat", "-12.5", "87.5"),
+         "Request approved Credit request approved: <b>demo</b>", "+100.00", "100.00"),
+        (o.at(0, 3).astimezone(PARIS).strftime("%H:%M"), "Usage gpt-4o - chat", "-12.50", "87.50"),
         (o.at(1, 1).astimezone(PARIS).strftime("%H:%M"), "Usage mini - chat", "-2.25", "85.25"),
     ]  # fmt: skip
     assert "<b>demo</b>" not in member
@@ -186,11 +191,12 @@ async def test_a_member_and_a_group_statement_for_an_administrator(
     assert f'<option value="user:{o.member.id}" selected>' in picked
     assert 'id="statement-title">Group Default</h2>' in group
     assert [(r[1], r[5], r[7]) for r in rows(group)] == [
-        ("Allocation Group budget set", "+1,000", "1,000"),
-        ("Usage gpt-4o - chat Mia Member", "-12.5", "987.5"),
+        ("Allocation Group budget set", "+1,000.00", "1,000.00"),
+        ("Usage gpt-4o - chat Mia Member", "-12.50", "987.50"),
         ("Usage mini - chat Mia Member", "-2.25", "985.25"),
-        ("Usage claude - chat Otto Other", "-7", "978.25"),
+        ("Usage claude - chat Otto Other", "-7.00", "978.25"),
     ]
+    assert '<span class="amount" title="+1000">+1,000.00</span>' in group  # exact value on hover
     assert f'href="{PAGE}?user_id={o.other.id}"' in group  # a member's own statement is one click away
 
 
@@ -201,7 +207,7 @@ async def test_a_member_sees_their_own_statement_only(db: AsyncSession, client: 
     own = ok(await client.get(PAGE))
 
     assert 'id="statement-title">You</h2>' in own
-    assert [r[5] for r in rows(own)] == ["+100", "-12.5", "-2.25"]
+    assert [r[5] for r in rows(own)] == ["+100.00", "-12.50", "-2.25"]
     assert 'name="scope"' not in own  # no picker
     assert "Otto Other" not in own
     assert rows(ok(await client.get(PAGE, params={"user_id": str(o.member.id)}))) == rows(own)
@@ -251,9 +257,10 @@ async def test_the_date_range_is_in_the_organisations_time_zone(
 
     # Only day 1 (00:01 Paris, still the day before in UTC); day 0 makes the opening balance.
     assert [r[5] for r in rows(page)] == ["-2.25"]
-    assert figure(page, "Opening balance") == "87.5"
+    assert figure(page, "Opening balance") == "87.50"
     assert figure(page, "Closing balance") == "85.25"
-    assert balance_row(page, "statement-opening")[-1] == "87.5"  # type: ignore[index]
+    assert balance_row(page, "statement-opening")[-1] == "87.50"  # type: ignore[index]
+    assert '<td class="right num nowrap"><span class="amount" title="87.5">87.50</span></td>' in page
     assert f'value="{o.day(1)}"' in page
     assert f"from={o.day(1)}&amp;to={o.day(1)}" in page  # the export follows the range
 
@@ -289,7 +296,7 @@ async def test_an_empty_period(db: AsyncSession, client: AsyncClient) -> None:
 
     assert "No entries in this period" in page
     assert 'id="statement-table"' not in page
-    assert figure(page, "Closing balance") == "0"
+    assert figure(page, "Closing balance") == "0.00"
 
 
 async def test_csv_download(db: AsyncSession, client: AsyncClient) -> None:
@@ -340,10 +347,10 @@ async def test_long_statements_are_paginated_with_the_balance_brought_forward(
     assert "1\N{EN DASH}100 of 141" in first
     assert balance_row(first, "statement-closing") is None
     assert 'rel="next"' in first
-    assert rows(first)[-1][-1] == "-106"  # -7, then 99 calls of -1
+    assert rows(first)[-1][-1] == "-106.00"  # -7, then 99 calls of -1
     assert len(rows(second)) == 41
-    assert balance_row(second, "statement-opening")[1:] == ["Balance brought forward", "-106"]  # type: ignore[index]
-    assert balance_row(second, "statement-closing")[-1] == "-147"  # type: ignore[index]
+    assert balance_row(second, "statement-opening")[1:] == ["Balance brought forward", "-106.00"]  # type: ignore[index]
+    assert balance_row(second, "statement-closing")[-1] == "-147.00"  # type: ignore[index]
     assert rows(beyond) == rows(second)
     # The CSV has every line, not a page.
     assert len((await client.get(CSV, params=params)).text.strip().splitlines()) == 142

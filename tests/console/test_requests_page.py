@@ -6,6 +6,7 @@ import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from httpx import AsyncClient
 from sqlalchemy import update
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.accounts.models import Account
 from cockpit.auth.actor import Actor
 from cockpit.auth.tokens import issue_token
+from cockpit.console.formatting import datetime_text
 from cockpit.projects.models import Project
 from cockpit.users.models import User, UserRole
 from tests.builders import console_login, make_account, make_user
@@ -71,8 +73,8 @@ async def test_the_table_shows_each_call_newest_first(db: AsyncSession, client: 
     assert '<span class="badge badge-success">success</span>' in table
     assert '<span class="badge badge-danger">error</span><div class="muted small">HTTP 502</div>' in table
     assert '<span class="badge badge-warning">disconnected</span>' in table
-    # Cost: two significant digits shown, the exact value in the title.
-    assert '<span title="$0.0000675">$0.000068</span>' in table
+    # Cost: to the cent, 4 significant digits below a cent; the exact value in the title.
+    assert '<span class="amount">$0.0000675</span>' in table  # 3 significant digits: exact, no title
     assert '<span class="estimated" title="Estimated' in table
     assert "1,500 / 20" in table
     assert "1,024 cached" in table
@@ -96,7 +98,7 @@ async def test_times_are_shown_in_the_organisation_time_zone(db: AsyncSession, c
 
     page = await client.get("/requests")
 
-    local = (NOW + timedelta(hours=5, minutes=30)).strftime("%Y-%m-%d %H:%M")
+    local = datetime_text(NOW, ZoneInfo("Asia/Kolkata"))
     assert f">{local}</time>" in _table(page.text)
     assert "Times in Asia/Kolkata." in page.text
 

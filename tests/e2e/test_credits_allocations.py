@@ -50,8 +50,8 @@ async def test_edit_a_members_monthly_allocation_in_place(
     await page.evaluate("window.__notReloaded = true")
 
     group_row = page.locator(f"#alloc-g-{group.id}")
-    await expect(group_row.locator(".alloc-distributed")).to_have_text("10,000")
-    await expect(group_row.locator(".alloc-available")).to_have_text("40,000")
+    await expect(group_row.locator(".alloc-distributed")).to_have_text("10,000.00")
+    await expect(group_row.locator(".alloc-available")).to_have_text("40,000.00")
 
     # Expand Default: its members, with search and the pagination summary.
     await group_row.get_by_role("button", name="Default", exact=True).click()
@@ -72,7 +72,7 @@ async def test_edit_a_members_monthly_allocation_in_place(
     await expect(row.locator(".alloc-unsaved")).to_be_visible()
     await extra.locator("input").press("Escape")
     await expect(row.locator(".alloc-unsaved")).to_be_hidden()
-    await expect(extra.locator(".alloc-value")).to_have_text("0")
+    await expect(extra.locator(".alloc-value")).to_have_text("0.00")
 
     # Click the monthly figure: an input with the accent border; a change shows "Unsaved" and save.
     monthly = row.locator('[data-field="monthly"]')
@@ -92,12 +92,15 @@ async def test_edit_a_members_monthly_allocation_in_place(
     await expect(page.locator("#alloc-success")).to_contain_text(
         "Allocation saved: Mia Member — monthly 10,000 → 12,500.5."
     )
-    await expect(monthly.locator(".alloc-value")).to_have_text("12,500.5")
+    await expect(monthly.locator(".alloc-value")).to_have_text("12,500.50")
+    await expect(monthly.locator(".alloc-value")).to_have_attribute(
+        "title", "Exact value: 12,500.5 credits. Click to edit."
+    )
     await expect(monthly.locator(".alloc-value")).to_be_visible()
     await expect(field).to_be_hidden()
     await expect(row.locator(".alloc-unsaved")).to_be_hidden()
-    await expect(group_row.locator(".alloc-distributed")).to_have_text("12,500.5")
-    await expect(group_row.locator(".alloc-available")).to_have_text("37,499.5")
+    await expect(group_row.locator(".alloc-distributed")).to_have_text("12,500.50")
+    await expect(group_row.locator(".alloc-available")).to_have_text("37,499.50")
     await expect(group_row.locator(".alloc-toggle")).to_have_attribute("aria-expanded", "true")
     assert await page.evaluate("window.__notReloaded === true")
     await expect(group_extra.locator("input")).to_have_value("2500")
@@ -112,9 +115,9 @@ async def test_edit_a_members_monthly_allocation_in_place(
     await expect(page.locator("#alloc-success")).to_contain_text(
         "Allocation saved: Default — monthly 50,000 → 60,000."
     )
-    await expect(group_row.locator(".alloc-available")).to_have_text("47,499.5")
+    await expect(group_row.locator(".alloc-available")).to_have_text("47,499.50")
     await expect(group_row.locator(".alloc-toggle")).to_have_attribute("aria-expanded", "true")
-    await expect(page.locator(".alloc-gnote")).to_contain_text("available 47,499.5")
+    await expect(page.locator(".alloc-gnote")).to_contain_text("available 47,499.50")
     assert await page.evaluate("window.__notReloaded === true")
 
     await db.commit()

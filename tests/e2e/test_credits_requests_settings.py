@@ -149,7 +149,7 @@ async def test_change_credits_per_cycle_through_apply_change(
     await expect(page).to_have_url(f"{live_server}/credits/settings")
 
     field = page.get_by_label("Credits per cycle")
-    await expect(field).to_have_value("120000")
+    await expect(field).to_have_value("120,000")  # the exact value, with separators
     await field.fill("150000")
     await page.locator("#limit-save").click()
     dialog = page.locator("#limit-confirm")
@@ -168,7 +168,7 @@ async def test_change_credits_per_cycle_through_apply_change(
     await expect(page.locator(".banner-success")).to_contain_text(
         "Account credit limit set to 150,000 credits per cycle, from 120,000"
     )
-    await expect(page.get_by_label("Credits per cycle")).to_have_value("150000")
+    await expect(page.get_by_label("Credits per cycle")).to_have_value("150,000")
     assert await _limit(db, account.id) == Decimal(150000)
 
     # A limit below the group budgets is refused with the shortfall; the typed value stays.

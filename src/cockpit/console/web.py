@@ -26,6 +26,8 @@ from cockpit.auth.actor import Actor
 from cockpit.auth.models import LoginSession
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
+from cockpit.console import formatting
+from cockpit.console.names import named, target_name
 from cockpit.console.nav import navigation
 from cockpit.credits import requests as credit_requests
 from cockpit.kit.errors import CockpitError, NotAuthenticated, NotPermitted
@@ -53,6 +55,9 @@ def _show(value: Any) -> str:
 
 
 templates.env.filters["show"] = _show
+formatting.install(templates.env)
+templates.env.filters["named"] = named
+templates.env.globals["target_name"] = target_name
 
 
 def _settings(request: Request) -> Settings:

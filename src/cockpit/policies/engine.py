@@ -65,8 +65,13 @@ class Decision:
         """``rule``, ``default`` or ``exempt``."""
         return "exempt" if self.exempt else "rule" if self.rule is not None else "default"
 
-    def explain(self, resource_label: str | None = None, scope_label: str | None = None) -> str:
-        """One sentence: what was decided and why, e.g. for a refused gateway call."""
+    def explain(
+        self, resource_label: str | None = None, scope_label: str | None = None, *, for_page: bool = False
+    ) -> str:
+        """One sentence: what was decided and why, e.g. for a refused gateway call.
+
+        ``for_page``: without the rule's id and date, for a page that shows who set the rule and
+        when beside it (in the account's date format) and never prints a raw id."""
         what = f"{self.resource_type.value} '{resource_label or self.resource}'"
         verdict = "allowed" if self.allowed else "denied"
         if self.exempt:
@@ -85,6 +90,8 @@ class Decision:
             where += f" ({scope_label})"
         who = f" set by {rule.created_by_label}" if rule.created_by_label else ""
         when = f" on {rule.created_at:%Y-%m-%d}" if rule.created_at is not None else ""
+        if for_page:
+            return f"Access to {what} is {verdict} by {where} that {verb} {target}{who}."
         return f"Access to {what} is {verdict} by {where} that {verb} {target}{who}{when} (rule {rule.id})."
 
 

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from cockpit.audit import service as audit
 from cockpit.audit.repository import AuditFilters
 from cockpit.audit.web import csv_response
+from cockpit.console.names import audit_names
 from cockpit.console.web import AuditViewer, Viewer, render
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageParams
@@ -76,6 +77,7 @@ async def audit_page(
     results = await audit.search(session, viewer.actor, filters, PageParams(page=page, per_page=50))
     context = {
         "page": results,
+        "names": await audit_names(session, viewer.actor.account_id, results.items),
         "form": form,
         "error": error,
         "actions": await audit.actions(session, viewer.actor),
@@ -108,4 +110,5 @@ async def audit_entry(
     request: Request, session: DbSession, viewer: AuditViewer, entry_id: uuid.UUID
 ) -> Response:
     entry = await audit.get_entry(session, viewer.actor, entry_id)
-    return render(request, "audit/entry.html", {"entry": entry})
+    names = await audit_names(session, viewer.actor.account_id, [entry])
+    return render(request, "audit/entry.html", {"entry": entry, "names": names})

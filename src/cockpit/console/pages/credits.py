@@ -12,7 +12,6 @@ from fastapi.responses import Response
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, render
 from cockpit.credits import settings as credits
-from cockpit.credits.amounts import grouped
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import feature_allowed
 
@@ -46,7 +45,6 @@ async def credits_page(request: Request, session: DbSession, viewer: SignedIn) -
         "admin": viewer.can(Permission.credits_manage) and overview.account is not None,
         "has_budgets": any(g.budget > 0 for g in overview.groups or []),
         "time_left": time_left(overview.seconds_left),
-        "credits": grouped,
         "share": share,
         "mine": overview.me if overview.tracking_enabled else None,
         "can_request": await feature_allowed(session, viewer.actor, "credit_requests.create"),

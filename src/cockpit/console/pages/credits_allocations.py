@@ -22,7 +22,7 @@ from cockpit.console.web import Viewer, discard_changes, page_requires, render
 from cockpit.credits import allocations
 from cockpit.credits import settings as credits
 from cockpit.credits.allocations import GroupFigures, MemberFigures
-from cockpit.credits.amounts import grouped, plain
+from cockpit.credits.amounts import grouped
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
@@ -81,7 +81,7 @@ def _group_note(g: GroupFigures) -> str:
 
 
 def _context(**extra: Any) -> dict[str, Any]:
-    return {"admin": True, "credits": grouped, "plain": plain, "body_id": BODY_ID, **extra}
+    return {"admin": True, "body_id": BODY_ID, **extra}
 
 
 @router.get("/allocations")

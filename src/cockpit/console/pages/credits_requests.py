@@ -3,9 +3,8 @@ account's, members their own), filing a request, and approving or denying a pend
 
 from __future__ import annotations
 
-import re
 import uuid
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -13,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
+from cockpit.console.formatting import parse_decimal
 from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires, redirect, render
 from cockpit.credits import requests as credit_requests
 from cockpit.credits.amounts import grouped, plain
@@ -44,7 +44,6 @@ TONES: dict[str, str] = {
 }
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 StatusText = Annotated[str, Query(max_length=40)]
-_THOUSANDS = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 LABELS = {"amount": "The amount", "reason": "The reason", "note": "The note"}
 
 
@@ -52,15 +51,9 @@ def parse_credits(value: str, *, field: str, label: str) -> Decimal:
     """A typed number of credits ("1500", "1,500.25") as an exact Decimal; InvalidInput otherwise.
 
     Range and precision are the service's to check; this only turns the text into a number."""
-    text = value.strip().replace(" ", "").replace("_", "")
-    if _THOUSANDS.match(text):
-        text = text.replace(",", "")
+    number = parse_decimal(value)
     message = "must be a number of credits, such as 1500 or 1500.25"
-    try:
-        number = Decimal(text) if text else None
-    except InvalidOperation:
-        number = None
-    if number is None or not number.is_finite():
+    if number is None:
         raise InvalidInput(
             "invalid_amount", f"{label} {message}.", details=[{"field": field, "message": message}]
         )
@@ -129,8 +122,6 @@ async def _page(
         "query": urlencode({"status": status} if status else {}),
         "return_query": _return_query(status, page),
         "now": utcnow(),
-        "credits": grouped,
-        "plain": plain,
         "results_id": RESULTS_ID,
         # An access policy may deny asking for credits: no "Request credits" then.
         "can_request": await feature_allowed(session, viewer.actor, "credit_requests.create"),

@@ -15,11 +15,12 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
+from cockpit.console.formatting import datetime_text
 from cockpit.console.pages.credits_requests import parse_credits, readable
 from cockpit.console.web import Viewer, discard_changes, page_requires, redirect, render
 from cockpit.credits import ledger
 from cockpit.credits import settings as credits
-from cockpit.credits.amounts import grouped, plain
+from cockpit.credits.amounts import grouped
 from cockpit.credits.models import Cadence
 from cockpit.kit.errors import CockpitError
 from cockpit.kit.time import utcnow
@@ -51,7 +52,7 @@ def _local(viewer: Viewer, moment: datetime) -> str:
         zone = ZoneInfo(viewer.account.timezone or "UTC")
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return datetime_text(moment, zone)
 
 
 async def _page(
@@ -72,8 +73,6 @@ async def _page(
         "cadences": CADENCES,
         "cadence_label": CADENCES.get(account.cycle_cadence, account.cycle_cadence),
         "now": utcnow(),
-        "credits": grouped,
-        "plain": plain,
         "results_id": RESULTS_ID,
         "errors": {},
         "form": {},

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -24,7 +23,6 @@ from sqlalchemy import select
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, finish, render
 from cockpit.credits import statement as statements
-from cockpit.credits.amounts import grouped, plain
 from cockpit.credits.models import EntryKind
 from cockpit.credits.web import statement_csv_response
 from cockpit.groups.models import Group
@@ -167,15 +165,6 @@ def _title(statement: statements.Statement, viewer: Viewer, subject: Group | Use
     return ""
 
 
-def _rate(value: Decimal) -> str:
-    """A unit price for reading (two decimals; the exact rate is in the title and the CSV)."""
-    return grouped(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
-
-
-def _usd(value: Decimal | None) -> str:
-    return "" if value is None else "$" + plain(value)
-
-
 @router.get("/statement")
 async def statement_page(
     request: Request,
@@ -269,9 +258,6 @@ async def statement_page(
         # An access policy may deny exports: no "Export CSV" then.
         "export_allowed": await feature_allowed(session, viewer.actor, "export.reports"),
         "kinds": KIND_LABELS,
-        "credits": grouped,
-        "usd": _usd,
-        "rate": _rate,
     }
     return render(request, "credits/statement.html", context)
 

@@ -9,6 +9,7 @@ from cockpit.audit import service as audit
 from cockpit.audit.repository import AuditFilters
 from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
+from cockpit.console.names import audit_names
 from cockpit.console.web import SignedIn, render
 from cockpit.credits import settings as credits
 from cockpit.credits.amounts import grouped
@@ -41,5 +42,6 @@ async def dashboard(request: Request, session: DbSession, viewer: SignedIn) -> R
         week = await audit.search(
             session, actor, AuditFilters(since=utcnow() - timedelta(days=7)), PageParams(1, 8)
         )
-        context.update(recent=week.items, changes_this_week=week.total)
+        names = await audit_names(session, actor.account_id, week.items)
+        context.update(recent=week.items, changes_this_week=week.total, names=names)
     return render(request, "dashboard/index.html", context)

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import TypeAdapter, ValidationError
 
 from cockpit.authz.permissions import Permission
+from cockpit.console.formatting import without_separators
 from cockpit.console.web import Viewer, discard_changes, page_requires, redirect, render
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.web import DbSession
@@ -55,7 +56,7 @@ def _price(field: str, value: str) -> Decimal | None:
     if not text:
         return None
     try:
-        return _PRICE.validate_python(text)
+        return _PRICE.validate_python(without_separators(text))  # "1,000.50" as people type it
     except ValidationError:
         message = (
             f"The {PRICE_LABELS[field]} price must be a number of USD per million tokens, "
@@ -154,13 +155,6 @@ def _model_form(
 ModelFormData = Annotated[ModelForm, Depends(_model_form)]
 
 
-def _usd(value: Decimal) -> str:
-    """A price as people read it: "$0.15", "$2.50", "$0.000125" (the column keeps 6 decimals)."""
-    text = price_text(value).rstrip("0")
-    whole, _, cents = text.partition(".")
-    return f"${whole}.{cents.ljust(2, '0')}"
-
-
 # ---- the page ----
 
 
@@ -183,7 +177,6 @@ async def _index(
             "kinds": list(ProviderKind),
             "capabilities": list(Capability),
             "price_text": price_text,
-            "usd": _usd,
             "gateway_url": request.app.state.settings.base_url.rstrip("/") + "/v1",
             **extra,
         },

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -15,9 +14,9 @@ from fastapi.responses import Response
 
 from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
+from cockpit.console.names import names_of
 from cockpit.console.web import SignedIn, Viewer, render
 from cockpit.kit.errors import InvalidInput
-from cockpit.kit.money import plain
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
@@ -92,16 +91,6 @@ def _filters(viewer: Viewer, form: dict[str, str]) -> RequestFilters:
         api_token_id=_uuid(form["token"], "token", "token"),
         status=CallStatus(form["status"]) if form["status"] else None,
     )
-
-
-def short_usd(value: Decimal) -> str:
-    """A cost for the table: two significant digits below a cent, cents above ("$0.000068", "$1.24")."""
-    if value == 0:
-        return "$0"
-    if abs(value) >= Decimal("0.01"):
-        return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP)}"
-    exponent = value.adjusted() - 1  # keep two significant digits
-    return "$" + plain(value.quantize(Decimal(1).scaleb(exponent), rounding=ROUND_HALF_UP))
 
 
 def _pretty(content: object) -> str | None:
@@ -181,8 +170,6 @@ async def requests_page(
         ],
         "any_calls": bool(results.items) or await usage.has_calls(session, viewer.actor),
         "gateway_url": request.app.state.settings.base_url.rstrip("/") + "/v1",
-        "short_usd": short_usd,
-        "exact_usd": plain,
     }
     context["token_label"] = next((label for i, label in context["tokens"] if i == token), token)
     partial = request.headers.get("hx-target") == "requests-results"
@@ -194,14 +181,15 @@ async def request_detail(
     request: Request, session: DbSession, viewer: SignedIn, request_id: uuid.UUID
 ) -> Response:
     row = await usage.access_request(session, viewer.actor, request_id)
+    r = row.record
+    ids = (r.model_id, r.provider_id, r.api_token_id, r.group_id)
     context = {
+        "names": await names_of(session, viewer.actor.account_id, ids),
         "request_text": _pretty(row.record.request_content),
         "response_text": _pretty(row.record.response_content),
         "row": row,
         "r": row.record,
         "store_enabled": viewer.account.store_request_content,
         "retention_days": viewer.account.content_retention_days,
-        "short_usd": short_usd,
-        "exact_usd": plain,
     }
     return render(request, "requests/detail.html", context)
