@@ -28,6 +28,7 @@ async def update_account(body: AccountUpdate, session: DbSession, actor: Account
         actor,
         name=body.name,
         timezone=body.timezone,
+        locale=body.locale,
         store_request_content=body.store_request_content,
         content_retention_days=body.content_retention_days,
     )

@@ -15,6 +15,8 @@ class Account(IdMixin, TimestampMixin, Base):
 
     name: Mapped[str] = mapped_column(String(200))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # How the console writes dates (console.formatting.LOCALES); numbers are the same everywhere.
+    locale: Mapped[str] = mapped_column(String(16), default="en-GB", server_default="en-GB")
     # Seats per product (copilot, console, compute): how many active users may hold one.
     seat_limit_copilot: Mapped[int] = mapped_column(default=25, server_default="25")
     seat_limit_console: Mapped[int] = mapped_column(default=25, server_default="25")

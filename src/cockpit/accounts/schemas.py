@@ -15,6 +15,7 @@ class AccountOut(OutputSchema):
     id: uuid.UUID
     name: str
     timezone: str
+    locale: str  # how the console writes dates: en-GB, en-US, de-DE, fr-FR or iso
     created_at: datetime
     # Gateway: whether each call's input and output are kept, and for how many days.
     store_request_content: bool
@@ -24,6 +25,7 @@ class AccountOut(OutputSchema):
 class AccountUpdate(InputSchema):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     timezone: str | None = Field(default=None, min_length=1, max_length=64)
+    locale: str | None = Field(default=None, min_length=1, max_length=16)
     # Strict: "30", 30.5 or true are refused rather than coerced into a retention setting.
     store_request_content: bool | None = Field(default=None, strict=True)
     content_retention_days: int | None = Field(

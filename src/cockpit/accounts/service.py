@@ -33,6 +33,21 @@ def check_timezone(value: str) -> str:
     return value
 
 
+# How the console may write an account's dates (console.formatting has the formats).
+LOCALES = ("en-GB", "en-US", "de-DE", "fr-FR", "iso")
+
+
+def check_locale(value: str) -> str:
+    if value not in LOCALES:
+        choices = ", ".join(LOCALES)
+        raise InvalidInput(
+            "invalid_locale",
+            f"The date format (locale) must be one of {choices}.",
+            details=[{"field": "locale", "message": f"one of {choices}"}],
+        )
+    return value
+
+
 def _invalid_retention() -> InvalidInput:
     message = f"a whole number of days from {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS}"
     return InvalidInput(
@@ -130,6 +145,7 @@ async def update_profile(
     *,
     name: str | None = None,
     timezone: str | None = None,
+    locale: str | None = None,
     store_request_content: bool | None = None,
     content_retention_days: int | None = None,
 ) -> Account:
@@ -145,6 +161,7 @@ async def update_profile(
         else None
     )
     new_timezone = check_timezone(timezone) if timezone is not None else None
+    new_locale = check_locale(locale) if locale is not None else None
     new_retention = (
         check_retention_days(content_retention_days) if content_retention_days is not None else None
     )
@@ -153,6 +170,8 @@ async def update_profile(
         account.name = new_name
     if new_timezone is not None:
         account.timezone = new_timezone
+    if new_locale is not None:
+        account.locale = new_locale
     if store_request_content is not None:
         account.store_request_content = bool(store_request_content)
     if new_retention is not None:
@@ -169,6 +188,7 @@ def _profile_state(account: Account) -> dict[str, object]:
     return {
         "name": account.name,
         "timezone": account.timezone,
+        "locale": account.locale,
         "store_request_content": account.store_request_content,
         "content_retention_days": account.content_retention_days,
     }

@@ -11,7 +11,10 @@ Every amount is a Decimal (or an int) and stays one: nothing here goes through a
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
@@ -122,13 +125,23 @@ def parse_decimal(text: str) -> Decimal | None:
 
 # ---- dates ----
 
-# The account's locale will choose among these; until accounts have one, every page uses the
-# default, which reads the same way in every English-speaking locale (no 01/12 vs 12/01).
+# The account's locale (``accounts.locale``) chooses how dates read: (a day, a moment).
 DATE_STYLES = {
-    "default": ("{d} {mon} {y}", "{d} {mon} {y}, {H}:{M}"),
+    "en-GB": ("{d} {mon} {y}", "{d} {mon} {y}, {H}:{M}"),
+    "en-US": ("{mon} {d}, {y}", "{mon} {d}, {y}, {h}:{M} {ampm}"),
+    "de-DE": ("{dd}.{m}.{y}", "{dd}.{m}.{y}, {H}:{M}"),
+    "fr-FR": ("{dd}/{m}/{y}", "{dd}/{m}/{y} {H}:{M}"),
     "iso": ("{y}-{m}-{dd}", "{y}-{m}-{dd} {H}:{M}"),
 }
-DEFAULT_STYLE = "default"
+DEFAULT_STYLE = "en-GB"
+# What the account settings offer, with how a date then reads.
+LOCALES = {
+    "en-GB": "English (UK) — 6 Dec 2026, 14:05",
+    "en-US": "English (US) — Dec 6, 2026, 2:05 PM",
+    "de-DE": "Deutsch — 06.12.2026, 14:05",
+    "fr-FR": "Français — 06/12/2026 14:05",
+    "iso": "ISO 8601 — 2026-12-06 14:05",
+}
 
 
 def _parts(moment: date) -> dict[str, str]:
@@ -140,7 +153,12 @@ def _parts(moment: date) -> dict[str, str]:
         "y": f"{moment.year:04d}",
     }
     if isinstance(moment, datetime):
-        parts |= {"H": f"{moment.hour:02d}", "M": f"{moment.minute:02d}"}
+        parts |= {
+            "H": f"{moment.hour:02d}",
+            "M": f"{moment.minute:02d}",
+            "h": str(moment.hour % 12 or 12),
+            "ampm": "AM" if moment.hour < 12 else "PM",
+        }
     return parts
 
 
@@ -156,19 +174,36 @@ def date_text(moment: date | None, zone: tzinfo | None = None, style: str = DEFA
         return "—"
     if isinstance(moment, datetime):
         moment = _local(moment, zone).date()
-    return DATE_STYLES[style][0].format(**_parts(moment))
+    return DATE_STYLES.get(style, DATE_STYLES[DEFAULT_STYLE])[0].format(**_parts(moment))
 
 
 def datetime_text(moment: datetime | None, zone: tzinfo | None = None, style: str = DEFAULT_STYLE) -> str:
     """A moment in ``zone``: "12 Jan 2026, 14:05"; "—" for none."""
     if moment is None:
         return "—"
-    return DATE_STYLES[style][1].format(**_parts(_local(moment, zone)))
+    return DATE_STYLES.get(style, DATE_STYLES[DEFAULT_STYLE])[1].format(**_parts(_local(moment, zone)))
 
 
 def _zone(context: Context) -> tzinfo | None:
     zone = context.get("tz")
     return zone if isinstance(zone, tzinfo) else None
+
+
+_STYLE: ContextVar[str] = ContextVar("cockpit_date_style", default=DEFAULT_STYLE)
+
+
+@contextlib.contextmanager
+def date_style(locale: str) -> Iterator[None]:
+    """Pages rendered inside use this locale's dates (an unknown one: the default)."""
+    token = _STYLE.set(locale if locale in DATE_STYLES else DEFAULT_STYLE)
+    try:
+        yield
+    finally:
+        _STYLE.reset(token)
+
+
+def _style(_context: Context) -> str:
+    return _STYLE.get()
 
 
 # The date filters use the page's ``tz`` (the account's time zone, see web.render), or the zone
@@ -177,12 +212,12 @@ def _zone(context: Context) -> tzinfo | None:
 
 @pass_context
 def _date_filter(context: Context, moment: date | None, zone: tzinfo | None = None) -> str:
-    return date_text(moment, zone or _zone(context))
+    return date_text(moment, zone or _zone(context), _style(context))
 
 
 @pass_context
 def _datetime_filter(context: Context, moment: datetime | None, zone: tzinfo | None = None) -> str:
-    return datetime_text(moment, zone or _zone(context))
+    return datetime_text(moment, zone or _zone(context), _style(context))
 
 
 @pass_context
@@ -192,7 +227,7 @@ def _when_filter(context: Context, moment: datetime | None, zone: tzinfo | None 
         return Markup('<span class="muted">—</span>')
     instant = _local(moment, UTC).isoformat()
     return Markup('<time datetime="{0}" title="{0}">{1}</time>').format(
-        instant, datetime_text(moment, zone or _zone(context))
+        instant, datetime_text(moment, zone or _zone(context), _style(context))
     )
 
 

@@ -286,7 +286,9 @@ def render(
         "flashes": flashes,
         **(context or {}),
     }
-    response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
+    # ... and written the way its locale writes them (macros imported without context too).
+    with formatting.date_style(viewer.account.locale if viewer else formatting.DEFAULT_STYLE):
+        response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
     finish(request, response)
     return response
 

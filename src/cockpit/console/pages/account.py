@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from cockpit.accounts import service
 from cockpit.accounts.schemas import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from cockpit.console import formatting
 from cockpit.console.web import AdminViewer, SignedIn, Viewer, discard_changes, redirect, render
 from cockpit.kit.errors import CockpitError
 from cockpit.kit.web import DbSession
@@ -21,6 +22,7 @@ async def _page(
     context: dict[str, Any] = {
         "account": account,
         "timezones": service.timezone_choices(),
+        "locales": {code: formatting.LOCALES[code] for code in service.LOCALES},
         "min_retention": MIN_RETENTION_DAYS,
         "max_retention": MAX_RETENTION_DAYS,
     }
@@ -39,14 +41,17 @@ async def update_account(
     viewer: AdminViewer,
     name: Annotated[str, Form(max_length=1000)] = "",
     timezone: Annotated[str, Form(max_length=100)] = "",
+    locale: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     try:
-        await service.update_profile(session, viewer.actor, name=name, timezone=timezone)
+        await service.update_profile(
+            session, viewer.actor, name=name, timezone=timezone, locale=locale or None
+        )
     except CockpitError as exc:
         await discard_changes(session, viewer)
         return await _page(
             request, session, viewer, status_code=exc.status,
-            error=exc.message, form={"name": name[:200], "timezone": timezone},
+            error=exc.message, form={"name": name[:200], "timezone": timezone, "locale": locale},
         )  # fmt: skip
     return redirect(request, "/account", message="Organisation profile saved.")
 

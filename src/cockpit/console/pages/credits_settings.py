@@ -52,7 +52,7 @@ def _local(viewer: Viewer, moment: datetime) -> str:
         zone = ZoneInfo(viewer.account.timezone or "UTC")
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
-    return datetime_text(moment, zone)
+    return datetime_text(moment, zone, viewer.account.locale)
 
 
 async def _page(

@@ -1,0 +1,26 @@
+"""Accounts get a locale: the format of the dates the console shows (``accounts.locale``).
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-06 09:20:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("accounts") as batch_op:
+        batch_op.add_column(sa.Column("locale", sa.String(length=16), server_default="en-GB", nullable=False))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("accounts") as batch_op:
+        batch_op.drop_column("locale")
