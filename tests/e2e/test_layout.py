@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.config import Settings
 from cockpit.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo
+from cockpit.users.models import User, UserRole, UserStatus
 from tests.e2e.test_console import sign_in
 
 PAGES = [
@@ -34,6 +36,18 @@ PAGES = [
     "/account",
 ]
 
+# What a member sees (the rest is for administrators).
+MEMBER_PAGES = [
+    "/",
+    "/credits",
+    "/credits/statement",
+    "/credits/requests",
+    "/policies/effective",
+    "/requests",
+    "/tokens",
+    "/account",
+]
+
 # What overflows: the page itself, and any table button outside its scroll box (or with none).
 MEASURE = """() => {
   const doc = document.documentElement;
@@ -53,17 +67,28 @@ MEASURE = """() => {
 }"""
 
 
+@pytest.mark.parametrize("role", ["owner", "member"])
 @pytest.mark.parametrize("width", [1440, 390])
 async def test_main_pages_fit_and_table_actions_are_reachable(
-    page: Page, live_server: str, db: AsyncSession, settings: Settings, width: int
+    page: Page, live_server: str, db: AsyncSession, settings: Settings, width: int, role: str
 ) -> None:
     await seed_demo(db, settings)
     await db.commit()
+    email, pages = DEMO_EMAIL, PAGES
+    if role == "member":  # every demo person has the demo password
+        member = await db.scalar(
+            select(User)
+            .where(User.role == UserRole.member, User.status == UserStatus.active)
+            .order_by(User.email)
+        )
+        assert member is not None
+        email, pages = member.email, MEMBER_PAGES
+        await db.commit()
     await page.set_viewport_size({"width": width, "height": 900})
-    await sign_in(page, live_server, DEMO_EMAIL, DEMO_PASSWORD)
+    await sign_in(page, live_server, email, DEMO_PASSWORD)
     await page.wait_for_url(f"{live_server}/")
     problems: dict[str, Any] = {}
-    for path in PAGES:
+    for path in pages:
         response = await page.goto(f"{live_server}{path}")
         assert response is not None, path
         assert response.status == 200, path

@@ -21,7 +21,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column("accounts", sa.Column("locale", sa.String(length=16), server_default="en-GB", nullable=False))
+    op.add_column(
+        "accounts", sa.Column("locale", sa.String(length=16), server_default="en-GB", nullable=False)
+    )
 
 
 def downgrade() -> None:
