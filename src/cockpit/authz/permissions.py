@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from cockpit.users.models import UserRole
+from cockpit.authz.roles import UserRole
 
 
 class Permission(StrEnum):

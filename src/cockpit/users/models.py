@@ -7,13 +7,10 @@ from enum import StrEnum
 from sqlalchemy import Enum, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cockpit.authz.roles import UserRole
 from cockpit.kit.db import Base, IdMixin, TimestampMixin
 
-
-class UserRole(StrEnum):
-    owner = "owner"
-    admin = "admin"
-    member = "member"
+__all__ = ["User", "UserRole", "UserStatus"]  # the role's home is authz.roles; many import it from here
 
 
 class UserStatus(StrEnum):
