@@ -7,14 +7,13 @@ from typing import Any
 
 import pytest
 from httpx import AsyncClient, Response
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.audit.models import AuditEntry
 from cockpit.auth.passwords import hash_password
 from cockpit.groups.repository import default_group
 from cockpit.users.models import User, UserRole
 from tests.builders import PASSWORD, bearer, make_account, make_token
+from tests.users.people import audit_actions, audit_entries
 
 API = "/api/v1"
 PASSWORD_HASH = hash_password(PASSWORD)
@@ -58,29 +57,6 @@ async def person_with_token(
 
 def code(response: Response) -> str:
     return str(response.json()["error"]["code"])
-
-
-async def audit_actions(db: AsyncSession, account_id: uuid.UUID) -> list[str]:
-    await db.commit()
-    rows = await db.scalars(
-        select(AuditEntry.action).where(AuditEntry.account_id == account_id).order_by(AuditEntry.seq)
-    )
-    result = list(rows)
-    await db.commit()
-    return result
-
-
-async def audit_entries(db: AsyncSession, account_id: uuid.UUID, action: str) -> list[AuditEntry]:
-    await db.commit()
-    rows = await db.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.account_id == account_id, AuditEntry.action == action)
-        .order_by(AuditEntry.seq)
-        .execution_options(populate_existing=True)
-    )
-    result = list(rows)
-    await db.commit()
-    return result
 
 
 async def groups(client: AsyncClient, headers: dict[str, str]) -> dict[str, dict[str, Any]]:

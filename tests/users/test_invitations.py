@@ -13,7 +13,6 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.audit.models import AuditEntry
 from cockpit.auth.passwords import hash_password
 from cockpit.groups.models import Group
 from cockpit.groups.repository import default_group
@@ -21,6 +20,7 @@ from cockpit.invitations.models import Invitation
 from cockpit.kit.time import utcnow
 from cockpit.users.models import User, UserRole
 from tests.builders import PASSWORD, bearer, console_login, make_account, make_token
+from tests.users.people import audit_actions, audit_entries
 
 API = "/api/v1"
 PASSWORD_HASH = hash_password(PASSWORD)
@@ -103,29 +103,6 @@ async def seat_table(client: AsyncClient, headers: dict[str, str]) -> dict[str, 
     response = await client.get(f"{API}/seats", headers=headers)
     assert response.status_code == 200, response.text
     return {item["product"]: item for item in response.json()["items"]}
-
-
-async def audit_actions(db: AsyncSession, account_id: uuid.UUID) -> list[str]:
-    await db.commit()
-    rows = await db.scalars(
-        select(AuditEntry.action).where(AuditEntry.account_id == account_id).order_by(AuditEntry.seq)
-    )
-    result = list(rows)
-    await db.commit()
-    return result
-
-
-async def audit_entries(db: AsyncSession, account_id: uuid.UUID, action: str) -> list[AuditEntry]:
-    await db.commit()
-    rows = await db.scalars(
-        select(AuditEntry)
-        .where(AuditEntry.account_id == account_id, AuditEntry.action == action)
-        .order_by(AuditEntry.seq)
-        .execution_options(populate_existing=True)
-    )
-    result = list(rows)
-    await db.commit()
-    return result
 
 
 async def users_with_email(db: AsyncSession, email: str) -> int:

@@ -5,8 +5,8 @@ Every amount is a Decimal (or an int) and stays one: nothing here goes through a
   "18777.77446");
 - USD: to the cent, and 4 significant digits below a cent ("$1,234.57", "$0.0001871");
 - prices (USD per million tokens): exact, at least to the cent ("$0.15", "$0.000125");
-- dates: one format for the whole console, in the account's time zone ("12 Jan 2026",
-  "12 Jan 2026, 14:05").
+- dates: in the account's time zone, written the way its locale writes them (``accounts.locale``:
+  "12 Jan 2026, 14:05" in en-GB, "Jan 12, 2026, 2:05 PM" in en-US, ...).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from cockpit.kit.money import plain
+from cockpit.kit.money import grouped, plain
 
 CENT = Decimal("0.01")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -49,7 +49,7 @@ def credits_text(value: Decimal | int) -> str:
 
 def exact_text(value: Decimal | int) -> str:
     """The exact value with separators, for hover text and inputs: 18777.77446 -> "18,777.77446"."""
-    return format(Decimal(plain(_decimal(value))), ",f")
+    return grouped(_decimal(value))
 
 
 def credits_html(value: Decimal | int) -> Markup:

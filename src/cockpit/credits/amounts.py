@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from cockpit.kit.errors import InvalidInput
-from cockpit.kit.money import plain
+from cockpit.kit.money import grouped, plain
 
 __all__ = ["MAX_AMOUNT", "MICRO", "ZERO", "check_credits", "grouped", "plain"]
 
@@ -13,11 +13,6 @@ ZERO = Decimal(0)
 MICRO = Decimal(1_000_000)
 # Far above any budget; keeps micro-credits well within a BigInteger.
 MAX_AMOUNT = Decimal(1_000_000_000_000)
-
-
-def grouped(value: Decimal) -> str:
-    """Like ``plain`` with thousands separators, for messages: 12000 -> "12,000", 1500.25 -> "1,500.25"."""
-    return format(Decimal(plain(value)), ",f")
 
 
 def check_credits(value: Decimal, *, field: str, positive: bool = False) -> Decimal:

@@ -19,15 +19,13 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.config import Settings
 from cockpit.jobs import queue
 from cockpit.jobs.models import Job, JobStatus
 from cockpit.jobs.registry import JobContext, PermanentJobError, Registry, registry
-from cockpit.jobs.service import _local_wakers
+from cockpit.jobs.service import _local_wakers, enqueue
 from cockpit.kit.db import READ_ONLY
 from cockpit.kit.time import utcnow
 
@@ -90,18 +88,10 @@ class Worker:
             key, start = period_key(schedule.kind, schedule.every(self.settings), now)
             if self._scheduled.get(schedule.kind) == key:
                 continue
-            spec = self.kinds.kinds.get(schedule.kind)
             async with self.sessionmaker() as session, session.begin():
-                insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-                await session.execute(
-                    insert(Job)
-                    .values(
-                        id=uuid.uuid4(), kind=schedule.kind, payload=dict(schedule.payload),
-                        status=JobStatus.queued.value, attempts=0,
-                        max_attempts=spec.max_attempts if spec else 5,
-                        run_at=start, dedupe_key=key, created_at=now,
-                    )
-                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                await enqueue(
+                    session, schedule.kind, dict(schedule.payload), run_at=start, dedupe_key=key,
+                    kinds=self.kinds,
                 )  # fmt: skip
             self._scheduled[schedule.kind] = key
 

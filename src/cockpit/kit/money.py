@@ -11,3 +11,8 @@ def plain(value: Decimal) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("", "-0") else text
+
+
+def grouped(value: Decimal) -> str:
+    """Like ``plain`` with thousands separators: 12000 -> "12,000", 1500.25 -> "1,500.25"."""
+    return format(Decimal(plain(value)), ",f")
