@@ -62,7 +62,7 @@ from _gateway_load import (
 from _gateway_report import report
 
 from cockpit.accounts.service import create_account
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.auth.tokens import issue_token
 from cockpit.credits import balances, ledger
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation

@@ -21,7 +21,7 @@ from sqlalchemy import insert
 
 from cockpit.accounts.service import create_account
 from cockpit.app import create_app
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.auth.tokens import issue_token
 from cockpit.config import Settings
 from cockpit.groups.repository import default_group

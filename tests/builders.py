@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.accounts.service import create_account
-from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import hash_password
 from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
 from cockpit.groups.repository import default_group
 from cockpit.users.models import User, UserRole, UserStatus
 

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.credits import allocations
 from cockpit.credits import settings as credit_settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.demo import DEMO_EMAIL, seed_demo
 from cockpit.groups.models import Group

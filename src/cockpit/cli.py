@@ -113,8 +113,8 @@ def tokens_create(
     expires_in_days: Annotated[int | None, typer.Option(min=1, max=3650, help="Expire after N days")] = None,
 ) -> None:
     """Create an API token for a user; prints the token once, alone on stdout."""
-    from cockpit.auth.actor import Actor
     from cockpit.auth.tokens import issue_token
+    from cockpit.authz.actor import Actor
     from cockpit.kit.time import utcnow
     from cockpit.users import repository as users_repo
 
@@ -146,7 +146,7 @@ def users_import(
     """Invite everyone in a CSV (email, name, role, group, seats): progress on stderr, report on stdout."""
     import uuid
 
-    from cockpit.auth.actor import Actor, ActorKind
+    from cockpit.authz.actor import Actor, ActorKind
     from cockpit.kit.db import make_engine, make_sessionmaker
     from cockpit.users import imports
     from cockpit.users.models import UserRole, UserStatus

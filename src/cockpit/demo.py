@@ -19,9 +19,9 @@ from cockpit.accounts.models import Account
 from cockpit.accounts.service import create_account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
-from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import hash_password_async
 from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.credits import allocations
 from cockpit.credits import settings as credit_settings

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import issue_token, revoke_token
+from cockpit.authz.actor import Actor
 from cockpit.credits import allocations
 from cockpit.credits import requests as credit_requests
 from cockpit.credits.models import CreditCycle

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.groups import service as groups
 from cockpit.groups.models import Group
 from cockpit.projects import service as projects

@@ -178,7 +178,7 @@ async def test_cli_import_prints_a_per_row_report(
 
 
 def _system(account_id: object):  # type: ignore[no-untyped-def]
-    from cockpit.auth.actor import Actor
+    from cockpit.authz.actor import Actor
 
     return Actor.system(account_id)  # type: ignore[arg-type]
 

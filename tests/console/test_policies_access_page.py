@@ -9,8 +9,8 @@ import re
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
+from cockpit.authz.actor import Actor
 from cockpit.credits.models import CreditRequest
 from cockpit.policies import service as policies
 from cockpit.policies.models import Effect, PolicyDefaults, ResourceType, Scope

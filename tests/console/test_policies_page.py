@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
+from cockpit.authz.actor import Actor
 from cockpit.credits.models import CreditRequest
 from cockpit.groups import service as groups
 from cockpit.policies import service as policies

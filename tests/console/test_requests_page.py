@@ -13,8 +13,8 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
-from cockpit.auth.actor import Actor
 from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
 from cockpit.console.formatting import datetime_text
 from cockpit.projects.models import Project
 from cockpit.users.models import User, UserRole

@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
-from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import hash_password
+from cockpit.authz.actor import Actor
 from cockpit.groups.repository import default_group
 from cockpit.groups.service import create_group
 from cockpit.invitations.models import Invitation

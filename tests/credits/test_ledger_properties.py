@@ -29,7 +29,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.accounts.models import Account
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.credits import allocations, balances, ledger
 from cockpit.credits import requests as credit_requests
 from cockpit.credits import settings as credit_settings

@@ -9,8 +9,8 @@ from decimal import Decimal
 from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import EntryKind, MemberAllocation

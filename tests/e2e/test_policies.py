@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.groups import service as groups
 from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
 from cockpit.providers import service as providers

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.app import create_app
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import GroupBudget, MemberAllocation

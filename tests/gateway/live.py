@@ -32,8 +32,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import hash_password
+from cockpit.authz.actor import Actor
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
 from cockpit.providers import service as providers

@@ -10,8 +10,8 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
 from cockpit.groups.service import create_group
 from cockpit.projects.models import Project, ProjectRole
 from cockpit.projects.service import create_project, set_member

@@ -13,8 +13,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
+from cockpit.authz.actor import Actor
 from cockpit.gateway import tokencount
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind

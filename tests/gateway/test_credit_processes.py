@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.accounts.models import Account
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.credits import balances, ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.holds import input_token_bound

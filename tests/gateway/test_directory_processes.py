@@ -23,8 +23,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
+from cockpit.authz.actor import Actor
 from cockpit.gateway.directory import Directory
 from cockpit.gateway.invalidation import CHANNEL, DirectoryListener
 from cockpit.kit.db import make_engine, make_sessionmaker

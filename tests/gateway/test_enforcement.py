@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.credits import balances, ledger
 from cockpit.credits import settings as credit_settings
 from cockpit.credits.cycles import current_cycle

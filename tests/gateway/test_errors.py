@@ -14,9 +14,9 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import revoke_token
+from cockpit.authz.actor import Actor
 from cockpit.kit.time import utcnow
 from cockpit.providers import service as providers
 from cockpit.providers.models import Model, ProviderKind

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.providers import service as providers
 from cockpit.providers.models import Model, ProviderKind
 from tests.builders import make_account, make_token

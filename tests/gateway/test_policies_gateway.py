@@ -16,7 +16,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.credits.models import CreditLease, EntryKind, LedgerEntry
 from cockpit.policies import service as policies
 from cockpit.policies.models import AccessPolicy

@@ -21,9 +21,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.accounts.models import Account
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
 from cockpit.gateway import tokencount
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.time import utcnow

@@ -16,7 +16,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.app import create_app
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
 from tests.conftest import TEST_SECRET, make_settings

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.jobs import queue, service
 from cockpit.jobs.models import Job, JobStatus

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import cockpit.tasks  # noqa: F401  (every job kind registered)
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import LoginFailure
+from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import Cadence, CreditCycle

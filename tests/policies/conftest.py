@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.groups.repository import default_group
 from cockpit.policies.models import AccessPolicy
 from cockpit.providers import service as providers

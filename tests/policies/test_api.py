@@ -13,7 +13,7 @@ from httpx import AsyncClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.policies import service as policies
 from cockpit.providers import service as providers

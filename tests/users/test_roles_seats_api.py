@@ -14,7 +14,7 @@ import pytest
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.kit.errors import Conflict
 from cockpit.users import service as users_service
 from cockpit.users.models import UserRole, UserStatus

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends
 
 from cockpit.accounts import service
 from cockpit.accounts.schemas import AccountOut, AccountUpdate
-from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import ApiActor, require
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.web import DbSession
 

@@ -11,8 +11,8 @@ from cockpit.accounts.models import Account
 from cockpit.accounts.schemas import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
-from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import check_policy, hash_password_async
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.groups.service import create_default_group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound

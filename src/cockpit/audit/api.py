@@ -11,8 +11,8 @@ from cockpit.audit import service
 from cockpit.audit.repository import AuditFilters
 from cockpit.audit.schemas import AuditEntryOut, AuditPage, ChainStatus
 from cockpit.audit.web import csv_response
-from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import require
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageMeta, PageParams, page_params

@@ -39,7 +39,7 @@ from cockpit.accounts.models import Account
 from cockpit.audit import repository
 from cockpit.audit.models import AuditChainHead, AuditEntry
 from cockpit.audit.repository import AuditFilters
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import NotFound
 from cockpit.kit.jsonutil import canonical_json, to_jsonable

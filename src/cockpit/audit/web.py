@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from cockpit.audit import service
 from cockpit.audit.repository import AuditFilters
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.db import READ_ONLY
 from cockpit.kit.time import utcnow

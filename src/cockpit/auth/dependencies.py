@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from cockpit.auth import tokens
-from cockpit.auth.actor import Actor, TokenScope
+from cockpit.authz.actor import Actor, TokenScope
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import NotAuthenticated, NotPermitted
 from cockpit.kit.web import DbSession, client_ip, user_agent

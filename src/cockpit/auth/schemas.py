@@ -5,9 +5,9 @@ from datetime import datetime
 
 from pydantic import Field
 
-from cockpit.auth.actor import TokenScope
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import token_status
+from cockpit.authz.actor import TokenScope
 from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.users.models import UserRole

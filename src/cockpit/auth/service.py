@@ -13,9 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth import repository
-from cockpit.auth.actor import Actor, ActorKind
 from cockpit.auth.models import LoginFailure, LoginSession
 from cockpit.auth.passwords import verify_password_async
+from cockpit.authz.actor import Actor, ActorKind
 from cockpit.config import Settings
 from cockpit.kit.db import read_only
 from cockpit.kit.errors import CockpitError, NotAuthenticated, TooManyRequests

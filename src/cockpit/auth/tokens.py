@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth import repository
-from cockpit.auth.actor import Actor, ActorKind, TokenScope
 from cockpit.auth.models import ApiToken
+from cockpit.authz.actor import Actor, ActorKind, TokenScope
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams, paginate

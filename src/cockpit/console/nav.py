@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 
 

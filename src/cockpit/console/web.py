@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
 from cockpit.auth import service as auth_service
-from cockpit.auth.actor import Actor
 from cockpit.auth.models import LoginSession
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.console import formatting

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target, lock_account
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import allocations, ledger
 from cockpit.credits.amounts import ZERO, check_credits, plain

@@ -40,7 +40,7 @@ from sqlalchemy import BigInteger, ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.models import Account
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits.cycles import current_cycle, cycle_at
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry

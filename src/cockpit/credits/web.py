@@ -9,7 +9,7 @@ from datetime import datetime
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.credits import statement as statements
 from cockpit.kit.db import READ_ONLY
 

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
-from cockpit.auth.actor import Actor
 from cockpit.auth.passwords import check_policy, hash_password_async
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.credits.allocations import grant_signup_credits

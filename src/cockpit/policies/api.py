@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import require
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.pagination import PageParams, page_params
 from cockpit.kit.web import DbSession

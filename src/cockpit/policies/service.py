@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
-from cockpit.auth.actor import Actor, ActorKind
+from cockpit.authz.actor import Actor, ActorKind
 from cockpit.authz.permissions import Permission
 from cockpit.groups.models import Group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import Conflict, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams, paginate_rows

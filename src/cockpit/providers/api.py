@@ -5,8 +5,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import ApiActor, require
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession

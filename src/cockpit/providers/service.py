@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit import secrets
 from cockpit.kit.errors import CockpitError, Conflict, InvalidInput, NotFound

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import NotFound
 from cockpit.kit.pagination import Page, PageParams

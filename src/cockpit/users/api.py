@@ -5,8 +5,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import require
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.pagination import PageMeta, PageParams, page_params
 from cockpit.kit.web import DbSession

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.groups import repository as groups_repo
 from cockpit.groups.models import Group

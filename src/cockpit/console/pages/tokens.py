@@ -9,8 +9,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from cockpit.auth import tokens
-from cockpit.auth.actor import TokenScope
 from cockpit.auth.models import ApiToken
+from cockpit.authz.actor import TokenScope
 from cockpit.console.web import SignedIn, discard_changes, redirect, render
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.web import DbSession

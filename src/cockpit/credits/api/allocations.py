@@ -8,8 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import require
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import allocations as service
 from cockpit.credits.api import router

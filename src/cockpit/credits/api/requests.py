@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request, status
 from fastapi.responses import Response
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import require
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import requests as service
 from cockpit.credits import statement as statements

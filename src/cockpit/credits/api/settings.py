@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from cockpit.auth.actor import Actor
 from cockpit.auth.dependencies import require
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import settings as service
 from cockpit.credits.api import router

@@ -1,14 +1,20 @@
-"""The Actor: who is making the call, as every service function receives it."""
+"""The Actor: who is making the call, as every service function receives it.
+
+It lives with the permissions (below every domain) so that any domain can take one without depending
+on how callers sign in (``auth``) or on the users' table (``users``): ``Actor.for_user`` takes any
+object with a user's id, account, e-mail and role.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 
 from cockpit.authz.permissions import Permission, permissions_of
+from cockpit.authz.roles import UserRole
 from cockpit.kit.errors import NotPermitted
-from cockpit.users.models import User, UserRole
 
 
 class ActorKind(StrEnum):
@@ -16,6 +22,19 @@ class ActorKind(StrEnum):
     token = "token"  # noqa: S105 - an API token (the kind of actor)
     system = "system"  # the command line, the scheduler
     anonymous = "anonymous"  # e.g. a failed login
+
+
+class ActingUser(Protocol):
+    """What an Actor is made from: a user row (``users.models.User``) has these."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def account_id(self) -> uuid.UUID: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def role(self) -> UserRole: ...
 
 
 class TokenScope(StrEnum):
@@ -39,7 +58,7 @@ class Actor:
     @classmethod
     def for_user(
         cls,
-        user: User,
+        user: ActingUser,
         *,
         kind: ActorKind = ActorKind.user,
         token_id: uuid.UUID | None = None,
