@@ -9,12 +9,12 @@ from datetime import datetime
 from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.accounts.service import create_account
 from cockpit.auth.passwords import hash_password
 from cockpit.auth.tokens import issue_token
 from cockpit.authz.actor import Actor
 from cockpit.groups.repository import default_group
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole, UserStatus
 
 PASSWORD = "correct-horse-battery-9"

@@ -23,9 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit import cli as cli_module
 from cockpit import demo
-from cockpit.accounts.models import Account
 from cockpit.app import create_app
 from cockpit.demo import DEMO_EMAIL, DEMO_PASSWORD
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 from tests.builders import PASSWORD
 from tests.commands import run

@@ -8,7 +8,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.authz.actor import Actor
 from cockpit.config import Settings
@@ -28,6 +27,7 @@ from cockpit.demo import DEMO_EMAIL, seed_demo
 from cockpit.groups.models import Group
 from cockpit.kit.pagination import PageParams
 from cockpit.providers.models import Model
+from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User, UserStatus
 

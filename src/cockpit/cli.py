@@ -173,7 +173,7 @@ def users_import(
             async with factory() as session:
                 nonlocal account_id
                 if account_id is None:
-                    from cockpit.accounts.models import Account
+                    from cockpit.tenancy.models import Account
 
                     ids = list(await session.scalars(select(Account.id).limit(2)))
                     if len(ids) != 1:

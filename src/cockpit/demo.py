@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.accounts.service import create_account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
@@ -46,6 +45,7 @@ from cockpit.projects.models import Project, ProjectRole
 from cockpit.providers import service as providers
 from cockpit.providers.models import Capability, Model, ProviderKind
 from cockpit.providers.pricing import lookup_prices
+from cockpit.tenancy.models import Account
 from cockpit.usage.models import CallStatus, Operation, UsageRecord
 from cockpit.users import repository as users_repo
 from cockpit.users.models import User, UserRole, UserStatus

@@ -1,7 +1,6 @@
 """Every ORM model, imported once so that the metadata is complete (Alembic, tests)."""
 
-from cockpit.accounts.models import Account
-from cockpit.audit.models import AuditChainHead, AuditEntry
+from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
 from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.groups.models import Group
@@ -12,6 +11,7 @@ from cockpit.kit.db import Base
 from cockpit.policies.models import AccessPolicy, PolicyDefaults
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.providers.models import Model, Provider
+from cockpit.tenancy.models import Account, AuditChainHead
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User
 

@@ -10,8 +10,8 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
 from tests.builders import bearer, console_login, csrf_for, make_account, make_token, make_user
 

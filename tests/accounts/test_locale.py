@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts import service
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.console import formatting
 from cockpit.console.formatting import date_text, datetime_text
+from cockpit.tenancy.models import Account
 from tests.builders import bearer, console_login, csrf_for, make_account, make_token
 
 

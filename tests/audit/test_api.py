@@ -14,9 +14,9 @@ from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.audit.service import CSV_COLUMNS
+from cockpit.tenancy.models import Account
 from cockpit.users.models import UserRole
 from tests.builders import bearer, make_account, make_token, make_user
 

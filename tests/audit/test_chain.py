@@ -11,8 +11,9 @@ from httpx import AsyncClient
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.audit.models import AuditChainHead, AuditEntry
+from cockpit.audit.models import AuditEntry
 from cockpit.audit.service import GENESIS, ChainReport, compute_hash, verify_all
+from cockpit.tenancy.models import AuditChainHead
 from tests.builders import bearer, make_account, make_token
 
 AUDIT = AuditEntry.__table__

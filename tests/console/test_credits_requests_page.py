@@ -14,12 +14,12 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditRequest, GroupBudget, MemberAllocation, RequestStatus
 from cockpit.groups.repository import default_group
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 from tests.builders import console_login, csrf_for, make_account, make_user
 

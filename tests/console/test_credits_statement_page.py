@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 from httpx import AsyncClient, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.console.formatting import datetime_text
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind
 from cockpit.groups.repository import default_group
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 from tests.builders import console_login, make_account, make_user
 

@@ -10,10 +10,10 @@ from decimal import Decimal
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditRequest, EntryKind, MemberAllocation, RequestStatus
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 from tests.builders import console_login, make_account, make_user
 

@@ -9,13 +9,13 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.authz.actor import Actor
 from cockpit.groups import service as groups
 from cockpit.groups.models import Group
 from cockpit.projects import service as projects
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole, UserStatus
 from tests.builders import console_login, csrf_for, make_account, make_user
 

@@ -194,7 +194,7 @@ async def test_admin_edits_seat_limits_from_the_users_page(client: AsyncClient, 
     assert saved.status_code == 303
     assert "Seat limits saved" in (await client.get("/users")).text
     await db.rollback()
-    from cockpit.accounts.models import Account
+    from cockpit.tenancy.models import Account
 
     row = await db.get(Account, account_id, populate_existing=True)
     assert row is not None

@@ -14,7 +14,6 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken
 from cockpit.authz.actor import Actor
@@ -24,6 +23,7 @@ from cockpit.policies import service as policies
 from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
 from tests.builders import console_login, csrf_for, make_account, make_user
 from tests.conftest import TEST_SECRET

@@ -12,11 +12,11 @@ from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.auth.tokens import issue_token
 from cockpit.authz.actor import Actor
 from cockpit.console.formatting import datetime_text
 from cockpit.projects.models import Project
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
 from tests.builders import console_login, make_account, make_user
 from tests.usage.test_requests_api import NOW, usage_record

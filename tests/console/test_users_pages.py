@@ -12,13 +12,13 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.auth.passwords import hash_password
 from cockpit.authz.actor import Actor
 from cockpit.groups.repository import default_group
 from cockpit.groups.service import create_group
 from cockpit.invitations.models import Invitation
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole, UserStatus
 from tests.builders import PASSWORD, console_login, csrf_for, make_account, make_token, make_user
 

@@ -13,12 +13,12 @@ from httpx import AsyncClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, MemberAllocation
 from cockpit.groups.repository import default_group
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
 from tests.builders import bearer, make_account, make_token, make_user
 

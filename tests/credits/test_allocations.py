@@ -12,13 +12,13 @@ from httpx import AsyncClient, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import EntryKind, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.groups.models import Group
 from cockpit.groups.repository import default_group
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole, UserStatus
 from tests.builders import bearer, make_account, make_token, make_user
 

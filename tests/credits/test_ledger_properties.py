@@ -28,13 +28,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cockpit.accounts.models import Account
 from cockpit.authz.actor import Actor
 from cockpit.credits import allocations, balances, ledger
 from cockpit.credits import requests as credit_requests
 from cockpit.credits import settings as credit_settings
-from cockpit.credits.allocations import extra_now
-from cockpit.credits.cycles import current_cycle
+from cockpit.credits.cycles import current_cycle, extra_now
 from cockpit.credits.enforcement import CreditKeeper, InsufficientCredits, Pricing
 from cockpit.credits.holds import input_token_bound
 from cockpit.credits.models import (
@@ -53,6 +51,7 @@ from cockpit.groups import service as groups
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.errors import CockpitError
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.models import Account
 from cockpit.usage.recorder import insert_records, to_row
 from cockpit.users.models import User, UserRole
 from tests.builders import make_account, make_user

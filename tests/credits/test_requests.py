@@ -11,7 +11,6 @@ from httpx import AsyncClient, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import (
@@ -23,6 +22,7 @@ from cockpit.credits.models import (
     RequestStatus,
 )
 from cockpit.groups.repository import default_group
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
 from tests.builders import bearer, make_account, make_token, make_user
 

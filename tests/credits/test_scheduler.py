@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cockpit.accounts.models import Account
 from cockpit.credits import scheduler
 from cockpit.credits.cycles import current_cycle, period_start
 from cockpit.credits.models import Cadence, CreditCycle, CycleStart, EntryKind, LedgerEntry
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.models import Account
 from tests.builders import make_account
 from tests.conftest import TEST_SECRET
 

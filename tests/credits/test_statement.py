@@ -13,11 +13,11 @@ from typing import Any
 from httpx import AsyncClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.credits import ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind
 from cockpit.groups.repository import default_group
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 from tests.builders import bearer, make_account, make_token, make_user
 

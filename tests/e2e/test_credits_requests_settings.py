@@ -11,11 +11,11 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, RequestStatus
 from cockpit.groups.repository import default_group
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 from tests.builders import make_account, make_user
 from tests.e2e.test_console import sign_in

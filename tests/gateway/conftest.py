@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.app import create_app
 from cockpit.authz.actor import Actor
 from cockpit.config import Settings
@@ -24,6 +23,7 @@ from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import GroupBudget, MemberAllocation
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
+from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User, UserRole
 from tests.builders import make_account, make_token, make_user

@@ -19,7 +19,6 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cockpit.accounts.models import Account
 from cockpit.authz.actor import Actor
 from cockpit.credits import balances, ledger
 from cockpit.credits.cycles import current_cycle
@@ -27,6 +26,7 @@ from cockpit.credits.holds import input_token_bound
 from cockpit.credits.models import CreditLease
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
+from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User, UserRole
 from tests.builders import make_account, make_token, make_user

@@ -17,7 +17,6 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.authz.actor import Actor
 from cockpit.credits import balances, ledger
 from cockpit.credits import settings as credit_settings
@@ -27,6 +26,7 @@ from cockpit.credits.models import CreditLease, EntryKind, GroupBudget, LedgerEn
 from cockpit.kit.time import utcnow
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
+from cockpit.tenancy.models import Account
 from tests.conftest import TEST_SECRET
 from tests.gateway.conftest import UPSTREAM_KEY, Org, add_model, client_for, fund, records
 from tests.upstream import Upstream

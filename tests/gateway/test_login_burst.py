@@ -156,7 +156,7 @@ async def test_200_wrong_passwords_64_at_a_time(
 
 
 async def _account(db: AsyncSession, org: Org) -> Any:
-    from cockpit.accounts.models import Account
+    from cockpit.tenancy.models import Account
 
     account = await db.get(Account, org.account_id)
     assert account is not None

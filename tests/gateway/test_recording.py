@@ -20,13 +20,13 @@ from openai.types.chat import ChatCompletionMessageParam
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cockpit.accounts.models import Account
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import issue_token
 from cockpit.authz.actor import Actor
 from cockpit.gateway import tokencount
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 from cockpit.usage.recorder import Recorder, insert_records, journal_line, purge_expired_content, to_row
 from tests.builders import make_account

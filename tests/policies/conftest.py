@@ -13,13 +13,13 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.authz.actor import Actor
 from cockpit.groups.repository import default_group
 from cockpit.policies.models import AccessPolicy
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
 from tests.builders import bearer, make_account, make_token, make_user
 from tests.conftest import TEST_SECRET

@@ -25,9 +25,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.policies.service import FEATURES
 from cockpit.providers.models import Model
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
 from tests.builders import bearer, make_token, make_user
 from tests.gateway.conftest import Org, add_model, client_for

@@ -12,11 +12,11 @@ from httpx import ASGITransport, AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.passwords import hash_password
 from cockpit.groups.models import Group
 from cockpit.groups.repository import default_group
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole, UserStatus
 from tests.builders import PASSWORD, bearer, make_account, make_token
 

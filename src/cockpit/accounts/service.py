@@ -7,7 +7,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.accounts.schemas import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
@@ -17,6 +16,7 @@ from cockpit.authz.permissions import Permission
 from cockpit.groups.service import create_default_group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.validation import normalize_email, require_text
+from cockpit.tenancy.models import Account
 from cockpit.users import repository as users_repo
 from cockpit.users.models import User, UserRole, UserStatus
 

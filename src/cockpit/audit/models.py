@@ -35,22 +35,3 @@ class AuditEntry(IdMixin, TimestampMixin, Base):
     user_agent: Mapped[str | None] = mapped_column(String(400))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-
-
-class AuditChainHead(Base):
-    """The head of one account's chain (last ``seq`` and ``hash``), and the row locked to append to it.
-
-    A row of its own, not columns of ``accounts``: every row that references an account takes a
-    KEY SHARE lock on the account row (PostgreSQL's foreign-key check), so a transaction that had
-    inserted such a row and then asked ``FOR UPDATE`` on the account row to append to the chain
-    deadlocked with any other transaction doing the same. Nothing references this table, so locking
-    one of its rows waits only for the other appenders of that account, in order.
-    """
-
-    __tablename__ = "audit_chain_heads"
-
-    account_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
-    )
-    seq: Mapped[int] = mapped_column(default=0)
-    head: Mapped[str] = mapped_column(String(64), default="")

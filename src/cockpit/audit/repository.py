@@ -6,16 +6,13 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, literal, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
-from cockpit.audit.models import AuditChainHead, AuditEntry
+from cockpit.audit.models import AuditEntry
 from cockpit.kit.sql import LIKE_ESCAPE, contains_pattern
+from cockpit.tenancy.models import AuditChainHead
 
 
 @dataclass(frozen=True)
@@ -65,50 +62,6 @@ async def distinct_actions(session: AsyncSession, account_id: uuid.UUID) -> list
         .order_by(AuditEntry.action)
     )
     return list(rows)
-
-
-async def lock_chain_head(session: AsyncSession, account_id: uuid.UUID) -> AuditChainHead:
-    """Lock the account's chain head row (``FOR UPDATE``) and read it fresh; created on first use.
-
-    Nothing the caller has pending is flushed first: the head lock must be the first lock its
-    transaction takes on the account's rows (see ``service.lock_account``). A missing row (an account
-    created since the migration) is inserted, unless the account does not exist: LookupError.
-    """
-    stmt = (
-        select(AuditChainHead)
-        .where(AuditChainHead.account_id == account_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    with session.no_autoflush:
-        head = await session.scalar(stmt)
-    if head is None:
-        # A new account: nobody else can be waiting on its rows yet, so flushing first is harmless
-        # (and the account row itself may still be pending).
-        await session.flush()
-        upsert = _insert(session).from_select(
-            ["account_id", "seq", "head"],
-            select(Account.id, literal(0), literal("")).where(Account.id == account_id),
-        )
-        await session.execute(upsert.on_conflict_do_nothing(index_elements=["account_id"]))
-        head = await session.scalar(stmt)
-    if head is None:
-        raise LookupError(f"account {account_id} does not exist")
-    return head
-
-
-def _insert(session: AsyncSession) -> Any:
-    """INSERT with ON CONFLICT for the session's database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_insert(AuditChainHead)
-    return sqlite_insert(AuditChainHead)
-
-
-async def fresh_account(session: AsyncSession, account_id: uuid.UUID) -> Account | None:
-    """The account row as committed now (what the session may have loaded before is refreshed)."""
-    return await session.scalar(
-        select(Account).where(Account.id == account_id).execution_options(populate_existing=True)
-    )
 
 
 async def chain_head(session: AsyncSession, account_id: uuid.UUID) -> AuditChainHead | None:

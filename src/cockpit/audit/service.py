@@ -5,20 +5,8 @@ Each entry's ``hash`` is SHA-256 over its canonical content plus the previous en
 ``hash``), so an edited, removed or inserted entry — including one removed from the end — breaks
 verification.
 
-Serialisation. Appends to one account's chain, and the checks of account-wide invariants (the last
-owner, seat limits, credit allocations, leases), happen one transaction at a time: each locks the
-account's chain head row first (``lock_account``), and waits there, in order, for the transactions
-ahead of it. The head lives in a table of its own because nothing references it: a row that
-references ``accounts`` (a login session, a token, an audit entry) takes a KEY SHARE lock on the
-account row on PostgreSQL, and when the account row itself was the lock, two transactions that had
-each inserted such a row and then asked ``FOR UPDATE`` on it deadlocked. Now:
-
-- the head lock is the first lock a transaction takes on the account's rows: it is taken before the
-  caller's pending changes are flushed, so one order holds everywhere (head row, then the rows the
-  transaction writes); code that must flush earlier calls ``lock_account`` before it writes;
-- nothing locks the account row explicitly. Updating it (settings) takes FOR NO KEY UPDATE, which
-  does not conflict with the KEY SHARE locks of inserts, and only happens under the head lock;
-- SQLite serialises writers anyway (every write transaction begins IMMEDIATE).
+Appends take the account's lock first (``tenancy.lock``): one account's chain grows one
+transaction at a time.
 """
 
 from __future__ import annotations
@@ -35,9 +23,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit import repository
-from cockpit.audit.models import AuditChainHead, AuditEntry
+from cockpit.audit.models import AuditEntry
 from cockpit.audit.repository import AuditFilters
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
@@ -45,6 +32,8 @@ from cockpit.kit.errors import NotFound
 from cockpit.kit.jsonutil import canonical_json, to_jsonable
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.lock import lock_account_chain
+from cockpit.tenancy.models import Account
 
 GENESIS = "0" * 64
 
@@ -87,7 +76,7 @@ async def record(
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an entry to the actor's account chain, in the caller's transaction."""
-    head = await _lock_head(session, actor.account_id)
+    head = await lock_account_chain(session, actor.account_id)
     entry = AuditEntry(
         id=uuid.uuid4(),
         account_id=head.account_id,
@@ -130,61 +119,6 @@ async def record_changes(
         session, actor, action, target=target,
         before={key: before.get(key) for key in changed}, after={key: after[key] for key in changed},
     )  # fmt: skip
-
-
-async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> Account:
-    """Lock the account (its audit chain head row) and return the account row read after the lock.
-
-    Account-wide invariants (the last owner, seat limits, credit allocations and leases) take this
-    lock before they check, so two concurrent requests cannot both pass the check, and read the
-    account's settings from the row returned (current: read after the lock; its writers hold the
-    lock too). Taken once per transaction; later calls and appends reuse it. Raises LookupError for
-    an account that does not exist.
-
-    Call it before the transaction writes anything of the account when it has to flush early: the
-    lock must come first (see the module's docstring). Pending, unflushed changes are fine: they are
-    written after the lock is taken.
-    """
-    locks = _locks(session)
-    account = locks.accounts.get(account_id)
-    if account is None:
-        await _lock_head(session, account_id)
-        account = await repository.fresh_account(session, account_id)
-        if account is None:
-            raise LookupError(f"account {account_id} does not exist")
-        locks.accounts[account_id] = account
-    return account
-
-
-async def lock_account_chain(session: AsyncSession, account_id: uuid.UUID) -> None:
-    """The same lock as ``lock_account``, for code that needs no account settings (one query less)."""
-    await _lock_head(session, account_id)
-
-
-@dataclass
-class _Locks:
-    """The chain heads locked by one transaction (and the accounts read under those locks)."""
-
-    transaction: object
-    heads: dict[uuid.UUID, AuditChainHead]
-    accounts: dict[uuid.UUID, Account]
-
-
-def _locks(session: AsyncSession) -> _Locks:
-    sync = session.sync_session
-    transaction = sync.get_nested_transaction() or sync.get_transaction()
-    locks: _Locks | None = session.info.get("audit_locks")
-    if locks is None or locks.transaction is not transaction:
-        locks = session.info["audit_locks"] = _Locks(transaction, {}, {})
-    return locks
-
-
-async def _lock_head(session: AsyncSession, account_id: uuid.UUID) -> AuditChainHead:
-    locks = _locks(session)
-    head = locks.heads.get(account_id)
-    if head is None:
-        head = locks.heads[account_id] = await repository.lock_chain_head(session, account_id)
-    return head
 
 
 async def search(

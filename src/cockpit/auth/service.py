@@ -20,6 +20,7 @@ from cockpit.config import Settings
 from cockpit.kit.db import read_only
 from cockpit.kit.errors import CockpitError, NotAuthenticated, TooManyRequests
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.lock import lock_account_chain
 from cockpit.users import repository as users_repo
 from cockpit.users.models import User, UserStatus
 
@@ -141,7 +142,7 @@ async def sign_in(
         return SignInResult(error=throttled)
     correct = await verify_password_async(user.password_hash if user else None, password)
     if user is not None:
-        await audit.lock_account_chain(session, user.account_id)
+        await lock_account_chain(session, user.account_id)
         throttled = await _throttle(session, settings, email, ip)
         if throttled is not None:
             return SignInResult(error=throttled)
@@ -158,7 +159,7 @@ async def start_session(
     session: AsyncSession, settings: Settings, user: User, *, ip: str | None, user_agent: str | None
 ) -> tuple[LoginSession, str]:
     """A fresh session id at every sign-in (never reuse one from before authentication)."""
-    await audit.lock_account_chain(session, user.account_id)  # before the writes (see audit.lock_account)
+    await lock_account_chain(session, user.account_id)  # before the writes (see tenancy.lock)
     now = utcnow()
     secret = secrets.token_urlsafe(32)
     login_session = LoginSession(

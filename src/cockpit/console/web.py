@@ -20,7 +20,6 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.auth import service as auth_service
 from cockpit.auth.models import LoginSession
 from cockpit.authz.actor import Actor
@@ -32,6 +31,7 @@ from cockpit.console.nav import navigation
 from cockpit.credits import requests as credit_requests
 from cockpit.kit.errors import CockpitError, NotAuthenticated, NotPermitted
 from cockpit.kit.web import DbSession, client_ip, user_agent
+from cockpit.tenancy.models import Account
 
 SESSION_COOKIE = "cockpit_session"
 CSRF_COOKIE = "cockpit_csrf"

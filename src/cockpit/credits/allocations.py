@@ -19,26 +19,22 @@ from typing import Any
 from sqlalchemy import BigInteger, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
-from cockpit.audit.service import Target, lock_account
+from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import ledger
 from cockpit.credits.amounts import MICRO, ZERO, check_credits, grouped, plain
-from cockpit.credits.cycles import current_cycle
+from cockpit.credits.cycles import current_cycle, extra_now
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.groups.models import Group
 from cockpit.kit.errors import Conflict, NotFound
 from cockpit.kit.pagination import Page, PageParams
+from cockpit.tenancy.lock import lock_account
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserStatus
 
 # Far above any budget; keeps micro-credits (and sums of them) within a BigInteger.
-
-
-def extra_now(extra: Decimal, extra_cycle_id: uuid.UUID | None, cycle: CreditCycle) -> Decimal:
-    """Extra credits count only in the cycle they were given for."""
-    return extra if extra_cycle_id == cycle.id else ZERO
 
 
 def _micro(value: Any) -> Decimal:

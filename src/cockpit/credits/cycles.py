@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
+from cockpit.credits.amounts import ZERO
 from cockpit.credits.models import Cadence, CreditCycle, CycleStart, EntryKind, LedgerEntry
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.lock import lock_account
+from cockpit.tenancy.models import Account
 
 UTC = ZoneInfo("UTC")
 
@@ -130,8 +133,6 @@ async def current_cycle(
         return cycle
     # Creating or rolling over: serialise with other writers (another request, the usage writer of
     # this or another process) on the account row, then look again.
-    from cockpit.audit.service import lock_account
-
     await lock_account(session, account.id)
     cycle = await open_cycle(session, account.id)
     cadence = Cadence(account.cycle_cadence)
@@ -168,3 +169,8 @@ async def cycles_of(session: AsyncSession, account_id: uuid.UUID) -> list[Credit
         select(CreditCycle).where(CreditCycle.account_id == account_id).order_by(CreditCycle.starts_at)
     )
     return list(rows.all())
+
+
+def extra_now(extra: Decimal, extra_cycle_id: uuid.UUID | None, cycle: CreditCycle) -> Decimal:
+    """Extra credits count only in the cycle they were given for."""
+    return extra if extra_cycle_id == cycle.id else ZERO

@@ -42,11 +42,10 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cockpit.accounts.models import Account
 from cockpit.credits import balances, ledger
 from cockpit.credits.amounts import grouped
 from cockpit.credits.balances import Deltas
-from cockpit.credits.cycles import current_cycle
+from cockpit.credits.cycles import current_cycle, extra_now
 from cockpit.credits.holds import (
     HoldPlan,
     Refusal,
@@ -65,6 +64,8 @@ from cockpit.credits.models import (
     MemberAllocation,
 )
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.lock import lock_account
+from cockpit.tenancy.models import Account
 
 log = logging.getLogger("cockpit.credits")
 
@@ -504,8 +505,6 @@ class CreditKeeper:
 
 
 async def _lock(session: AsyncSession, account_id: uuid.UUID) -> Account | None:
-    from cockpit.audit.service import lock_account
-
     try:
         return await lock_account(session, account_id)
     except LookupError:
@@ -520,8 +519,6 @@ async def _room(
     group_id: uuid.UUID | None,
 ) -> tuple[Decimal, BalanceScope]:
     """What the member, their group and the account can still cover (the smallest), and whose it is."""
-    from cockpit.credits.allocations import extra_now
-
     totals = await balances.totals(
         session, cycle.id, account_id=account.id, group_id=group_id, user_id=user_id
     )

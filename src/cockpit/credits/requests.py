@@ -19,14 +19,13 @@ from decimal import Decimal
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
-from cockpit.audit.service import Target, lock_account
+from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import allocations, ledger
 from cockpit.credits.amounts import ZERO, check_credits, plain
-from cockpit.credits.cycles import current_cycle
+from cockpit.credits.cycles import current_cycle, extra_now
 from cockpit.credits.models import (
     CreditCycle,
     CreditRequest,
@@ -39,6 +38,8 @@ from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.validation import require_text
+from cockpit.tenancy.lock import lock_account
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 
 # ---- a group's figures (computed here from budgets and allocations, read under the account lock) ----
@@ -67,7 +68,7 @@ async def _group_figures(
     if budget is None:
         return GroupFigures(budget=ZERO, distributed=distributed, auto_approve_limit=ZERO)
     return GroupFigures(
-        budget=budget.monthly + allocations.extra_now(budget.extra, budget.extra_cycle_id, cycle),
+        budget=budget.monthly + extra_now(budget.extra, budget.extra_cycle_id, cycle),
         distributed=distributed,
         auto_approve_limit=budget.auto_approve_limit,
     )
@@ -94,7 +95,7 @@ async def _grant(
             user_id=user.id, account_id=user.account_id, monthly=ZERO, extra=ZERO, signup_shortfall=ZERO
         )
         session.add(allocation)
-    before = allocations.extra_now(allocation.extra, allocation.extra_cycle_id, cycle)
+    before = extra_now(allocation.extra, allocation.extra_cycle_id, cycle)
     # Extra credits of an earlier cycle have expired: start this cycle's extra from zero.
     allocation.extra = before + amount
     allocation.extra_cycle_id = cycle.id

@@ -16,10 +16,10 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from cockpit.audit.service import lock_account
 from cockpit.credits.cycles import current_cycle, open_cycle
 from cockpit.credits.models import CreditCycle
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.lock import lock_account
 
 log = logging.getLogger("cockpit.credits.scheduler")
 

@@ -19,9 +19,8 @@ from typing import Any
 from sqlalchemy import BigInteger, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
-from cockpit.audit.service import Target, lock_account
+from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import ledger
@@ -40,6 +39,8 @@ from cockpit.groups.models import Group
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.lock import lock_account
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserStatus
 
 CADENCES = ", ".join(c.value for c in Cadence)

@@ -39,7 +39,6 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits.cycles import current_cycle, cycle_at
@@ -47,6 +46,7 @@ from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.groups import repository as groups
 from cockpit.kit.errors import InvalidInput, NotFound, NotPermitted
 from cockpit.kit.money import plain
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 
 ZERO = Decimal(0)

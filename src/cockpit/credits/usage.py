@@ -18,13 +18,13 @@ from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.credits import balances
 from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle, cycles_of
 from cockpit.credits.leases import release_from_lease
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.kit.text import storable
+from cockpit.tenancy.models import Account
 
 # Namespace of the ids of usage debits (uuid5 of the call's id).
 DEBIT_NAMESPACE = uuid.UUID("6f1d2f3e-7a52-4c1e-9a55-0b3c2a1d9e10")

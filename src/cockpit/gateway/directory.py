@@ -33,7 +33,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
-from cockpit.accounts.models import Account
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import TOKEN_PREFIX
 from cockpit.credits.enforcement import Pricing
@@ -44,6 +43,7 @@ from cockpit.policies.engine import PolicySet
 from cockpit.policies.service import policy_set
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.providers.models import Model, Provider, ProviderKind
+from cockpit.tenancy.models import Account
 from cockpit.users.models import UserRole, UserStatus
 
 log = logging.getLogger("cockpit.gateway")

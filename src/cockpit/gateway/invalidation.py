@@ -46,7 +46,6 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
-from cockpit.accounts.models import Account
 from cockpit.auth.models import ApiToken
 from cockpit.credits.models import CreditCycle, GroupBudget, MemberAllocation
 from cockpit.groups.models import Group
@@ -55,6 +54,7 @@ from cockpit.kit.pglisten import Listener
 from cockpit.policies.models import AccessPolicy, PolicyDefaults
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.providers.models import Model, Provider
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 
 if TYPE_CHECKING:

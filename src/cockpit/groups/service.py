@@ -16,6 +16,7 @@ from cockpit.groups.models import DEFAULT_GROUP_NAME, Group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams, paginate_rows
 from cockpit.kit.validation import require_text
+from cockpit.tenancy.lock import lock_account_chain
 from cockpit.users.models import User
 
 
@@ -125,7 +126,7 @@ async def delete_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID)
         raise NotPermitted("default_group", "The Default group cannot be deleted.")
     default = await repository.default_group(session, actor.account_id)
     moved = await repository.member_count(session, actor.account_id, group.id, active_only=False)
-    await audit.lock_account_chain(session, actor.account_id)  # before the bulk writes: one lock order
+    await lock_account_chain(session, actor.account_id)  # before the bulk writes: one lock order
     await repository.move_all_members(session, actor.account_id, group.id, default.id)
     from cockpit.policies.models import Scope
     from cockpit.policies.service import delete_scope_policies

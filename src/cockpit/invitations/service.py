@@ -10,7 +10,6 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth.passwords import check_policy, hash_password_async
@@ -27,6 +26,8 @@ from cockpit.kit.mail import Email, send_email
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
 from cockpit.kit.validation import normalize_email, require_text
+from cockpit.tenancy.lock import lock_account_chain
+from cockpit.tenancy.models import Account
 from cockpit.users import repository as users_repo
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.seats import SeatLedger, SeatProduct, parse_seats, require_available, set_user_seats
@@ -255,7 +256,7 @@ async def accept(session: AsyncSession, *, token: str, name: str, password: str)
         name = require_text(name, field="name", label="Your name", max_length=200)
         check_policy(password)
     password_hash = await hash_password_async(password)
-    await audit.lock_account_chain(session, invitation.account_id)
+    await lock_account_chain(session, invitation.account_id)
     session.expire(invitation)
     invitation = await _acceptable(session, token)
     account = await session.get(Account, invitation.account_id)

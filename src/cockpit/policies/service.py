@@ -20,6 +20,7 @@ from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.policies.engine import Decision, Defaults, PolicySet, Rule
 from cockpit.policies.models import WILDCARD, AccessPolicy, Effect, PolicyDefaults, ResourceType, Scope
 from cockpit.providers.models import Model
+from cockpit.tenancy.lock import lock_account
 from cockpit.users.models import User
 
 # The platform features a rule can allow or deny (later features add theirs here).
@@ -352,7 +353,7 @@ async def create_policy(
 ) -> PolicyRow:
     actor.require(Permission.policies_manage)
     # Rule changes of an account are serialised (the duplicate check below cannot race).
-    await audit.lock_account(session, actor.account_id)
+    await lock_account(session, actor.account_id)
     try:
         scope, resource_type, effect = Scope(scope), ResourceType(resource_type), Effect(effect)
     except ValueError as exc:
@@ -464,7 +465,7 @@ async def change_defaults(
     admins_exempt: bool | None = None,
 ) -> Defaults:
     actor.require(Permission.policies_manage)
-    await audit.lock_account(session, actor.account_id)
+    await lock_account(session, actor.account_id)
     row = await session.get(PolicyDefaults, actor.account_id)
     if row is None:
         row = PolicyDefaults(

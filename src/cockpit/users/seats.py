@@ -10,9 +10,10 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.kit.errors import Conflict, InvalidInput
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.lock import lock_account
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserStatus
 
 
@@ -124,8 +125,6 @@ class SeatLedger:
 
     async def refresh(self, session: AsyncSession, account_id: uuid.UUID) -> None:
         """Lock the account and recount, at the start of each batch (others may have taken seats)."""
-        from cockpit.audit.service import lock_account
-
         account = await lock_account(session, account_id)
         self.usage = await usage(session, account)
         self.taken = dict.fromkeys(PRODUCTS, 0)
@@ -151,8 +150,6 @@ async def require_available(
     extra = [p for p in wanted if p not in set(already_held)]
     if not extra:
         return
-    from cockpit.audit.service import lock_account
-
     await lock_account(session, account.id)  # concurrent requests check one after the other
     current = await usage(session, account)
     released = set(releasing_reservation)

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
@@ -19,6 +18,8 @@ from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
 from cockpit.kit.validation import require_text
+from cockpit.tenancy.lock import lock_account
+from cockpit.tenancy.models import Account
 from cockpit.users import repository
 from cockpit.users import seats as seats_mod
 from cockpit.users.models import User, UserRole, UserStatus
@@ -64,7 +65,7 @@ def check_role_grant(actor: Actor, role: UserRole) -> None:
 
 
 async def _guard_last_owner(session: AsyncSession, user: User, message: str) -> None:
-    await audit.lock_account(session, user.account_id)
+    await lock_account(session, user.account_id)
     if (
         user.role is UserRole.owner
         and user.status is UserStatus.active

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.auth import service as auth_service
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
@@ -29,6 +28,7 @@ from cockpit.kit.errors import CockpitError, NotFound
 from cockpit.kit.mail import mail_configured
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import AppSettings, DbSession, client_ip, user_agent
+from cockpit.tenancy.models import Account
 from cockpit.users import service as users
 from cockpit.users.models import UserRole
 from cockpit.users.seats import PRODUCTS

@@ -10,12 +10,12 @@ from typing import Annotated
 
 from pydantic import Field
 
-from cockpit.accounts.models import Account
 from cockpit.credits.amounts import plain
 from cockpit.credits.models import Cadence, CreditCycle
 from cockpit.credits.settings import AccountFigures, CycleRow, GroupFigures, MemberFigures, Overview
 from cockpit.kit.pagination import Page, PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
+from cockpit.tenancy.models import Account
 
 # Zero or more, at most 6 decimal places (the service checks again with the same rule).
 Credits = Annotated[Decimal, Field(ge=0, decimal_places=6, allow_inf_nan=False)]

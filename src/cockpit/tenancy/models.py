@@ -1,8 +1,11 @@
+"""The tenant: an account (organisation), and the row that serialises the account's writers."""
+
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
-from sqlalchemy import String, false
+from sqlalchemy import ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, MicroDecimal, TimestampMixin
@@ -30,5 +33,27 @@ class Account(IdMixin, TimestampMixin, Base):
     credits_per_cycle: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
     cycle_cadence: Mapped[str] = mapped_column(String(10), default="month", server_default="month")
     signup_credits: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
-    # The head of the account's audit chain, and the lock of account-wide invariants, live in
-    # ``audit_chain_heads`` (see cockpit.audit.service.lock_account).
+    # The lock of account-wide invariants (and the head of the account's audit chain) is a row of
+    # ``audit_chain_heads`` (see cockpit.tenancy.lock).
+
+
+class AuditChainHead(Base):
+    """The account's lock row (``tenancy.lock``), which also keeps the head of its audit chain.
+
+    ``seq`` and ``head`` are the last audit entry's number and hash: only ``audit.service.record``
+    writes them, under the lock this row is. The table keeps its audit name (the migrations made it).
+
+    A row of its own, not columns of ``accounts``: every row that references an account takes a
+    KEY SHARE lock on the account row (PostgreSQL's foreign-key check), so a transaction that had
+    inserted such a row and then asked ``FOR UPDATE`` on the account row to append to the chain
+    deadlocked with any other transaction doing the same. Nothing references this table, so locking
+    one of its rows waits only for the other appenders of that account, in order.
+    """
+
+    __tablename__ = "audit_chain_heads"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(default=0)
+    head: Mapped[str] = mapped_column(String(64), default="")
