@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from cockpit.api.credits import router
 from cockpit.auth.dependencies import require
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import allocations as service
-from cockpit.credits.api import router
 from cockpit.credits.schemas.allocations import (
     GroupAllocationChange,
     GroupAllocationOut,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import Depends
 
+from cockpit.api.credits import router
 from cockpit.auth.dependencies import require
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import settings as service
-from cockpit.credits.api import router
 from cockpit.credits.schemas.settings import (
     CreditSettingsChange,
     CreditSettingsOut,

@@ -9,12 +9,12 @@ from typing import Annotated, Literal
 from fastapi import Depends, Query, Request, status
 from fastapi.responses import Response
 
+from cockpit.api.credits import router
 from cockpit.auth.dependencies import require
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import requests as service
 from cockpit.credits import statement as statements
-from cockpit.credits.api import router
 from cockpit.credits.models import RequestStatus
 from cockpit.credits.schemas.requests import (
     CreditRequestApprove,

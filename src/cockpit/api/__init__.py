@@ -1,0 +1,36 @@
+"""The REST API under /api/v1: one router per domain, thin (parse -> service -> schema).
+
+The routes are a surface, like the console: they sit above every domain package (the import contract
+in pyproject.toml), so that a route may call the services of several domains and no domain imports
+the sign-in machinery (``auth.dependencies``) that knows about users, projects and policies.
+"""
+
+from fastapi import APIRouter
+
+from cockpit.api.accounts import router as accounts_router
+from cockpit.api.audit import router as audit_router
+from cockpit.api.auth import router as auth_router
+from cockpit.api.credits import router as credits_router
+from cockpit.api.groups import router as groups_router
+from cockpit.api.invitations import router as invitations_router
+from cockpit.api.policies import router as policies_router
+from cockpit.api.projects import router as projects_router
+from cockpit.api.providers import router as providers_router
+from cockpit.api.usage import router as usage_router
+from cockpit.api.users import router as users_router
+
+router = APIRouter(prefix="/api/v1")
+for domain_router in (
+    auth_router,
+    accounts_router,
+    users_router,
+    invitations_router,
+    groups_router,
+    projects_router,
+    providers_router,
+    audit_router,
+    usage_router,
+    credits_router,
+    policies_router,
+):
+    router.include_router(domain_router)
