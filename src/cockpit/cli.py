@@ -116,10 +116,10 @@ def tokens_create(
     from cockpit.auth.tokens import issue_token
     from cockpit.authz.actor import Actor
     from cockpit.kit.time import utcnow
-    from cockpit.users import repository as users_repo
+    from cockpit.users import service as users_service
 
     async def work(session: AsyncSession) -> str:
-        user = await users_repo.get_by_email(session, email)
+        user = await users_service.user_by_email(session, email)
         if user is None:
             raise CockpitError("user_not_found", f"No user has the e-mail {email}.")
         expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
@@ -147,8 +147,8 @@ def users_import(
     import uuid
 
     from cockpit.authz.actor import Actor, ActorKind
+    from cockpit.imports import service as imports
     from cockpit.kit.db import make_engine, make_sessionmaker
-    from cockpit.users import imports
     from cockpit.users.models import UserRole, UserStatus
 
     settings = _settings()

@@ -47,7 +47,7 @@ from cockpit.providers.models import Capability, Model, ProviderKind
 from cockpit.providers.pricing import lookup_prices
 from cockpit.tenancy.models import Account
 from cockpit.usage.models import CallStatus, Operation, UsageRecord
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users_service
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.seats import SeatProduct, set_user_seats
 
@@ -124,7 +124,7 @@ class DemoLogin:
 
 
 async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
-    existing = await users_repo.get_by_email(session, DEMO_EMAIL)
+    existing = await users_service.user_by_email(session, DEMO_EMAIL)
     if existing is not None:
         token = await renew_gateway_token(session, existing)
         return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=False, gateway_token=token)

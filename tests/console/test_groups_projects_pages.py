@@ -16,6 +16,7 @@ from cockpit.groups.models import Group
 from cockpit.projects import service as projects
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
 from cockpit.tenancy.models import Account
+from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
 from tests.builders import console_login, csrf_for, make_account, make_user
 
@@ -93,7 +94,7 @@ async def _make_group(db: AsyncSession, owner: User, name: str, *members: User) 
     actor = Actor.for_user(owner)
     group = await groups.create_group(db, actor, name=name, description=f"The {name} team")
     if members:
-        await groups.add_members(db, actor, group.id, [m.id for m in members])
+        await users.add_members(db, actor, group.id, [m.id for m in members])
     await db.commit()
     return group.id
 

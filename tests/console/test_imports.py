@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.audit.models import AuditEntry
 from cockpit.groups.service import create_group
 from cockpit.imports.models import ImportJob
+from cockpit.imports.service import parse_csv
 from cockpit.invitations.models import Invitation
 from cockpit.jobs.worker import Worker
-from cockpit.users.imports import parse_csv
 from tests.builders import console_login, csrf_for, make_account, make_user
 from tests.commands import run
 

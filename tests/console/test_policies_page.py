@@ -24,6 +24,7 @@ from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
 from cockpit.tenancy.models import Account
+from cockpit.users import service as users
 from cockpit.users.models import User, UserRole
 from tests.builders import console_login, csrf_for, make_account, make_user
 from tests.conftest import TEST_SECRET
@@ -54,7 +55,7 @@ async def _org(db: AsyncSession, name: str = "Policy Co") -> Org:
     member = await make_user(db, account, email=f"mia-{uuid.uuid4().hex[:6]}@example.com")
     actor = Actor.for_user(owner)
     group = await groups.create_group(db, actor, name="Engineering")
-    await groups.add_members(db, actor, group.id, [member.id])
+    await users.add_members(db, actor, group.id, [member.id])
     provider = await providers.create_provider(
         db, actor, name="Sim", kind=ProviderKind.simulated, secret_key=TEST_SECRET, allow_private=True
     )

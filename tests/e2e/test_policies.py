@@ -18,6 +18,7 @@ from cockpit.groups import service as groups
 from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
+from cockpit.users import service as users
 from tests.builders import make_account, make_user
 from tests.conftest import TEST_SECRET
 from tests.e2e.test_console import sign_in
@@ -51,7 +52,7 @@ async def test_deny_a_model_for_a_group_see_it_decide_then_delete_it(
     member.name = "Mia Member"
     actor = Actor.for_user(owner)
     engineering = await groups.create_group(db, actor, name="Engineering")
-    await groups.add_members(db, actor, engineering.id, [member.id])
+    await users.add_members(db, actor, engineering.id, [member.id])
     provider = await providers.create_provider(
         db, actor, name="Sim", kind=ProviderKind.simulated, secret_key=TEST_SECRET, allow_private=True
     )

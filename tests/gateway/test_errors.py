@@ -18,10 +18,10 @@ from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import revoke_token
 from cockpit.authz.actor import Actor
 from cockpit.kit.time import utcnow
+from cockpit.membership.service import deactivate_user
 from cockpit.providers import service as providers
 from cockpit.providers.models import Model, ProviderKind
 from cockpit.users.models import User, UserStatus
-from cockpit.users.service import deactivate_user
 from tests.builders import make_token
 from tests.conftest import TEST_SECRET
 from tests.gateway.conftest import UPSTREAM_KEY, Org, add_model, client_for, records

@@ -18,6 +18,8 @@ from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import Cadence, CreditCycle
+from cockpit.imports import import_jobs
+from cockpit.imports import service as imports
 from cockpit.imports.models import ImportJob
 from cockpit.invitations.models import Invitation
 from cockpit.jobs import queue, service
@@ -26,7 +28,6 @@ from cockpit.jobs.worker import Worker
 from cockpit.kit.time import utcnow
 from cockpit.usage.models import UsageRecord
 from cockpit.usage.recorder import insert_records, to_row
-from cockpit.users import import_jobs, imports
 from tests.builders import make_account
 from tests.gateway.test_recording import make_record
 from tests.jobs.conftest import Clock, fetch_jobs

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.authz.actor import Actor
 from cockpit.kit.errors import Conflict
-from cockpit.users import service as users_service
+from cockpit.membership import service as membership
 from cockpit.users.models import UserRole, UserStatus
 from tests.builders import console_login
 from tests.users.people import (
@@ -124,10 +124,10 @@ async def test_the_last_owner_keeps_the_owner_role(db: AsyncSession) -> None:
     system = Actor.system(account_id, "tests")
 
     with pytest.raises(Conflict) as demote:
-        await users_service.change_user(db, system, owner_id, role=UserRole.admin)
+        await membership.change_user(db, system, owner_id, role=UserRole.admin)
     await db.rollback()
     with pytest.raises(Conflict) as deactivate:
-        await users_service.deactivate_user(db, system, owner_id)
+        await membership.deactivate_user(db, system, owner_id)
     await db.rollback()
 
     assert demote.value.code == "last_owner"

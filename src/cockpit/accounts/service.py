@@ -17,7 +17,7 @@ from cockpit.groups.service import create_default_group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.validation import normalize_email, require_text
 from cockpit.tenancy.models import Account
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
 
 
@@ -93,7 +93,7 @@ async def create_account(
     email = normalize_email(owner_email, field="owner_email")
     check_policy(owner_password, field="owner_password")
     check_timezone(timezone)
-    if await users_repo.get_by_email(session, email) is not None:
+    if await users.email_taken(session, email):
         raise Conflict("email_taken", f"A user with the e-mail {email} already exists.")
     password_hash = await hash_password_async(owner_password)
     account = Account(id=uuid.uuid4(), name=name, timezone=timezone)

@@ -12,16 +12,14 @@ from cockpit.authz.permissions import permissions_of
 from cockpit.kit.errors import NotFound
 from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users
 
 router = APIRouter(tags=["identity"])
 
 
 @router.get("/me", response_model=Me)
 async def get_me(session: DbSession, actor: ApiActor) -> Me:
-    user = (
-        await users_repo.get_in_account(session, actor.account_id, actor.user_id) if actor.user_id else None
-    )
+    user = await users.get_user(session, actor.account_id, actor.user_id) if actor.user_id else None
     if user is None:
         raise NotFound("user_not_found", "No such user.")
     return Me(

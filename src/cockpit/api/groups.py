@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, status
 from cockpit.auth.dependencies import require
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
-from cockpit.groups import repository, service
+from cockpit.groups import service
 from cockpit.groups.schemas import (
     GroupChange,
     GroupCreate,
@@ -19,6 +19,8 @@ from cockpit.groups.schemas import (
 )
 from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession
+from cockpit.membership import service as membership
+from cockpit.users import service as users
 
 router = APIRouter(prefix="/groups", tags=["groups"])
 
@@ -28,7 +30,7 @@ GroupWriter = Annotated[Actor, Depends(require(Permission.users_write))]
 
 async def _out(session: DbSession, actor: Actor, group_id: uuid.UUID) -> GroupOut:
     group = await service.access_group(session, actor, group_id)
-    return GroupOut.of(group, await repository.member_count(session, actor.account_id, group.id))
+    return GroupOut.of(group, await users.group_size(session, actor.account_id, group.id))
 
 
 @router.get("", response_model=GroupList)
@@ -36,7 +38,7 @@ async def list_groups(
     session: DbSession, actor: GroupReader, paging: Annotated[PageParams, Depends(catalog_page_params)]
 ) -> GroupList:
     """The account's groups (the Default group first, then by name), a page at a time."""
-    page = await service.page_groups(session, actor, paging)
+    page = await users.page_groups_with_sizes(session, actor, paging)
     return GroupList(items=[GroupOut.of(g, n) for g, n in page.items], meta=PageMeta.of(page))
 
 
@@ -62,7 +64,7 @@ async def change_group(
 @router.delete("/{group_id}", response_model=GroupDeleted)
 async def delete_group(group_id: uuid.UUID, session: DbSession, actor: GroupWriter) -> GroupDeleted:
     """Delete a group; its members move to Default."""
-    moved = await service.delete_group(session, actor, group_id)
+    moved = await membership.delete_group(session, actor, group_id)
     return GroupDeleted(id=group_id, members_moved_to_default=moved)
 
 
@@ -71,5 +73,5 @@ async def add_members(
     group_id: uuid.UUID, body: GroupMembersAdd, session: DbSession, actor: GroupWriter
 ) -> GroupOut:
     """Move users into this group (each user is in exactly one group)."""
-    await service.add_members(session, actor, group_id, body.user_ids)
+    await users.add_members(session, actor, group_id, body.user_ids)
     return await _out(session, actor, group_id)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response, status
 from cockpit.auth.dependencies import ApiActor
 from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession
+from cockpit.membership import service as membership
 from cockpit.projects import service
 from cockpit.projects.schemas import (
     ProjectChange,
@@ -57,7 +58,7 @@ async def change_project(
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_project(project_id: uuid.UUID, session: DbSession, actor: ApiActor) -> Response:
-    await service.delete_project(session, actor, project_id)
+    await membership.delete_project(session, actor, project_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -10,6 +10,7 @@ from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.pagination import PageMeta, PageParams, page_params
 from cockpit.kit.web import DbSession
+from cockpit.membership import service as membership
 from cockpit.users import service
 from cockpit.users.models import UserRole, UserStatus
 from cockpit.users.repository import SORT_PATTERN, UserFilters
@@ -60,7 +61,7 @@ async def get_user(user_id: uuid.UUID, session: DbSession, actor: UserReader) ->
 
 @router.patch("/users/{user_id}", response_model=UserOut)
 async def change_user(user_id: uuid.UUID, body: UserChange, session: DbSession, actor: UserWriter) -> UserOut:
-    user = await service.change_user(
+    user = await membership.change_user(
         session, actor, user_id, role=body.role, group_id=body.group_id, name=body.name, seats=body.seats
     )
     return UserOut.of(user)
@@ -69,19 +70,19 @@ async def change_user(user_id: uuid.UUID, body: UserChange, session: DbSession, 
 @router.post("/users/{user_id}/deactivate", response_model=UserOut)
 async def deactivate_user(user_id: uuid.UUID, session: DbSession, actor: UserWriter) -> UserOut:
     """Sessions and API tokens stop working at once; seats are freed; the user's data stays."""
-    return UserOut.of(await service.deactivate_user(session, actor, user_id))
+    return UserOut.of(await membership.deactivate_user(session, actor, user_id))
 
 
 @router.post("/users/{user_id}/reactivate", response_model=ReactivationOut)
 async def reactivate_user(user_id: uuid.UUID, session: DbSession, actor: UserWriter) -> ReactivationOut:
     """Access returns; seats are re-taken where free (``seats_not_available`` lists the others)."""
-    result = await service.reactivate_user(session, actor, user_id)
+    result = await membership.reactivate_user(session, actor, user_id)
     return ReactivationOut(**UserOut.of(result.user).model_dump(), seats_not_available=result.seats_lost)
 
 
 @router.get("/seats", response_model=SeatsOut, tags=["seats"])
 async def get_seats(session: DbSession, actor: UserReader) -> SeatsOut:
-    usage = await service.seat_usage(session, actor)
+    usage = await membership.seat_usage(session, actor)
     return SeatsOut(
         items=[
             SeatOut(product=u.product, limit=u.limit, used=u.used, reserved=u.reserved, available=u.available)
@@ -93,5 +94,5 @@ async def get_seats(session: DbSession, actor: UserReader) -> SeatsOut:
 @router.patch("/seats", response_model=SeatsOut, tags=["seats"])
 async def set_seat_limits(body: SeatLimits, session: DbSession, actor: UserWriter) -> SeatsOut:
     limits = {SeatProduct(k): v for k, v in body.model_dump().items() if v is not None}
-    await service.set_seat_limits(session, actor, limits)
+    await membership.set_seat_limits(session, actor, limits)
     return await get_seats(session, actor)

@@ -4,10 +4,11 @@ import hmac
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
+from cockpit.kit.time import utcnow
 from cockpit.users.models import User
 
 
@@ -79,3 +80,11 @@ async def tokens_with_owners(
     if user_id is not None:
         stmt = stmt.where(ApiToken.user_id == user_id)
     return [(token, email) for token, email in (await session.execute(stmt)).all()]
+
+
+async def revoke_sessions_of(session: AsyncSession, user_id: uuid.UUID) -> None:
+    await session.execute(
+        update(LoginSession)
+        .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,7 +22,7 @@ from cockpit.kit.db import read_only
 from cockpit.kit.errors import CockpitError, NotAuthenticated, TooManyRequests
 from cockpit.kit.time import utcnow
 from cockpit.tenancy.lock import lock_account_chain
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users
 from cockpit.users.models import User, UserStatus
 
 INVALID_CREDENTIALS = "Incorrect e-mail or password."
@@ -137,7 +138,7 @@ async def sign_in(
     email = email.strip().lower()[:254]
     async with read_only(session):
         throttled = await _throttle(session, settings, email, ip)
-        user = await users_repo.get_by_email(session, email) if email and throttled is None else None
+        user = await users.user_by_email(session, email) if email and throttled is None else None
     if throttled is not None:
         return SignInResult(error=throttled)
     correct = await verify_password_async(user.password_hash if user else None, password)
@@ -205,3 +206,8 @@ async def revoke_secret(session: AsyncSession, secret: str) -> None:
     login_session = await repository.session_by_hash(session, hash_secret(secret[:100]))
     if login_session is not None and login_session.revoked_at is None:
         login_session.revoked_at = utcnow()
+
+
+async def end_sessions(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Every live console session of the user ends (a deactivation: ``membership.deactivate_user``)."""
+    await repository.revoke_sessions_of(session, user_id)

@@ -7,6 +7,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
@@ -19,7 +20,7 @@ from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
 from cockpit.kit.validation import require_text
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users
 from cockpit.users.models import User, UserStatus
 
 TOKEN_PREFIX = "ck_"  # noqa: S105 - a prefix, not a secret
@@ -152,9 +153,7 @@ async def create_personal_token(
     project_id: uuid.UUID | None = None,
 ) -> tuple[ApiToken, str]:
     actor.require(Permission.tokens_own)
-    user = (
-        await users_repo.get_in_account(session, actor.account_id, actor.user_id) if actor.user_id else None
-    )
+    user = await users.get_user(session, actor.account_id, actor.user_id) if actor.user_id else None
     if user is None:
         raise NotFound("user_not_found", "No such user.")
     return await issue_token(
@@ -172,7 +171,7 @@ async def list_tokens(
             return []
         return await repository.tokens_of_user(session, actor.account_id, actor.user_id)
     actor.require(Permission.tokens_manage)
-    if await users_repo.get_in_account(session, actor.account_id, user_id) is None:
+    if await users.get_user(session, actor.account_id, user_id) is None:
         raise NotFound("user_not_found", "No such user.")
     return await repository.tokens_of_user(session, actor.account_id, user_id)
 
@@ -187,7 +186,7 @@ async def page_tokens(
         return Page(items=[], total=0, page=params.page, per_page=params.per_page)
     if whose != actor.user_id:
         actor.require(Permission.tokens_manage)
-        if await users_repo.get_in_account(session, actor.account_id, whose) is None:
+        if await users.get_user(session, actor.account_id, whose) is None:
             raise NotFound("user_not_found", "No such user.")
     return await paginate(session, repository.tokens_of_user_stmt(actor.account_id, whose), params)
 
@@ -260,3 +259,17 @@ async def token_choices(
     if actor.user_id is None:
         return []
     return await repository.tokens_with_owners(session, actor.account_id, user_id=actor.user_id, limit=limit)
+
+
+async def revoke_project_tokens(session: AsyncSession, account_id: uuid.UUID, project_id: uuid.UUID) -> None:
+    """A deleted project's tokens stop working (their usage stays attributed in the records)."""
+    await session.execute(
+        update(ApiToken)
+        # The account too: the gateway's directory then forgets that account's callers, not everyone's.
+        .where(
+            ApiToken.account_id == account_id,
+            ApiToken.project_id == project_id,
+            ApiToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )

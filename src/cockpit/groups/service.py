@@ -1,9 +1,14 @@
-"""Groups: every user belongs to exactly one; the system Default group always exists."""
+"""Groups: every user belongs to exactly one; the system Default group always exists.
+
+The groups themselves (names, the Default group). Who is in a group is a column of the users' table:
+``users.service`` moves people and counts them; deleting a group, which moves its people and its
+invitations and drops its access rules, is ``membership.delete_group``.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,10 +19,8 @@ from cockpit.authz.permissions import Permission
 from cockpit.groups import repository
 from cockpit.groups.models import DEFAULT_GROUP_NAME, Group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
-from cockpit.kit.pagination import Page, PageParams, paginate_rows
+from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.validation import require_text
-from cockpit.tenancy.lock import lock_account_chain
-from cockpit.users.models import User
 
 
 def target(group: Group) -> Target:
@@ -46,14 +49,44 @@ async def access_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID)
     return group
 
 
-async def list_groups(session: AsyncSession, actor: Actor) -> list[tuple[Group, int]]:
+async def list_groups(session: AsyncSession, actor: Actor) -> list[Group]:
+    """The account's groups, the Default group first, then by name."""
     actor.require(Permission.users_read)
-    return await repository.list_with_counts(session, actor.account_id)
+    return await repository.list_in_account(session, actor.account_id)
 
 
-async def page_groups(session: AsyncSession, actor: Actor, params: PageParams) -> Page[tuple[Group, int]]:
+async def page_groups(session: AsyncSession, actor: Actor, params: PageParams) -> Page[Group]:
     actor.require(Permission.users_read)
-    return await paginate_rows(session, repository.with_counts_stmt(actor.account_id), params)
+    return await paginate(session, repository.list_stmt(actor.account_id), params)
+
+
+async def default_group(session: AsyncSession, account_id: uuid.UUID) -> Group:
+    """The account's Default group (every account has one)."""
+    return await repository.default_group(session, account_id)
+
+
+async def group_named(session: AsyncSession, account_id: uuid.UUID, name: str) -> Group | None:
+    """The account's group of this name (case does not matter), if any."""
+    return await repository.get_by_name(session, account_id, name)
+
+
+async def resolve_group(session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID | None) -> Group:
+    """The group a body refers to, or the account's Default group when none is given."""
+    if group_id is None:
+        return await repository.default_group(session, account_id)
+    group = await repository.get_in_account(session, account_id, group_id)
+    if group is None:
+        raise InvalidInput(
+            "unknown_group", "Unknown group.", details=[{"field": "group_id", "message": "unknown group"}]
+        )
+    return group
+
+
+async def names_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The names of these groups of the account (ids of other accounts or of deleted groups: left out)."""
+    return await repository.names(session, account_id, ids)
 
 
 async def _check_name(
@@ -118,52 +151,10 @@ async def edit_group(
     return group
 
 
-async def delete_group(session: AsyncSession, actor: Actor, group_id: uuid.UUID) -> int:
-    """Delete a group; its members (and pending invitations) move to Default. Returns how many moved."""
-    actor.require(Permission.users_write)
-    group = await access_group(session, actor, group_id)
+async def remove_group(session: AsyncSession, group: Group) -> None:
+    """Delete the group's row; its people, invitations and access rules must have left it first
+    (``membership.delete_group`` does all of it, audited)."""
     if group.is_default:
         raise NotPermitted("default_group", "The Default group cannot be deleted.")
-    default = await repository.default_group(session, actor.account_id)
-    moved = await repository.member_count(session, actor.account_id, group.id, active_only=False)
-    await lock_account_chain(session, actor.account_id)  # before the bulk writes: one lock order
-    await repository.move_all_members(session, actor.account_id, group.id, default.id)
-    from cockpit.policies.models import Scope
-    from cockpit.policies.service import delete_scope_policies
-
-    await delete_scope_policies(session, actor, Scope.group, group.id)  # its access rules go with it
-    await audit.record(
-        session,
-        actor,
-        "group.deleted",
-        target=target(group),
-        before={"name": group.name, "members": moved},
-        after={"members_moved_to": default.name},
-    )
     await session.delete(group)
     await session.flush()
-    return moved
-
-
-async def add_members(
-    session: AsyncSession, actor: Actor, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
-) -> list[User]:
-    """Move one or many users into this group (each leaves their previous group); returns who moved."""
-    from cockpit.users.service import move_to_group
-
-    actor.require(Permission.users_write)
-    group = await access_group(session, actor, group_id)
-    wanted = list(dict.fromkeys(user_ids))
-    if not wanted:
-        raise InvalidInput(
-            "invalid_input",
-            "Choose at least one user.",
-            details=[{"field": "user_ids", "message": "at least one user"}],
-        )
-    users = await repository.users_in_account(session, actor.account_id, wanted)
-    if len(users) != len(wanted):
-        raise NotFound("user_not_found", "One or more of these users do not exist.")
-    moved = [user for user in users if user.group_id != group.id]
-    for user in moved:
-        await move_to_group(session, actor, user, group)
-    return moved

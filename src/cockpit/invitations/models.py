@@ -6,8 +6,8 @@ from datetime import datetime
 from sqlalchemy import Enum, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from cockpit.authz.roles import UserRole
 from cockpit.kit.db import Base, IdMixin, TimestampMixin
-from cockpit.users.models import UserRole
 
 
 class Invitation(IdMixin, TimestampMixin, Base):

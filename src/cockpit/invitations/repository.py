@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.invitations.models import Invitation
 from cockpit.kit.time import utcnow
+from cockpit.users.seats import PRODUCTS, SeatProduct
 
 
 async def get_in_account(
@@ -49,3 +50,29 @@ def list_stmt(account_id: uuid.UUID, status: str | None) -> Select[Invitation]:
             Invitation.accepted_at.is_(None), Invitation.revoked_at.is_(None), Invitation.expires_at <= now
         )
     return stmt.order_by(Invitation.created_at.desc(), Invitation.email)
+
+
+async def reserved_seats(session: AsyncSession, account_id: uuid.UUID) -> dict[SeatProduct, int]:
+    """How many seats of each product the account's pending (not expired) invitations reserve."""
+    columns = [func.count().filter(getattr(Invitation, f"seat_{p.value}").is_(True)) for p in PRODUCTS]
+    reserved = (
+        await session.execute(
+            select(*columns).where(
+                Invitation.account_id == account_id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+                Invitation.expires_at > utcnow(),
+            )
+        )
+    ).one()
+    return {p: int(reserved[i]) for i, p in enumerate(PRODUCTS)}
+
+
+async def move_group(
+    session: AsyncSession, account_id: uuid.UUID, source: uuid.UUID, destination: uuid.UUID
+) -> None:
+    await session.execute(
+        update(Invitation)
+        .where(Invitation.account_id == account_id, Invitation.group_id == source)
+        .values(group_id=destination)
+    )

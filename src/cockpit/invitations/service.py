@@ -18,6 +18,7 @@ from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.credits.allocations import grant_signup_credits
 from cockpit.groups.models import Group
+from cockpit.groups.service import resolve_group
 from cockpit.invitations import repository
 from cockpit.invitations.models import Invitation
 from cockpit.kit.db import after_commit, read_only
@@ -28,10 +29,9 @@ from cockpit.kit.time import utcnow
 from cockpit.kit.validation import normalize_email, require_text
 from cockpit.tenancy.lock import lock_account_chain
 from cockpit.tenancy.models import Account
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.seats import SeatLedger, SeatProduct, parse_seats, require_available, set_user_seats
-from cockpit.users.service import check_role_grant, resolve_group
 
 STATUSES = ("pending", "accepted", "revoked", "expired")
 
@@ -107,9 +107,9 @@ async def invite(
     actor.require(Permission.users_write)
     email = normalize_email(email)
     name = require_text(name, field="name", label="The name", max_length=200, min_length=0)
-    check_role_grant(actor, role)
+    users.check_role_grant(actor, role)
     products = parse_seats(list(seats))
-    if await users_repo.get_by_email(session, email) is not None:
+    if await users.email_taken(session, email):
         raise Conflict("email_taken", f"{email} already has a Cockpit account.")
     if await repository.pending_for_email(session, actor.account_id, email) is not None:
         raise Conflict("already_invited", f"{email} already has a pending invitation: resend it instead.")
@@ -120,7 +120,7 @@ async def invite(
     if ledger is not None:
         ledger.take(products)
     else:
-        await require_available(session, account, products)
+        await require_available(session, account, products, reserved=repository.reserved_seats)
     invitation = Invitation(
         id=uuid.uuid4(),
         account_id=account.id,
@@ -146,6 +146,19 @@ async def invite(
     if send:
         _queue_email(session, settings, account, invitation, url)
     return invitation, url
+
+
+async def reserved_seats(session: AsyncSession, account_id: uuid.UUID) -> dict[SeatProduct, int]:
+    """The seats the account's pending invitations reserve (``users.seats.Reservations``)."""
+    return await repository.reserved_seats(session, account_id)
+
+
+async def move_to_group(
+    session: AsyncSession, account_id: uuid.UUID, source: uuid.UUID, destination: uuid.UUID
+) -> None:
+    """Every invitation of the account into ``source`` now invites into ``destination`` (a group is
+    being deleted: ``membership.delete_group`` records it)."""
+    await repository.move_group(session, account_id, source, destination)
 
 
 async def access_invitation(session: AsyncSession, actor: Actor, invitation_id: uuid.UUID) -> Invitation:
@@ -179,7 +192,7 @@ async def resend(
         raise Conflict(
             "invitation_closed", f"This invitation was {status_of(invitation)}; it cannot be resent."
         )
-    if await users_repo.get_by_email(session, invitation.email) is not None:
+    if await users.email_taken(session, invitation.email):
         raise Conflict("email_taken", f"{invitation.email} already has a Cockpit account.")
     other = await repository.pending_for_email(session, actor.account_id, invitation.email)
     if other is not None and other.id != invitation.id:
@@ -189,7 +202,9 @@ async def resend(
     if status_of(invitation) == "expired":  # an expired invitation no longer holds its seats
         account = await session.get(Account, actor.account_id)
         assert account is not None
-        await require_available(session, account, [SeatProduct(p) for p in invitation.seats])
+        await require_available(
+            session, account, [SeatProduct(p) for p in invitation.seats], reserved=repository.reserved_seats
+        )
     raw = _issue_link(settings, invitation)
     await audit.record(
         session,
@@ -242,7 +257,7 @@ async def find_open(session: AsyncSession, raw: str) -> Invitation:
 
 async def _acceptable(session: AsyncSession, token: str) -> Invitation:
     invitation = await find_open(session, token)
-    if await users_repo.get_by_email(session, invitation.email) is not None:
+    if await users.email_taken(session, invitation.email):
         raise Conflict("email_taken", f"{invitation.email} already has a Cockpit account.")
     return invitation
 
@@ -265,7 +280,9 @@ async def accept(session: AsyncSession, *, token: str, name: str, password: str)
     seats = [SeatProduct(s) for s in invitation.seats]
     # The invitation's reservation becomes the user's seat.
     for seat in seats:
-        await require_available(session, account, [seat], releasing_reservation=[seat])
+        await require_available(
+            session, account, [seat], reserved=repository.reserved_seats, releasing_reservation=[seat]
+        )
     user = User(
         id=uuid.uuid4(),
         account_id=account.id,

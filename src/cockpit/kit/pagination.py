@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
+U = TypeVar("U")
 Ts = TypeVarTuple("Ts")
 
 MAX_PER_PAGE = 200
@@ -70,6 +71,10 @@ class Page(Generic[T]):
     @property
     def last_index(self) -> int:
         return min(self.total, self.page * self.per_page)
+
+    def with_items(self, items: Sequence[U]) -> Page[U]:
+        """The same page (position and totals) with other items, e.g. each item with a figure."""
+        return Page(items=items, total=self.total, page=self.page, per_page=self.per_page)
 
 
 async def paginate(session: AsyncSession, stmt: Select[T], params: PageParams) -> Page[T]:

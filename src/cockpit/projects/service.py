@@ -15,7 +15,7 @@ from cockpit.kit.pagination import Page, PageParams, paginate_rows
 from cockpit.kit.validation import require_text
 from cockpit.projects import repository
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users
 from cockpit.users.models import User, UserStatus
 
 
@@ -121,9 +121,10 @@ async def edit_project(
     return project
 
 
-async def delete_project(session: AsyncSession, actor: Actor, project_id: uuid.UUID) -> None:
+async def remove_project(session: AsyncSession, actor: Actor, project: Project) -> None:
+    """Delete the project (audited); its members go with it. Its tokens must be revoked first:
+    ``membership.delete_project`` does both, in that order."""
     actor.require(Permission.projects_manage)
-    project = await access_project(session, actor, project_id)
     members = len(await repository.members_of(session, project.id))
     await audit.record(
         session,
@@ -132,28 +133,8 @@ async def delete_project(session: AsyncSession, actor: Actor, project_id: uuid.U
         target=target(project),
         before={"name": project.name, "members": members},
     )
-    await revoke_project_tokens(session, project.account_id, project.id)
     await session.delete(project)
     await session.flush()
-
-
-async def revoke_project_tokens(session: AsyncSession, account_id: uuid.UUID, project_id: uuid.UUID) -> None:
-    """A deleted project's tokens stop working (their usage stays attributed in the records)."""
-    from sqlalchemy import update
-
-    from cockpit.auth.models import ApiToken
-    from cockpit.kit.time import utcnow
-
-    await session.execute(
-        update(ApiToken)
-        # The account too: the gateway's directory then forgets that account's callers, not everyone's.
-        .where(
-            ApiToken.account_id == account_id,
-            ApiToken.project_id == project_id,
-            ApiToken.revoked_at.is_(None),
-        )
-        .values(revoked_at=utcnow())
-    )
 
 
 async def _keep_a_project_admin(
@@ -183,7 +164,7 @@ async def get_member(
 ) -> tuple[ProjectMember, User]:
     project = await access_project(session, actor, project_id)
     member = await repository.membership(session, project.id, user_id)
-    user = await users_repo.get_in_account(session, actor.account_id, user_id)
+    user = await users.get_user(session, actor.account_id, user_id)
     if member is None or user is None:
         raise NotFound("project_member_not_found", "This user is not a member of the project.")
     return member, user
@@ -200,7 +181,7 @@ async def set_member(
 ) -> tuple[ProjectMember, User, bool]:
     """Add a member or change their project role; returns (member, user, created)."""
     project = await access_project(session, actor, project_id, manage=True)
-    user = await users_repo.get_in_account(session, actor.account_id, user_id)
+    user = await users.get_user(session, actor.account_id, user_id)
     if user is None:
         raise NotFound("user_not_found", "No such user.")
     member = await repository.membership(session, project.id, user.id)
@@ -241,7 +222,7 @@ async def remove_member(
 ) -> None:
     project = await access_project(session, actor, project_id, manage=True)
     member = await repository.membership(session, project.id, user_id)
-    user = await users_repo.get_in_account(session, actor.account_id, user_id)
+    user = await users.get_user(session, actor.account_id, user_id)
     if member is None or user is None:
         raise NotFound("project_member_not_found", "This user is not a member of the project.")
     await _keep_a_project_admin(session, actor, project, member)

@@ -1,13 +1,15 @@
+"""All SQL of the users domain. Every query but the login look-up is scoped to one account."""
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.kit.sql import LIKE_ESCAPE, contains_pattern
-from cockpit.kit.time import utcnow
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.seats import SeatProduct
 
@@ -84,11 +86,55 @@ def search_stmt(account_id: uuid.UUID, filters: UserFilters) -> Select[User]:
     return stmt.order_by(order.nulls_last() if name == "last_login_at" else order, User.id)
 
 
-async def revoke_sessions(session: AsyncSession, user: User) -> None:
-    from cockpit.auth.models import LoginSession
+# Everywhere a group's size is shown (Groups, Credits & Allocations, the API) it counts its active
+# members: a deactivated person keeps their group but holds no seat and makes no calls.
+ACTIVE = User.status == UserStatus.active
 
-    await session.execute(
-        update(LoginSession)
-        .where(LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+
+async def group_sizes(
+    session: AsyncSession, account_id: uuid.UUID, group_ids: Collection[uuid.UUID] | None = None
+) -> dict[uuid.UUID, int]:
+    """How many active people each group has (groups with nobody are left out)."""
+    stmt = (
+        select(User.group_id, func.count())
+        .where(User.account_id == account_id, ACTIVE)
+        .group_by(User.group_id)
     )
+    if group_ids is not None:
+        stmt = stmt.where(User.group_id.in_(list(group_ids)))
+    return {group_id: int(count) for group_id, count in (await session.execute(stmt)).all()}
+
+
+async def group_size(
+    session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID, *, active_only: bool = True
+) -> int:
+    """How many people the group has: its active members (the rule of every page), or everyone."""
+    stmt = select(func.count()).select_from(User)
+    stmt = stmt.where(User.account_id == account_id, User.group_id == group_id)
+    return await session.scalar(stmt.where(ACTIVE) if active_only else stmt) or 0
+
+
+async def users_in_account(
+    session: AsyncSession, account_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> list[User]:
+    rows = await session.scalars(select(User).where(User.account_id == account_id, User.id.in_(user_ids)))
+    return list(rows)
+
+
+async def move_group(
+    session: AsyncSession, account_id: uuid.UUID, source: uuid.UUID, destination: uuid.UUID
+) -> None:
+    await session.execute(
+        update(User)
+        .where(User.account_id == account_id, User.group_id == source)
+        .values(group_id=destination)
+    )
+
+
+async def by_ids(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    if not ids:
+        return {}
+    rows = await session.scalars(select(User).where(User.account_id == account_id, User.id.in_(list(ids))))
+    return {user.id: user for user in rows}

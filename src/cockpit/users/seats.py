@@ -1,9 +1,14 @@
-"""Seats: each account has a limit per product, each active user holds seats in some of them."""
+"""Seats: each account has a limit per product, each active user holds seats in some of them.
+
+Pending invitations reserve seats too, but they are the invitations domain's rows (above this one):
+every check here is given how to count them (``Reservations``: ``invitations.service.reserved_seats``),
+and counts them after the account's lock, like the seats held.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -11,7 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.kit.errors import Conflict, InvalidInput
-from cockpit.kit.time import utcnow
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserStatus
@@ -74,32 +78,27 @@ class SeatUsage:
         return max(0, self.limit - self.used - self.reserved)
 
 
-async def usage(session: AsyncSession, account: Account) -> dict[SeatProduct, SeatUsage]:
-    from cockpit.invitations.models import Invitation
+# How many seats of each product the account's pending invitations reserve.
+Reservations = Callable[[AsyncSession, uuid.UUID], Awaitable[Mapping[SeatProduct, int]]]
 
+
+async def held(session: AsyncSession, account_id: uuid.UUID) -> dict[SeatProduct, int]:
+    """How many active users hold a seat of each product."""
     columns = [func.count().filter(getattr(User, f"seat_{p.value}").is_(True)) for p in PRODUCTS]
     used = (
         await session.execute(
-            select(*columns).where(User.account_id == account.id, User.status == UserStatus.active)
+            select(*columns).where(User.account_id == account_id, User.status == UserStatus.active)
         )
     ).one()
-    pending_columns = [
-        func.count().filter(getattr(Invitation, f"seat_{p.value}").is_(True)) for p in PRODUCTS
-    ]
-    reserved = (
-        await session.execute(
-            select(*pending_columns).where(
-                Invitation.account_id == account.id,
-                Invitation.accepted_at.is_(None),
-                Invitation.revoked_at.is_(None),
-                Invitation.expires_at > utcnow(),
-            )
-        )
-    ).one()
-    return {
-        p: SeatUsage(p, seat_limit(account, p), int(used[i]), int(reserved[i]))
-        for i, p in enumerate(PRODUCTS)
-    }
+    return {p: int(used[i]) for i, p in enumerate(PRODUCTS)}
+
+
+async def usage(
+    session: AsyncSession, account: Account, reserved: Reservations
+) -> dict[SeatProduct, SeatUsage]:
+    used = await held(session, account.id)
+    pending = await reserved(session, account.id)
+    return {p: SeatUsage(p, seat_limit(account, p), used[p], int(pending.get(p, 0))) for p in PRODUCTS}
 
 
 def _refuse(product: SeatProduct, seat: SeatUsage) -> Conflict:
@@ -116,17 +115,18 @@ class SeatLedger:
 
     usage: dict[SeatProduct, SeatUsage]
     taken: dict[SeatProduct, int]
+    reserved: Reservations
 
     @classmethod
-    async def load(cls, session: AsyncSession, account_id: uuid.UUID) -> SeatLedger:
+    async def load(cls, session: AsyncSession, account_id: uuid.UUID, reserved: Reservations) -> SeatLedger:
         account = await session.get(Account, account_id)
         assert account is not None
-        return cls(await usage(session, account), dict.fromkeys(PRODUCTS, 0))
+        return cls(await usage(session, account, reserved), dict.fromkeys(PRODUCTS, 0), reserved)
 
     async def refresh(self, session: AsyncSession, account_id: uuid.UUID) -> None:
         """Lock the account and recount, at the start of each batch (others may have taken seats)."""
         account = await lock_account(session, account_id)
-        self.usage = await usage(session, account)
+        self.usage = await usage(session, account, self.reserved)
         self.taken = dict.fromkeys(PRODUCTS, 0)
 
     def take(self, products: Iterable[SeatProduct]) -> None:
@@ -143,6 +143,7 @@ async def require_available(
     account: Account,
     wanted: Iterable[SeatProduct],
     *,
+    reserved: Reservations,
     already_held: Iterable[SeatProduct] = (),
     releasing_reservation: Iterable[SeatProduct] = (),
 ) -> None:
@@ -151,7 +152,7 @@ async def require_available(
     if not extra:
         return
     await lock_account(session, account.id)  # concurrent requests check one after the other
-    current = await usage(session, account)
+    current = await usage(session, account, reserved)
     released = set(releasing_reservation)
     for product in extra:
         seat = current[product]

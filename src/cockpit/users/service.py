@@ -1,10 +1,13 @@
-"""Users: search, role changes, group moves, seats, deactivation and reactivation."""
+"""Users: search, names, role changes, renames, group moves and group sizes, deactivation.
+
+What reaches beyond the users' table lives above it, in ``membership``: seats (pending invitations
+reserve them), a deactivation's end of sessions, reactivation, the PATCH of a user.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +15,7 @@ from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
-from cockpit.groups import repository as groups_repo
+from cockpit.groups import service as groups
 from cockpit.groups.models import Group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams, paginate
@@ -21,10 +24,9 @@ from cockpit.kit.validation import require_text
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
 from cockpit.users import repository
-from cockpit.users import seats as seats_mod
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.repository import UserFilters
-from cockpit.users.seats import SeatProduct, SeatUsage, require_available, set_user_seats, user_seats
+from cockpit.users.seats import SeatProduct, set_user_seats, user_seats
 
 
 def target(user: User) -> Target:
@@ -45,18 +47,6 @@ async def search_users(
 ) -> Page[User]:
     actor.require(Permission.users_read)
     return await paginate(session, repository.search_stmt(actor.account_id, filters), params)
-
-
-async def resolve_group(session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID | None) -> Group:
-    """The group a body refers to, or the account's Default group when none is given."""
-    if group_id is None:
-        return await groups_repo.default_group(session, account_id)
-    group = await groups_repo.get_in_account(session, account_id, group_id)
-    if group is None:
-        raise InvalidInput(
-            "unknown_group", "Unknown group.", details=[{"field": "group_id", "message": "unknown group"}]
-        )
-    return group
 
 
 def check_role_grant(actor: Actor, role: UserRole) -> None:
@@ -99,33 +89,15 @@ async def change_role(session: AsyncSession, actor: Actor, user: User, role: Use
 async def move_to_group(session: AsyncSession, actor: Actor, user: User, group: Group) -> None:
     if user.group_id == group.id:
         return
-    before = await groups_repo.get_in_account(session, user.account_id, user.group_id)
+    before = (await groups.names_of(session, user.account_id, [user.group_id])).get(user.group_id)
     user.group_id = group.id
     await audit.record(
         session,
         actor,
         "user.group_changed",
         target=target(user),
-        before={"group": before.name if before else None},
+        before={"group": before},
         after={"group": group.name},
-    )
-
-
-async def assign_seats(session: AsyncSession, actor: Actor, user: User, seats: Sequence[SeatProduct]) -> None:
-    before = user_seats(user)
-    if set(before) == set(seats):
-        return
-    if user.status is UserStatus.active:
-        account = await _account(session, user.account_id)
-        await require_available(session, account, seats, already_held=before)
-    set_user_seats(user, seats)
-    await audit.record(
-        session,
-        actor,
-        "user.seats_changed",
-        target=target(user),
-        before={"seats": before},
-        after={"seats": user_seats(user)},
     )
 
 
@@ -140,32 +112,9 @@ async def rename_user(session: AsyncSession, actor: Actor, user: User, name: str
     )
 
 
-async def change_user(
-    session: AsyncSession,
-    actor: Actor,
-    user_id: uuid.UUID,
-    *,
-    role: UserRole | None = None,
-    group_id: uuid.UUID | None = None,
-    name: str | None = None,
-    seats: Sequence[SeatProduct] | None = None,
-) -> User:
-    """The PATCH of a user: each field given is changed (and audited) on its own rules."""
-    actor.require(Permission.users_write)
-    user = await access_user(session, actor, user_id)
-    if name is not None:
-        await rename_user(session, actor, user, name)
-    if role is not None:
-        await change_role(session, actor, user, role)
-    if group_id is not None:
-        await move_to_group(session, actor, user, await resolve_group(session, actor.account_id, group_id))
-    if seats is not None:
-        await assign_seats(session, actor, user, seats)
-    return user
-
-
-async def deactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
-    """From now on the user's sessions and tokens are refused; their seats are freed; data stays."""
+async def mark_deactivated(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> User:
+    """The users' side of a deactivation: the status (their sessions and tokens are refused from now
+    on), the seats freed, the audit entry. ``membership.deactivate_user`` also ends their sessions."""
     actor.require(Permission.users_write)
     user = await access_user(session, actor, user_id)
     if user.id == actor.user_id:
@@ -177,7 +126,6 @@ async def deactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUI
     await _guard_last_owner(session, user, "The last owner cannot be deactivated.")
     user.status = UserStatus.deactivated
     user.deactivated_at = utcnow()
-    await repository.revoke_sessions(session, user)
     await audit.record(
         session,
         actor,
@@ -189,30 +137,11 @@ async def deactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUI
     return user
 
 
-@dataclass
-class Reactivation:
-    user: User
-    seats_lost: list[SeatProduct] = field(default_factory=list)
-
-
-async def reactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> Reactivation:
-    """Access returns (tokens that were not revoked work again); seats are re-taken where free."""
-    actor.require(Permission.users_write)
-    user = await access_user(session, actor, user_id)
-    if user.status is UserStatus.active:
-        raise Conflict("already_active", "This user is already active.")
-    if user.role is UserRole.owner:
-        check_role_grant(actor, UserRole.owner)
-    account = await _account(session, user.account_id)
-    kept: list[SeatProduct] = []
-    lost: list[SeatProduct] = []
-    for seat in user_seats(user):
-        try:
-            await require_available(session, account, [seat])
-        except Conflict:
-            lost.append(seat)
-        else:
-            kept.append(seat)
+async def mark_reactivated(
+    session: AsyncSession, actor: Actor, user: User, kept: Sequence[SeatProduct]
+) -> None:
+    """The users' side of a reactivation (``membership.reactivate_user`` decides which seats are kept)."""
+    lost = [seat for seat in user_seats(user) if seat not in kept]
     set_user_seats(user, kept)
     user.status = UserStatus.active
     user.deactivated_at = None
@@ -222,46 +151,112 @@ async def reactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUI
         "user.reactivated",
         target=target(user),
         before={"status": UserStatus.deactivated},
-        after={"status": UserStatus.active, "seats": kept, "seats_not_available": lost},
+        after={"status": UserStatus.active, "seats": list(kept), "seats_not_available": lost},
     )
-    return Reactivation(user, lost)
 
 
-async def _account(session: AsyncSession, account_id: uuid.UUID) -> Account:
+async def set_seats(session: AsyncSession, actor: Actor, user: User, seats: Sequence[SeatProduct]) -> None:
+    """Record the user's seats (``membership.assign_seats`` checks that they are free first)."""
+    before = user_seats(user)
+    set_user_seats(user, seats)
+    await audit.record(
+        session,
+        actor,
+        "user.seats_changed",
+        target=target(user),
+        before={"seats": before},
+        after={"seats": user_seats(user)},
+    )
+
+
+# ---- groups: who is in which (a column of this domain's table) ----
+
+
+async def add_members(
+    session: AsyncSession, actor: Actor, group_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
+) -> list[User]:
+    """Move one or many users into this group (each leaves their previous group); returns who moved."""
+    actor.require(Permission.users_write)
+    group = await groups.access_group(session, actor, group_id)
+    wanted = list(dict.fromkeys(user_ids))
+    if not wanted:
+        raise InvalidInput(
+            "invalid_input",
+            "Choose at least one user.",
+            details=[{"field": "user_ids", "message": "at least one user"}],
+        )
+    users = await repository.users_in_account(session, actor.account_id, wanted)
+    if len(users) != len(wanted):
+        raise NotFound("user_not_found", "One or more of these users do not exist.")
+    moved = [user for user in users if user.group_id != group.id]
+    for user in moved:
+        await move_to_group(session, actor, user, group)
+    return moved
+
+
+async def move_everyone(
+    session: AsyncSession, account_id: uuid.UUID, source: uuid.UUID, destination: uuid.UUID
+) -> None:
+    """Everyone in ``source``, active or not, moves to ``destination`` (a group is being deleted:
+    ``membership.delete_group`` records it)."""
+    await repository.move_group(session, account_id, source, destination)
+
+
+async def group_size(
+    session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID, *, active_only: bool = True
+) -> int:
+    """How many people the group has: its active members (what every page shows), or everyone."""
+    return await repository.group_size(session, account_id, group_id, active_only=active_only)
+
+
+async def groups_with_sizes(session: AsyncSession, actor: Actor) -> list[tuple[Group, int]]:
+    """The account's groups (Default first, then by name), each with its number of active people."""
+    rows = await groups.list_groups(session, actor)
+    sizes = await repository.group_sizes(session, actor.account_id)
+    return [(group, sizes.get(group.id, 0)) for group in rows]
+
+
+async def page_groups_with_sizes(
+    session: AsyncSession, actor: Actor, params: PageParams
+) -> Page[tuple[Group, int]]:
+    page = await groups.page_groups(session, actor, params)
+    sizes = await repository.group_sizes(session, actor.account_id, [g.id for g in page.items])
+    return page.with_items([(group, sizes.get(group.id, 0)) for group in page.items])
+
+
+async def names_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    """These users of the account by id (to name them; other accounts' ids are left out)."""
+    return await repository.by_ids(session, account_id, ids)
+
+
+async def account_of(session: AsyncSession, account_id: uuid.UUID) -> Account:
     account = await session.get(Account, account_id)
     assert account is not None
     return account
 
 
-async def seat_usage(session: AsyncSession, actor: Actor) -> dict[SeatProduct, SeatUsage]:
-    actor.require(Permission.users_read)
-    return await seats_mod.usage(session, await _account(session, actor.account_id))
+async def get_user(session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
+    """A user of this account, for code acting on the account's behalf (no permission check)."""
+    return await repository.get_in_account(session, account_id, user_id)
 
 
-async def set_seat_limits(session: AsyncSession, actor: Actor, limits: dict[SeatProduct, int]) -> None:
-    """Change seat limits; a limit below the seats in use (or reserved by invitations) is refused."""
-    actor.require(Permission.users_write)
-    account = await _account(session, actor.account_id)
-    current = await seats_mod.usage(session, account)
-    before: dict[str, int] = {}
-    after: dict[str, int] = {}
-    for product, limit in limits.items():
-        seat = current[product]
-        if limit < seat.used + seat.reserved:
-            raise Conflict(
-                "seat_limit_below_usage",
-                f"The {product.value} limit cannot be {limit}: {seat.used} seats are in use and "
-                f"{seat.reserved} reserved by invitations. Free seats first.",
-            )
-        if limit != seat.limit:
-            before[product.value], after[product.value] = seat.limit, limit
-            setattr(account, f"seat_limit_{product.value}", limit)
-    if after:
-        await audit.record(
-            session,
-            actor,
-            "seats.limits_changed",
-            target=Target("account", account.id, account.name),
-            before=before,
-            after=after,
-        )
+async def user_by_email(session: AsyncSession, email: str) -> User | None:
+    """The user with this e-mail, in any account (e-mail is the login name, unique installation-wide)."""
+    return await repository.get_by_email(session, email)
+
+
+async def email_taken(session: AsyncSession, email: str) -> bool:
+    return await repository.get_by_email(session, email) is not None
+
+
+async def list_all(session: AsyncSession, account_id: uuid.UUID) -> list[User]:
+    """Everyone in the account, by e-mail (pickers and filters of the console)."""
+    return await repository.list_in_account(session, account_id)
+
+
+async def count_users(
+    session: AsyncSession, account_id: uuid.UUID, *, status: UserStatus | None = None
+) -> int:
+    return await repository.count_in_account(session, account_id, status=status)

@@ -17,7 +17,7 @@ from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import feature_allowed, require_feature
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users_service
 
 router = APIRouter(prefix="/audit")
 
@@ -81,7 +81,7 @@ async def audit_page(
         "form": form,
         "error": error,
         "actions": await audit.actions(session, viewer.actor),
-        "actors": await users_repo.list_in_account(session, viewer.actor.account_id),
+        "actors": await users_service.list_all(session, viewer.actor.account_id),
         # An access policy may deny exports: no "Export CSV" then.
         "export_allowed": await feature_allowed(session, viewer.actor, "export.reports"),
     }

@@ -17,7 +17,7 @@ from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import feature_allowed
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users_service
 from cockpit.users.models import UserStatus
 
 router = APIRouter()
@@ -29,7 +29,7 @@ async def dashboard(request: Request, session: DbSession, viewer: SignedIn) -> R
     my_tokens = await tokens.list_tokens(session, actor)
     context: dict[str, object] = {
         "active_tokens": sum(1 for t in my_tokens if tokens.token_status(t) == "active"),
-        "members": await users_repo.count_in_account(session, actor.account_id, status=UserStatus.active),
+        "members": await users_service.count_users(session, actor.account_id, status=UserStatus.active),
     }
     mine = await credits.my_credits(session, actor)
     if mine is not None and mine.warning:

@@ -11,12 +11,12 @@ from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import Viewer, discard_changes, page_requires, redirect, render
-from cockpit.groups import repository as groups_repo
 from cockpit.groups import service as groups
 from cockpit.groups.models import Group
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
+from cockpit.membership import service as membership
 from cockpit.users import service as users
 from cockpit.users.models import User
 from cockpit.users.repository import UserFilters
@@ -59,7 +59,7 @@ def _people(count: int) -> str:
 async def _index(
     request: Request, session: DbSession, viewer: Viewer, *, status_code: int = 200, **extra: Any
 ) -> Response:
-    rows = await groups.list_groups(session, viewer.actor)
+    rows = await users.groups_with_sizes(session, viewer.actor)
     return render(
         request,
         "groups/index.html",
@@ -134,13 +134,13 @@ async def _detail(
         UserFilters(group_id=group.id, q=q.strip() or None),
         PageParams(page=page, per_page=PER_PAGE),
     )
-    all_groups = await groups.list_groups(session, viewer.actor)
+    all_groups = await users.groups_with_sizes(session, viewer.actor)
     names = {g.id: g.name for g, _ in all_groups}
     candidates, more = await _candidates(session, viewer, group, add_q, names)
     context = {
         "group": group,
         "members": members,
-        "member_count": await groups_repo.member_count(session, viewer.actor.account_id, group.id),
+        "member_count": await users.group_size(session, viewer.actor.account_id, group.id),
         "default_name": next((g.name for g, _ in all_groups if g.is_default), "Default"),
         "targets": [(g, count) for g, count in all_groups if g.id != group.id],
         "q": q,
@@ -213,7 +213,7 @@ async def add_members(
     # Back to the page the form was on (a group id, never a free URL).
     back = f"/groups/{_group_id(return_to) if return_to else target_id}"
     try:
-        moved = await groups.add_members(session, viewer.actor, target_id, _user_ids(user_ids))
+        moved = await users.add_members(session, viewer.actor, target_id, _user_ids(user_ids))
     except CockpitError as exc:
         await discard_changes(session, viewer)
         return redirect(request, back, message=exc.message, kind="error")
@@ -226,8 +226,8 @@ async def delete_group(request: Request, session: DbSession, viewer: WriteViewer
     group = await groups.access_group(session, viewer.actor, _group_id(group_id))
     gid, name = group.id, group.name
     try:
-        moved = await groups.delete_group(session, viewer.actor, gid)
-        default = await groups_repo.default_group(session, viewer.actor.account_id)
+        moved = await membership.delete_group(session, viewer.actor, gid)
+        default = await groups.default_group(session, viewer.actor.account_id)
     except CockpitError as exc:
         await discard_changes(session, viewer)
         return redirect(request, f"/groups/{gid}", message=exc.message, kind="error")

@@ -9,9 +9,10 @@ from fastapi import APIRouter, File, Request, UploadFile
 from fastapi.responses import Response
 
 from cockpit.console.web import AdminViewer, discard_changes, render
+from cockpit.imports import import_jobs
+from cockpit.imports import service as imports
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.web import DbSession
-from cockpit.users import import_jobs, imports
 
 router = APIRouter(prefix="/users/import")
 

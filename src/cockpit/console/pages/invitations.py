@@ -28,8 +28,8 @@ from cockpit.kit.errors import CockpitError, NotFound
 from cockpit.kit.mail import mail_configured
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import AppSettings, DbSession, client_ip, user_agent
+from cockpit.membership import service as membership
 from cockpit.tenancy.models import Account
-from cockpit.users import service as users
 from cockpit.users.models import UserRole
 from cockpit.users.seats import PRODUCTS
 
@@ -57,9 +57,9 @@ async def pending_count(session: AsyncSession, viewer: Viewer) -> int:
 async def invite_dialog(session: AsyncSession, viewer: Viewer, settings: Settings) -> dict[str, Any]:
     """What the invite form needs: groups, roles the viewer may grant, seats with what is free."""
     roles = [r for r in UserRole if r is not UserRole.owner or viewer.can(Permission.owners_manage)]
-    usage = await users.seat_usage(session, viewer.actor)
+    usage = await membership.seat_usage(session, viewer.actor)
     return {
-        "invite_groups": [g for g, _ in await groups.list_groups(session, viewer.actor)],
+        "invite_groups": await groups.list_groups(session, viewer.actor),
         "invite_roles": roles,
         "invite_seats": [usage[p] for p in PRODUCTS],
         "mail_on": mail_configured(settings),
@@ -89,7 +89,7 @@ async def invitations_page(
         status=None if status == "all" else status,
         params=PageParams(page=page, per_page=PER_PAGE),
     )
-    group_names = {g.id: g.name for g, _ in await groups.list_groups(session, viewer.actor)}
+    group_names = {g.id: g.name for g in await groups.list_groups(session, viewer.actor)}
     context: dict[str, Any] = {
         "page": found,
         "status": status,

@@ -172,7 +172,7 @@ async def _index(
     context |= {
         "defaults": defaults,
         "default_values": extra.get("defaults_form") or _defaults_of(defaults),
-        "groups": [g for g, _ in await groups.list_groups(session, viewer.actor)],
+        "groups": await groups.list_groups(session, viewer.actor),
         "users": users,
         "more_users": more_users,
         "max_users": MAX_USERS_LISTED,

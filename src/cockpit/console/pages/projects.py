@@ -13,9 +13,9 @@ from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
+from cockpit.membership import service as membership
 from cockpit.projects import service as projects
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
-from cockpit.users import repository as users_repo
 from cockpit.users import service as users
 from cockpit.users.models import User, UserStatus
 from cockpit.users.repository import UserFilters
@@ -169,7 +169,7 @@ async def _user_for(session: DbSession, viewer: Viewer, user_id: str, email: str
             raise InvalidInput("invalid_input", "Choose a person.") from exc
     if not email.strip():
         raise InvalidInput("invalid_input", "Choose a person or enter their e-mail address.")
-    user = await users_repo.get_by_email(session, email)
+    user = await users.user_by_email(session, email)
     # E-mail lookup is installation-wide: people of other organisations are "not found" here.
     if user is None or user.account_id != viewer.actor.account_id:
         raise NotFound("user_not_found", f"Nobody in {viewer.account.name} has the e-mail {email.strip()}.")
@@ -256,7 +256,7 @@ async def delete_project(
     project = await _access(session, viewer, project_id)
     pid, name = project.id, project.name
     try:
-        await projects.delete_project(session, viewer.actor, pid)
+        await membership.delete_project(session, viewer.actor, pid)
     except CockpitError as exc:
         await discard_changes(session, viewer)
         return redirect(request, f"/projects/{pid}", message=exc.message, kind="error")

@@ -24,7 +24,7 @@ from cockpit.projects import repository as projects_repo
 from cockpit.usage import service as usage
 from cockpit.usage.models import CallStatus
 from cockpit.usage.repository import RequestFilters
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users_service
 
 router = APIRouter(prefix="/requests")
 
@@ -150,7 +150,7 @@ async def requests_page(
         "ranges": {key: label for key, (label, _) in RANGES.items()},
         "statuses": STATUSES,
         "models": await usage.model_names(session, viewer.actor),
-        "users": await users_repo.list_in_account(session, viewer.actor.account_id) if admin else [],
+        "users": await users_service.list_all(session, viewer.actor.account_id) if admin else [],
         "projects": [
             p
             for p, _ in await projects_repo.list_projects(

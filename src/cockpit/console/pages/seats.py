@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from cockpit.console.web import AdminViewer, discard_changes, redirect
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.web import DbSession
-from cockpit.users import service
+from cockpit.membership import service as membership
 from cockpit.users.seats import PRODUCTS
 
 router = APIRouter()
@@ -33,7 +33,7 @@ async def set_seat_limits(
                     "invalid_limit", f"The {product.value} limit must be a whole number from 0 to 1,000,000."
                 )
             limits[product] = int(text)
-        await service.set_seat_limits(session, viewer.actor, limits)
+        await membership.set_seat_limits(session, viewer.actor, limits)
     except CockpitError as exc:
         await discard_changes(session, viewer)
         return redirect(request, "/users", message=exc.message, kind="error")

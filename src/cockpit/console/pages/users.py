@@ -29,6 +29,7 @@ from cockpit.invitations import service as invitations
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import AppSettings, DbSession
+from cockpit.membership import service as membership
 from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.repository import SORT_PATTERN, UserFilters
@@ -104,7 +105,7 @@ async def _users_page(
     )
     filters, error = _filters(form)
     found = await users.search_users(session, viewer.actor, filters, PageParams(page=page, per_page=PER_PAGE))
-    group_list = await groups.list_groups(session, viewer.actor)
+    group_list = await users.groups_with_sizes(session, viewer.actor)
     context: dict[str, Any] = {
         "page": found,
         "form": form,
@@ -119,7 +120,7 @@ async def _users_page(
         **extra,
     }
     if not partial:  # the rest of the page: meters, filters, tabs, the invite dialog
-        usage = await users.seat_usage(session, viewer.actor)
+        usage = await membership.seat_usage(session, viewer.actor)
         context |= {
             "groups": group_list,
             "roles": list(UserRole),
@@ -283,13 +284,13 @@ def _access_lock(viewer: Viewer, user: User) -> str | None:
 async def user_page(request: Request, session: DbSession, viewer: ReadViewer, user_id: str) -> Response:
     user = await users.access_user(session, viewer.actor, _user_id(user_id))
     group_list = await groups.list_groups(session, viewer.actor)
-    usage = await users.seat_usage(session, viewer.actor)
+    usage = await membership.seat_usage(session, viewer.actor)
     context = {
         "user": user,
         "tokens": await tokens.list_tokens(session, viewer.actor, user_id=user.id),
         "token_status": tokens.token_status,
-        "groups": [g for g, _ in group_list],
-        "group_name": next((g.name for g, _ in group_list if g.id == user.group_id), "—"),
+        "groups": group_list,
+        "group_name": next((g.name for g in group_list if g.id == user.group_id), "—"),
         "roles": [
             r
             for r in UserRole
@@ -324,20 +325,20 @@ async def change_user(
     url = f"/users/{uid}"
     try:
         if change == "name":
-            user = await users.change_user(session, viewer.actor, uid, name=name)
+            user = await membership.change_user(session, viewer.actor, uid, name=name)
             message = f"Name saved: {user.name or 'none'}."
         elif change == "role":
-            user = await users.change_user(session, viewer.actor, uid, role=_role(role))
+            user = await membership.change_user(session, viewer.actor, uid, role=_role(role))
             message = f"{user.display_name} is now {user.role.value}."
         elif change == "group":
             gid = _group_id(group_id)
             if gid is None:
                 raise InvalidInput("unknown_group", "Choose a group.")
-            user = await users.change_user(session, viewer.actor, uid, group_id=gid)
+            user = await membership.change_user(session, viewer.actor, uid, group_id=gid)
             group = await groups.access_group(session, viewer.actor, user.group_id)
             message = f"{user.display_name} moved to {group.name}."
         elif change == "seats":
-            user = await users.change_user(session, viewer.actor, uid, seats=parse_seats(seats or []))
+            user = await membership.change_user(session, viewer.actor, uid, seats=parse_seats(seats or []))
             message = f"Seats of {user.display_name}: {_seat_list(user_seats(user))}."
         else:
             raise InvalidInput("invalid_input", "Nothing to change.")
@@ -356,7 +357,7 @@ async def deactivate_user(
     uid = _user_id(user_id)
     url = f"/users/{uid}"
     try:
-        user = await users.deactivate_user(session, viewer.actor, uid)
+        user = await membership.deactivate_user(session, viewer.actor, uid)
     except NotFound:
         raise
     except CockpitError as exc:
@@ -378,7 +379,7 @@ async def reactivate_user(
     uid = _user_id(user_id)
     url = f"/users/{uid}"
     try:
-        result = await users.reactivate_user(session, viewer.actor, uid)
+        result = await membership.reactivate_user(session, viewer.actor, uid)
     except NotFound:
         raise
     except CockpitError as exc:

@@ -1,11 +1,11 @@
-"""Background jobs of the users domain: CSV imports (see import_jobs.py for how they resume)."""
+"""Background jobs of CSV imports (see import_jobs.py for how they resume)."""
 
 from __future__ import annotations
 
 import uuid
 
+from cockpit.imports import import_jobs
 from cockpit.jobs.registry import JobContext, PermanentJobError, registry
-from cockpit.users import import_jobs
 
 
 def _import_id(ctx: JobContext) -> uuid.UUID:

@@ -20,7 +20,7 @@ from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
-from cockpit.groups import repository as groups_repo
+from cockpit.groups import service as groups_service
 from cockpit.groups.models import Group
 from cockpit.invitations import service as invitations
 from cockpit.kit.db import run_after_commit
@@ -119,7 +119,7 @@ async def import_batch(
     seen: set[str] = set()
     await ledger.refresh(session, actor.account_id)
     if "" not in groups:
-        groups[""] = await groups_repo.default_group(session, actor.account_id)
+        groups[""] = await groups_service.default_group(session, actor.account_id)
     # New rows are written together at the batch's commit (one multi-row INSERT, not one per row);
     # duplicates inside the batch are caught with ``seen`` since the database cannot see them yet.
     with session.no_autoflush:
@@ -153,7 +153,7 @@ async def _import_row(
         group_name = row.get("group", "").strip()
         key = group_name.lower()
         if key not in groups:
-            groups[key] = await groups_repo.get_by_name(session, actor.account_id, group_name)
+            groups[key] = await groups_service.group_named(session, actor.account_id, group_name)
         group = groups[key]
         if group is None:
             raise InvalidInput("unknown_group", f"unknown group '{group_name}'")
@@ -204,7 +204,7 @@ async def run_import(
     report = report if report is not None else ImportReport(total=len(rows))
     groups: dict[str, Group | None] = {}
     async with factory() as session:
-        ledger = await SeatLedger.load(session, actor.account_id)
+        ledger = await SeatLedger.load(session, actor.account_id, invitations.reserved_seats)
         await session.commit()
     done = start
     for batch in batches(rows[start:]):

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
+from cockpit.imports import service as imports
 from cockpit.imports.models import ImportJob
 from cockpit.jobs import service as jobs
 from cockpit.kit.errors import CockpitError, NotFound
 from cockpit.kit.time import utcnow
-from cockpit.users import imports
-from cockpit.users import repository as users_repo
+from cockpit.users import service as users
 from cockpit.users.models import UserStatus
 
 log = logging.getLogger("cockpit.imports")
@@ -103,7 +103,7 @@ async def run_job(factory: async_sessionmaker[AsyncSession], settings: Settings,
             if job is None or job.status not in ("queued", "running"):
                 return  # finished already: running it again changes nothing
             user = (
-                await users_repo.get_in_account(session, job.account_id, job.created_by_id)
+                await users.get_user(session, job.account_id, job.created_by_id)
                 if job.created_by_id
                 else None
             )
