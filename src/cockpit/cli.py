@@ -53,6 +53,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run ``work`` in one transaction: committed if it returns, rolled back if it raises."""
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     from cockpit.kit.db import make_engine, make_sessionmaker
 
     async def run() -> T:
@@ -72,6 +73,7 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration to COCKPIT_DATABASE_URL."""
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     from cockpit.kit.migrate import upgrade_and_describe
 
     settings = _settings()
@@ -89,6 +91,7 @@ def accounts_create(
     timezone: Annotated[str, typer.Option(help="IANA time zone of the organisation")] = "UTC",
 ) -> None:
     """Create an account with its owner; prints the account id alone on stdout."""
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     from cockpit.accounts.service import create_account
 
     async def work(session: AsyncSession) -> str:
@@ -113,6 +116,7 @@ def tokens_create(
     expires_in_days: Annotated[int | None, typer.Option(min=1, max=3650, help="Expire after N days")] = None,
 ) -> None:
     """Create an API token for a user; prints the token once, alone on stdout."""
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     from cockpit.auth.tokens import issue_token
     from cockpit.authz.actor import Actor
     from cockpit.kit.time import utcnow
@@ -144,12 +148,16 @@ def users_import(
     ] = None,
 ) -> None:
     """Invite everyone in a CSV (email, name, role, group, seats): progress on stderr, report on stdout."""
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     import uuid
+
+    from sqlalchemy import select
 
     from cockpit.authz.actor import Actor, ActorKind
     from cockpit.imports import service as imports
     from cockpit.kit.db import make_engine, make_sessionmaker
-    from cockpit.users.models import UserRole, UserStatus
+    from cockpit.tenancy.models import Account
+    from cockpit.users.models import User, UserRole, UserStatus
 
     settings = _settings()
     try:
@@ -162,10 +170,6 @@ def users_import(
         raise _fail(f"{file} is not UTF-8 text", 2) from exc
 
     async def run() -> imports.ImportReport:
-        from sqlalchemy import select
-
-        from cockpit.users.models import User
-
         engine = make_engine(settings.database_url)
         factory = make_sessionmaker(engine)
         try:
@@ -173,8 +177,6 @@ def users_import(
             async with factory() as session:
                 nonlocal account_id
                 if account_id is None:
-                    from cockpit.tenancy.models import Account
-
                     ids = list(await session.scalars(select(Account.id).limit(2)))
                     if len(ids) != 1:
                         raise CockpitError(
@@ -237,6 +239,7 @@ def audit_verify(
     account: Annotated[str | None, typer.Option(help="Only this account id")] = None,
 ) -> None:
     """Check every account's audit hash chain; exit 1 naming the first altered or missing entry."""
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     import uuid
 
     from cockpit.audit.service import verify_all
@@ -264,6 +267,7 @@ def usage_recover() -> None:
 
     The server does this itself when it starts; segments that a running server holds are left alone.
     """
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     from cockpit.kit.db import make_engine, make_sessionmaker
     from cockpit.usage.recorder import Recorder
 
@@ -359,6 +363,7 @@ def worker(
     import logging
     import signal
 
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     import cockpit.tasks  # noqa: F401  (every job kind registered)
     from cockpit.jobs.worker import Worker
     from cockpit.kit.db import make_engine, make_sessionmaker
@@ -400,6 +405,7 @@ def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Seed only, do not serve")] = False,
 ) -> None:
     """Migrate the database, seed the demo organisation (once) and serve it."""
+    # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     from cockpit.demo import seed_demo
 
     db_upgrade()

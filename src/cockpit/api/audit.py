@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from cockpit.audit import service
-from cockpit.audit.repository import AuditFilters
+from cockpit.audit.queries import AuditFilters
 from cockpit.audit.schemas import AuditEntryOut, AuditPage, ChainStatus
 from cockpit.audit.web import csv_response
 from cockpit.auth.dependencies import require

@@ -12,7 +12,7 @@ from cockpit.kit.pagination import PageMeta, PageParams, page_params
 from cockpit.kit.web import DbSession
 from cockpit.usage import service
 from cockpit.usage.models import CallStatus
-from cockpit.usage.repository import RequestFilters
+from cockpit.usage.queries import RequestFilters
 from cockpit.usage.schemas import RequestDetail, RequestOut, RequestPage
 
 router = APIRouter(prefix="/usage", tags=["usage"])

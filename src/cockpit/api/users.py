@@ -13,7 +13,7 @@ from cockpit.kit.web import DbSession
 from cockpit.membership import service as membership
 from cockpit.users import service
 from cockpit.users.models import UserRole, UserStatus
-from cockpit.users.repository import SORT_PATTERN, UserFilters
+from cockpit.users.queries import SORT_PATTERN, UserFilters
 from cockpit.users.schemas import (
     ReactivationOut,
     SeatLimits,

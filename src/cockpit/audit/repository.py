@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit.models import AuditEntry
+from cockpit.audit.queries import AuditFilters
 from cockpit.kit.sql import LIKE_ESCAPE, contains_pattern
 from cockpit.tenancy.models import AuditChainHead
-
-
-@dataclass(frozen=True)
-class AuditFilters:
-    q: str | None = None
-    action: str | None = None
-    actor_id: uuid.UUID | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 def search_stmt(account_id: uuid.UUID, filters: AuditFilters) -> Select[AuditEntry]:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import repository
 from cockpit.audit.models import AuditEntry
-from cockpit.audit.repository import AuditFilters
+from cockpit.audit.queries import AuditFilters
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import NotFound

@@ -8,7 +8,7 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from cockpit.audit import service
-from cockpit.audit.repository import AuditFilters
+from cockpit.audit.queries import AuditFilters
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.db import READ_ONLY

@@ -20,6 +20,8 @@ from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
 from cockpit.kit.validation import require_text
+from cockpit.policies.service import require_feature
+from cockpit.projects import service as projects
 from cockpit.users import service as users
 from cockpit.users.models import User, UserStatus
 
@@ -70,8 +72,6 @@ async def issue_token(
     A project token attributes its usage to the project; its user must belong to the project
     (account admins may create one for any project).
     """
-    from cockpit.policies.service import require_feature
-
     await require_feature(session, actor, "api_tokens.create")
     name = require_text(name, field="name", label="The token name", max_length=100)
     checked = _check_scopes(scopes)
@@ -92,7 +92,7 @@ async def issue_token(
         raise Conflict("user_deactivated", "Tokens cannot be issued to a deactivated user.")
     project_name = None
     if project_id is not None:
-        project_name = await _check_project(session, user, project_id)
+        project_name = (await projects.project_for_token(session, user, project_id)).name
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         id=uuid.uuid4(),
@@ -123,24 +123,6 @@ async def issue_token(
         },
     )
     return token, raw
-
-
-async def _check_project(session: AsyncSession, user: User, project_id: uuid.UUID) -> str:
-    from cockpit.authz.permissions import permissions_of
-    from cockpit.projects import repository as projects_repo
-
-    project = await projects_repo.get_in_account(session, user.account_id, project_id)
-    if project is None:
-        raise InvalidInput("unknown_project", "Unknown project.",
-                           details=[{"field": "project_id", "message": "unknown project"}])  # fmt: skip
-    is_admin = Permission.projects_manage in permissions_of(user.role)
-    if not is_admin and await projects_repo.membership(session, project.id, user.id) is None:
-        raise InvalidInput(
-            "not_project_member",
-            f"You are not a member of the project '{project.name}'.",
-            details=[{"field": "project_id", "message": "not a member"}],
-        )
-    return project.name
 
 
 async def create_personal_token(

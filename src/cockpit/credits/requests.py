@@ -38,6 +38,7 @@ from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.validation import require_text
+from cockpit.policies.service import require_feature
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
 from cockpit.users.models import User
@@ -127,8 +128,6 @@ async def file_request(session: AsyncSession, actor: Actor, *, amount: Decimal, 
     actor.require(Permission.credits_own)
     if actor.user_id is None:
         raise NotPermitted("user_required", "Only a user can ask for credits.")
-    from cockpit.policies.service import require_feature
-
     await require_feature(session, actor, "credit_requests.create")
     amount = check_amount(amount)
     reason = require_text(reason, field="reason", label="The reason", max_length=1000)

@@ -43,11 +43,11 @@ from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits.cycles import current_cycle, cycle_at
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
-from cockpit.groups import repository as groups
+from cockpit.groups import service as groups
 from cockpit.kit.errors import InvalidInput, NotFound, NotPermitted
 from cockpit.kit.money import plain
 from cockpit.tenancy.models import Account
-from cockpit.users.models import User
+from cockpit.users import service as users
 
 ZERO = Decimal(0)
 MICRO = Decimal(1_000_000)
@@ -152,15 +152,13 @@ async def _resolve_scope(
         if user_id != actor.user_id:
             actor.require(Permission.credits_manage)
         actor.require(Permission.credits_own)
-        user = await session.scalar(
-            select(User).where(User.id == user_id, User.account_id == actor.account_id)
-        )
+        user = await users.get_user(session, actor.account_id, user_id)
         if user is None:
             raise NotFound("user_not_found", "No such user.")
         return "user", user.id
     assert group_id is not None
     actor.require(Permission.credits_manage)
-    if await groups.get_in_account(session, actor.account_id, group_id) is None:
+    if await groups.get_group(session, actor.account_id, group_id) is None:
         raise NotFound("group_not_found", "No such group.")
     return "group", group_id
 

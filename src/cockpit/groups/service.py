@@ -60,6 +60,11 @@ async def page_groups(session: AsyncSession, actor: Actor, params: PageParams) -
     return await paginate(session, repository.list_stmt(actor.account_id), params)
 
 
+async def get_group(session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID) -> Group | None:
+    """A group of the account, for code acting on the account's behalf (no permission check)."""
+    return await repository.get_in_account(session, account_id, group_id)
+
+
 async def default_group(session: AsyncSession, account_id: uuid.UUID) -> Group:
     """The account's Default group (every account has one)."""
     return await repository.default_group(session, account_id)

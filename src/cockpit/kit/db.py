@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator, Uuid
 
+from cockpit.config import normalize_database_url
 from cockpit.kit.time import utcnow
 
 NAMING_CONVENTION = {
@@ -100,8 +101,6 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
 def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> AsyncEngine:
-    from cockpit.config import normalize_database_url
-
     url = normalize_database_url(url)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
@@ -158,7 +157,8 @@ def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> As
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    # Every mapper must be known before the first flush (foreign keys between domains).
+    # Every mapper must be known before the first flush (foreign keys between domains). Imported here,
+    # not at the top: the kit sits below every domain, whose models import it (import contract).
     import cockpit.models  # noqa: F401
 
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)

@@ -6,6 +6,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from cockpit.kit.db import make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -23,18 +28,11 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 def current_head() -> str | None:
-    from alembic.script import ScriptDirectory
-
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
 
 
 async def _revision_of(database_url: str) -> str | None:
     """The database's migration revision, or None for a database without Cockpit's schema."""
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    from cockpit.kit.db import make_engine
-
     engine = make_engine(database_url)
     try:
         async with engine.connect() as connection:
@@ -49,8 +47,6 @@ def upgrade_and_describe(database_url: str) -> str:
     """Apply migrations and say what was done, for people ("created the database and applied 7
     migrations", "applied 1 migration (0007 → 0008)", "the database is up to date"). Synchronous."""
     import asyncio
-
-    from alembic.script import ScriptDirectory
 
     before = asyncio.run(_revision_of(database_url))
     upgrade(database_url)

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
-from cockpit.authz.permissions import Permission
-from cockpit.kit.errors import Conflict, NotFound, NotPermitted
+from cockpit.authz.permissions import Permission, permissions_of
+from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams, paginate_rows
 from cockpit.kit.validation import require_text
 from cockpit.projects import repository
@@ -135,6 +135,23 @@ async def remove_project(session: AsyncSession, actor: Actor, project: Project) 
     )
     await session.delete(project)
     await session.flush()
+
+
+async def project_for_token(session: AsyncSession, user: User, project_id: uuid.UUID) -> Project:
+    """The project a new API token of ``user`` is for: it must exist in their account, and they must
+    belong to it (account admins may create one for any project)."""
+    project = await repository.get_in_account(session, user.account_id, project_id)
+    if project is None:
+        raise InvalidInput("unknown_project", "Unknown project.",
+                           details=[{"field": "project_id", "message": "unknown project"}])  # fmt: skip
+    is_admin = Permission.projects_manage in permissions_of(user.role)
+    if not is_admin and await repository.membership(session, project.id, user.id) is None:
+        raise InvalidInput(
+            "not_project_member",
+            f"You are not a member of the project '{project.name}'.",
+            details=[{"field": "project_id", "message": "not a member"}],
+        )
+    return project
 
 
 async def _keep_a_project_admin(

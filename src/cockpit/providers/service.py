@@ -339,6 +339,11 @@ async def list_models(session: AsyncSession, actor: Actor) -> list[Model]:
     return await repository.list_models(session, actor.account_id, enabled_only=enabled_only)
 
 
+async def model_names(session: AsyncSession, account_id: uuid.UUID) -> list[str]:
+    """Every model name of the account, disabled ones too (filters of logs that outlive a model)."""
+    return [m.name for m in await repository.list_models(session, account_id, enabled_only=False)]
+
+
 async def page_models(session: AsyncSession, actor: Actor, params: PageParams) -> Page[Model]:
     """``list_models``, a page at a time."""
     enabled_only = not actor.can(Permission.providers_manage)

@@ -46,6 +46,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from cockpit.auth.models import ApiToken
 from cockpit.credits.usage import debit_usage
+from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.text import storable, storable_json
 from cockpit.kit.time import utcnow
 from cockpit.usage.models import UsageRecord
@@ -493,8 +494,6 @@ class _WriterThread:
         return self.loop, self.sessionmaker
 
     def _main(self, ready: threading.Event) -> None:
-        from cockpit.kit.db import make_engine, make_sessionmaker
-
         loop = asyncio.new_event_loop()
         engine = make_engine(self.url)
         self.loop, self.sessionmaker = loop, make_sessionmaker(engine)

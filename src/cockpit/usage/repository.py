@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, and_, exists, func, select
@@ -11,29 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.kit.pagination import Page, PageParams
 from cockpit.projects.models import Project
-from cockpit.usage.models import CallStatus, UsageRecord
+from cockpit.usage.models import UsageRecord
+from cockpit.usage.queries import RequestFilters, RequestRow
 from cockpit.users.models import User
-
-
-@dataclass(frozen=True)
-class RequestFilters:
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
-    model: str | None = None
-    user_id: uuid.UUID | None = None
-    project_id: uuid.UUID | None = None
-    agent_id: str | None = None
-    api_token_id: uuid.UUID | None = None
-    status: CallStatus | None = None
-
-
-@dataclass(frozen=True)
-class RequestRow:
-    """A usage record with the names that are joined in for display (None once the object is gone)."""
-
-    record: UsageRecord
-    user_email: str | None
-    project_name: str | None
 
 
 def _conditions(account_id: uuid.UUID, filters: RequestFilters) -> list[ColumnElement[bool]]:

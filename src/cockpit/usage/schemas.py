@@ -9,7 +9,7 @@ from pydantic import Field
 from cockpit.kit.money import plain
 from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import OutputSchema
-from cockpit.usage.repository import RequestRow
+from cockpit.usage.queries import RequestRow
 
 
 class RequestOut(OutputSchema):

@@ -16,9 +16,9 @@ from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import NotFound
 from cockpit.kit.pagination import Page, PageParams
-from cockpit.providers import repository as providers_repo
+from cockpit.providers import service as providers
 from cockpit.usage import repository
-from cockpit.usage.repository import RequestFilters, RequestRow
+from cockpit.usage.queries import RequestFilters, RequestRow
 
 
 def _own_user(actor: Actor) -> uuid.UUID | None:
@@ -58,7 +58,7 @@ async def has_calls(session: AsyncSession, actor: Actor) -> bool:
 
 async def model_names(session: AsyncSession, actor: Actor) -> list[str]:
     """The account's model names, for the filter (disabled ones too: their calls stay in the log)."""
-    return [m.name for m in await providers_repo.list_models(session, actor.account_id, enabled_only=False)]
+    return await providers.model_names(session, actor.account_id)
 
 
 async def agent_choices(

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
 from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.kit.sql import LIKE_ESCAPE, contains_pattern
 from cockpit.users.models import User, UserRole, UserStatus
-from cockpit.users.seats import SeatProduct
+from cockpit.users.queries import SORTS, UserFilters
 
 
 async def get_by_email(session: AsyncSession, email: str) -> User | None:
@@ -44,20 +43,6 @@ async def count_active_owners(session: AsyncSession, account_id: uuid.UUID) -> i
         .where(User.account_id == account_id, User.role == UserRole.owner, User.status == UserStatus.active)
     )
     return await session.scalar(stmt) or 0
-
-
-SORTS = ("email", "name", "role", "status", "created_at", "last_login_at")
-SORT_PATTERN = r"^-?(email|name|role|status|created_at|last_login_at)$"
-
-
-@dataclass(frozen=True)
-class UserFilters:
-    q: str | None = None
-    role: UserRole | None = None
-    status: UserStatus | None = None
-    group_id: uuid.UUID | None = None
-    seat: SeatProduct | None = None
-    sort: str = "email"
 
 
 def search_stmt(account_id: uuid.UUID, filters: UserFilters) -> Select[User]:

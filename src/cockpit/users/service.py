@@ -25,7 +25,7 @@ from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
 from cockpit.users import repository
 from cockpit.users.models import User, UserRole, UserStatus
-from cockpit.users.repository import UserFilters
+from cockpit.users.queries import UserFilters
 from cockpit.users.seats import SeatProduct, set_user_seats, user_seats
 
 

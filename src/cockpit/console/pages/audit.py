@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from cockpit.audit import service as audit
-from cockpit.audit.repository import AuditFilters
+from cockpit.audit.queries import AuditFilters
 from cockpit.audit.web import csv_response
 from cockpit.console.names import audit_names
 from cockpit.console.web import AuditViewer, Viewer, render

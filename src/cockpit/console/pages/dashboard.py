@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from cockpit.audit import service as audit
-from cockpit.audit.repository import AuditFilters
+from cockpit.audit.queries import AuditFilters
 from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
 from cockpit.console.names import audit_names

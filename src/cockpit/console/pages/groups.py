@@ -19,7 +19,7 @@ from cockpit.kit.web import DbSession
 from cockpit.membership import service as membership
 from cockpit.users import service as users
 from cockpit.users.models import User
-from cockpit.users.repository import UserFilters
+from cockpit.users.queries import UserFilters
 
 router = APIRouter(prefix="/groups")
 

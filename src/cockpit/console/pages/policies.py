@@ -31,7 +31,7 @@ from cockpit.providers import service as providers
 from cockpit.providers.models import Model
 from cockpit.users import service as users_service
 from cockpit.users.models import User
-from cockpit.users.repository import UserFilters
+from cockpit.users.queries import UserFilters
 
 router = APIRouter(prefix="/policies")
 

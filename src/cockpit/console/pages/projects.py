@@ -18,7 +18,7 @@ from cockpit.projects import service as projects
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
 from cockpit.users import service as users
 from cockpit.users.models import User, UserStatus
-from cockpit.users.repository import UserFilters
+from cockpit.users.queries import UserFilters
 
 router = APIRouter(prefix="/projects")
 

@@ -20,10 +20,10 @@ from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
-from cockpit.projects import repository as projects_repo
+from cockpit.projects import service as projects
 from cockpit.usage import service as usage
 from cockpit.usage.models import CallStatus
-from cockpit.usage.repository import RequestFilters
+from cockpit.usage.queries import RequestFilters
 from cockpit.users import service as users_service
 
 router = APIRouter(prefix="/requests")
@@ -151,12 +151,7 @@ async def requests_page(
         "statuses": STATUSES,
         "models": await usage.model_names(session, viewer.actor),
         "users": await users_service.list_all(session, viewer.actor.account_id) if admin else [],
-        "projects": [
-            p
-            for p, _ in await projects_repo.list_projects(
-                session, viewer.actor.account_id, member_id=None if admin else viewer.actor.user_id
-            )
-        ],
+        "projects": [p for p, _ in await projects.list_projects(session, viewer.actor)],
         # The agent and token filters are searchable pickers: names shown, ids sent.
         "agents": [
             (a, a)

@@ -32,7 +32,7 @@ from cockpit.kit.web import AppSettings, DbSession
 from cockpit.membership import service as membership
 from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
-from cockpit.users.repository import SORT_PATTERN, UserFilters
+from cockpit.users.queries import SORT_PATTERN, UserFilters
 from cockpit.users.seats import PRODUCTS, SeatProduct, parse_seats, user_seats
 
 router = APIRouter()
