@@ -14,7 +14,8 @@ from typing import Any
 
 from cockpit.console.web import TEMPLATES_DIR, templates
 from cockpit.credits.amounts import grouped
-from cockpit.credits.settings import AccountFigures, GroupFigures, Overview
+from cockpit.credits.figures import AccountFigures, GroupFigures
+from cockpit.credits.settings import Overview
 
 STATIC = TEMPLATES_DIR.parent / "static"
 CHARTJS = "vendor/chartjs-4.6.1.min.js"

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
+from cockpit.kit.sql import names_in_account
 from cockpit.kit.time import utcnow
 from cockpit.users.models import User
 
@@ -88,3 +90,9 @@ async def revoke_sessions_of(session: AsyncSession, user_id: uuid.UUID) -> None:
         .where(LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+
+
+async def token_names(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    return await names_in_account(session, ApiToken, ApiToken.name, account_id, ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -255,3 +256,10 @@ async def revoke_project_tokens(session: AsyncSession, account_id: uuid.UUID, pr
         )
         .values(revoked_at=utcnow())
     )
+
+
+async def names_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The names of these API tokens of the account (others' and deleted ids are left out)."""
+    return await repository.token_names(session, account_id, ids)

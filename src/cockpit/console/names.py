@@ -1,27 +1,30 @@
 """Names for the ids that records keep (audit targets and changes, a call's group, token, model…):
 pages show these names, or "deleted <kind>" when the object is gone, never a raw id.
 
-Every look-up is scoped to the caller's account: another account's object has no name here.
+Each domain names its own objects (its ``names_of``); every look-up is scoped to the caller's account:
+another account's object has no name here.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.models import ApiToken
-from cockpit.groups.models import Group
-from cockpit.invitations.models import Invitation
-from cockpit.policies.models import AccessPolicy
-from cockpit.projects.models import Project
-from cockpit.providers.models import Model, Provider
-from cockpit.users.models import User
+from cockpit.auth import tokens
+from cockpit.groups import service as groups
+from cockpit.invitations import service as invitations
+from cockpit.policies import service as policies
+from cockpit.projects import service as projects
+from cockpit.providers import service as providers
+from cockpit.users import service as users
+
+# A domain's ``names_of``: the names of those of these ids that are its objects in the account.
+Lookup = Callable[[AsyncSession, uuid.UUID, Collection[uuid.UUID]], Awaitable[dict[uuid.UUID, str]]]
 
 UUID_TEXT = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 
@@ -50,6 +53,19 @@ def ids_in(*values: Any) -> set[uuid.UUID]:
     return found
 
 
+# Each domain names its own objects; an id is looked up in the next domain only while unnamed.
+_LOOKUPS: tuple[tuple[str, Lookup], ...] = (
+    ("user", users.names_of),
+    ("group", groups.names_of),
+    ("project", projects.names_of),
+    ("API token", tokens.names_of),
+    ("model", providers.model_names_of),
+    ("provider", providers.provider_names_of),
+    ("invitation", invitations.names_of),
+    ("access rule", policies.names_of),
+)
+
+
 async def names_of(
     session: AsyncSession, account_id: uuid.UUID, ids: Iterable[uuid.UUID | None]
 ) -> dict[uuid.UUID, Name]:
@@ -57,34 +73,13 @@ async def names_of(
     another account's) are left out."""
     wanted = {i for i in ids if i is not None}
     names: dict[uuid.UUID, Name] = {}
-    if not wanted:
-        return names
-    for user in await session.scalars(select(User).where(User.account_id == account_id, User.id.in_(wanted))):
-        names[user.id] = Name("user", user.display_name)
-    tables: list[tuple[str, Any, Any]] = [
-        ("group", Group, Group.name),
-        ("project", Project, Project.name),
-        ("API token", ApiToken, ApiToken.name),
-        ("model", Model, Model.name),
-        ("provider", Provider, Provider.name),
-        ("invitation", Invitation, Invitation.email),
-    ]
-    for kind, table, column in tables:
+    for kind, lookup in _LOOKUPS:
         left = wanted - names.keys()
         if not left:
             break
-        rows = await session.execute(
-            select(table.id, column).where(table.account_id == account_id, table.id.in_(left))
+        names.update(
+            {found: Name(kind, name) for found, name in (await lookup(session, account_id, left)).items()}
         )
-        names.update({row_id: Name(kind, name) for row_id, name in rows})
-    left = wanted - names.keys()
-    if left:
-        rules = await session.execute(
-            select(AccessPolicy.id, AccessPolicy.resource_type, AccessPolicy.resource).where(
-                AccessPolicy.account_id == account_id, AccessPolicy.id.in_(left)
-            )
-        )
-        names.update({row_id: Name("access rule", f"{kind} {resource}") for row_id, kind, resource in rules})
     return names
 
 

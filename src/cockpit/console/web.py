@@ -32,6 +32,7 @@ from cockpit.credits import requests as credit_requests
 from cockpit.kit.errors import CockpitError, NotAuthenticated, NotPermitted
 from cockpit.kit.web import DbSession, client_ip, user_agent
 from cockpit.tenancy.models import Account
+from cockpit.tenancy.service import account_by_id
 
 SESSION_COOKIE = "cockpit_session"
 CSRF_COOKIE = "cockpit_csrf"
@@ -202,7 +203,7 @@ async def _viewer(request: Request, session: DbSession) -> Viewer | None:
     login_session = await auth_service.resolve_session(session, _settings(request), secret)
     if login_session is None:
         return None
-    account = await session.get(Account, login_session.account_id)
+    account = await account_by_id(session, login_session.account_id)
     if account is None:
         return None
     actor = Actor.for_user(

@@ -11,131 +11,29 @@ group distributes more than its budget. Every edit locks the account row first
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import BigInteger, case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
+from cockpit.credits import figures as credit_figures
 from cockpit.credits import ledger
-from cockpit.credits.amounts import MICRO, ZERO, check_credits, grouped, plain
+from cockpit.credits.amounts import ZERO, check_credits, grouped, plain
 from cockpit.credits.cycles import current_cycle, extra_now
-from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation
+from cockpit.credits.figures import GroupFigures, MemberFigures
+from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, MemberAllocation
 from cockpit.groups.models import Group
 from cockpit.kit.errors import Conflict, NotFound
 from cockpit.kit.pagination import Page, PageParams
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
-from cockpit.users.models import User, UserStatus
+from cockpit.users.models import User
 
 # Far above any budget; keeps micro-credits (and sums of them) within a BigInteger.
-
-
-def _micro(value: Any) -> Decimal:
-    return Decimal(int(value or 0)) / MICRO
-
-
-# ---- figures ----
-
-
-@dataclass(frozen=True)
-class GroupFigures:
-    group: Group
-    monthly: Decimal
-    extra: Decimal  # of the current cycle
-    distributed: Decimal  # members' monthly + current-cycle extra
-    used: Decimal
-    members: int  # active users
-    auto_approve_limit: Decimal
-
-    @property
-    def budget(self) -> Decimal:
-        return self.monthly + self.extra
-
-    @property
-    def available(self) -> Decimal:
-        return self.budget - self.distributed
-
-
-@dataclass(frozen=True)
-class MemberFigures:
-    user: User
-    monthly: Decimal
-    extra: Decimal  # of the current cycle
-    used: Decimal
-    held: Decimal
-    signup_shortfall: Decimal
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.monthly + self.extra - self.used - self.held
-
-
-async def _budget_row(
-    session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID
-) -> GroupBudget | None:
-    return await session.scalar(
-        select(GroupBudget)
-        .where(GroupBudget.account_id == account_id, GroupBudget.group_id == group_id)
-        .execution_options(populate_existing=True)
-    )
-
-
-async def _allocation_row(session: AsyncSession, user: User) -> MemberAllocation | None:
-    return await session.scalar(
-        select(MemberAllocation)
-        .where(MemberAllocation.account_id == user.account_id, MemberAllocation.user_id == user.id)
-        .execution_options(populate_existing=True)
-    )
-
-
-async def distributed(
-    session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID, cycle: CreditCycle
-) -> Decimal:
-    """The sum of the group's members' monthly and current-cycle extra credits (every member with an
-    allocation, deactivated ones too: their allowance comes back when they are reactivated)."""
-    table = MemberAllocation.__table__.c
-    # Sum the raw micro-credit integers (exact on both backends), then scale once.
-    monthly = func.sum(table.monthly, type_=BigInteger)
-    extra = func.sum(case((table.extra_cycle_id == cycle.id, table.extra), else_=0), type_=BigInteger)
-    row = (
-        await session.execute(
-            select(func.coalesce(monthly, 0), func.coalesce(extra, 0))
-            .select_from(MemberAllocation.__table__.join(User, User.id == table.user_id))
-            .where(User.account_id == account_id, User.group_id == group_id)
-        )
-    ).one()
-    return _micro(row[0]) + _micro(row[1])
-
-
-async def _budgets_total(session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle) -> Decimal:
-    """All groups' budgets together (monthly + current-cycle extra)."""
-    table = GroupBudget.__table__.c
-    monthly = func.sum(table.monthly, type_=BigInteger)
-    extra = func.sum(case((table.extra_cycle_id == cycle.id, table.extra), else_=0), type_=BigInteger)
-    row = (
-        await session.execute(
-            select(func.coalesce(monthly, 0), func.coalesce(extra, 0)).where(table.account_id == account_id)
-        )
-    ).one()
-    return _micro(row[0]) + _micro(row[1])
-
-
-_USAGE_KINDS = (EntryKind.usage_debit.value, EntryKind.hold.value, EntryKind.release.value)
-
-
-def _usage_columns() -> tuple[Any, Any]:
-    """SUMs of usage debits and of holds less releases, over the raw micro-credit integers."""
-    table = LedgerEntry.__table__.c
-    debits = case((table.kind == EntryKind.usage_debit.value, table.amount), else_=0)
-    holds = case((table.kind.in_([EntryKind.hold.value, EntryKind.release.value]), table.amount), else_=0)
-    return func.sum(debits, type_=BigInteger), func.sum(holds, type_=BigInteger)
 
 
 def _ledger_changes(
@@ -161,40 +59,6 @@ def _ledger_changes(
                 group_id=group_id, actor_label=actor.label,
                 description=f"{label}: {what} {grouped(old)} → {grouped(new)}",
             )  # fmt: skip
-
-
-async def group_figures(
-    session: AsyncSession, account_id: uuid.UUID, group: Group, cycle: CreditCycle
-) -> GroupFigures:
-    budget = await _budget_row(session, account_id, group.id)
-    members = await session.scalar(
-        select(func.count())
-        .select_from(User)
-        .where(User.account_id == account_id, User.group_id == group.id, User.status == UserStatus.active)
-    )
-    return GroupFigures(
-        group=group,
-        monthly=budget.monthly if budget else ZERO,
-        extra=extra_now(budget.extra, budget.extra_cycle_id, cycle) if budget else ZERO,
-        distributed=await distributed(session, account_id, group.id, cycle),
-        used=await ledger.used(session, cycle.id, group_id=group.id),
-        members=members or 0,
-        auto_approve_limit=budget.auto_approve_limit if budget else ZERO,
-    )
-
-
-async def _member_figures(session: AsyncSession, user: User, cycle: CreditCycle) -> MemberFigures:
-    allocation = await _allocation_row(session, user)
-    used = await ledger.used(session, cycle.id, user_id=user.id)
-    held = await ledger.held(session, cycle.id, user_id=user.id)
-    return MemberFigures(
-        user=user,
-        monthly=allocation.monthly if allocation else ZERO,
-        extra=extra_now(allocation.extra, allocation.extra_cycle_id, cycle) if allocation else ZERO,
-        used=used,
-        held=held,
-        signup_shortfall=allocation.signup_shortfall if allocation else ZERO,
-    )
 
 
 # ---- access ----
@@ -235,7 +99,7 @@ async def group_allocation(session: AsyncSession, actor: Actor, group_id: uuid.U
     actor.require(Permission.credits_manage)
     group = await _group(session, actor, group_id)
     cycle = await current_cycle(session, await _account(session, actor.account_id))
-    return await group_figures(session, actor.account_id, group, cycle)
+    return await credit_figures.group_figures(session, actor.account_id, group, cycle)
 
 
 async def set_group_allocation(
@@ -260,7 +124,7 @@ async def set_group_allocation(
     account = await lock_account(session, actor.account_id)
     group = await _group(session, actor, group_id)
     cycle = await current_cycle(session, account)
-    budget = await _budget_row(session, account.id, group.id)
+    budget = await credit_figures.budget_row(session, account.id, group.id)
     if budget is None:
         budget = GroupBudget(
             group_id=group.id, account_id=account.id, monthly=ZERO, extra=ZERO, auto_approve_limit=ZERO
@@ -276,7 +140,7 @@ async def set_group_allocation(
     if new_budget > old_budget:
         # Only a raise can break the account limit (lowering a budget is always allowed, also when
         # the account's limit was lowered below the groups' total earlier).
-        total = await _budgets_total(session, account.id, cycle) - old_budget + new_budget
+        total = await credit_figures.budgets_total(session, account.id, cycle) - old_budget + new_budget
         if total > account.credits_per_cycle:
             over = total - account.credits_per_cycle
             raise Conflict(
@@ -286,7 +150,7 @@ async def set_group_allocation(
                 f"{grouped(over)}.",
             )
     elif new_budget < old_budget:
-        given = await distributed(session, account.id, group.id, cycle)
+        given = await credit_figures.distributed(session, account.id, group.id, cycle)
         if new_budget < given:
             raise Conflict(
                 "budget_below_distributed",
@@ -317,7 +181,7 @@ async def set_group_allocation(
         },
     )
     await session.flush()
-    return await group_figures(session, account.id, group, cycle)
+    return await credit_figures.group_figures(session, account.id, group, cycle)
 
 
 # ---- members ----
@@ -326,7 +190,7 @@ async def set_group_allocation(
 async def member_allocation(session: AsyncSession, actor: Actor, user_id: uuid.UUID) -> MemberFigures:
     user = await access_member(session, actor, user_id)
     cycle = await current_cycle(session, await _account(session, actor.account_id))
-    return await _member_figures(session, user, cycle)
+    return await credit_figures.member_figures(session, user, cycle)
 
 
 async def _new_allocation(session: AsyncSession, user: User) -> MemberAllocation:
@@ -357,7 +221,7 @@ async def set_member_allocation(
     user = await access_member(session, actor, user_id)
     group = await _group(session, actor, user.group_id)
     cycle = await current_cycle(session, account)
-    allocation = await _allocation_row(session, user) or await _new_allocation(session, user)
+    allocation = await credit_figures.allocation_row(session, user) or await _new_allocation(session, user)
     old_monthly = allocation.monthly
     old_extra = extra_now(allocation.extra, allocation.extra_cycle_id, cycle)
     old_shortfall = allocation.signup_shortfall
@@ -366,7 +230,7 @@ async def set_member_allocation(
     change = (new_monthly + new_extra) - (old_monthly + old_extra)
 
     if change > 0:
-        figures = await group_figures(session, account.id, group, cycle)
+        figures = await credit_figures.group_figures(session, account.id, group, cycle)
         after = figures.distributed + change
         if after > figures.budget:
             raise Conflict(
@@ -398,7 +262,7 @@ async def set_member_allocation(
         },
     )
     await session.flush()
-    return await _member_figures(session, user, cycle)
+    return await credit_figures.member_figures(session, user, cycle)
 
 
 async def grant_signup_credits(session: AsyncSession, user: User) -> None:
@@ -414,10 +278,10 @@ async def grant_signup_credits(session: AsyncSession, user: User) -> None:
     cycle = await current_cycle(session, account)
     group = await session.get(Group, user.group_id)
     assert group is not None
-    figures = await group_figures(session, account.id, group, cycle)
+    figures = await credit_figures.group_figures(session, account.id, group, cycle)
     granted = min(signup, max(figures.available, ZERO))
     shortfall = signup - granted
-    allocation = await _allocation_row(session, user) or await _new_allocation(session, user)
+    allocation = await credit_figures.allocation_row(session, user) or await _new_allocation(session, user)
     before = extra_now(allocation.extra, allocation.extra_cycle_id, cycle)
     allocation.extra, allocation.extra_cycle_id = before + granted, cycle.id
     allocation.signup_shortfall = shortfall
@@ -447,22 +311,6 @@ async def grant_signup_credits(session: AsyncSession, user: User) -> None:
 # ---- the members table of a group ----
 
 
-async def _usage_by_user(
-    session: AsyncSession, cycle: CreditCycle, user_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, tuple[Decimal, Decimal]]:
-    """(used, held) of each user this cycle, in one grouped query."""
-    if not user_ids:
-        return {}
-    table = LedgerEntry.__table__.c
-    debits, holds = _usage_columns()
-    rows = await session.execute(
-        select(table.user_id, debits, holds)
-        .where(table.cycle_id == cycle.id, table.user_id.in_(list(user_ids)), table.kind.in_(_USAGE_KINDS))
-        .group_by(table.user_id)
-    )
-    return {uuid.UUID(str(uid)): (-_micro(u), -_micro(h)) for uid, u, h in rows}
-
-
 async def group_members(
     session: AsyncSession, actor: Actor, group_id: uuid.UUID, params: PageParams, *, q: str = ""
 ) -> Page[MemberFigures]:
@@ -488,18 +336,9 @@ async def group_members(
             stmt.order_by(func.lower(User.name), User.email).limit(params.per_page).offset(params.offset)
         )
     ).all()
-    usage = await _usage_by_user(session, cycle, [user.id for user, _ in rows])
+    usage = await credit_figures.usage_by_user(session, cycle, [user.id for user, _ in rows])
     items = []
     for user, allocation in rows:
         used, held = usage.get(user.id, (ZERO, ZERO))
-        items.append(
-            MemberFigures(
-                user=user,
-                monthly=allocation.monthly if allocation else ZERO,
-                extra=extra_now(allocation.extra, allocation.extra_cycle_id, cycle) if allocation else ZERO,
-                used=used,
-                held=held,
-                signup_shortfall=allocation.signup_shortfall if allocation else ZERO,
-            )
-        )
+        items.append(credit_figures.member_figures_of(user, allocation, cycle, used=used, held=held))
     return Page(items=items, total=total or 0, page=params.page, per_page=params.per_page)

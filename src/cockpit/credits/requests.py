@@ -23,17 +23,19 @@ from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
-from cockpit.credits import allocations, ledger
+from cockpit.credits import figures as credit_figures
+from cockpit.credits import ledger
 from cockpit.credits.amounts import ZERO, check_credits, plain
 from cockpit.credits.cycles import current_cycle, extra_now
+from cockpit.credits.figures import GroupFigures
 from cockpit.credits.models import (
     CreditCycle,
     CreditRequest,
     EntryKind,
-    GroupBudget,
     MemberAllocation,
     RequestStatus,
 )
+from cockpit.groups import service as groups
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams
 from cockpit.kit.time import utcnow
@@ -43,36 +45,14 @@ from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 
-# ---- a group's figures (computed here from budgets and allocations, read under the account lock) ----
-
-
-@dataclass(frozen=True)
-class GroupFigures:
-    budget: Decimal  # monthly + this cycle's extra
-    distributed: Decimal  # its members' monthly + this cycle's extra
-    auto_approve_limit: Decimal
-
-    @property
-    def available(self) -> Decimal:
-        return self.budget - self.distributed
-
 
 async def _group_figures(
-    session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID, cycle: CreditCycle
+    session: AsyncSession, account_id: uuid.UUID, user: User, cycle: CreditCycle
 ) -> GroupFigures:
-    budget = await session.scalar(
-        select(GroupBudget)
-        .where(GroupBudget.account_id == account_id, GroupBudget.group_id == group_id)
-        .execution_options(populate_existing=True)
-    )
-    distributed = await allocations.distributed(session, account_id, group_id, cycle)
-    if budget is None:
-        return GroupFigures(budget=ZERO, distributed=distributed, auto_approve_limit=ZERO)
-    return GroupFigures(
-        budget=budget.monthly + extra_now(budget.extra, budget.extra_cycle_id, cycle),
-        distributed=distributed,
-        auto_approve_limit=budget.auto_approve_limit,
-    )
+    """The figures of the member's group (read under the account lock)."""
+    group = await groups.get_group(session, account_id, user.group_id)
+    assert group is not None  # users.group_id references groups
+    return await credit_figures.group_figures(session, account_id, group, cycle)
 
 
 async def _grant(
@@ -136,7 +116,7 @@ async def file_request(session: AsyncSession, actor: Actor, *, amount: Decimal, 
     if user is None:
         raise NotFound("user_not_found", "No such user.")
     cycle = await current_cycle(session, account)
-    figures = await _group_figures(session, account.id, user.group_id, cycle)
+    figures = await _group_figures(session, account.id, user, cycle)
     request = CreditRequest(
         id=uuid.uuid4(),
         account_id=account.id,
@@ -272,7 +252,7 @@ async def approve_request(
             details=[{"field": "amount", "message": message}],
         )
     cycle = await current_cycle(session, account)
-    figures = await _group_figures(session, account.id, user.group_id, cycle)
+    figures = await _group_figures(session, account.id, user, cycle)
     if figures.available < granted:
         short = granted - max(figures.available, ZERO)
         raise Conflict(

@@ -13,35 +13,33 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, case, func, select
+from sqlalchemy import BigInteger, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
-from cockpit.credits import ledger
+from cockpit.credits import figures as credit_figures
 from cockpit.credits.amounts import MICRO, ZERO, check_credits, grouped, plain
 from cockpit.credits.cycles import current_cycle, start_cycle
+from cockpit.credits.figures import AccountFigures, GroupFigures, MemberFigures
 from cockpit.credits.models import (
     Cadence,
     CreditCycle,
     CycleStart,
     EntryKind,
-    GroupBudget,
     LedgerEntry,
-    MemberAllocation,
 )
-from cockpit.groups.models import Group
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
-from cockpit.users.models import User, UserStatus
+from cockpit.users import service as users
 
 CADENCES = ", ".join(c.value for c in Cadence)
 
@@ -56,27 +54,6 @@ def check_cadence(value: str | Cadence) -> Cadence:
             f"The cycle_cadence {message}.",
             details=[{"field": "cycle_cadence", "message": message}],
         ) from None
-
-
-def _extra_in(cycle: CreditCycle | None) -> Any:
-    """SQL for a row's extra credits that count in ``cycle`` (none when no cycle)."""
-    table = GroupBudget.__table__.c
-    if cycle is None:
-        return 0
-    return case((table.extra_cycle_id == cycle.id, table.extra), else_=0)
-
-
-async def group_budgets_total(
-    session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle | None
-) -> Decimal:
-    """The sum of the account's group budgets: monthly plus the extra of ``cycle``."""
-    table = GroupBudget.__table__.c
-    total = await session.scalar(
-        select(func.coalesce(func.sum(table.monthly + _extra_in(cycle), type_=BigInteger), 0)).where(
-            table.account_id == account_id
-        )
-    )
-    return Decimal(int(total or 0)) / MICRO
 
 
 # ---- settings ----
@@ -133,7 +110,7 @@ async def change_settings(
     cycle = await current_cycle(session, account, now=now)
     cadence_changes = cadence is not None and cadence.value != account.cycle_cadence
     if credits_per_cycle is not None and credits_per_cycle != account.credits_per_cycle:
-        budgets = await group_budgets_total(session, account.id, None if cadence_changes else cycle)
+        budgets = await credit_figures.budgets_total(session, account.id, None if cadence_changes else cycle)
         if credits_per_cycle < budgets:
             message = (
                 f"Group budgets total {grouped(budgets)} credits; credits per cycle cannot be less "
@@ -233,80 +210,6 @@ async def list_cycles(session: AsyncSession, actor: Actor, params: PageParams) -
 
 
 @dataclass(frozen=True)
-class AccountFigures:
-    limit: Decimal
-    used: Decimal
-    held: Decimal
-    budgets: Decimal  # the sum of the groups' budgets this cycle
-
-    @property
-    def available(self) -> Decimal:
-        return self.limit - self.used - self.held
-
-    @property
-    def unallocated(self) -> Decimal:
-        return self.limit - self.budgets
-
-    @property
-    def usage_percent(self) -> Decimal:
-        if self.limit <= 0:
-            return ZERO
-        return (self.used / self.limit * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-
-
-@dataclass(frozen=True)
-class GroupFigures:
-    group: Group
-    members: int
-    monthly: Decimal
-    extra: Decimal
-    distributed: Decimal
-    used: Decimal
-    auto_approve_limit: Decimal
-
-    @property
-    def budget(self) -> Decimal:
-        return self.monthly + self.extra
-
-    @property
-    def available(self) -> Decimal:
-        return self.budget - self.distributed
-
-
-@dataclass(frozen=True)
-class MemberFigures:
-    user_id: uuid.UUID
-    group_id: uuid.UUID
-    monthly: Decimal
-    extra: Decimal
-    used: Decimal
-    held: Decimal
-
-    @property
-    def remaining(self) -> Decimal:
-        return self.monthly + self.extra - self.used - self.held
-
-    @property
-    def allocated(self) -> Decimal:
-        return self.monthly + self.extra
-
-    @property
-    def used_percent(self) -> int | None:
-        """Credits used as a whole percentage of the allocation (rounded down); None without one."""
-        if self.allocated <= 0:
-            return None
-        return int(self.used * 100 // self.allocated)
-
-    @property
-    def warning(self) -> str | None:
-        """ "exhausted" at 100 % of the allocation used, "low" from 80 %, else None."""
-        percent = self.used_percent
-        if percent is None or percent < 80:
-            return None
-        return "exhausted" if percent >= 100 else "low"
-
-
-@dataclass(frozen=True)
 class Overview:
     now: datetime
     cycle: CreditCycle
@@ -324,91 +227,6 @@ class Overview:
         return max(0, int((self.cycle.ends_at - self.now).total_seconds()))
 
 
-async def _member_figures(session: AsyncSession, user: User, cycle: CreditCycle) -> MemberFigures:
-    allocation = await session.scalar(
-        select(MemberAllocation).where(
-            MemberAllocation.account_id == user.account_id, MemberAllocation.user_id == user.id
-        )
-    )
-    monthly = allocation.monthly if allocation is not None else ZERO
-    extra = allocation.extra if allocation is not None and allocation.extra_cycle_id == cycle.id else ZERO
-    return MemberFigures(
-        user_id=user.id,
-        group_id=user.group_id,
-        monthly=monthly,
-        extra=extra,
-        used=await ledger.used(session, cycle.id, user_id=user.id),
-        held=await ledger.held(session, cycle.id, user_id=user.id),
-    )
-
-
-def _micro(value: Any) -> Decimal:
-    return Decimal(int(value or 0)) / MICRO
-
-
-async def _group_figures(
-    session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle
-) -> list[GroupFigures]:
-    groups = list(
-        await session.scalars(
-            select(Group)
-            .where(Group.account_id == account_id)
-            .order_by(Group.is_default.desc(), Group.name_key)
-        )
-    )
-    budgets = {
-        b.group_id: b
-        for b in await session.scalars(select(GroupBudget).where(GroupBudget.account_id == account_id))
-    }
-    users = User.__table__.c
-    active = await session.execute(
-        select(users.group_id, func.count())
-        .where(users.account_id == account_id, users.status == UserStatus.active.value)
-        .group_by(users.group_id)
-    )
-    members = {group_id: int(count) for group_id, count in active.all()}
-    # Distributed: every member's allocation counts (the same rule as the requests' group check).
-    alloc = MemberAllocation.__table__.c
-    distributed_rows = await session.execute(
-        select(
-            users.group_id,
-            func.sum(alloc.monthly, type_=BigInteger),
-            func.sum(case((alloc.extra_cycle_id == cycle.id, alloc.extra), else_=0), type_=BigInteger),
-        )
-        .select_from(MemberAllocation.__table__.join(User.__table__, users.id == alloc.user_id))
-        .where(users.account_id == account_id)
-        .group_by(users.group_id)
-    )
-    distributed = {group_id: _micro(m) + _micro(e) for group_id, m, e in distributed_rows.all()}
-    entries = LedgerEntry.__table__.c
-    used_rows = await session.execute(
-        select(entries.group_id, func.sum(entries.amount, type_=BigInteger))
-        .where(
-            entries.account_id == account_id,
-            entries.cycle_id == cycle.id,
-            entries.kind == EntryKind.usage_debit.value,
-            entries.group_id.is_not(None),
-        )
-        .group_by(entries.group_id)
-    )
-    used = {group_id: -_micro(total) for group_id, total in used_rows.all()}
-    figures = []
-    for group in groups:
-        budget = budgets.get(group.id)
-        figures.append(
-            GroupFigures(
-                group=group,
-                members=members.get(group.id, 0),
-                monthly=budget.monthly if budget is not None else ZERO,
-                extra=budget.extra if budget is not None and budget.extra_cycle_id == cycle.id else ZERO,
-                distributed=distributed.get(group.id, ZERO),
-                used=used.get(group.id, ZERO),
-                auto_approve_limit=budget.auto_approve_limit if budget is not None else ZERO,
-            )
-        )
-    return figures
-
-
 async def overview(session: AsyncSession, actor: Actor) -> Overview:
     """The current cycle with the account's and every group's figures (administrators), or the
     caller's own allowance, usage and remaining credits (members)."""
@@ -418,20 +236,13 @@ async def overview(session: AsyncSession, actor: Actor) -> Overview:
     cycle = await current_cycle(session, account, now=now)
     me = None
     if actor.user_id is not None:
-        user = await session.scalar(
-            select(User).where(User.id == actor.user_id, User.account_id == account.id)
-        )
+        user = await users.get_user(session, account.id, actor.user_id)
         if user is not None:
-            me = await _member_figures(session, user, cycle)
+            me = await credit_figures.member_figures(session, user, cycle)
     account_figures = groups = None
     if actor.can(Permission.credits_manage):
-        account_figures = AccountFigures(
-            limit=account.credits_per_cycle,
-            used=await ledger.used(session, cycle.id),
-            held=await ledger.held(session, cycle.id),
-            budgets=await group_budgets_total(session, account.id, cycle),
-        )
-        groups = await _group_figures(session, account.id, cycle)
+        account_figures = await credit_figures.account_figures(session, account, cycle)
+        groups = await credit_figures.every_group_figures(session, account.id, cycle)
     return Overview(
         now=now,
         cycle=cycle,
@@ -450,7 +261,7 @@ async def my_credits(session: AsyncSession, actor: Actor) -> MemberFigures | Non
     account = await _account(session, actor)
     if account.credit_factor <= 0:
         return None
-    user = await session.scalar(select(User).where(User.id == actor.user_id, User.account_id == account.id))
+    user = await users.get_user(session, account.id, actor.user_id)
     if user is None:
         return None
-    return await _member_figures(session, user, await current_cycle(session, account))
+    return await credit_figures.member_figures(session, user, await current_cycle(session, account))

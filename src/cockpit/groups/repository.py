@@ -9,6 +9,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.groups.models import Group
+from cockpit.kit.sql import names_in_account
 
 
 async def get_in_account(session: AsyncSession, account_id: uuid.UUID, group_id: uuid.UUID) -> Group | None:
@@ -44,9 +45,4 @@ async def list_in_account(session: AsyncSession, account_id: uuid.UUID) -> list[
 async def names(
     session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(
-        select(Group.id, Group.name).where(Group.account_id == account_id, Group.id.in_(list(ids)))
-    )
-    return {group_id: name for group_id, name in rows.all()}
+    return await names_in_account(session, Group, Group.name, account_id, ids)

@@ -55,6 +55,11 @@ async def list_groups(session: AsyncSession, actor: Actor) -> list[Group]:
     return await repository.list_in_account(session, actor.account_id)
 
 
+async def groups_of(session: AsyncSession, account_id: uuid.UUID) -> list[Group]:
+    """The account's groups (Default first, then by name), for code acting on the account's behalf."""
+    return await repository.list_in_account(session, account_id)
+
+
 async def page_groups(session: AsyncSession, actor: Actor, params: PageParams) -> Page[Group]:
     actor.require(Permission.users_read)
     return await paginate(session, repository.list_stmt(actor.account_id), params)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.invitations.models import Invitation
+from cockpit.kit.sql import names_in_account
 from cockpit.kit.time import utcnow
 from cockpit.users.seats import PRODUCTS, SeatProduct
 
@@ -76,3 +78,9 @@ async def move_group(
         .where(Invitation.account_id == account_id, Invitation.group_id == source)
         .values(group_id=destination)
     )
+
+
+async def emails(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    return await names_in_account(session, Invitation, Invitation.email, account_id, ids)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -159,6 +159,13 @@ async def move_to_group(
     """Every invitation of the account into ``source`` now invites into ``destination`` (a group is
     being deleted: ``membership.delete_group`` records it)."""
     await repository.move_group(session, account_id, source, destination)
+
+
+async def names_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The e-mails of these invitations of the account (others' and deleted ids are left out)."""
+    return await repository.emails(session, account_id, ids)
 
 
 async def access_invitation(session: AsyncSession, actor: Actor, invitation_id: uuid.UUID) -> Invitation:

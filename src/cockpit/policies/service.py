@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,6 +197,20 @@ async def feature_allowed(session: AsyncSession, actor: Actor, feature: str) -> 
 
 
 # ---- rules ----
+
+
+async def names_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """What each of these access rules of the account is about ("model gpt-4o", "feature x")."""
+    if not ids:
+        return {}
+    rules = await session.execute(
+        select(AccessPolicy.id, AccessPolicy.resource_type, AccessPolicy.resource).where(
+            AccessPolicy.account_id == account_id, AccessPolicy.id.in_(list(ids))
+        )
+    )
+    return {rule_id: f"{kind} {resource}" for rule_id, kind, resource in rules.all()}
 
 
 async def _model_names(session: AsyncSession, account_id: uuid.UUID) -> dict[str, str]:

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.kit.sql import names_in_account
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.users.models import User
 
@@ -65,3 +67,9 @@ async def members_of(session: AsyncSession, project_id: uuid.UUID) -> list[tuple
         .order_by(User.email)
     )
     return [(member, user) for member, user in rows.all()]
+
+
+async def names(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    return await names_in_account(session, Project, Project.name, account_id, ids)

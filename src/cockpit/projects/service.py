@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -252,3 +253,10 @@ async def remove_member(
     )
     await session.delete(member)
     await session.flush()
+
+
+async def names_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The names of these projects of the account (others' and deleted ids are left out)."""
+    return await repository.names(session, account_id, ids)

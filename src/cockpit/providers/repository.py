@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.kit.sql import names_in_account
 from cockpit.providers.models import Model, Provider
 
 
@@ -56,3 +58,15 @@ def models_stmt(account_id: uuid.UUID, *, enabled_only: bool) -> Select[Model]:
     if enabled_only:
         stmt = stmt.where(Model.enabled.is_(True))
     return stmt.order_by(Model.name)
+
+
+async def model_names(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    return await names_in_account(session, Model, Model.name, account_id, ids)
+
+
+async def provider_names(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    return await names_in_account(session, Provider, Provider.name, account_id, ids)

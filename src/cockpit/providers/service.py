@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Collection
 from decimal import Decimal
 from typing import Any
 
@@ -490,3 +491,17 @@ async def delete_model(session: AsyncSession, actor: Actor, model_id: uuid.UUID)
     )
     await session.delete(model)
     await session.flush()
+
+
+async def model_names_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The names of these models of the account (others' and deleted ids are left out)."""
+    return await repository.model_names(session, account_id, ids)
+
+
+async def provider_names_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The names of these providers of the account (others' and deleted ids are left out)."""
+    return await repository.provider_names(session, account_id, ids)

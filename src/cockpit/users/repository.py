@@ -22,8 +22,14 @@ async def get_in_account(session: AsyncSession, account_id: uuid.UUID, user_id: 
     return await session.scalar(select(User).where(User.account_id == account_id, User.id == user_id))
 
 
-async def list_in_account(session: AsyncSession, account_id: uuid.UUID) -> list[User]:
-    rows = await session.scalars(select(User).where(User.account_id == account_id).order_by(User.email))
+async def list_in_account(
+    session: AsyncSession, account_id: uuid.UUID, *, by_name: bool = False, limit: int | None = None
+) -> list[User]:
+    """The account's users by e-mail (or by name, then e-mail), the first ``limit`` of them."""
+    order = (User.name, User.email) if by_name else (User.email,)
+    rows = await session.scalars(
+        select(User).where(User.account_id == account_id).order_by(*order).limit(limit)
+    )
     return list(rows)
 
 

@@ -209,6 +209,11 @@ async def group_size(
     return await repository.group_size(session, account_id, group_id, active_only=active_only)
 
 
+async def group_sizes(session: AsyncSession, account_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """How many active people each group of the account has (groups with nobody are left out)."""
+    return await repository.group_sizes(session, account_id)
+
+
 async def groups_with_sizes(session: AsyncSession, actor: Actor) -> list[tuple[Group, int]]:
     """The account's groups (Default first, then by name), each with its number of active people."""
     rows = await groups.list_groups(session, actor)
@@ -226,9 +231,11 @@ async def page_groups_with_sizes(
 
 async def names_of(
     session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, User]:
-    """These users of the account by id (to name them; other accounts' ids are left out)."""
-    return await repository.by_ids(session, account_id, ids)
+) -> dict[uuid.UUID, str]:
+    """The names (or e-mails) of these users of the account; other accounts' ids are left out."""
+    return {
+        user.id: user.display_name for user in (await repository.by_ids(session, account_id, ids)).values()
+    }
 
 
 async def account_of(session: AsyncSession, account_id: uuid.UUID) -> Account:
@@ -251,9 +258,18 @@ async def email_taken(session: AsyncSession, email: str) -> bool:
     return await repository.get_by_email(session, email) is not None
 
 
-async def list_all(session: AsyncSession, account_id: uuid.UUID) -> list[User]:
-    """Everyone in the account, by e-mail (pickers and filters of the console)."""
-    return await repository.list_in_account(session, account_id)
+async def list_all(
+    session: AsyncSession, account_id: uuid.UUID, *, by_name: bool = False, limit: int | None = None
+) -> list[User]:
+    """Everyone in the account by e-mail (or by name), the first ``limit`` (pickers and filters)."""
+    return await repository.list_in_account(session, account_id, by_name=by_name, limit=limit)
+
+
+async def users_by_id(
+    session: AsyncSession, account_id: uuid.UUID, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, User]:
+    """These users of the account by id (other accounts' ids are left out)."""
+    return await repository.by_ids(session, account_id, ids)
 
 
 async def count_users(

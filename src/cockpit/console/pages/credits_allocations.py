@@ -21,8 +21,8 @@ from cockpit.console.pages.credits_requests import parse_credits, readable
 from cockpit.console.web import Viewer, discard_changes, page_requires, render
 from cockpit.credits import allocations
 from cockpit.credits import settings as credits
-from cockpit.credits.allocations import GroupFigures, MemberFigures
 from cockpit.credits.amounts import grouped
+from cockpit.credits.figures import GroupFigures, MemberFigures
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession

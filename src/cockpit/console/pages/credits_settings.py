@@ -18,7 +18,7 @@ from cockpit.authz.permissions import Permission
 from cockpit.console.formatting import datetime_text
 from cockpit.console.pages.credits_requests import parse_credits, readable
 from cockpit.console.web import Viewer, discard_changes, page_requires, redirect, render
-from cockpit.credits import ledger
+from cockpit.credits import figures as credit_figures
 from cockpit.credits import settings as credits
 from cockpit.credits.amounts import grouped
 from cockpit.credits.models import Cadence
@@ -59,12 +59,7 @@ async def _page(
     request: Request, session: DbSession, viewer: Viewer, *, status_code: int = 200, **extra: Any
 ) -> Response:
     account, cycle = await credits.credit_settings(session, viewer.actor)
-    figures = credits.AccountFigures(
-        limit=account.credits_per_cycle,
-        used=await ledger.used(session, cycle.id),
-        held=await ledger.held(session, cycle.id),
-        budgets=await credits.group_budgets_total(session, account.id, cycle),
-    )
+    figures = await credit_figures.account_figures(session, account, cycle)
     context: dict[str, Any] = {
         "admin": True,
         "account": account,
@@ -122,11 +117,7 @@ async def change_limit(
         )
     if value == before:
         return _done(request, f"Credits per cycle unchanged ({grouped(value)}).")
-    available = (
-        account.credits_per_cycle
-        - await ledger.used(session, cycle.id)
-        - await ledger.held(session, cycle.id)
-    )
+    available = (await credit_figures.account_figures(session, account, cycle)).available
     return _done(
         request,
         f"Account credit limit set to {grouped(account.credits_per_cycle)} credits per cycle, from "

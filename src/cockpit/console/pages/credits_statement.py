@@ -18,18 +18,19 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, finish, render
 from cockpit.credits import statement as statements
 from cockpit.credits.models import EntryKind
 from cockpit.credits.web import statement_csv_response
+from cockpit.groups import service as groups_service
 from cockpit.groups.models import Group
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.pagination import Page
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import feature_allowed, require_feature
+from cockpit.users import service as users
 from cockpit.users.models import User
 
 router = APIRouter(prefix="/credits")
@@ -146,15 +147,6 @@ async def _statement(
     return result
 
 
-async def _names(session: DbSession, viewer: Viewer, ids: set[uuid.UUID]) -> dict[uuid.UUID, User]:
-    if not ids:
-        return {}
-    rows = await session.scalars(
-        select(User).where(User.account_id == viewer.actor.account_id, User.id.in_(ids))
-    )
-    return {user.id: user for user in rows}
-
-
 def _title(statement: statements.Statement, viewer: Viewer, subject: Group | User | None) -> str:
     if statement.scope == "account":
         return viewer.account.name
@@ -193,27 +185,16 @@ async def statement_page(
 
     subject: Group | User | None = None
     if result.group_id is not None:
-        subject = await session.get(Group, result.group_id)
+        subject = await groups_service.get_group(session, viewer.actor.account_id, result.group_id)
     elif result.user_id is not None:
-        subject = await session.get(User, result.user_id)
+        subject = await users.get_user(session, viewer.actor.account_id, result.user_id)
     groups: list[Group] = []
     members: list[User] = []
     more_members = False
     if admin:
-        groups = list(
-            await session.scalars(
-                select(Group)
-                .where(Group.account_id == viewer.actor.account_id)
-                .order_by(Group.is_default.desc(), Group.name_key)
-            )
-        )
-        listed = list(
-            await session.scalars(
-                select(User)
-                .where(User.account_id == viewer.actor.account_id)
-                .order_by(User.name, User.email)
-                .limit(MAX_MEMBERS_LISTED + 1)
-            )
+        groups = await groups_service.groups_of(session, viewer.actor.account_id)
+        listed = await users.list_all(
+            session, viewer.actor.account_id, by_name=True, limit=MAX_MEMBERS_LISTED + 1
         )
         more_members = len(listed) > MAX_MEMBERS_LISTED
         members = listed[:MAX_MEMBERS_LISTED]
@@ -225,7 +206,9 @@ async def statement_page(
     pages = Page(items=shown, total=result.total_lines, page=page, per_page=PER_PAGE)
     brought_forward = result.brought_forward
     people = (
-        await _names(session, viewer, {line.entry.user_id for line in shown if line.entry.user_id})
+        await users.users_by_id(
+            session, viewer.actor.account_id, {line.entry.user_id for line in shown if line.entry.user_id}
+        )
         if result.scope != "user"
         else {}
     )

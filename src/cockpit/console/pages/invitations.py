@@ -29,7 +29,7 @@ from cockpit.kit.mail import mail_configured
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import AppSettings, DbSession, client_ip, user_agent
 from cockpit.membership import service as membership
-from cockpit.tenancy.models import Account
+from cockpit.tenancy.service import account_by_id
 from cockpit.users.models import UserRole
 from cockpit.users.seats import PRODUCTS
 
@@ -201,7 +201,7 @@ async def _accept_form(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    account = await session.get(Account, invitation.account_id)
+    account = await account_by_id(session, invitation.account_id)
     assert account is not None
     response = render(
         request,
@@ -269,7 +269,7 @@ async def accept_invitation(
     _, secret = await auth_service.start_session(
         session, settings, user, ip=client_ip(request), user_agent=user_agent(request)
     )
-    account = await session.get(Account, user.account_id)
+    account = await account_by_id(session, user.account_id)
     welcome = f"Welcome to {account.name if account else 'Cockpit'}. You are signed in as {user.email}."
     response = redirect(request, "/", message=welcome)
     set_session_cookie(response, request, secret)

@@ -14,12 +14,10 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires, redirect, render
 from cockpit.groups import service as groups
-from cockpit.groups.models import Group
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams
 from cockpit.kit.web import DbSession
@@ -101,14 +99,7 @@ def _rule_text(row: PolicyRow) -> str:
 
 
 async def _users(session: DbSession, viewer: Viewer) -> tuple[list[User], bool]:
-    listed = list(
-        await session.scalars(
-            select(User)
-            .where(User.account_id == viewer.actor.account_id)
-            .order_by(User.email)
-            .limit(MAX_USERS_LISTED + 1)
-        )
-    )
+    listed = await users_service.list_all(session, viewer.actor.account_id, limit=MAX_USERS_LISTED + 1)
     return listed[:MAX_USERS_LISTED], len(listed) > MAX_USERS_LISTED
 
 
@@ -389,9 +380,7 @@ async def effective_page(
     if target is None:
         raise NotFound("user_not_found", "No such user.")
     user, sections = await _sections(session, viewer, target)
-    group = await session.scalar(
-        select(Group).where(Group.id == user.group_id, Group.account_id == viewer.actor.account_id)
-    )
+    group = await groups.get_group(session, viewer.actor.account_id, user.group_id)
     users: list[User] = []
     more_users = False
     if admin:

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from cockpit.credits.allocations import GroupFigures, MemberFigures
 from cockpit.credits.amounts import MAX_AMOUNT
+from cockpit.credits.figures import GroupFigures, MemberFigures
 from cockpit.kit.money import plain
 from cockpit.kit.pagination import Page, PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema

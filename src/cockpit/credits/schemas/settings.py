@@ -11,8 +11,9 @@ from typing import Annotated
 from pydantic import Field
 
 from cockpit.credits.amounts import plain
+from cockpit.credits.figures import AccountFigures, GroupFigures, MemberFigures
 from cockpit.credits.models import Cadence, CreditCycle
-from cockpit.credits.settings import AccountFigures, CycleRow, GroupFigures, MemberFigures, Overview
+from cockpit.credits.settings import CycleRow, Overview
 from cockpit.kit.pagination import Page, PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.tenancy.models import Account
