@@ -62,8 +62,8 @@ from _gateway_load import (
 from _gateway_report import report
 
 from cockpit.accounts.service import create_account
-from cockpit.authz.actor import Actor
 from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
 from cockpit.credits import balances, ledger
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.kit.db import make_engine, make_sessionmaker

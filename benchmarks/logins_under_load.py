@@ -34,10 +34,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gateway as bench  # benchmarks/gateway.py: set-up, client, upstream
-from cockpit.tenancy.models import Account
 from cockpit.auth.passwords import hash_password
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
+from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole, UserStatus
 
 PASSWORD = "benchmark-password-1"

@@ -21,15 +21,15 @@ from sqlalchemy import insert
 
 from cockpit.accounts.service import create_account
 from cockpit.app import create_app
-from cockpit.authz.actor import Actor
 from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.groups.repository import default_group
 from cockpit.groups.service import create_group
+from cockpit.imports import service as imports
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
 from cockpit.kit.time import utcnow
-from cockpit.users import imports
 from cockpit.users.models import User, UserRole, UserStatus
 
 QUERIES = [

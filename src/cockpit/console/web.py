@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -29,7 +30,7 @@ from cockpit.console import formatting
 from cockpit.console.names import named, target_name
 from cockpit.console.nav import navigation
 from cockpit.credits import requests as credit_requests
-from cockpit.kit.errors import CockpitError, NotAuthenticated, NotPermitted
+from cockpit.kit.errors import CockpitError, NotAuthenticated, NotFound, NotPermitted
 from cockpit.kit.web import DbSession, client_ip, user_agent
 from cockpit.tenancy.models import Account
 from cockpit.tenancy.service import account_by_id
@@ -242,6 +243,14 @@ def page_requires(permission: Permission) -> Callable[[Viewer], Awaitable[Viewer
 
 AdminViewer = Annotated[Viewer, Depends(page_requires(Permission.account_write))]
 AuditViewer = Annotated[Viewer, Depends(page_requires(Permission.audit_read))]
+
+
+def path_id(value: str, code: str, message: str) -> uuid.UUID:
+    """An id from the URL: one that is not even a UUID is a page that does not exist (404)."""
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise NotFound(code, message) from exc
 
 
 async def discard_changes(session: AsyncSession, viewer: Viewer) -> None:

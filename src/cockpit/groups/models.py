@@ -7,6 +7,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, TimestampMixin
 
+DESCRIPTION_MAX = 500
+
 DEFAULT_GROUP_NAME = "Default"
 
 
@@ -20,5 +22,5 @@ class Group(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(100))
     # Lower-cased name: "Sales" and "sales" are the same group.
     name_key: Mapped[str] = mapped_column(String(100))
-    description: Mapped[str] = mapped_column(String(500), default="")
+    description: Mapped[str] = mapped_column(String(DESCRIPTION_MAX), default="")
     is_default: Mapped[bool] = mapped_column(default=False)

@@ -5,7 +5,8 @@ from datetime import datetime
 
 from pydantic import Field
 
-from cockpit.groups.models import Group
+from cockpit.groups.models import DESCRIPTION_MAX, Group
+from cockpit.kit.naming import NAME_MAX
 from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 
@@ -36,13 +37,13 @@ class GroupList(OutputSchema):
 
 
 class GroupCreate(InputSchema):
-    name: str = Field(min_length=1, max_length=100)
-    description: str = Field(default="", max_length=500)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
 
 
 class GroupChange(InputSchema):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=500)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
 
 class GroupMembersAdd(InputSchema):

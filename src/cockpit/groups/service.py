@@ -17,10 +17,17 @@ from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.groups import repository
-from cockpit.groups.models import DEFAULT_GROUP_NAME, Group
-from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from cockpit.groups.models import DEFAULT_GROUP_NAME, DESCRIPTION_MAX, Group
+from cockpit.kit.errors import InvalidInput, NotFound, NotPermitted
+from cockpit.kit.naming import (
+    FindByName,
+    checked_description,
+    checked_name,
+    named_state,
+    rename_and_describe,
+    set_name,
+)
 from cockpit.kit.pagination import Page, PageParams, paginate
-from cockpit.kit.validation import require_text
 
 
 def target(group: Group) -> Target:
@@ -99,38 +106,22 @@ async def names_of(
     return await repository.names(session, account_id, ids)
 
 
-async def _check_name(
-    session: AsyncSession, account_id: uuid.UUID, name: str, *, current: Group | None
-) -> str:
-    name = require_text(name, field="name", label="The group name", max_length=100)
-    existing = await repository.get_by_name(session, account_id, name)
-    if existing is not None and (current is None or existing.id != current.id):
-        raise Conflict("group_name_taken", f"A group named '{existing.name}' already exists.")
-    return name
+def _find(session: AsyncSession, account_id: uuid.UUID) -> FindByName:
+    async def find(name: str) -> Group | None:
+        return await repository.get_by_name(session, account_id, name)
+
+    return find
 
 
 async def create_group(session: AsyncSession, actor: Actor, *, name: str, description: str = "") -> Group:
     actor.require(Permission.users_write)
-    name = await _check_name(session, actor.account_id, name, current=None)
-    description = require_text(
-        description, field="description", label="The description", max_length=500, min_length=0
-    )
-    group = Group(
-        id=uuid.uuid4(),
-        account_id=actor.account_id,
-        name=name,
-        name_key=name.lower(),
-        description=description,
-    )
+    name = await checked_name(name, kind="group", find=_find(session, actor.account_id))
+    description = checked_description(description, max_length=DESCRIPTION_MAX)
+    group = Group(id=uuid.uuid4(), account_id=actor.account_id, description=description)
+    set_name(group, name)
     session.add(group)
     await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "group.created",
-        target=target(group),
-        after={"name": name, "description": description},
-    )
+    await audit.record(session, actor, "group.created", target=target(group), after=named_state(group))
     return group
 
 
@@ -144,19 +135,15 @@ async def edit_group(
 ) -> Group:
     actor.require(Permission.users_write)
     group = await access_group(session, actor, group_id)
-    before = {"name": group.name, "description": group.description}
-    if name is not None and name.strip() != group.name:
-        if group.is_default:
-            raise NotPermitted("default_group", "The Default group cannot be renamed.")
-        group.name = await _check_name(session, actor.account_id, name, current=group)
-        group.name_key = group.name.lower()
-    if description is not None:
-        group.description = require_text(
-            description, field="description", label="The description", max_length=500, min_length=0
-        )
-    after = {"name": group.name, "description": group.description}
+    before = named_state(group)
+    if group.is_default and name is not None and name.strip() != group.name:
+        raise NotPermitted("default_group", "The Default group cannot be renamed.")
+    await rename_and_describe(
+        group, kind="group", find=_find(session, actor.account_id), name=name, description=description,
+        description_max=DESCRIPTION_MAX,
+    )  # fmt: skip
     await audit.record_changes(
-        session, actor, "group.updated", target=target(group), before=before, after=after
+        session, actor, "group.updated", target=target(group), before=before, after=named_state(group)
     )
     return group
 

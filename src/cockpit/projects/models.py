@@ -8,6 +8,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, TimestampMixin
 
+DESCRIPTION_MAX = 1000
+
 
 class ProjectRole(StrEnum):
     project_admin = "project_admin"  # manages the project's members and roles; includes member rights
@@ -21,7 +23,7 @@ class Project(IdMixin, TimestampMixin, Base):
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     name_key: Mapped[str] = mapped_column(String(100))
-    description: Mapped[str] = mapped_column(String(1000), default="")
+    description: Mapped[str] = mapped_column(String(DESCRIPTION_MAX), default="")
 
 
 class ProjectMember(TimestampMixin, Base):

@@ -5,9 +5,10 @@ from datetime import datetime
 
 from pydantic import Field
 
+from cockpit.kit.naming import NAME_MAX
 from cockpit.kit.pagination import PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
-from cockpit.projects.models import Project, ProjectMember, ProjectRole
+from cockpit.projects.models import DESCRIPTION_MAX, Project, ProjectMember, ProjectRole
 from cockpit.users.models import User
 
 
@@ -35,13 +36,13 @@ class ProjectList(OutputSchema):
 
 
 class ProjectCreate(InputSchema):
-    name: str = Field(min_length=1, max_length=100)
-    description: str = Field(default="", max_length=1000)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
+    description: str = Field(default="", max_length=DESCRIPTION_MAX)
 
 
 class ProjectChange(InputSchema):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=1000)
+    name: str | None = Field(default=None, min_length=1, max_length=NAME_MAX)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
 
 
 class ProjectMemberSet(InputSchema):

@@ -12,10 +12,17 @@ from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission, permissions_of
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from cockpit.kit.naming import (
+    FindByName,
+    checked_description,
+    checked_name,
+    named_state,
+    rename_and_describe,
+    set_name,
+)
 from cockpit.kit.pagination import Page, PageParams, paginate_rows
-from cockpit.kit.validation import require_text
 from cockpit.projects import repository
-from cockpit.projects.models import Project, ProjectMember, ProjectRole
+from cockpit.projects.models import DESCRIPTION_MAX, Project, ProjectMember, ProjectRole
 from cockpit.users import service as users
 from cockpit.users.models import User, UserStatus
 
@@ -63,38 +70,22 @@ async def page_projects(session: AsyncSession, actor: Actor, params: PageParams)
     return await paginate_rows(session, stmt, params)
 
 
-async def _check_name(
-    session: AsyncSession, account_id: uuid.UUID, name: str, current: Project | None
-) -> str:
-    name = require_text(name, field="name", label="The project name", max_length=100)
-    existing = await repository.get_by_name(session, account_id, name)
-    if existing is not None and (current is None or existing.id != current.id):
-        raise Conflict("project_name_taken", f"A project named '{existing.name}' already exists.")
-    return name
+def _find(session: AsyncSession, account_id: uuid.UUID) -> FindByName:
+    async def find(name: str) -> Project | None:
+        return await repository.get_by_name(session, account_id, name)
+
+    return find
 
 
 async def create_project(session: AsyncSession, actor: Actor, *, name: str, description: str = "") -> Project:
     actor.require(Permission.projects_manage)
-    name = await _check_name(session, actor.account_id, name, None)
-    description = require_text(
-        description, field="description", label="The description", max_length=1000, min_length=0
-    )
-    project = Project(
-        id=uuid.uuid4(),
-        account_id=actor.account_id,
-        name=name,
-        name_key=name.lower(),
-        description=description,
-    )
+    name = await checked_name(name, kind="project", find=_find(session, actor.account_id))
+    description = checked_description(description, max_length=DESCRIPTION_MAX)
+    project = Project(id=uuid.uuid4(), account_id=actor.account_id, description=description)
+    set_name(project, name)
     session.add(project)
     await session.flush()
-    await audit.record(
-        session,
-        actor,
-        "project.created",
-        target=target(project),
-        after={"name": name, "description": description},
-    )
+    await audit.record(session, actor, "project.created", target=target(project), after=named_state(project))
     return project
 
 
@@ -107,17 +98,13 @@ async def edit_project(
     description: str | None = None,
 ) -> Project:
     project = await access_project(session, actor, project_id, manage=True)
-    before = {"name": project.name, "description": project.description}
-    if name is not None:
-        project.name = await _check_name(session, actor.account_id, name, project)
-        project.name_key = project.name.lower()
-    if description is not None:
-        project.description = require_text(
-            description, field="description", label="The description", max_length=1000, min_length=0
-        )
-    after = {"name": project.name, "description": project.description}
+    before = named_state(project)
+    await rename_and_describe(
+        project, kind="project", find=_find(session, actor.account_id), name=name,
+        description=description, description_max=DESCRIPTION_MAX,
+    )  # fmt: skip
     await audit.record_changes(
-        session, actor, "project.updated", target=target(project), before=before, after=after
+        session, actor, "project.updated", target=target(project), before=before, after=named_state(project)
     )
     return project
 

@@ -13,11 +13,11 @@ from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
 from cockpit.console.formatting import parse_decimal
-from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires, redirect, render
+from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires, path_id, redirect, render
 from cockpit.credits import requests as credit_requests
 from cockpit.credits.amounts import grouped, plain
 from cockpit.credits.models import RequestStatus
-from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
+from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
@@ -72,10 +72,7 @@ def readable(exc: CockpitError, labels: dict[str, str]) -> str:
 
 
 def _request_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound("credit_request_not_found", "No such credit request.") from exc
+    return path_id(value, "credit_request_not_found", "No such credit request.")
 
 
 def _return_query(status: str, page: int, selected: str = "") -> str:

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
-from cockpit.console.web import Viewer, discard_changes, page_requires, redirect, render
+from cockpit.console.named import DescriptionForm, NameForm, create_refused, typed
+from cockpit.console.web import Viewer, discard_changes, page_requires, path_id, redirect, render
 from cockpit.groups import service as groups
 from cockpit.groups.models import Group
-from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
+from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
 from cockpit.membership import service as membership
@@ -36,10 +37,7 @@ Text = Annotated[str, Query(max_length=200)]
 
 
 def _group_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound("group_not_found", "No such group.") from exc
+    return path_id(value, "group_not_found", "No such group.")
 
 
 def _user_ids(values: list[str] | None) -> list[uuid.UUID]:
@@ -83,20 +81,15 @@ async def create_group(
     request: Request,
     session: DbSession,
     viewer: WriteViewer,
-    name: Annotated[str, Form(max_length=1000)] = "",
-    description: Annotated[str, Form(max_length=5000)] = "",
+    name: NameForm = "",
+    description: DescriptionForm = "",
 ) -> Response:
     try:
         group = await groups.create_group(session, viewer.actor, name=name, description=description)
     except CockpitError as exc:
         await discard_changes(session, viewer)
         return await _index(
-            request,
-            session,
-            viewer,
-            status_code=exc.status,
-            create_error=exc.message,
-            create_form={"name": name[:200], "description": description[:1000]},
+            request, session, viewer, **create_refused(exc, name, description, description_shown=1000)
         )
     return redirect(request, f"/groups/{group.id}", message=f"Group “{group.name}” created.")
 
@@ -181,8 +174,8 @@ async def edit_group(
     session: DbSession,
     viewer: WriteViewer,
     group_id: str,
-    name: Annotated[str, Form(max_length=1000)] = "",
-    description: Annotated[str, Form(max_length=5000)] = "",
+    name: NameForm = "",
+    description: DescriptionForm = "",
 ) -> Response:
     gid = (await groups.access_group(session, viewer.actor, _group_id(group_id))).id
     try:
@@ -191,7 +184,7 @@ async def edit_group(
     except CockpitError as exc:
         await discard_changes(session, viewer)
         group = await groups.access_group(session, viewer.actor, gid)
-        form = {"name": name[:200], "description": description[:1000]}
+        form = typed(name, description, description_shown=1000)
         return await _detail(
             request, session, viewer, group, status_code=exc.status, edit_error=exc.message, edit_form=form
         )

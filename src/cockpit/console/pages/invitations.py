@@ -17,6 +17,7 @@ from cockpit.console.web import (
     Viewer,
     discard_changes,
     page_requires,
+    path_id,
     redirect,
     render,
     set_session_cookie,
@@ -120,10 +121,7 @@ async def list_page(
 
 
 def _invitation_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound("invitation_not_found", "No such invitation.") from exc
+    return path_id(value, "invitation_not_found", "No such invitation.")
 
 
 @router.post("/invitations/{invitation_id}/resend")

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
-from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires, redirect, render
+from cockpit.console.named import DescriptionForm, NameForm, create_refused
+from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires, path_id, redirect, render
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
@@ -30,17 +31,11 @@ PICKER_LIMIT = 500
 
 
 def _project_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound("project_not_found", "No such project.") from exc
+    return path_id(value, "project_not_found", "No such project.")
 
 
 def _member_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound("project_member_not_found", "This user is not a member of the project.") from exc
+    return path_id(value, "project_member_not_found", "This user is not a member of the project.")
 
 
 def _role(value: str) -> ProjectRole:
@@ -82,20 +77,15 @@ async def create_project(
     request: Request,
     session: DbSession,
     viewer: ManagerViewer,
-    name: Annotated[str, Form(max_length=1000)] = "",
-    description: Annotated[str, Form(max_length=5000)] = "",
+    name: NameForm = "",
+    description: DescriptionForm = "",
 ) -> Response:
     try:
         project = await projects.create_project(session, viewer.actor, name=name, description=description)
     except CockpitError as exc:
         await discard_changes(session, viewer)
         return await _index(
-            request,
-            session,
-            viewer,
-            status_code=exc.status,
-            create_error=exc.message,
-            create_form={"name": name[:200], "description": description[:2000]},
+            request, session, viewer, **create_refused(exc, name, description, description_shown=2000)
         )
     return redirect(request, f"/projects/{project.id}", message=f"Project “{project.name}” created.")
 
@@ -147,8 +137,8 @@ async def edit_project(
     session: DbSession,
     viewer: SignedIn,
     project_id: str,
-    name: Annotated[str, Form(max_length=1000)] = "",
-    description: Annotated[str, Form(max_length=5000)] = "",
+    name: NameForm = "",
+    description: DescriptionForm = "",
 ) -> Response:
     pid = (await _access(session, viewer, project_id)).id
     url = f"/projects/{pid}"

@@ -23,7 +23,7 @@ from cockpit.console.pages.invitations import (
     issued_link,
     pending_count,
 )
-from cockpit.console.web import Viewer, discard_changes, redirect, render
+from cockpit.console.web import Viewer, discard_changes, path_id, redirect, render
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
@@ -257,10 +257,7 @@ async def invite_person(
 
 
 def _user_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError as exc:
-        raise NotFound("user_not_found", "No such user.") from exc
+    return path_id(value, "user_not_found", "No such user.")
 
 
 def _role_lock(viewer: Viewer, user: User) -> str | None:
