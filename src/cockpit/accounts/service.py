@@ -19,6 +19,7 @@ from cockpit.kit.validation import normalize_email, require_text
 from cockpit.tenancy.models import Account
 from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
+from cockpit.users.seats import SeatProduct
 
 
 def check_timezone(value: str) -> str:
@@ -100,19 +101,10 @@ async def create_account(
     session.add(account)
     await session.flush()
     default_group = await create_default_group(session, account.id)
-    owner = User(
-        id=uuid.uuid4(),
-        account_id=account.id,
-        email=email,
-        name=owner_name.strip()[:200],
-        role=UserRole.owner,
-        status=UserStatus.active,
-        password_hash=password_hash,
-        group_id=default_group.id,
-        seat_console=True,
-    )
-    session.add(owner)
-    await session.flush()
+    owner = await users.add_user(
+        session, account_id=account.id, email=email, name=owner_name.strip()[:200], role=UserRole.owner,
+        group_id=default_group.id, password_hash=password_hash, seats=[SeatProduct.console],
+    )  # fmt: skip
     actor = Actor.system(account.id, label=label)
     await audit.record(
         session,

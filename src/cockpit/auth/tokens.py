@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
@@ -263,3 +264,16 @@ async def names_of(
 ) -> dict[uuid.UUID, str]:
     """The names of these API tokens of the account (others' and deleted ids are left out)."""
     return await repository.token_names(session, account_id, ids)
+
+
+async def mark_used(session: AsyncSession, touches: Sequence[Mapping[str, object]]) -> None:
+    """Record when tokens were last used: ``{"token_id": ..., "when": ...}`` each, in one statement.
+
+    The gateway's cache of callers is kept: a timestamp changes nobody's access.
+    """
+    table = cast(Table, ApiToken.__table__)
+    await session.execute(
+        update(table).where(table.c.id == bindparam("token_id")).values(last_used_at=bindparam("when")),
+        list(touches),
+        execution_options={"cockpit_keep_gateway_cache": True},
+    )

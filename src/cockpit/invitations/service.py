@@ -30,7 +30,7 @@ from cockpit.kit.validation import normalize_email, require_text
 from cockpit.tenancy.lock import lock_account_chain
 from cockpit.tenancy.models import Account
 from cockpit.users import service as users
-from cockpit.users.models import User, UserRole, UserStatus
+from cockpit.users.models import User, UserRole
 from cockpit.users.seats import SeatLedger, SeatProduct, parse_seats, require_available, set_user_seats
 
 STATUSES = ("pending", "accepted", "revoked", "expired")
@@ -290,19 +290,11 @@ async def accept(session: AsyncSession, *, token: str, name: str, password: str)
         await require_available(
             session, account, [seat], reserved=repository.reserved_seats, releasing_reservation=[seat]
         )
-    user = User(
-        id=uuid.uuid4(),
-        account_id=account.id,
-        email=invitation.email,
-        name=name,
-        role=invitation.role,
-        status=UserStatus.active,
-        password_hash=password_hash,
-        group_id=group.id,
-    )
-    set_user_seats(user, seats)
-    session.add(user)
-    await session.flush()  # the user row must exist before the invitation points at it
+    # Written at once: the user row must exist before the invitation points at it.
+    user = await users.add_user(
+        session, account_id=account.id, email=invitation.email, name=name, role=invitation.role,
+        group_id=group.id, password_hash=password_hash, seats=seats,
+    )  # fmt: skip
     invitation.accepted_at = utcnow()
     invitation.accepted_user_id = user.id
     await session.flush()

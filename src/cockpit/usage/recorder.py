@@ -38,13 +38,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from cockpit.auth.models import ApiToken
+from cockpit.auth import tokens
 from cockpit.credits.usage import debit_usage
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.text import storable, storable_json
@@ -375,14 +375,7 @@ class Recorder:
             self._token_touched[token_id] = when
             touches.append({"token_id": token_id, "when": when})
         if touches:
-            table = cast(Table, ApiToken.__table__)
-            await session.execute(
-                update(table)
-                .where(table.c.id == bindparam("token_id"))
-                .values(last_used_at=bindparam("when")),
-                touches,
-                execution_options={"cockpit_keep_gateway_cache": True},  # a timestamp, not access
-            )
+            await tokens.mark_used(session, touches)
 
     async def _housekeeping(self) -> None:
         if self._recovery_due:

@@ -244,6 +244,35 @@ async def account_of(session: AsyncSession, account_id: uuid.UUID) -> Account:
     return account
 
 
+async def add_user(
+    session: AsyncSession,
+    *,
+    account_id: uuid.UUID,
+    email: str,
+    name: str,
+    role: UserRole,
+    group_id: uuid.UUID,
+    password_hash: str,
+    seats: Sequence[SeatProduct] = (),
+) -> User:
+    """A new active user, written at once (rows that point at it may follow). The caller has checked
+    the e-mail, the group and the seats, and records the audit entry of what made the user."""
+    user = User(
+        id=uuid.uuid4(),
+        account_id=account_id,
+        email=email,
+        name=name,
+        role=role,
+        status=UserStatus.active,
+        password_hash=password_hash,
+        group_id=group_id,
+    )
+    set_user_seats(user, seats)
+    session.add(user)
+    await session.flush()
+    return user
+
+
 async def get_user(session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID) -> User | None:
     """A user of this account, for code acting on the account's behalf (no permission check)."""
     return await repository.get_in_account(session, account_id, user_id)
