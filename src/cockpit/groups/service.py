@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,10 +108,8 @@ async def names_of(
 
 
 def _find(session: AsyncSession, account_id: uuid.UUID) -> FindByName:
-    async def find(name: str) -> Group | None:
-        return await repository.get_by_name(session, account_id, name)
-
-    return find
+    """How ``kit.naming`` finds the account's group of a name."""
+    return partial(repository.get_by_name, session, account_id)
 
 
 async def create_group(session: AsyncSession, actor: Actor, *, name: str, description: str = "") -> Group:

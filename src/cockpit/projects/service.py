@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,10 +72,8 @@ async def page_projects(session: AsyncSession, actor: Actor, params: PageParams)
 
 
 def _find(session: AsyncSession, account_id: uuid.UUID) -> FindByName:
-    async def find(name: str) -> Project | None:
-        return await repository.get_by_name(session, account_id, name)
-
-    return find
+    """How ``kit.naming`` finds the account's project of a name."""
+    return partial(repository.get_by_name, session, account_id)
 
 
 async def create_project(session: AsyncSession, actor: Actor, *, name: str, description: str = "") -> Project:
