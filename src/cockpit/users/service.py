@@ -23,6 +23,7 @@ from cockpit.kit.time import utcnow
 from cockpit.kit.validation import require_text
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
+from cockpit.tenancy.service import account_by_id
 from cockpit.users import repository
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.queries import UserFilters
@@ -239,7 +240,8 @@ async def names_of(
 
 
 async def account_of(session: AsyncSession, account_id: uuid.UUID) -> Account:
-    account = await session.get(Account, account_id)
+    """The users' account (it exists: users are deleted with it)."""
+    account = await account_by_id(session, account_id)
     assert account is not None
     return account
 
