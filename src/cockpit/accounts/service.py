@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +16,7 @@ from cockpit.groups.service import create_default_group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.validation import normalize_email, require_text
 from cockpit.tenancy.models import Account
+from cockpit.tenancy.service import add_account
 from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.seats import SeatProduct
@@ -97,9 +97,7 @@ async def create_account(
     if await users.email_taken(session, email):
         raise Conflict("email_taken", f"A user with the e-mail {email} already exists.")
     password_hash = await hash_password_async(owner_password)
-    account = Account(id=uuid.uuid4(), name=name, timezone=timezone)
-    session.add(account)
-    await session.flush()
+    account = await add_account(session, name=name, timezone=timezone)
     default_group = await create_default_group(session, account.id)
     owner = await users.add_user(
         session, account_id=account.id, email=email, name=owner_name.strip()[:200], role=UserRole.owner,
