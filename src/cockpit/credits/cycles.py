@@ -125,11 +125,11 @@ async def start_cycle(
         )
     )
     if previous is not None:
-        await _carry_allocations(session, account.id, cycle)
+        await carry_allocations(session, account.id, cycle)
     return cycle
 
 
-async def _carry_allocations(session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle) -> None:
+async def carry_allocations(session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle) -> None:
     """Each group's monthly budget and each member's monthly allocation, entered again at the start
     of a new cycle: a statement of any cycle starts from what the group or member had for it (extra
     credits belong to one cycle and are not carried)."""
