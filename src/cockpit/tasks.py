@@ -3,9 +3,18 @@
 
 from cockpit.auth import tasks as auth_tasks
 from cockpit.credits import tasks as credits_tasks
+from cockpit.invitations import tasks as invitations_tasks
 from cockpit.jobs import tasks as jobs_tasks
 from cockpit.jobs.registry import registry
 from cockpit.usage import tasks as usage_tasks
 from cockpit.users import tasks as users_tasks
 
-__all__ = ["auth_tasks", "credits_tasks", "jobs_tasks", "registry", "usage_tasks", "users_tasks"]
+__all__ = [
+    "auth_tasks",
+    "credits_tasks",
+    "invitations_tasks",
+    "jobs_tasks",
+    "registry",
+    "usage_tasks",
+    "users_tasks",
+]
