@@ -23,6 +23,7 @@ from cockpit.credits.models import (
     MemberAllocation,
     RequestStatus,
 )
+from cockpit.credits.statement import MAX_LIMIT, build_statement
 from cockpit.demo import DEMO_EMAIL, seed_demo
 from cockpit.groups.models import Group
 from cockpit.kit.pagination import PageParams
@@ -62,6 +63,18 @@ async def test_the_demo_tracks_credits_in_monthly_cycles(db: AsyncSession, setti
     page = await credit_settings.list_cycles(db, owner, PageParams(page=1, per_page=10))
     assert [row.cycle.seq for row in page.items] == [2, 1]
     assert all(row.used > 0 for row in page.items)
+    # Every member's and every group's statement of either cycle stays at or above zero (the monthly
+    # allocations are entered at the start of each cycle).
+    members = list(await db.scalars(select(User.id).where(User.account_id == account.id)))
+    groups = list(await db.scalars(select(Group.id).where(Group.account_id == account.id)))
+    scopes = [{"user_id": m} for m in members] + [{"group_id": g} for g in groups]
+    for cycle in cycles:
+        for scope in scopes:
+            statement = await build_statement(
+                db, owner, start=cycle.starts_at, end=cycle.ends_at, limit=MAX_LIMIT, **scope
+            )
+            assert statement.closing_balance >= 0, (cycle.seq, scope)
+            assert all(line.balance >= 0 for line in statement.lines), (cycle.seq, scope)
     await db.commit()
 
 

@@ -12,7 +12,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
+from sqlalchemy import BigInteger, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.service import create_account
@@ -22,11 +22,11 @@ from cockpit.auth.passwords import hash_password_async
 from cockpit.auth.tokens import issue_token
 from cockpit.authz.actor import Actor
 from cockpit.config import Settings
-from cockpit.credits import allocations
+from cockpit.credits import allocations, ledger
 from cockpit.credits import settings as credit_settings
 from cockpit.credits.amounts import ZERO
-from cockpit.credits.cycles import period_start, start_cycle
-from cockpit.credits.models import Cadence, CreditCycle, CycleStart
+from cockpit.credits.cycles import carry_allocations, cycles_of, period_start, start_cycle
+from cockpit.credits.models import Cadence, CreditCycle, CycleStart, EntryKind, LedgerEntry
 from cockpit.credits.usage import debit_usage
 from cockpit.demo_activity import (
     DEMO_TOKEN_NAME,
@@ -194,6 +194,10 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     await debit_usage(session, calls)
     group_names = {owner.group_id: "Default", **dict(zip(group_ids, GROUPS, strict=True))}
     await _seed_allocations(session, owner_actor, [owner, *active], group_names, calls, current)
+    # Demo history: last month's cycle had the same monthly budgets and allocations.
+    previous = next(cycle for cycle in await cycles_of(session, account.id) if cycle.id != current.id)
+    await carry_allocations(session, account.id, previous)
+    await _cover_history(session, owner_actor, account.id, previous)
     await mark_tokens_used(session, calls)
     await seed_requests(session, owner_actor, [owner, *active], group_names, current)
     await seed_policies(session, owner_actor, active, group_names, models)
@@ -481,6 +485,46 @@ async def _seed_credit_settings(session: AsyncSession, actor: Actor, account: Ac
         credit_factor=CREDIT_FACTOR, signup_credits=SIGNUP_CREDITS,
     )  # fmt: skip
     return current
+
+
+async def _cover_history(
+    session: AsyncSession, actor: Actor, account_id: uuid.UUID, cycle: CreditCycle
+) -> None:
+    """Last month's heaviest callers spent more than this month's allocations: in the demo's history
+    they got extra credits for it (enforcement would have stopped them otherwise), and so did their
+    groups, so that no statement of that cycle ends below zero."""
+    await session.flush()
+    scopes = (
+        (LedgerEntry.user_id, LedgerEntry.user_id.is_not(None)),
+        (
+            LedgerEntry.group_id,
+            (LedgerEntry.user_id.is_(None)) | (LedgerEntry.kind == EntryKind.usage_debit),
+        ),
+    )
+    for column, belongs in scopes:
+        rows = await session.execute(
+            select(column, LedgerEntry.group_id, func.sum(LedgerEntry.__table__.c.amount, type_=BigInteger))
+            .where(
+                LedgerEntry.cycle_id == cycle.id,
+                column.is_not(None),
+                LedgerEntry.kind.not_in([EntryKind.hold, EntryKind.release]),
+                belongs,
+            )
+            .group_by(column, LedgerEntry.group_id)
+        )
+        short: dict[uuid.UUID, tuple[uuid.UUID | None, Decimal]] = {}
+        for scope_id, group_id, total in rows:
+            before = short.get(scope_id, (group_id, ZERO))[1]
+            short[scope_id] = (group_id, before + Decimal(int(total)) / 1_000_000)
+        for scope_id, (group_id, total) in short.items():
+            if total < 0:
+                entry = ledger.append(
+                    session, account_id=account_id, cycle=cycle, kind=EntryKind.extra_granted,
+                    amount=_whole(-total * Decimal("1.1"), 50), group_id=group_id,
+                    user_id=scope_id if column is LedgerEntry.user_id else None,
+                    description="Extra credits for the quarter's launch", actor_label=actor.label,
+                )  # fmt: skip
+                entry.created_at = cycle.starts_at + timedelta(days=9)
 
 
 def _whole(value: Decimal, step: int = 1) -> Decimal:

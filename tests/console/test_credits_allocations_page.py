@@ -134,7 +134,7 @@ async def test_the_groups_table(db: AsyncSession, client: AsyncClient) -> None:
         "Unsaved x Statement",
     ]  # fmt: skip
     assert 'title="Exact value: 50,000.5 credits. Click to edit."' in text
-    assert 'data-name="monthly" data-original="50000.5" value="50000.5"' in text
+    assert 'data-name="monthly" data-original="50,000.5" value="50,000.5"' in text  # with separators
     summary = re.sub(r"<[^>]+>", "", text)
     assert "52,500.50 of 120,000.00 credits per cycle given to groups" in summary
     assert "67,499.50 not allocated" in summary

@@ -310,7 +310,7 @@ async def test_with_smtp_configured_the_page_says_it_was_emailed(
     response = await invite_via_form(client, "mailed@example.com")
 
     assert response.status_code == 201
-    assert "An invitation was e-mailed to <strong>mailed@example.com</strong>" in response.text
+    assert "An invitation is on its way by e-mail to <strong>mailed@example.com</strong>" in response.text
     assert link_token(response)
 
 

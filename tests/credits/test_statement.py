@@ -337,3 +337,51 @@ async def test_statement_page_limits_and_cursors_are_checked(client: AsyncClient
     assert len(body["entries"]) == 1
     assert body["next_cursor"] is not None
     assert body["total_entries"] > 1
+
+
+async def test_a_new_cycle_opens_with_the_standing_budget_and_allocation(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    """Allocations set in one cycle count in the next ones too: a later cycle's statement starts from
+    them (it used to start at 0 and run negative for the whole cycle)."""
+    s = await setup(db)
+    h = s.admin_headers
+    allocated = await client.put(
+        f"{API}/groups/{s.group_id}/allocation", json={"monthly": 2000, "extra": 50}, headers=h
+    )
+    assert allocated.status_code == 200, allocated.text
+    allocated = await client.put(
+        f"{API}/users/{s.member.id}/allocation", json={"monthly": 300, "extra": 20}, headers=h
+    )
+    assert allocated.status_code == 200, allocated.text
+    assert (await client.post(f"{API}/credits/cycle/reset", headers=h)).status_code == 200
+    account = await db.get(Account, s.account.id, populate_existing=True)
+    assert account is not None
+    second = await current_cycle(db, account)
+    entry = ledger.append(
+        db, account_id=account.id, cycle=second, kind=EntryKind.usage_debit, amount=Decimal("-12.5"),
+        user_id=s.member.id, group_id=s.group_id, description="gpt-4o - chat", usage_request_id=uuid.uuid4(),
+    )  # fmt: skip
+    entry.created_at = second.starts_at + timedelta(minutes=1)
+    await db.commit()
+
+    member = (await client.get(STATEMENT, params={"user_id": str(s.member.id)}, headers=h)).json()
+    group = (await client.get(STATEMENT, params={"group_id": str(s.group_id)}, headers=h)).json()
+    other = (await client.get(STATEMENT, params={"user_id": str(s.other.id)}, headers=h)).json()
+
+    # The monthly amounts come again (the extra credits belonged to the first cycle only).
+    assert datetime.fromisoformat(member["from"]) == second.starts_at
+    assert lines(member) == [("cycle_allocation", "300", "300"), ("usage_debit", "-12.5", "287.5")]
+    assert member["entries"][0]["description"] == "Monthly allocation for cycle 2"
+    assert lines(group) == [("cycle_allocation", "2000", "2000"), ("usage_debit", "-12.5", "1987.5")]
+    assert lines(other) == []  # no allocation, nothing carried
+    # The first cycle's statement is unchanged by the new cycle.
+    first = (
+        await client.get(
+            STATEMENT,
+            params={"user_id": str(s.member.id), "from": s.cycle.starts_at.isoformat(),
+                    "to": second.starts_at.isoformat()},
+            headers=h,
+        )
+    ).json()  # fmt: skip
+    assert [line[0] for line in lines(first)].count("cycle_allocation") == 0

@@ -81,7 +81,7 @@ async def test_edit_a_members_monthly_allocation_in_place(
     await expect(field).to_be_focused()
     await expect(field).to_have_css("border-top-color", "rgb(91, 76, 240)")
     await expect(row.locator(".alloc-save")).to_be_hidden()
-    await field.fill("12500.5")
+    await field.fill("12,500.5")
     # An unsaved edit of the group's row survives the member's save (which refreshes that row).
     group_extra = group_row.locator('[data-field="extra"]')
     await group_extra.locator(".alloc-value").click()

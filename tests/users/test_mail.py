@@ -1,4 +1,5 @@
-"""Invitation e-mails through a real SMTP server (aiosmtpd on 127.0.0.1), sent after the commit."""
+"""Invitation e-mails through a real SMTP server (aiosmtpd on 127.0.0.1), sent by a job-queue worker
+after the request's commit, retried while the server cannot be reached."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -16,9 +18,14 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from httpx import ASGITransport, AsyncClient
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.app import create_app
+from cockpit.invitations.service import SEND_EMAIL
+from cockpit.jobs.models import Job
+from cockpit.jobs.worker import Worker
+from cockpit.kit.time import utcnow
 from tests.builders import bearer, make_account, make_token
 from tests.conftest import make_settings
 
@@ -77,19 +84,41 @@ def smtp() -> Iterator[SmtpServer]:
         controller.stop()
 
 
+class MailClient(AsyncClient):
+    """A client of an app whose outgoing mail goes to 127.0.0.1:``port`` without STARTTLS, and a job
+    worker of that app (the e-mails are queued jobs)."""
+
+    worker: Worker
+
+    async def send_queued(self) -> int:
+        """Run the queued jobs that are due (the e-mails); how many ran."""
+        return await self.worker.run_until_idle()
+
+
 @asynccontextmanager
-async def mail_client(database_url: str, data_dir: Path, port: int) -> AsyncIterator[AsyncClient]:
-    """A client of an app whose outgoing mail goes to 127.0.0.1:``port`` without STARTTLS."""
+async def mail_client(database_url: str, data_dir: Path, port: int) -> AsyncIterator[MailClient]:
     settings = make_settings(
         database_url, data_dir, smtp_host="127.0.0.1", smtp_port=port, smtp_starttls=False
     )
     application = create_app(settings)
     try:
         transport = ASGITransport(app=application, client=("203.0.113.7", 50003))
-        async with AsyncClient(transport=transport, base_url="http://testserver") as http:
+        async with MailClient(transport=transport, base_url="http://testserver") as http:
+            http.worker = Worker(application.state.sessionmaker, settings, schedules=False)
             yield http
     finally:
         await application.state.engine.dispose()
+
+
+async def queued_emails(db: AsyncSession) -> list[Job]:
+    await db.commit()
+    rows = await db.scalars(
+        select(Job)
+        .where(Job.kind == SEND_EMAIL)
+        .order_by(Job.created_at)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows)
 
 
 async def owner_headers(db: AsyncSession, name: str = "Acme Robotics") -> dict[str, str]:
@@ -105,8 +134,12 @@ async def test_an_invitation_sends_one_message_with_the_link(
         response = await client.post(
             f"{API}/invitations", json={"email": "Nina@Example.com", "name": "Nina"}, headers=headers
         )
+        assert response.status_code == 201
+        assert smtp.inbox.messages == []  # queued, not sent from the request
+        [job] = await queued_emails(db)
+        assert response.json()["accept_url"] not in str(job.payload)  # the link is kept encrypted
+        assert await client.send_queued() == 1
 
-    assert response.status_code == 201
     accept_url = response.json()["accept_url"]
     [mail] = smtp.inbox.messages
     assert mail.rcpt_tos == ["nina@example.com"]
@@ -123,7 +156,9 @@ async def test_resend_sends_another_message_with_the_new_link(
     headers = await owner_headers(db)
     async with mail_client(database_url, tmp_path, smtp.port) as client:
         created = await client.post(f"{API}/invitations", json={"email": "nina@example.com"}, headers=headers)
+        await client.send_queued()
         resent = await client.post(f"{API}/invitations/{created.json()['id']}/resend", headers=headers)
+        await client.send_queued()
 
     assert resent.status_code == 200
     first, second = smtp.inbox.messages
@@ -140,6 +175,7 @@ async def test_a_failing_request_sends_nothing(
     async with mail_client(database_url, tmp_path, smtp.port) as client:
         created = await client.post(f"{API}/invitations", json={"email": "nina@example.com"}, headers=headers)
         assert created.status_code == 201
+        await client.send_queued()
         assert len(smtp.inbox.messages) == 1
 
         duplicate = await client.post(
@@ -152,6 +188,7 @@ async def test_a_failing_request_sends_nothing(
         over_limit = await client.post(
             f"{API}/invitations", json={"email": "pia@example.com", "seats": ["compute"]}, headers=headers
         )
+        await client.send_queued()
 
     assert duplicate.status_code == 409
     assert another.status_code == 201  # a success in between sends its message
@@ -159,27 +196,70 @@ async def test_a_failing_request_sends_nothing(
     assert [m.rcpt_tos for m in smtp.inbox.messages] == [["nina@example.com"], ["omar@example.com"]]
 
 
-async def test_an_unreachable_mail_server_does_not_fail_the_invitation(
+async def test_an_unreachable_mail_server_does_not_fail_the_invitation_and_the_email_is_retried(
     db: AsyncSession, database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     headers = await owner_headers(db)
+    port = free_port()
     with caplog.at_level(logging.WARNING, logger="cockpit.mail"):
-        async with mail_client(database_url, tmp_path, free_port()) as client:
+        async with mail_client(database_url, tmp_path, port) as client:
             response = await client.post(
                 f"{API}/invitations", json={"email": "nina@example.com"}, headers=headers
             )
             listed = await client.get(f"{API}/invitations", params={"status": "pending"}, headers=headers)
-            accepted = await client.post(
-                f"{API}/invitations/accept",
-                json={
-                    "token": response.json()["accept_url"].rsplit("/", 1)[1],
-                    "name": "Nina",
-                    "password": "a-brand-new-passphrase-42",
-                },
-            )
+            assert await client.send_queued() == 1
+            [job] = await queued_emails(db)
+            assert (job.status, job.attempts) == ("failed", 1)
+            assert "mail server did not take the message" in (job.last_error or "")
+            assert await client.send_queued() == 0  # not before its backoff
+
+            # The mail server comes back; the retry, once due, delivers the message.
+            inbox = Inbox()
+            controller = Controller(inbox, hostname="127.0.0.1", port=port)
+            controller.start()
+            try:
+                later = Worker(
+                    client.worker.sessionmaker, client.worker.settings, schedules=False,
+                    clock=lambda: utcnow() + timedelta(hours=2),
+                )  # fmt: skip
+                assert await later.run_until_idle() == 1
+            finally:
+                controller.stop()
 
     assert response.status_code == 201
     assert response.json()["accept_url"].startswith("http://testserver/invite/")
     assert [i["email"] for i in listed.json()["items"]] == ["nina@example.com"]
-    assert accepted.status_code == 201  # the link handed over in the response works
     assert any("could not send e-mail to nina@example.com" in r.getMessage() for r in caplog.records)
+    [mail] = inbox.messages
+    assert response.json()["accept_url"] in mail.body
+    [job] = await queued_emails(db)
+    assert (job.status, job.attempts) == ("done", 2)
+
+
+async def test_a_link_resent_revoked_or_used_before_its_email_went_out_is_not_sent(
+    db: AsyncSession, database_url: str, tmp_path: Path, smtp: SmtpServer
+) -> None:
+    headers = await owner_headers(db)
+    async with mail_client(database_url, tmp_path, smtp.port) as client:
+        nina = await client.post(f"{API}/invitations", json={"email": "nina@example.com"}, headers=headers)
+        resent = await client.post(f"{API}/invitations/{nina.json()['id']}/resend", headers=headers)
+        omar = await client.post(f"{API}/invitations", json={"email": "omar@example.com"}, headers=headers)
+        await client.delete(f"{API}/invitations/{omar.json()['id']}", headers=headers)
+        pia = await client.post(f"{API}/invitations", json={"email": "pia@example.com"}, headers=headers)
+        accepted = await client.post(
+            f"{API}/invitations/accept",
+            json={
+                "token": pia.json()["accept_url"].rsplit("/", 1)[1],
+                "name": "Pia",
+                "password": "a-brand-new-passphrase-42",
+            },
+        )
+        assert accepted.status_code == 201, accepted.text
+        assert await client.send_queued() == 4
+
+    # Only the link that still works went out: Nina's second one.
+    [mail] = smtp.inbox.messages
+    assert mail.rcpt_tos == ["nina@example.com"]
+    assert resent.json()["accept_url"] in mail.body
+    assert nina.json()["accept_url"] not in mail.body
+    assert [job.status for job in await queued_emails(db)] == ["done"] * 4

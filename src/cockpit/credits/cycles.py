@@ -14,14 +14,23 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.credits.amounts import ZERO
-from cockpit.credits.models import Cadence, CreditCycle, CycleStart, EntryKind, LedgerEntry
+from cockpit.credits.models import (
+    Cadence,
+    CreditCycle,
+    CycleStart,
+    EntryKind,
+    GroupBudget,
+    LedgerEntry,
+    MemberAllocation,
+)
 from cockpit.kit.time import utcnow
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
+from cockpit.users.models import User
 
 UTC = ZoneInfo("UTC")
 
@@ -118,7 +127,48 @@ async def start_cycle(
             actor_label=actor_label,
         )
     )
+    if previous is not None:
+        await carry_allocations(session, account.id, cycle)
     return cycle
+
+
+async def carry_allocations(session: AsyncSession, account_id: uuid.UUID, cycle: CreditCycle) -> None:
+    """Each group's monthly budget and each member's monthly allocation, entered again at the start
+    of a new cycle: a statement of any cycle starts from what the group or member had for it (extra
+    credits belong to one cycle and are not carried)."""
+    rows: list[dict[str, object]] = []
+
+    def entry(amount: object, description: str, group_id: object, user_id: object = None) -> None:
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "account_id": account_id,
+                "cycle_id": cycle.id,
+                "created_at": cycle.starts_at,
+                "kind": EntryKind.cycle_allocation,
+                "amount": amount,
+                "user_id": user_id,
+                "group_id": group_id,
+                "description": description,
+            }
+        )
+
+    budgets = await session.execute(
+        select(GroupBudget.group_id, GroupBudget.monthly).where(
+            GroupBudget.account_id == account_id, GroupBudget.monthly != 0
+        )
+    )
+    for group_id, monthly in budgets:
+        entry(monthly, f"Monthly budget for cycle {cycle.seq}", group_id)
+    allocations = await session.execute(
+        select(MemberAllocation.user_id, MemberAllocation.monthly, User.group_id)
+        .join(User, User.id == MemberAllocation.user_id)
+        .where(MemberAllocation.account_id == account_id, MemberAllocation.monthly != 0)
+    )
+    for user_id, monthly, group_id in allocations:
+        entry(monthly, f"Monthly allocation for cycle {cycle.seq}", group_id, user_id)
+    if rows:
+        await session.execute(insert(LedgerEntry), rows)
 
 
 async def current_cycle(

@@ -95,6 +95,8 @@ class EntryKind(StrEnum):
     hold = "hold"  # credits reserved for a call in flight (amount negative)
     release = "release"  # a hold given back (amount positive)
     cycle_reset = "cycle_reset"  # a new cycle started
+    # A group's monthly budget or a member's monthly allocation, carried into a new cycle at its start.
+    cycle_allocation = "cycle_allocation"
 
 
 class LedgerEntry(IdMixin, Base):

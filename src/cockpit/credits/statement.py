@@ -54,7 +54,7 @@ MICRO = Decimal(1_000_000)
 QUANTUM = Decimal("0.000001")
 IN_FLIGHT = (EntryKind.hold, EntryKind.release)
 # A cycle's budget: these entries count from the start of their cycle (see the module docstring).
-CYCLE_BUDGET = (EntryKind.allocation_set, EntryKind.extra_granted)
+CYCLE_BUDGET = (EntryKind.allocation_set, EntryKind.extra_granted, EntryKind.cycle_allocation)
 
 
 def _position() -> ColumnElement[datetime]:

@@ -383,12 +383,10 @@ class Gateway:
         ctx.ended = time.perf_counter()
         call, route = ctx.call, ctx.route
         answer = ""
-        if call is not None and route is not None:
-            answer = "".join(call.pieces) if call.stream else (call.output_text or "")
+        if call is not None and route is not None and call.usage is None:
+            answer = call.answer()
             reached_upstream = call.first_token is not None or bool(answer)
-            if call.usage is None and (
-                reached_upstream or call.failure is not None or status is CallStatus.client_disconnected
-            ):
+            if reached_upstream or call.failure is not None or status is CallStatus.client_disconnected:
                 # The upstream reported no usage (e.g. a stream cut short): count what was sent and
                 # what came back, and say so.
                 model = route.upstream_model
@@ -507,7 +505,7 @@ class Gateway:
             record["request_content"] = stored
         output: str | None = None
         if call is not None:
-            output = "".join(call.pieces) if call.stream else call.output_text
+            output = call.answer()
             if call.operation == Operation.embedding.value and call.usage is not None:
                 output = "(embedding vectors)"
         record["response_content"] = output[:MAX_STORED_REQUEST_BYTES] if output else None

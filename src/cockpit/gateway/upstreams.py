@@ -8,7 +8,9 @@ event and ``call.failure`` set.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -58,6 +60,9 @@ class Call:
     upstream_id: str | None = None
     first_token: float | None = None
     pieces: list[str] = field(default_factory=list)  # streamed output text
+    # Events of an OpenAI stream passed on without being parsed (after the first token, an event
+    # that carries no usage and no error): their text is read only if someone asks (``answer``).
+    unparsed: list[bytes] = field(default_factory=list)
     output_text: str | None = None  # the whole answer text (non-streamed)
     failure: GatewayError | None = None  # a stream that broke after it started
     finished: bool = False  # the stream reached its end
@@ -65,6 +70,27 @@ class Call:
     def mark_first_token(self) -> None:
         if self.first_token is None:
             self.first_token = time.perf_counter()
+
+    def answer(self) -> str:
+        """The output text: the whole answer, or what a stream delivered so far."""
+        if not self.stream:
+            return self.output_text or ""
+        self.parse_pending()
+        return "".join(self.pieces)
+
+    def parse_pending(self) -> None:
+        """The text of the events passed on unparsed, added to ``pieces`` in their order."""
+        pending, self.unparsed = self.unparsed, []
+        for data in pending:
+            with contextlib.suppress(ValueError):
+                chunk = json.loads(data)
+                if isinstance(chunk, dict):
+                    _note_chunk(self, chunk)
+
+
+# An event that may carry usage or an error (a non-null "usage" or "error" member): parsed at once.
+# A false match only costs a parse; the keys are never written escaped by a provider.
+_METERED = re.compile(rb'"(?:usage|error)"\s*:\s*(?!null\b)')
 
 
 def scrub(text: str, key: str | None) -> str:
@@ -289,14 +315,21 @@ class Upstreams:
         )
 
     def _keep_openai_event(self, call: Call, event: bytes) -> bool:
-        data = b""
-        for line in event.split(b"\n"):
-            if line.startswith(b"data:"):
-                data += line[5:].strip()
+        if event.startswith(b"data:") and event.find(b"\n") == len(event) - 2:
+            data = event[5:].strip()  # the usual event: one data line
+        else:
+            data = b""
+            for line in event.split(b"\n"):
+                if line.startswith(b"data:"):
+                    data += line[5:].strip()
         if not data:
             return True  # comments, keep-alives
         if data == b"[DONE]":
             call.finished = True
+            return True
+        if call.first_token is not None and call.upstream_id is not None and not _METERED.search(data):
+            # Most events of a stream: text on its way to the caller, nothing to meter or check now.
+            call.unparsed.append(data)
             return True
         try:
             chunk = json.loads(data)
@@ -466,6 +499,8 @@ def _note_chunk(call: Call, chunk: dict[str, Any]) -> None:
     if output:
         call.mark_first_token()
     if text:
+        if call.unparsed:  # earlier text first
+            call.parse_pending()
         call.pieces.append(text)
 
 

@@ -21,10 +21,12 @@ from cockpit.groups.models import Group
 from cockpit.groups.service import resolve_group
 from cockpit.invitations import repository
 from cockpit.invitations.models import Invitation
-from cockpit.kit.db import after_commit, read_only
+from cockpit.jobs import service as jobs
+from cockpit.kit.db import read_only
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
-from cockpit.kit.mail import Email, send_email
+from cockpit.kit.mail import Email, deliver, mail_configured
 from cockpit.kit.pagination import Page, PageParams, paginate
+from cockpit.kit.secrets import encrypt
 from cockpit.kit.time import utcnow
 from cockpit.kit.validation import normalize_email, require_text
 from cockpit.tenancy.lock import lock_account_chain
@@ -34,6 +36,10 @@ from cockpit.users.models import User, UserRole
 from cockpit.users.seats import SeatLedger, SeatProduct, parse_seats, require_available, set_user_seats
 
 STATUSES = ("pending", "accepted", "revoked", "expired")
+
+
+# The job that e-mails an invitation's link (registered in cockpit/invitations/tasks.py).
+SEND_EMAIL = "invitations.send_email"
 
 
 def status_of(invitation: Invitation) -> str:
@@ -78,15 +84,33 @@ def _issue_link(settings: Settings, invitation: Invitation) -> str:
     return raw
 
 
-def _queue_email(
-    session: AsyncSession, settings: Settings, account: Account, invitation: Invitation, url: str
-) -> None:
-    message = _invitation_email(settings, account, invitation, url)
+async def _queue_email(session: AsyncSession, settings: Settings, invitation: Invitation, url: str) -> None:
+    """The e-mail goes out from the job queue once this transaction commits (retried with backoff
+    while the mail server is unreachable). The link is a secret: the job keeps it encrypted."""
+    if not mail_configured(settings):
+        return
+    await jobs.enqueue(
+        session,
+        SEND_EMAIL,
+        {"invitation_id": str(invitation.id), "link": encrypt(url, settings.resolved_secret_key())},
+        account_id=invitation.account_id,
+        dedupe_key=f"{SEND_EMAIL}:{invitation.id}:{invitation.sent_count}",
+    )
 
-    async def send() -> None:
-        await send_email(settings, message)
 
-    after_commit(session, send)
+async def send_invitation_email(
+    session: AsyncSession, settings: Settings, invitation_id: uuid.UUID, url: str
+) -> bool:
+    """Send the e-mail of a queued invitation link, unless the link is no longer the one to send
+    (resent since, revoked, accepted or expired): then nothing is sent (False)."""
+    invitation = await session.get(Invitation, invitation_id)
+    raw = url.rsplit("/", 1)[-1]
+    if invitation is None or status_of(invitation) != "pending" or invitation.token_hash != hash_token(raw):
+        return False
+    account = await session.get(Account, invitation.account_id)
+    assert account is not None
+    await deliver(settings, _invitation_email(settings, account, invitation, url))
+    return True
 
 
 async def invite(
@@ -144,7 +168,7 @@ async def invite(
     )
     url = accept_url(settings, raw)
     if send:
-        _queue_email(session, settings, account, invitation, url)
+        await _queue_email(session, settings, invitation, url)
     return invitation, url
 
 
@@ -220,10 +244,8 @@ async def resend(
         target=target(invitation),
         after={"expires_at": invitation.expires_at, "sent_count": invitation.sent_count},
     )
-    account = await session.get(Account, actor.account_id)
-    assert account is not None
     url = accept_url(settings, raw)
-    _queue_email(session, settings, account, invitation, url)
+    await _queue_email(session, settings, invitation, url)
     return invitation, url
 
 

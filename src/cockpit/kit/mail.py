@@ -43,13 +43,26 @@ def _send_blocking(settings: Settings, email: Email) -> None:
         smtp.send_message(message)
 
 
-async def send_email(settings: Settings, email: Email) -> bool:
-    """Send one message; failures are logged (never with credentials) and reported as False."""
+class MailNotSent(Exception):
+    """The message could not be handed to the mail server (the reason names no credential)."""
+
+
+async def deliver(settings: Settings, email: Email) -> None:
+    """Hand one message to the SMTP server; raises ``MailNotSent`` when that failed (logged, never
+    with credentials), so that a background job can try again later."""
     if not mail_configured(settings):
-        return False
+        raise MailNotSent("no mail server is configured (COCKPIT_SMTP_HOST)")
     try:
         await asyncio.to_thread(_send_blocking, settings, email)
     except (OSError, smtplib.SMTPException) as exc:
         log.warning("could not send e-mail to %s: %s", email.to, type(exc).__name__)
+        raise MailNotSent(f"the mail server did not take the message ({type(exc).__name__})") from None
+
+
+async def send_email(settings: Settings, email: Email) -> bool:
+    """Send one message; failures are logged and reported as False."""
+    try:
+        await deliver(settings, email)
+    except MailNotSent:
         return False
     return True

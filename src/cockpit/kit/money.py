@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 
 def plain(value: Decimal) -> str:
@@ -16,3 +16,41 @@ def plain(value: Decimal) -> str:
 def grouped(value: Decimal) -> str:
     """Like ``plain`` with thousands separators: 12000 -> "12,000", 1500.25 -> "1,500.25"."""
     return format(Decimal(plain(value)), ",f")
+
+
+CENT = Decimal("0.01")
+
+
+def exact(value: Decimal | int) -> Decimal:
+    """An amount as a Decimal; a float (or a bool) is refused: money never goes through one."""
+    if isinstance(value, bool) or not isinstance(value, Decimal | int):
+        raise TypeError(f"an exact amount is needed, not {type(value).__name__}")
+    return Decimal(value)
+
+
+def credits_text(value: Decimal | int) -> str:
+    """Credits for reading: 18777.77446 -> "18,777.77", 12000 -> "12,000.00"."""
+    text = f"{exact(value).quantize(CENT, rounding=ROUND_HALF_UP):,.2f}"
+    return "0.00" if text == "-0.00" else text
+
+
+def usd_rounded(amount: Decimal) -> Decimal:
+    """A cost as people read it: to the cent, 4 significant digits below a cent."""
+    if amount == 0 or abs(amount) >= CENT:
+        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    step = Decimal(1).scaleb(amount.adjusted() - 3)  # keep 4 significant digits
+    return amount.quantize(step, rounding=ROUND_HALF_UP)
+
+
+def usd_text(value: Decimal | int) -> str:
+    """A cost in USD: to the cent, 4 significant digits below a cent ("$0.0001871"), "$0.00" for 0."""
+    rounded = usd_rounded(exact(value))
+    sign = "-" if rounded < 0 else ""
+    if rounded == 0 or abs(rounded) >= CENT:
+        return f"{sign}${abs(rounded):,.2f}"
+    return f"{sign}${plain(abs(rounded))}"
+
+
+def number_text(value: int | Decimal) -> str:
+    """A count with thousands separators: 12345 -> "12,345"."""
+    return format(exact(value), ",f")

@@ -48,6 +48,7 @@ KIND_LABELS = {
     EntryKind.hold: ("Hold", "warning"),
     EntryKind.release: ("Release", "warning"),
     EntryKind.cycle_reset: ("Cycle start", "accent"),
+    EntryKind.cycle_allocation: ("Monthly allocation", "accent"),
 }
 
 Text = Annotated[str, Query(max_length=100)]

@@ -66,7 +66,7 @@ def _price(field: str, value: str) -> Decimal | None:
 
 
 def _tokens(field: str, label: str, value: str) -> int | None:
-    text = value.strip().replace(",", "").replace("_", "")
+    text = without_separators(value)
     if not text:
         return None
     if not text.isdigit() or not 1 <= int(text) <= MAX_TOKENS:
