@@ -1,0 +1,256 @@
+"""Cost tracking at scale: millions of recorded calls, and how long each analytics view takes.
+
+    python benchmarks/analytics.py [--backend sqlite|postgresql|both] [--calls 10000000] [--accounts 1]
+                                   [--users 5000] [--days 90] [--repeat 5] [--keep]
+
+For each backend: a fresh database migrated to head, one measured account (5,000 users in 50 groups,
+200 projects, 40 models, 100 agents) and, with ``--accounts N``, N-1 other accounts sharing the calls;
+the calls are generated straight into ``usage_requests`` (PostgreSQL: COPY; SQLite: executemany in
+one transaction), spread over ``--days`` days with a daily rhythm. Each view is then run warm
+``--repeat`` times for the last 7, 30 and 90 days, without and with filters; the median and the
+slowest run are printed (milliseconds). Numbers, not assertions: see docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.accounts.service import create_account
+from cockpit.analytics import service
+from cockpit.analytics.filters import Dimension, Filters, Scope
+from cockpit.analytics.service import Metric
+from cockpit.kit.db import make_engine, make_sessionmaker
+from cockpit.kit.migrate import upgrade
+
+PG_ADMIN = os.environ.get("COCKPIT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+COLUMNS = [
+    "id", "account_id", "created_at", "user_id", "group_id", "project_id", "agent_id", "api_token_id",
+    "model_id", "model", "provider_id", "provider_kind", "operation", "stream", "status", "error_type",
+    "error_message", "http_status", "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "cached_tokens",
+    "tokens_estimated", "cost_usd", "credits", "credit_lease_id", "upstream_id", "request_content",
+    "response_content", "content_expires_at",
+]  # fmt: skip
+
+
+class World:
+    """The measured account's people and things, with the habits the calls follow."""
+
+    def __init__(self, rng: random.Random, users: int, groups: int, projects: int, models: int, agents: int):
+        self.groups = [uuid.uuid4() for _ in range(groups)]
+        self.projects = [uuid.uuid4() for _ in range(projects)]
+        self.models = [f"model-{n:02d}" for n in range(models)]
+        self.providers = [uuid.uuid4() for _ in range(4)]
+        self.agents = [f"agent-{n:03d}" for n in range(agents)]
+        self.people = []
+        for _ in range(users):
+            group = rng.choice(self.groups)
+            self.people.append(
+                (
+                    uuid.uuid4(), group, rng.sample(self.projects, 2), [uuid.uuid4(), uuid.uuid4()],
+                    [*rng.sample(self.models[:12], 3), rng.choice(self.models)], rng.sample(self.agents, 3),
+                )
+            )  # fmt: skip
+
+
+def _calls(
+    rng: random.Random, world: World, account_id: uuid.UUID, n: int, days: int, end: datetime
+) -> Iterator[tuple[Any, ...]]:
+    span = days * 86400
+    weights = [rng.paretovariate(1.2) for _ in world.people]  # a few heavy users, many light ones
+    people = rng.choices(world.people, weights, k=min(n, 200_000))
+    for k in range(n):
+        user, group, projects, tokens, models, agents = people[k % len(people)]
+        moment = end - timedelta(seconds=rng.randrange(span), microseconds=rng.randrange(1_000_000))
+        model = rng.choice(models)
+        status = (
+            "success" if rng.random() < 0.96 else ("error" if rng.random() < 0.8 else "client_disconnected")
+        )
+        stream = rng.random() < 0.6
+        tokens_in, tokens_out = rng.randrange(50, 20_000), rng.randrange(0, 3_000)
+        cost = tokens_in * 2_500_000 + tokens_out * 10_000_000  # pico-USD: $2.50 / $10 per million
+        yield (
+            uuid.uuid4(), account_id, moment, user, group, rng.choice([*projects, None]),
+            rng.choice([*agents, None, None]), rng.choice(tokens), None, model,
+            world.providers[world.models.index(model) % 4], "openai",
+            "embedding" if rng.random() < 0.08 else "chat", stream, status, None, None,
+            200 if status == "success" else 502, rng.randrange(80, 9_000),
+            rng.randrange(50, 900) if stream and status == "success" else None,
+            tokens_in, tokens_out, rng.randrange(0, tokens_in // 4 + 1), False, cost, cost // 1_000_000_000,
+            None, None, None, None, None,
+        )  # fmt: skip
+
+
+async def _account(url: str, n: int) -> uuid.UUID:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        account, _ = await create_account(
+            session, name=f"Bench {n}", owner_email=f"owner-{uuid.uuid4().hex[:8]}@bench.example.com",
+            owner_password="bench-password-123", timezone="Europe/Paris",
+        )  # fmt: skip
+        await session.commit()
+    await engine.dispose()
+    return account.id
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+async def _load(url: str, path: Path | None, rows: Iterator[tuple[Any, ...]]) -> int:
+    count = 0
+    if path is not None:
+        connection = sqlite3.connect(path)
+        marks = ", ".join("?" for _ in COLUMNS)
+        statement = f"INSERT INTO usage_requests ({', '.join(COLUMNS)}) VALUES ({marks})"  # noqa: S608
+        batch: list[tuple[Any, ...]] = []
+        for row in rows:
+            batch.append(tuple(_sqlite_value(v) for v in row))
+            if len(batch) == 50_000:
+                connection.executemany(statement, batch)
+                count += len(batch)
+                batch = []
+        connection.executemany(statement, batch)
+        count += len(batch)
+        connection.commit()
+        connection.execute("ANALYZE")
+        connection.close()
+        return count
+    import asyncpg
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        chunk: list[tuple[Any, ...]] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) == 100_000:
+                await connection.copy_records_to_table("usage_requests", records=chunk, columns=COLUMNS)
+                count += len(chunk)
+                chunk = []
+        await connection.copy_records_to_table("usage_requests", records=chunk, columns=COLUMNS)
+        count += len(chunk)
+        await connection.execute("ANALYZE usage_requests")
+    finally:
+        await connection.close()
+    return count
+
+
+Probe = Callable[[AsyncSession, Filters], Awaitable[object]]
+
+
+async def _labels(*_: object) -> dict[Any, str]:
+    return {}
+
+
+def _probes(scope: Scope, zone: ZoneInfo) -> list[tuple[str, Probe]]:
+    return [
+        ("summary", lambda s, f: service.summary(s, scope, f)),
+        ("timeseries by day, stacked by model", lambda s, f: service.timeline(
+            s, scope, f, zone, _labels, granularity="day", stack_by=Dimension.model)),
+        ("breakdown by model", lambda s, f: service.breakdown(s, scope, f, Dimension.model, _labels)),
+        ("breakdown by user", lambda s, f: service.breakdown(s, scope, f, Dimension.user, _labels)),
+        ("breakdown by group", lambda s, f: service.breakdown(s, scope, f, Dimension.group, _labels)),
+        ("breakdown by agent", lambda s, f: service.breakdown(s, scope, f, Dimension.agent, _labels)),
+        ("top users by cost", lambda s, f: service.top_users(s, scope, f, _labels, metric=Metric.cost)),
+        ("pivot users x models", lambda s, f: service.pivot(s, scope, f, _labels)),
+    ]  # fmt: skip
+
+
+async def _measure(url: str, account_id: uuid.UUID, world: World, end: datetime, repeat: int) -> None:
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    zone, scope = ZoneInfo("Europe/Paris"), Scope(account_id)
+    filters = {
+        "none": {},
+        "model": {"model": world.models[0]},
+        "group": {"group_id": world.groups[0]},
+    }
+    print(f"{'view':40} {'days':>4} {'filter':>6} {'median ms':>10} {'max ms':>9}")
+    for days in (7, 30, 90):
+        for name, values in filters.items():
+            f = Filters(end - timedelta(days=days), end, **values)  # type: ignore[arg-type]
+            for label, probe in _probes(scope, zone):
+                times = []
+                for _ in range(repeat + 1):  # the first run warms the caches
+                    async with sessions() as session:
+                        started = time.perf_counter()
+                        await probe(session, f)
+                        times.append((time.perf_counter() - started) * 1000)
+                warm = times[1:]
+                print(f"{label:40} {days:>4} {name:>6} {statistics.median(warm):>10.1f} {max(warm):>9.1f}")
+    await engine.dispose()
+
+
+async def run(backend: str, args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    end = datetime(2026, 12, 1, tzinfo=UTC)
+    with tempfile.TemporaryDirectory() as folder:
+        if backend == "sqlite":
+            path: Path | None = Path(folder) / "analytics.db"
+            url = f"sqlite+aiosqlite:///{path}"
+        else:
+            import asyncpg
+
+            path, name = None, f"cockpit_bench_analytics_{os.getpid()}"
+            admin = await asyncpg.connect(PG_ADMIN)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            await admin.close()
+            url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+        await asyncio.to_thread(upgrade, url)
+        accounts = [await _account(url, n) for n in range(args.accounts)]
+        world = World(rng, args.users, 50, 200, 40, 100)
+        share = args.calls // args.accounts
+        started = time.perf_counter()
+        loaded = 0
+        for n, account_id in enumerate(accounts):
+            count = share if n else args.calls - share * (args.accounts - 1)
+            loaded += await _load(url, path, _calls(rng, world, account_id, count, args.days, end))
+        print(f"\n=== {backend}: {loaded:,} calls in {args.accounts} account(s), {args.days} days; "
+              f"loaded in {time.perf_counter() - started:.0f} s ===")  # fmt: skip
+        if path is not None:
+            print(f"database file: {path.stat().st_size / 2**30:.2f} GiB")
+        await _measure(url, accounts[0], world, end, args.repeat)
+        if backend == "postgresql" and not args.keep:
+            admin = await asyncpg.connect(PG_ADMIN)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--calls", type=int, default=10_000_000)
+    parser.add_argument("--accounts", type=int, default=1)
+    parser.add_argument("--users", type=int, default=5000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    args = parser.parse_args()
+    for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
+        asyncio.run(run(backend, args))
+
+
+if __name__ == "__main__":
+    main()

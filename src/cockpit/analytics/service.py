@@ -1,0 +1,305 @@
+"""Views of the recorded calls for cost tracking and project analytics: a summary against the
+previous period, breakdowns, timelines, the top users and the pivot of activity.
+
+Who sees what: account administrators (``usage:read_all``) the whole account; anyone else their own
+calls; a project's view (``project_id``) the project's calls, for its members and the account's
+administrators (another account's or a foreign project is NotFound).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.analytics import queries
+from cockpit.analytics.figures import ZERO, Totals, share
+from cockpit.analytics.filters import Dimension, Filters, Scope
+from cockpit.analytics.queries import Key
+from cockpit.auth.actor import Actor
+from cockpit.authz.permissions import Permission
+from cockpit.kit.errors import InvalidInput
+from cockpit.projects.service import access_project
+
+NIL = uuid.UUID(int=0)  # matches no call
+DIRECT = "Direct API"
+MAX_LIMIT = 500
+STACKS = 8  # a stacked timeline shows the largest values; the rest is "Other"
+PIVOT_COLUMNS = 12
+
+# The names of a dimension's values in the caller's account ({} for the values it does not know).
+Labeler = Callable[[AsyncSession, uuid.UUID, Dimension, Collection[Key]], Awaitable[dict[Key, str]]]
+
+
+class Metric(StrEnum):
+    cost = "cost"
+    requests = "requests"
+    tokens = "tokens"
+    errors = "errors"
+
+
+def measure(totals: Totals, metric: Metric) -> Decimal | int:
+    if metric is Metric.cost:
+        return totals.cost_usd
+    if metric is Metric.requests:
+        return totals.requests
+    if metric is Metric.errors:
+        return totals.errors
+    return totals.tokens
+
+
+async def scope_for(session: AsyncSession, actor: Actor, project_id: uuid.UUID | None = None) -> Scope:
+    if project_id is not None:
+        project = await access_project(session, actor, project_id)  # NotFound unless a member or admin
+        return Scope(actor.account_id, project_id=project.id)
+    if actor.can(Permission.usage_read_all):
+        return Scope(actor.account_id)
+    return Scope(actor.account_id, user_id=actor.user_id or NIL)
+
+
+# ---- summary ----
+
+
+@dataclass(frozen=True)
+class Summary:
+    filters: Filters
+    current: Totals
+    previous: Totals
+
+
+async def summary(session: AsyncSession, scope: Scope, filters: Filters) -> Summary:
+    return Summary(
+        filters,
+        await queries.totals(session, scope, filters),
+        await queries.totals(session, scope, filters.previous()),
+    )
+
+
+# ---- breakdowns ----
+
+
+@dataclass(frozen=True)
+class Item:
+    key: Key
+    label: str
+    totals: Totals
+    share: Decimal  # of the whole's cost (of its requests when nothing cost anything)
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    dimension: Dimension
+    items: list[Item]  # one page, largest first by the chosen metric
+    count: int  # items on every page
+    total: Totals
+
+
+async def _labels(
+    session: AsyncSession, scope: Scope, dim: Dimension, keys: Collection[Key], labeler: Labeler
+) -> dict[Key, str]:
+    named = await labeler(session, scope.account_id, dim, [k for k in keys if k is not None])
+    out: dict[Key, str] = {}
+    for key in keys:
+        if key is None:
+            out[key] = DIRECT if dim in (Dimension.agent, Dimension.integration) else f"No {dim.value}"
+        else:
+            out[key] = named.get(key) or (key if isinstance(key, str) else f"Deleted {dim.value}")
+    return out
+
+
+def _share(part: Totals, whole: Totals) -> Decimal:
+    if whole.cost_usd:
+        return share(part.cost_usd, whole.cost_usd)
+    return share(part.requests, whole.requests)
+
+
+def _page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput("invalid_input", f"limit must be between 1 and {MAX_LIMIT}.")
+    if offset < 0:
+        raise InvalidInput("invalid_input", "offset must be 0 or more.")
+
+
+async def breakdown(
+    session: AsyncSession,
+    scope: Scope,
+    filters: Filters,
+    dim: Dimension,
+    labeler: Labeler,
+    *,
+    sort: Metric = Metric.cost,
+    limit: int = 50,
+    offset: int = 0,
+) -> Breakdown:
+    _page(limit, offset)
+    groups = await queries.grouped(session, scope, filters, dim)
+    whole = await queries.totals(session, scope, filters)
+    ordered = sorted(groups.items(), key=lambda kv: (-measure(kv[1], sort), -kv[1].requests, str(kv[0])))
+    page = ordered[offset : offset + limit]
+    names = await _labels(session, scope, dim, [k for k, _ in page], labeler)
+    items = [Item(key, names[key], totals, _share(totals, whole)) for key, totals in page]
+    return Breakdown(dim, items, len(ordered), whole)
+
+
+async def top_users(
+    session: AsyncSession, scope: Scope, filters: Filters, labeler: Labeler, *, metric: Metric = Metric.cost
+) -> Breakdown:
+    """The ten people who cost the most (or made the most requests); calls without a person are left out."""
+    found = await breakdown(session, scope, filters, Dimension.user, labeler, sort=metric, limit=11)
+    items = [item for item in found.items if item.key is not None][:10]
+    return Breakdown(Dimension.user, items, len(items), found.total)
+
+
+# ---- timelines ----
+
+
+@dataclass(frozen=True)
+class Stack:
+    key: Key
+    label: str
+    points: list[Totals]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    granularity: Literal["hour", "day"]
+    starts: list[datetime]  # each bucket's start, in the account's zone
+    points: list[Totals]
+    stacks: list[Stack] = field(default_factory=list)
+
+
+def _starts(filters: Filters, zone: ZoneInfo, step: int) -> list[datetime]:
+    """The local hours or days that [start, end) touches, in order."""
+    local = filters.start.astimezone(zone)
+    if step == 86400:
+        first = local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+        advance = timedelta(days=1)
+    else:
+        first = local.replace(minute=0, second=0, microsecond=0, tzinfo=None)
+        advance = timedelta(hours=1)
+    starts: list[datetime] = []
+    wall = first
+    while True:
+        moment = wall.replace(tzinfo=zone)
+        if moment >= filters.end:
+            break
+        if not starts or starts[-1] != moment:
+            starts.append(moment)
+        wall += advance
+    return starts
+
+
+async def timeline(
+    session: AsyncSession,
+    scope: Scope,
+    filters: Filters,
+    zone: ZoneInfo,
+    labeler: Labeler,
+    *,
+    granularity: Literal["hour", "day"] | None = None,
+    stack_by: Dimension | None = None,
+    stack_metric: Metric = Metric.cost,
+) -> Timeline:
+    granularity = granularity or ("hour" if filters.length <= timedelta(days=2) else "day")
+    step = 3600 if granularity == "hour" else 86400
+    starts = _starts(filters, zone, step)
+    if len(starts) > 24 * 31 + 2:
+        raise InvalidInput("invalid_input", "Hourly timelines cover at most 31 days: choose days.")
+    index = {start.replace(tzinfo=None): n for n, start in enumerate(starts)}
+    points = [Totals() for _ in starts]
+    for (number, _), totals in (await queries.buckets(session, scope, filters, zone, step)).items():
+        n = index.get(queries.bucket_start(number, step, zone).replace(tzinfo=None))
+        if n is not None:  # every bucket of the period is listed
+            points[n] = totals
+    per_key: dict[Key, list[Totals]] = {}
+    if stack_by is not None:
+        for (number, key), totals in (
+            await queries.buckets(session, scope, filters, zone, step, stack_by)
+        ).items():
+            n = index.get(queries.bucket_start(number, step, zone).replace(tzinfo=None))
+            if n is not None:
+                per_key.setdefault(key, [Totals() for _ in starts])[n] = totals
+    stacks: list[Stack] = []
+    if stack_by is not None:
+        ranked = sorted(per_key, key=lambda k: -sum(measure(t, stack_metric) for t in per_key[k]))
+        kept, rest = ranked[:STACKS], ranked[STACKS:]
+        names = await _labels(session, scope, stack_by, kept, labeler)
+        stacks = [Stack(key, names[key], per_key[key]) for key in kept]
+        if rest:
+            other = [Totals() for _ in starts]
+            for key in rest:
+                other = [a + b for a, b in zip(other, per_key[key], strict=True)]
+            stacks.append(Stack("__other__", "Other", other))
+    return Timeline(granularity, starts, points, stacks)
+
+
+# ---- pivot ----
+
+
+@dataclass(frozen=True)
+class PivotRow:
+    key: Key
+    label: str
+    total: Decimal | int
+    cells: dict[Key, Decimal | int]
+
+
+@dataclass(frozen=True)
+class Pivot:
+    rows_by: Dimension
+    columns_by: Dimension
+    value: Metric
+    columns: list[tuple[Key, str, Decimal | int]]  # (key, label, column total), largest first
+    rows: list[PivotRow]  # one page, largest first
+    count: int
+    total: Decimal | int
+
+
+async def pivot(
+    session: AsyncSession,
+    scope: Scope,
+    filters: Filters,
+    labeler: Labeler,
+    *,
+    rows_by: Dimension = Dimension.user,
+    columns_by: Dimension = Dimension.model,
+    value: Metric = Metric.cost,
+    limit: int = 50,
+    offset: int = 0,
+) -> Pivot:
+    _page(limit, offset)
+    cells = await queries.pairs(session, scope, filters, rows_by, columns_by)
+    row_totals: dict[Key, Decimal | int] = {}
+    column_totals: dict[Key, Decimal | int] = {}
+    for (row, column), totals in cells.items():
+        amount = measure(totals, value)
+        row_totals[row] = row_totals.get(row, 0) + amount
+        column_totals[column] = column_totals.get(column, 0) + amount
+    columns = sorted(column_totals, key=lambda k: (-column_totals[k], str(k)))
+    shown, others = columns[:PIVOT_COLUMNS], columns[PIVOT_COLUMNS:]
+    ordered = sorted(row_totals, key=lambda k: (-row_totals[k], str(k)))
+    page = ordered[offset : offset + limit]
+    row_names = await _labels(session, scope, rows_by, page, labeler)
+    column_names = await _labels(session, scope, columns_by, shown, labeler)
+    listed = [(key, column_names[key], column_totals[key]) for key in shown]
+    if others:
+        listed.append(("__other__", "Other", sum((column_totals[k] for k in others), ZERO)))
+    rows = []
+    for key in page:
+        row_cells: dict[Key, Decimal | int] = {}
+        for column in columns:
+            amount = measure(cells[(key, column)], value) if (key, column) in cells else 0
+            target = column if column in shown else "__other__"
+            row_cells[target] = row_cells.get(target, 0) + amount
+        rows.append(PivotRow(key, row_names[key], row_totals[key], row_cells))
+    total = (
+        sum(row_totals.values(), ZERO) if value is Metric.cost else sum(int(v) for v in row_totals.values())
+    )
+    return Pivot(rows_by, columns_by, value, listed, rows, len(ordered), total)
