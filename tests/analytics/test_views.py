@@ -19,7 +19,7 @@ from cockpit.analytics.figures import Totals
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.queries import Key
 from cockpit.analytics.service import Metric
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.kit.errors import NotFound
 from cockpit.projects.service import create_project
 from cockpit.users.models import UserRole

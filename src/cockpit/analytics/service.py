@@ -23,7 +23,7 @@ from cockpit.analytics import queries
 from cockpit.analytics.figures import ZERO, Totals, share
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.queries import Key
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.kit.errors import InvalidInput
 from cockpit.projects.service import access_project
