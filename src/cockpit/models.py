@@ -3,6 +3,7 @@
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
 from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, LedgerEntry, MemberAllocation
+from cockpit.exports.models import Export
 from cockpit.groups.models import Group
 from cockpit.imports.models import ImportJob
 from cockpit.invitations.models import Invitation
@@ -25,6 +26,7 @@ __all__ = [
     "AuditEntry",
     "CreditCycle",
     "CreditRequest",
+    "Export",
     "Group",
     "GroupBudget",
     "ImportJob",
