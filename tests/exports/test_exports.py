@@ -19,11 +19,10 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.models import Account
 from cockpit.analytics.filters import Dimension, Filters
 from cockpit.analytics.queries import Key
 from cockpit.audit.models import AuditEntry
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.exports import service
 from cockpit.exports.models import Export, ExportFormat, ExportView
@@ -32,6 +31,7 @@ from cockpit.jobs.registry import Registry
 from cockpit.jobs.worker import Worker
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.errors import InvalidInput, NotFound
+from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User, UserRole
 from tests.analytics.data import END, START, expected, make_calls

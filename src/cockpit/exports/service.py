@@ -21,7 +21,7 @@ from cockpit.analytics.filters import Filters, Operation, Status
 from cockpit.analytics.service import scope_for
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
-from cockpit.auth.actor import Actor
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.exports.models import Export, ExportFormat, ExportStatus, ExportView

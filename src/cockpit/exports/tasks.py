@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
-from cockpit.accounts.models import Account
 from cockpit.analytics.filters import Scope
 from cockpit.analytics.service import Labeler
 from cockpit.exports import build
@@ -25,6 +24,7 @@ from cockpit.kit.db import read_only
 from cockpit.reports.csvs import report_csv
 from cockpit.reports.pdf import report_pdf
 from cockpit.reports.xlsx import report_xlsx
+from cockpit.tenancy.models import Account
 
 log = logging.getLogger("cockpit.exports")
 TITLES = {ExportView.cost: "Cost tracking", ExportView.calls: "Calls"}
