@@ -3,6 +3,7 @@
 
 from cockpit.auth import tasks as auth_tasks
 from cockpit.credits import tasks as credits_tasks
+from cockpit.exports import tasks as exports_tasks
 from cockpit.imports import tasks as imports_tasks
 from cockpit.invitations import tasks as invitations_tasks
 from cockpit.jobs import tasks as jobs_tasks
@@ -12,6 +13,7 @@ from cockpit.usage import tasks as usage_tasks
 __all__ = [
     "auth_tasks",
     "credits_tasks",
+    "exports_tasks",
     "imports_tasks",
     "invitations_tasks",
     "jobs_tasks",

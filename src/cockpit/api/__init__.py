@@ -8,6 +8,7 @@ the sign-in machinery (``auth.dependencies``) that knows about users, projects a
 from fastapi import APIRouter
 
 from cockpit.api.accounts import router as accounts_router
+from cockpit.api.analytics import router as analytics_router
 from cockpit.api.audit import router as audit_router
 from cockpit.api.auth import router as auth_router
 from cockpit.api.credits import router as credits_router
@@ -30,6 +31,7 @@ for domain_router in (
     providers_router,
     audit_router,
     usage_router,
+    analytics_router,
     credits_router,
     policies_router,
 ):

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 
+from cockpit.analytics import labels
 from cockpit.analytics.filters import Scope
 from cockpit.analytics.service import Labeler
 from cockpit.exports import build
@@ -125,5 +126,4 @@ async def _failed(ctx: JobContext, error: str) -> None:
     await _save(ctx, export_id, status=ExportStatus.failed.value, error=error[:500], finished_at=ctx.now())
 
 
-def register(labeler: Labeler) -> None:
-    registry.register(MAKE, make_task(labeler), max_attempts=3, on_dead=_failed)
+registry.register(MAKE, make_task(labels.names), max_attempts=3, on_dead=_failed)
