@@ -7,6 +7,7 @@ which commits, so the server sees it. Every table is emptied after each test by 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -72,24 +73,24 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: Pa
     pytest.fail(f"cockpit serve did not answer /healthz within {STARTUP_TIMEOUT:.0f}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``cockpit serve`` on a free port against the test database; yields its base URL."""
-    data_dir = tmp_path_factory.mktemp("live-data")
+@contextlib.contextmanager
+def _serve(database_url: str, data_dir: Path, **env: str) -> Iterator[str]:
+    """``cockpit serve`` on a free port against ``database_url``; yields its base URL."""
     log = data_dir / "server.log"
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {
+    environment = {
         **os.environ,
         "COCKPIT_DATABASE_URL": database_url,
         "COCKPIT_SECRET_KEY": TEST_SECRET,
         "COCKPIT_DATA_DIR": str(data_dir),
         "COCKPIT_ENV": "test",
         "COCKPIT_BASE_URL": base_url,
+        **env,
     }
     command = [sys.executable, "-m", "cockpit", "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_until_healthy(process, base_url, log)
         yield base_url
@@ -100,6 +101,25 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``cockpit serve`` against the test database for the whole session; yields its base URL.
+
+    Without the server's own job worker: it would run the periodic jobs (and claim any job) in the
+    database that every other test of this process uses, long after the browser tests are done —
+    the job queue tests would see a second worker. ``live_server_with_worker`` has one.
+    """
+    with _serve(database_url, tmp_path_factory.mktemp("live-data"), COCKPIT_CREDITS_SCHEDULER="false") as url:
+        yield url
+
+
+@pytest.fixture
+def live_server_with_worker(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """``cockpit serve`` with its job worker (as ``make demo`` runs it), for one test."""
+    with _serve(database_url, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
