@@ -23,9 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.app import create_app
 from cockpit.config import Environment, Settings
+from cockpit.demo import DemoLogin, seed_demo
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
 from cockpit.models import metadata
+from tests import demo_copy
 
 PG_ADMIN_URL = os.environ.get("COCKPIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("COCKPIT_TEST_REQUIRE_POSTGRES") == "1"
@@ -203,6 +205,25 @@ async def db(app, database_url: str) -> AsyncIterator[AsyncSession]:  # type: ig
         yield session
     await engine.dispose()
     await _empty_tables(database_url)
+
+
+_DEMO_TEMPLATES: dict[str, demo_copy.Template] = {}  # database URL -> the demo's rows kept aside
+
+
+@pytest.fixture
+async def demo(
+    db: AsyncSession, settings: Settings, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> DemoLogin:
+    """The demo organisation (``make demo``'s) in the test database: seeded by ``seed_demo`` for the
+    first test of this process on this backend, and the same rows copied in for every other one
+    (seconds saved each time, see tests/demo_copy.py). Emptied after the test like everything else."""
+    template = _DEMO_TEMPLATES.get(database_url)
+    if template is not None:
+        return await demo_copy.restore(database_url, template)
+    login = await seed_demo(db, settings)
+    await db.commit()
+    _DEMO_TEMPLATES[database_url] = await demo_copy.keep(database_url, login, tmp_path_factory.mktemp("demo"))
+    return login
 
 
 @pytest.fixture
