@@ -41,7 +41,7 @@ from cockpit.providers.models import ProviderKind
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import UserRole
 from tests.builders import make_account, make_token, make_user
-from tests.conftest import PG_ADMIN_URL, TEST_SECRET, _pg_admin, _worker
+from tests.conftest import PG_ADMIN_URL, TEST_SECRET, _pg_admin, _worker, pg_create_database
 from tests.upstream import Upstream
 
 STARTUP_TIMEOUT = 30.0
@@ -153,7 +153,7 @@ def _create_live_db(
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
     _in_thread(asyncio.run, _pg_admin(drop))
-    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
+    _in_thread(asyncio.run, pg_create_database(name))
     config.add_cleanup(lambda: _in_thread(asyncio.run, _pg_admin(drop)))
     url = f"{base}/{name}"
     _in_thread(upgrade, url)
