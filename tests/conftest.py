@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cockpit.app import create_app
 from cockpit.config import Environment, Settings
@@ -201,18 +201,35 @@ async def _empty_tables(url: str) -> None:
         conn.executescript(script)
 
 
-@pytest.fixture
-async def db(app, database_url: str) -> AsyncIterator[AsyncSession]:  # type: ignore[no-untyped-def]
-    """A session for arranging and inspecting data; every table is emptied afterwards.
+async def _empty_tables_through(engine: AsyncEngine) -> None:
+    """``_empty_tables`` on a connection of ``engine``'s pool (no connection opened for it)."""
+    script = f"BEGIN; {_delete_everything()}; COMMIT"
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        if engine.dialect.name == "postgresql":
+            await driver.execute(script)  # asyncpg: no arguments, the simple protocol
+        else:
+            await driver.executescript(script)  # aiosqlite
 
-    Its own engine takes SQLite's write lock only when it writes, so a test that is holding
-    a read open does not block the app's requests.
+
+@pytest.fixture(scope="session")
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The engine of ``db`` sessions: one pool for the session, so that a test connects to nothing.
+
+    It takes SQLite's write lock only when it writes, so a test that is holding a read open does
+    not block the app's requests.
     """
     engine = make_engine(database_url, sqlite_immediate=False)
-    async with make_sessionmaker(engine)() as session:
-        yield session
+    yield engine
     await engine.dispose()
-    await _empty_tables(database_url)
+
+
+@pytest.fixture
+async def db(app, db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:  # type: ignore[no-untyped-def]
+    """A session for arranging and inspecting data; every table is emptied afterwards."""
+    async with make_sessionmaker(db_engine)() as session:
+        yield session
+    await _empty_tables_through(db_engine)
 
 
 _DEMO_TEMPLATES: dict[str, demo_copy.Template] = {}  # database URL -> the demo's rows kept aside
