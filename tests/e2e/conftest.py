@@ -1,8 +1,9 @@
 """Browser tests: a real ``cockpit serve`` process driven by Chromium through Playwright.
 
-The server runs in a subprocess against the session's test database (SQLite or PostgreSQL,
-as parametrized by ``database_url``); tests arrange data with the builders through ``db``,
-which commits, so the server sees it. Every table is emptied after each test by ``db``.
+The server runs in a process of its own (started through ``tests.launcher``) against the session's
+test database (SQLite or PostgreSQL, as parametrized by ``database_url``); tests arrange data with
+the builders through ``db``, which commits, so the server sees it. Every table is emptied after
+each test by ``db``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +21,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests import launcher
 from tests.conftest import TEST_SECRET
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -59,7 +60,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+def _wait_until_healthy(process: launcher.Launched, base_url: str, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -88,9 +89,9 @@ def _serve(database_url: str, data_dir: Path, **env: str) -> Iterator[str]:
         "COCKPIT_BASE_URL": base_url,
         **env,
     }
-    command = [sys.executable, "-m", "cockpit", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=environment, stdout=out, stderr=subprocess.STDOUT)
+    process = launcher.start(
+        ["serve", "--host", "127.0.0.1", "--port", str(port)], env=environment, output=log
+    )
     try:
         _wait_until_healthy(process, base_url, log)
         yield base_url
