@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cockpit.app import create_app
 from cockpit.config import Environment, Settings
+from cockpit.demo import DemoLogin, seed_demo
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
 from cockpit.models import metadata
+from tests import demo_copy
 
 PG_ADMIN_URL = os.environ.get("COCKPIT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_POSTGRES = os.environ.get("COCKPIT_TEST_REQUIRE_POSTGRES") == "1"
@@ -122,6 +124,14 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
+async def pg_create_database(name: str) -> None:
+    """Create a test database. Its commits do not wait for the WAL to reach the disk
+    (``synchronous_commit = off``): what a crash of PostgreSQL itself could lose, no test looks at,
+    and every commit of the suite is a disk flush less (visibility and locking are the same)."""
+    await _pg_admin(f'CREATE DATABASE "{name}"')
+    await _pg_admin(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if request.param == "sqlite":
@@ -135,7 +145,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     url = f"{base}/{name}"
     _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
+    _in_thread(asyncio.run, pg_create_database(name))
     _in_thread(upgrade, url)
     yield url
     _in_thread(asyncio.run, _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -191,18 +201,54 @@ async def _empty_tables(url: str) -> None:
         conn.executescript(script)
 
 
-@pytest.fixture
-async def db(app, database_url: str) -> AsyncIterator[AsyncSession]:  # type: ignore[no-untyped-def]
-    """A session for arranging and inspecting data; every table is emptied afterwards.
+async def _empty_tables_through(engine: AsyncEngine) -> None:
+    """``_empty_tables`` on a connection of ``engine``'s pool (no connection opened for it)."""
+    script = f"BEGIN; {_delete_everything()}; COMMIT"
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        if engine.dialect.name == "postgresql":
+            await driver.execute(script)  # asyncpg: no arguments, the simple protocol
+        else:
+            await driver.executescript(script)  # aiosqlite
 
-    Its own engine takes SQLite's write lock only when it writes, so a test that is holding
-    a read open does not block the app's requests.
+
+@pytest.fixture(scope="session")
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The engine of ``db`` sessions: one pool for the session, so that a test connects to nothing.
+
+    It takes SQLite's write lock only when it writes, so a test that is holding a read open does
+    not block the app's requests.
     """
     engine = make_engine(database_url, sqlite_immediate=False)
-    async with make_sessionmaker(engine)() as session:
-        yield session
+    yield engine
     await engine.dispose()
-    await _empty_tables(database_url)
+
+
+@pytest.fixture
+async def db(app, db_engine: AsyncEngine) -> AsyncIterator[AsyncSession]:  # type: ignore[no-untyped-def]
+    """A session for arranging and inspecting data; every table is emptied afterwards."""
+    async with make_sessionmaker(db_engine)() as session:
+        yield session
+    await _empty_tables_through(db_engine)
+
+
+_DEMO_TEMPLATES: dict[str, demo_copy.Template] = {}  # database URL -> the demo's rows kept aside
+
+
+@pytest.fixture
+async def demo(
+    db: AsyncSession, settings: Settings, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> DemoLogin:
+    """The demo organisation (``make demo``'s) in the test database: seeded by ``seed_demo`` for the
+    first test of this process on this backend, and the same rows copied in for every other one
+    (seconds saved each time, see tests/demo_copy.py). Emptied after the test like everything else."""
+    template = _DEMO_TEMPLATES.get(database_url)
+    if template is not None:
+        return await demo_copy.restore(database_url, template)
+    login = await seed_demo(db, settings)
+    await db.commit()
+    _DEMO_TEMPLATES[database_url] = await demo_copy.keep(database_url, login, tmp_path_factory.mktemp("demo"))
+    return login
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from cockpit.credits.models import (
     RequestStatus,
 )
 from cockpit.credits.statement import MAX_LIMIT, build_statement
-from cockpit.demo import DEMO_EMAIL, seed_demo
+from cockpit.demo import DEMO_EMAIL, DemoLogin, seed_demo
 from cockpit.groups.models import Group
 from cockpit.kit.pagination import PageParams
 from cockpit.providers.models import Model
@@ -35,16 +35,14 @@ from cockpit.users.models import User, UserStatus
 MICRO = Decimal("0.000001")
 
 
-async def _seed(db: AsyncSession, settings: Settings) -> Actor:
-    await seed_demo(db, settings)
-    await db.commit()
+async def _owner(db: AsyncSession) -> Actor:
     owner = await db.scalar(select(User).where(User.email == DEMO_EMAIL))
     assert owner is not None
     return Actor.for_user(owner)
 
 
-async def test_the_demo_tracks_credits_in_monthly_cycles(db: AsyncSession, settings: Settings) -> None:
-    owner = await _seed(db, settings)
+async def test_the_demo_tracks_credits_in_monthly_cycles(db: AsyncSession, demo: DemoLogin) -> None:
+    owner = await _owner(db)
 
     [account] = list(await db.scalars(select(Account)))
     assert account.credit_factor == 1000
@@ -78,9 +76,7 @@ async def test_the_demo_tracks_credits_in_monthly_cycles(db: AsyncSession, setti
     await db.commit()
 
 
-async def test_the_demo_debits_match_its_recorded_calls(db: AsyncSession, settings: Settings) -> None:
-    await _seed(db, settings)
-
+async def test_the_demo_debits_match_its_recorded_calls(db: AsyncSession, demo: DemoLogin) -> None:
     calls = list(await db.scalars(select(UsageRecord)))
     debits = list(await db.scalars(select(LedgerEntry).where(LedgerEntry.kind == EntryKind.usage_debit)))
     current = await db.scalar(select(CreditCycle).where(CreditCycle.closed_at.is_(None)))
@@ -108,9 +104,9 @@ async def test_the_demo_debits_match_its_recorded_calls(db: AsyncSession, settin
 
 
 async def test_the_demo_budgets_fit_and_some_members_are_nearly_exhausted(
-    db: AsyncSession, settings: Settings
+    db: AsyncSession, demo: DemoLogin
 ) -> None:
-    owner = await _seed(db, settings)
+    owner = await _owner(db)
 
     overview = await credit_settings.overview(db, owner)
     assert overview.account is not None
@@ -143,9 +139,7 @@ async def test_the_demo_budgets_fit_and_some_members_are_nearly_exhausted(
         ]
 
 
-async def test_the_demo_has_credit_requests_in_every_status(db: AsyncSession, settings: Settings) -> None:
-    await _seed(db, settings)
-
+async def test_the_demo_has_credit_requests_in_every_status(db: AsyncSession, demo: DemoLogin) -> None:
     requests = list(await db.scalars(select(CreditRequest)))
     await db.commit()
     statuses = Counter(r.status for r in requests)
@@ -167,8 +161,9 @@ async def test_the_demo_has_credit_requests_in_every_status(db: AsyncSession, se
     assert any(r.amount_approved is not None and r.amount_approved < r.amount_requested for r in requests)
 
 
-async def test_a_second_seeding_adds_no_credit_rows(db: AsyncSession, settings: Settings) -> None:
-    await _seed(db, settings)
+async def test_a_second_seeding_adds_no_credit_rows(
+    db: AsyncSession, settings: Settings, demo: DemoLogin
+) -> None:
     tables = (CreditCycle, GroupBudget, MemberAllocation, LedgerEntry, CreditRequest, UsageRecord)
 
     async def counts() -> list[int]:
@@ -178,7 +173,8 @@ async def test_a_second_seeding_adds_no_credit_rows(db: AsyncSession, settings: 
 
     before = await counts()
     audited = int(await db.scalar(select(func.count()).select_from(AuditEntry)) or 0)
-    await _seed(db, settings)
+    await seed_demo(db, settings)
+    await db.commit()
     assert await counts() == before
     # Only the demo's gateway token changes hands: the previous one revoked, a new one created.
     actions = await db.scalars(select(AuditEntry.action).order_by(AuditEntry.seq).offset(audited))
@@ -186,11 +182,11 @@ async def test_a_second_seeding_adds_no_credit_rows(db: AsyncSession, settings: 
 
 
 async def test_the_owner_can_call_every_demo_model_without_being_refused_or_clamped(
-    db: AsyncSession, settings: Settings
+    db: AsyncSession, demo: DemoLogin
 ) -> None:
     """The gateway token `make demo` prints is the owner's. With credits enforced, the owner's first
     calls must go through at the models' full output limit: their remaining credits cover the hold."""
-    owner = await _seed(db, settings)
+    owner = await _owner(db)
     [account] = list(await db.scalars(select(Account)))
     mine = await allocations.member_allocation(db, owner, owner.user_id)
     hello = {"messages": [{"role": "user", "content": "Write a haiku about the sea."}]}

@@ -6,19 +6,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.authz.actor import Actor
-from cockpit.config import Settings
-from cockpit.demo import DEMO_EMAIL, seed_demo
+from cockpit.demo import DEMO_EMAIL, DemoLogin
 from cockpit.groups.models import Group
 from cockpit.policies import service as policies
 from cockpit.policies.models import AccessPolicy, ResourceType, Scope
 from cockpit.users.models import User, UserRole
 
 
-async def test_the_demo_has_rules_at_every_level_and_an_exception(
-    db: AsyncSession, settings: Settings
-) -> None:
-    await seed_demo(db, settings)
-    await db.commit()
+async def test_the_demo_has_rules_at_every_level_and_an_exception(db: AsyncSession, demo: DemoLogin) -> None:
     owner = await db.scalar(select(User).where(User.email == DEMO_EMAIL))
     assert owner is not None
     actor = Actor.for_user(owner)

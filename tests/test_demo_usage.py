@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.auth.models import ApiToken
 from cockpit.config import Settings
-from cockpit.demo import DEMO_EMAIL, SIMULATED_PROVIDER, seed_demo
+from cockpit.demo import DEMO_EMAIL, SIMULATED_PROVIDER, DemoLogin, seed_demo
 from cockpit.kit.time import utcnow
 from cockpit.providers.models import Model, Provider, ProviderKind
 from cockpit.usage.models import UsageRecord
@@ -20,12 +20,6 @@ from cockpit.users.models import User, UserStatus
 from tests.builders import bearer
 
 MILLION = Decimal(1_000_000)
-
-
-async def _seed(db: AsyncSession, settings: Settings) -> str | None:
-    login = await seed_demo(db, settings)
-    await db.commit()
-    return login.gateway_token
 
 
 async def _usage(db: AsyncSession) -> list[UsageRecord]:
@@ -44,10 +38,8 @@ def _expected_cost(model: Model, row: UsageRecord) -> Decimal:
 
 
 async def test_the_demo_has_a_simulated_provider_with_priced_models(
-    db: AsyncSession, settings: Settings
+    db: AsyncSession, demo: DemoLogin
 ) -> None:
-    await _seed(db, settings)
-
     [provider] = list(await db.scalars(select(Provider)))
     assert (provider.name, provider.kind) == (SIMULATED_PROVIDER, ProviderKind.simulated)
     assert provider.settings["latency_ms"] > 0
@@ -67,8 +59,7 @@ async def test_the_demo_has_a_simulated_provider_with_priced_models(
     await db.commit()
 
 
-async def test_the_demo_records_two_months_of_plausible_calls(db: AsyncSession, settings: Settings) -> None:
-    await _seed(db, settings)
+async def test_the_demo_records_two_months_of_plausible_calls(db: AsyncSession, demo: DemoLogin) -> None:
     now = utcnow()
 
     rows = await _usage(db)
@@ -147,12 +138,15 @@ async def test_the_demo_records_two_months_of_plausible_calls(db: AsyncSession, 
     assert sum((row.cost_usd for row in rows), Decimal(0)) > Decimal(1)
 
 
-async def test_a_second_seeding_reuses_the_demo(db: AsyncSession, settings: Settings) -> None:
-    first = await _seed(db, settings)
+async def test_a_second_seeding_reuses_the_demo(
+    db: AsyncSession, settings: Settings, demo: DemoLogin
+) -> None:
+    first = demo.gateway_token
     count = await db.scalar(select(func.count()).select_from(UsageRecord))
     await db.commit()
 
-    second = await _seed(db, settings)
+    second = (await seed_demo(db, settings)).gateway_token
+    await db.commit()
 
     assert first is not None
     assert first.startswith("ck_")
@@ -167,9 +161,9 @@ async def test_a_second_seeding_reuses_the_demo(db: AsyncSession, settings: Sett
 
 
 async def test_the_owner_can_call_the_gateway_with_the_printed_token(
-    db: AsyncSession, settings: Settings, client: AsyncClient
+    db: AsyncSession, demo: DemoLogin, client: AsyncClient
 ) -> None:
-    token = await _seed(db, settings)
+    token = demo.gateway_token
     assert token is not None
     owner = await db.scalar(select(User).where(User.email == DEMO_EMAIL))
     await db.commit()

@@ -17,8 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit.models import AuditEntry
-from cockpit.config import Settings
-from cockpit.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo
+from cockpit.demo import DEMO_EMAIL, DEMO_PASSWORD, DemoLogin
 from cockpit.groups.models import Group
 from cockpit.usage.models import UsageRecord
 from tests.builders import bearer, console_login, csrf_for
@@ -63,9 +62,7 @@ async def _crawl(client: AsyncClient, start: list[str]) -> dict[str, str]:
     return pages
 
 
-async def test_no_page_shows_a_raw_id(db: AsyncSession, client: AsyncClient, settings: Settings) -> None:
-    login = await seed_demo(db, settings)
-    await db.commit()
+async def test_no_page_shows_a_raw_id(db: AsyncSession, client: AsyncClient, demo: DemoLogin) -> None:
     # A group that is gone by now: the audit log names its entries' target "deleted group".
     response = await console_login(client, DEMO_EMAIL, DEMO_PASSWORD)
     assert response.status_code == 303
@@ -77,10 +74,10 @@ async def test_no_page_shows_a_raw_id(db: AsyncSession, client: AsyncClient, set
     deleted = await client.post(f"/groups/{group_id}/delete", data={"csrf_token": csrf})
     assert deleted.status_code in (303, 204), deleted.text
     # A gateway call with the demo token, so a call made by a token is in the request log.
-    assert login.gateway_token is not None
+    assert demo.gateway_token is not None
     call = await client.post(
         "/v1/chat/completions",
-        headers=bearer(login.gateway_token),
+        headers=bearer(demo.gateway_token),
         json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello"}]},
     )
     assert call.status_code == 200, call.text

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -22,6 +21,7 @@ from cockpit.credits.models import Cadence, CreditCycle, CycleStart, EntryKind, 
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.time import utcnow
 from cockpit.tenancy.models import Account
+from tests import launcher
 from tests.builders import make_account
 from tests.conftest import TEST_SECRET
 
@@ -170,25 +170,23 @@ async def test_cockpit_worker_rolls_cycles_over_and_stops_on_sigterm(
         COCKPIT_SECRET_KEY=TEST_SECRET,
         COCKPIT_ENV="test",
     )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cockpit", "worker", "--interval", "0.2",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    out, err = tmp_path / "worker.out", tmp_path / "worker.err"
+    process = launcher.start(["worker", "--interval", "0.2"], env=env, output=out, errors=err)
     try:
         for _ in range(150):
             await asyncio.sleep(0.1)
-            if len(await _cycles(db, account.id)) == 2 or process.returncode is not None:
+            if len(await _cycles(db, account.id)) == 2 or process.poll() is not None:
                 break
-        assert process.returncode is None, await process.stderr.read()  # type: ignore[union-attr]
+        assert process.poll() is None, process.errors.read_text()
         assert [c.seq for c in await _cycles(db, account.id)] == [1, 2]
 
         process.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(process.communicate(), timeout=15)
+        await asyncio.wait_for(process.exited(), timeout=15)
     finally:
-        if process.returncode is None:
+        if process.poll() is None:
             process.kill()
-            await process.communicate()
-    stderr = err.decode()
+            await asyncio.wait_for(process.exited(), timeout=15)
+    stderr = process.errors.read_text()
 
     assert process.returncode == 0, stderr
     assert "credit cycles checked every 0.2s" in stderr

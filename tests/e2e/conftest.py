@@ -1,17 +1,18 @@
 """Browser tests: a real ``cockpit serve`` process driven by Chromium through Playwright.
 
-The server runs in a subprocess against the session's test database (SQLite or PostgreSQL,
-as parametrized by ``database_url``); tests arrange data with the builders through ``db``,
-which commits, so the server sees it. Every table is emptied after each test by ``db``.
+The server runs in a process of its own (started through ``tests.launcher``) against the session's
+test database (SQLite or PostgreSQL, as parametrized by ``database_url``); tests arrange data with
+the builders through ``db``, which commits, so the server sees it. Every table is emptied after
+each test by ``db``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests import launcher
 from tests.conftest import TEST_SECRET
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +60,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
+def _wait_until_healthy(process: launcher.Launched, base_url: str, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -72,24 +74,24 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: Pa
     pytest.fail(f"cockpit serve did not answer /healthz within {STARTUP_TIMEOUT:.0f}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``cockpit serve`` on a free port against the test database; yields its base URL."""
-    data_dir = tmp_path_factory.mktemp("live-data")
+@contextlib.contextmanager
+def _serve(database_url: str, data_dir: Path, **env: str) -> Iterator[str]:
+    """``cockpit serve`` on a free port against ``database_url``; yields its base URL."""
     log = data_dir / "server.log"
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {
+    environment = {
         **os.environ,
         "COCKPIT_DATABASE_URL": database_url,
         "COCKPIT_SECRET_KEY": TEST_SECRET,
         "COCKPIT_DATA_DIR": str(data_dir),
         "COCKPIT_ENV": "test",
         "COCKPIT_BASE_URL": base_url,
+        **env,
     }
-    command = [sys.executable, "-m", "cockpit", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    process = launcher.start(
+        ["serve", "--host", "127.0.0.1", "--port", str(port)], env=environment, output=log
+    )
     try:
         _wait_until_healthy(process, base_url, log)
         yield base_url
@@ -100,6 +102,25 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``cockpit serve`` against the test database for the whole session; yields its base URL.
+
+    Without the server's own job worker: it would run the periodic jobs (and claim any job) in the
+    database that every other test of this process uses, long after the browser tests are done —
+    the job queue tests would see a second worker. ``live_server_with_worker`` has one.
+    """
+    with _serve(database_url, tmp_path_factory.mktemp("live-data"), COCKPIT_CREDITS_SCHEDULER="false") as url:
+        yield url
+
+
+@pytest.fixture
+def live_server_with_worker(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """``cockpit serve`` with its job worker (as ``make demo`` runs it), for one test."""
+    with _serve(database_url, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

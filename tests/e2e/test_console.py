@@ -70,6 +70,7 @@ async def test_create_use_and_revoke_a_token(page: Page, live_server: str, db: A
 
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="API tokens").click()
     await expect(page).to_have_url(f"{live_server}/tokens")
+    await page.wait_for_load_state()  # the page's scripts handle what follows
     form = page.locator("#create-token-form")
     await form.locator("input[name=name]").fill("ci script")
     await form.locator("input[name=scopes][value=admin]").check()
@@ -136,6 +137,7 @@ async def test_audit_log_search_filter_detail_and_export(
 
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
     await expect(page).to_have_url(f"{live_server}/audit")
+    await page.wait_for_load_state()  # the page's scripts handle what follows
     await expect(page.locator("h1.page-title")).to_have_text("Audit log")
     table = page.locator("#audit-table")
     rows = table.locator("tbody tr")
@@ -190,6 +192,7 @@ async def test_audit_log_search_filter_detail_and_export(
     # An entry's detail page shows what changed.
     await rows.filter(has_text="ci script").get_by_role("link", name="api_token.created").click()
     await expect(page).to_have_url(re.compile(rf"^{re.escape(live_server)}/audit/[0-9a-f-]{{36}}$"))
+    await page.wait_for_load_state()  # the page's scripts handle what follows
     await expect(page.locator("h1.page-title")).to_contain_text("api_token.created")
     diff = page.locator("table.diff")
     await expect(diff.locator("thead th")).to_have_text(["Field", "Before", "After"])

@@ -94,6 +94,7 @@ async def test_filter_requests_by_status_and_approve_one(
     await page.goto(f"{live_server}/credits")
     await page.locator("#tab-requests").click()
     await expect(page).to_have_url(f"{live_server}/credits/requests")
+    await page.wait_for_load_state()  # the page's scripts handle what follows
     rows = page.locator("#credit-requests-table tbody tr")
     await expect(rows).to_have_count(3)
 
@@ -147,6 +148,8 @@ async def test_change_credits_per_cycle_through_apply_change(
     await page.goto(f"{live_server}/credits")
     await page.locator("#tab-settings").click()
     await expect(page).to_have_url(f"{live_server}/credits/settings")
+    # Alpine binds the field when the page has loaded: a value typed before then is overwritten.
+    await page.wait_for_load_state()
 
     field = page.get_by_label("Credits per cycle")
     await expect(field).to_have_value("120,000")  # the exact value, with separators
@@ -170,6 +173,7 @@ async def test_change_credits_per_cycle_through_apply_change(
     )
     await expect(page.get_by_label("Credits per cycle")).to_have_value("150,000")
     assert await _limit(db, account.id) == Decimal(150000)
+    await page.wait_for_load_state()  # the page the form posted to (see above)
 
     # A limit below the group budgets is refused with the shortfall; the typed value stays.
     await page.get_by_label("Credits per cycle").fill("45000")

@@ -13,8 +13,9 @@ CSV = "email,name\ncsv.one@example.com,One\ncsv.two@example.com,Two\nnot-an-emai
 
 
 async def test_an_uploaded_csv_is_imported_by_the_servers_own_worker(
-    page: Page, live_server: str, db: AsyncSession
+    page: Page, live_server_with_worker: str, db: AsyncSession
 ) -> None:
+    live_server = live_server_with_worker
     _, owner = await make_account(db, name="Importers Inc")
     await sign_in(page, live_server, owner.email)
     await page.goto(f"{live_server}/users/import")

@@ -10,8 +10,7 @@ from playwright.async_api import Page
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.config import Settings
-from cockpit.demo import DEMO_EMAIL, DEMO_PASSWORD, seed_demo
+from cockpit.demo import DEMO_EMAIL, DEMO_PASSWORD, DemoLogin
 from cockpit.users.models import User, UserRole, UserStatus
 from tests.e2e.test_console import sign_in
 
@@ -70,10 +69,8 @@ MEASURE = """() => {
 @pytest.mark.parametrize("role", ["owner", "member"])
 @pytest.mark.parametrize("width", [1440, 390])
 async def test_main_pages_fit_and_table_actions_are_reachable(
-    page: Page, live_server: str, db: AsyncSession, settings: Settings, width: int, role: str
+    page: Page, live_server: str, db: AsyncSession, demo: DemoLogin, width: int, role: str
 ) -> None:
-    await seed_demo(db, settings)
-    await db.commit()
     email, pages = DEMO_EMAIL, PAGES
     if role == "member":  # every demo person has the demo password
         member = await db.scalar(

@@ -69,6 +69,7 @@ async def test_deny_a_model_for_a_group_see_it_decide_then_delete_it(
     await expect(page).to_have_url(f"{live_server}/")
     await page.get_by_role("link", name="Access policies").click()
     await expect(page).to_have_url(f"{live_server}/policies")
+    await page.wait_for_load_state()  # the page's scripts handle what follows
     await expect(page.locator(".empty-title")).to_have_text("No rules yet")
 
     # "Add rule": the group field appears for a group rule, the model list for a model rule.
@@ -118,6 +119,7 @@ async def test_deny_a_model_for_a_group_see_it_decide_then_delete_it(
     # Effective access of a member of the group: the model is denied, and the rule is named.
     await page.locator("#tab-effective").click()
     await expect(page).to_have_url(f"{live_server}/policies/effective")
+    await page.wait_for_load_state()
     # The person picker: type, choose the suggestion (a name shown, the id sent).
     picker = page.locator("#effective-user")
     await picker.fill("Mia Member <mia@example.com>")

@@ -29,6 +29,7 @@ async def test_browse_filter_and_open_a_call(page: Page, live_server: str, db: A
     await expect(page).to_have_url(f"{live_server}/")
     await page.get_by_role("navigation", name="Main").get_by_role("link", name="Request log").click()
     await expect(page).to_have_url(f"{live_server}/requests")
+    await page.wait_for_load_state()  # the page's scripts handle what follows
     await expect(page.locator("h1.page-title")).to_have_text("Request log")
 
     rows = page.locator("#requests-table tbody tr")
@@ -51,6 +52,7 @@ async def test_browse_filter_and_open_a_call(page: Page, live_server: str, db: A
     # The detail page of the failed call.
     await rows.first.get_by_role("link").first.click()
     await expect(page).to_have_url(f"{live_server}/requests/{failed.id}")
+    await page.wait_for_load_state()  # the page's scripts handle what follows
     await expect(page.locator("h1.page-title")).to_contain_text("claude-sonnet")
     facts = page.locator(".facts").first
     await expect(facts).to_contain_text("HTTP 502")
@@ -58,3 +60,4 @@ async def test_browse_filter_and_open_a_call(page: Page, live_server: str, db: A
     await expect(page.locator("#content-note")).to_contain_text("Content storage is off")
     await page.get_by_role("link", name="Request log").first.click()
     await expect(page).to_have_url(f"{live_server}/requests")
+    await page.wait_for_load_state()  # the page's scripts handle what follows

@@ -1,4 +1,5 @@
-"""Gateway tests over real HTTP: a ``cockpit serve`` subprocess with its own database and data dir.
+"""Gateway tests over real HTTP: a ``cockpit serve`` process with its own database and data dir
+(started through ``tests.launcher``).
 
 Import the fixtures into a test module (``from tests.gateway.live import live_server_fixture``; the
 fixtures are named ``live_db``, ``live_server``, ``live_session``).
@@ -17,7 +18,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -40,8 +40,10 @@ from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import UserRole
+from tests import launcher
 from tests.builders import make_account, make_token, make_user
-from tests.conftest import PG_ADMIN_URL, TEST_SECRET, _pg_admin, _worker
+from tests.conftest import PG_ADMIN_URL, TEST_SECRET, _pg_admin, _worker, pg_create_database
+from tests.launcher import Launched
 from tests.upstream import Upstream
 
 STARTUP_TIMEOUT = 30.0
@@ -77,7 +79,7 @@ class LiveServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"server-{self.port}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: Launched | None = None
 
     def start(self) -> LiveServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,9 +96,8 @@ class LiveServer:
             "COCKPIT_UPSTREAM_READ_TIMEOUT": "60",
             **self.extra_env,
         }
-        command = [sys.executable, "-m", "cockpit", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        args = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.process = launcher.start(args, env=env, output=self.log)
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -153,7 +154,7 @@ def _create_live_db(
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
     _in_thread(asyncio.run, _pg_admin(drop))
-    _in_thread(asyncio.run, _pg_admin(f'CREATE DATABASE "{name}"'))
+    _in_thread(asyncio.run, pg_create_database(name))
     config.add_cleanup(lambda: _in_thread(asyncio.run, _pg_admin(drop)))
     url = f"{base}/{name}"
     _in_thread(upgrade, url)

@@ -127,9 +127,11 @@ def client(server: LiveServer, token: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=server.base_url + "/v1", api_key=token, max_retries=0, timeout=30)
 
 
-@pytest.fixture
-def second_server(live_db: str, tmp_path: Path) -> Any:
-    server = LiveServer(live_db, tmp_path / "second", flush_seconds=0.2).start()
+@pytest.fixture(scope="session")
+def second_server(live_db: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A second gateway process on the live database, beside the shared one, for the session (each
+    test has an account of its own; starting a server costs seconds)."""
+    server = LiveServer(live_db, tmp_path_factory.mktemp("second"), flush_seconds=0.2).start()
     yield server
     server.stop()
 

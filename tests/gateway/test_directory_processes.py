@@ -27,6 +27,7 @@ from cockpit.auth.models import ApiToken
 from cockpit.authz.actor import Actor
 from cockpit.gateway.directory import Directory
 from cockpit.gateway.invalidation import CHANNEL, DirectoryListener
+from cockpit.kit import pglisten
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
@@ -141,8 +142,10 @@ async def test_a_change_through_one_machine_is_refused_by_the_other_at_the_next_
 
 
 async def test_a_listener_that_loses_its_connection_comes_back_and_forgets_what_it_may_have_missed(
-    database_url: str,
+    database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The lost connection and the stop are acted on at once, not at the next periodic check.
+    monkeypatch.setattr(pglisten, "CHECK_SECONDS", 3600.0)
     engine = make_engine(database_url)
     directory = Directory(make_sessionmaker(engine), TEST_SECRET)
     listener = DirectoryListener(directory, engine)
@@ -174,7 +177,7 @@ async def test_a_listener_that_loses_its_connection_comes_back_and_forgets_what_
         await _notify(engine, f"elsewhere:2 {account.hex}")
         await _until(lambda: directory.generation(account) > before, "notifications are heard again")
     finally:
-        await listener.stop()
+        await asyncio.wait_for(listener.stop(), WAIT)
         await engine.dispose()
 
 

@@ -7,42 +7,54 @@ import asyncio
 import os
 import re
 import signal
-import sys
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.jobs import service
 from cockpit.jobs.models import Job
+from tests import launcher
 from tests.conftest import TEST_SECRET
+from tests.launcher import Launched
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _start_worker(database_url: str, data_dir: Path) -> asyncio.subprocess.Process:
+def _env(database_url: str, data_dir: Path, **settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
     env.update(
-        COCKPIT_DATABASE_URL=database_url,
-        COCKPIT_DATA_DIR=str(data_dir),
-        COCKPIT_SECRET_KEY=TEST_SECRET,
-        COCKPIT_ENV="test",
+        COCKPIT_DATABASE_URL=database_url, COCKPIT_DATA_DIR=str(data_dir), COCKPIT_SECRET_KEY=TEST_SECRET,
+        COCKPIT_ENV="test", **settings,
+    )  # fmt: skip
+    return env
+
+
+def _start_worker(database_url: str, data_dir: Path) -> Launched:
+    """``python -m tests.jobs.worker_with_test_jobs worker --concurrency 2`` (its output in
+    ``data_dir/worker-<n>.out`` and ``.err``)."""
+    env = _env(
+        database_url, data_dir,
         COCKPIT_JOBS_LEASE_SECONDS="2",  # a dead worker's job is handed back 2 s after its last renewal
         COCKPIT_JOBS_POLL_SECONDS="0.1",
-    )
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.jobs.worker_with_test_jobs", "worker", "--concurrency", "2",
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    name = f"worker-{len(list(data_dir.glob('worker-*.out')))}"
+    return launcher.start(
+        ["worker", "--concurrency", "2"], module="tests.jobs.worker_with_test_jobs", env=env, cwd=ROOT,
+        output=data_dir / f"{name}.out", errors=data_dir / f"{name}.err",
     )  # fmt: skip
 
 
-async def _until(condition: object, what: str, process: asyncio.subprocess.Process | None = None) -> None:
+def _stderr(process: Launched) -> str:
+    return process.errors.read_text()
+
+
+async def _until(condition: object, what: str, process: Launched | None = None) -> None:
     """Poll until ``condition()`` holds; the deadline only bounds a hang."""
     for _ in range(1200):
         if await condition():  # type: ignore[operator]
             return
-        if process is not None and process.returncode is not None:
-            _, err = await process.communicate()
-            raise AssertionError(f"the worker exited while waiting for {what}: {err.decode()}")
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the worker exited while waiting for {what}: {_stderr(process)}")
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -56,8 +68,8 @@ async def test_a_job_whose_worker_was_killed_is_finished_by_another_worker(
     job_id = job.id
     await db.commit()
 
-    first = await _start_worker(database_url, tmp_path)
-    second: asyncio.subprocess.Process | None = None
+    first = _start_worker(database_url, tmp_path)
+    second: Launched | None = None
     try:
 
         async def started_by_first() -> bool:
@@ -65,7 +77,7 @@ async def test_a_job_whose_worker_was_killed_is_finished_by_another_worker(
 
         await _until(started_by_first, "the first worker to start the job", first)
         first.kill()  # SIGKILL: no clean-up, no give-back
-        await first.wait()
+        await asyncio.wait_for(first.exited(), timeout=60)
         await db.rollback()
         row = await db.get(Job, job_id, populate_existing=True)
         assert row is not None
@@ -73,7 +85,7 @@ async def test_a_job_whose_worker_was_killed_is_finished_by_another_worker(
         assert row.locked_by is not None
         assert f":{first.pid}:" in row.locked_by
 
-        second = await _start_worker(database_url, tmp_path)
+        second = _start_worker(database_url, tmp_path)
         (work / "release").touch()
 
         async def finished() -> bool:
@@ -83,15 +95,16 @@ async def test_a_job_whose_worker_was_killed_is_finished_by_another_worker(
 
         await _until(finished, "the second worker to finish the job", second)
         second.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(second.communicate(), timeout=60)
+        await asyncio.wait_for(second.exited(), timeout=60)
     finally:
         for process in (first, second):
-            if process is not None and process.returncode is None:
+            if process is not None and process.poll() is None:
                 process.kill()
-                await process.communicate()
+                await asyncio.wait_for(process.exited(), timeout=60)
 
-    assert second.returncode == 0, err.decode()
-    assert "cockpit worker stopped" in err.decode()
+    err = _stderr(second)
+    assert second.returncode == 0, err
+    assert "cockpit worker stopped" in err
     assert (work / f"finished-{second.pid}").read_text() == "2"  # its second attempt
     assert not (work / f"finished-{first.pid}").exists()
     await db.rollback()
@@ -109,21 +122,17 @@ async def test_cockpit_worker_once_runs_what_is_due_and_exits(
     job = await service.enqueue(db, "test.blocking", {"dir": str(work)})
     job_id = job.id
     await db.commit()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COCKPIT_")}
-    env.update(
-        COCKPIT_DATABASE_URL=database_url, COCKPIT_DATA_DIR=str(tmp_path), COCKPIT_SECRET_KEY=TEST_SECRET,
-        COCKPIT_ENV="test",
+    process = launcher.start(
+        ["worker", "--once"], module="tests.jobs.worker_with_test_jobs", env=_env(database_url, tmp_path),
+        cwd=ROOT, output=tmp_path / "worker.out", errors=tmp_path / "worker.err",
     )  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.jobs.worker_with_test_jobs", "worker", "--once",
-        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    _, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    await asyncio.wait_for(process.exited(), timeout=120)
+    err = _stderr(process)
 
-    assert process.returncode == 0, err.decode()
+    assert process.returncode == 0, err
     # The test job and the periodic jobs of the current periods (roll-over, retention, purges).
-    ran = re.search(r"cockpit worker: ran (\d+) job\(s\)", err.decode())
-    assert ran is not None, err.decode()
+    ran = re.search(r"cockpit worker: ran (\d+) job\(s\)", err)
+    assert ran is not None, err
     assert int(ran.group(1)) >= 5
     assert (work / f"finished-{process.pid}").exists()
     await db.rollback()

@@ -96,7 +96,9 @@ class Listener:
                     asyncio.ensure_future(self._stopping.wait()),
                     asyncio.ensure_future(lost.wait()),
                 )
-                done, pending = await asyncio.wait({stop, gone}, timeout=CHECK_SECONDS)
+                done, pending = await asyncio.wait(
+                    {stop, gone}, timeout=CHECK_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in pending:
                     task.cancel()
                 if not done:
