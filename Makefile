@@ -32,8 +32,10 @@ demo: $(VENV)/.installed
 serve: $(VENV)/.installed
 	$(BIN)/cockpit serve --host $(HOST) --port $(PORT)
 
-## test: dev extras, quality gates, the whole suite
-test: $(VENV)/.installed-dev check pytest
+## test: dev extras, quality gates, the whole suite. The gates (~15 s of one core, mostly mypy) run
+## beside the suite, in its start-up and its waits; make test fails if either fails.
+test: $(VENV)/.installed-dev
+	@$(MAKE) --no-print-directory -j2 --output-sync=line check pytest
 
 check: lint typecheck imports sizes
 
@@ -56,8 +58,11 @@ sizes: $(VENV)/.installed-dev
 imports: $(VENV)/.installed-dev
 	$(BIN)/lint-imports
 
+# worksteal: each process starts with half of the tests (SQLite's, then PostgreSQL's: each backend's
+# servers are mostly started by one process) and takes half of what the other has left when it runs
+# out, so both finish together.
 pytest: $(VENV)/.installed-dev
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=25
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=25
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache test-artifacts

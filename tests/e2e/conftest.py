@@ -118,8 +118,9 @@ def live_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture
 def live_server_with_worker(database_url: str, tmp_path: Path) -> Iterator[str]:
-    """``cockpit serve`` with its job worker (as ``make demo`` runs it), for one test."""
-    with _serve(database_url, tmp_path) as url:
+    """``cockpit serve`` with its job worker (as ``make demo`` runs it), for one test; the worker
+    looks for due jobs every 0.1 s (every second by default)."""
+    with _serve(database_url, tmp_path, COCKPIT_JOBS_POLL_SECONDS="0.1") as url:
         yield url
 
 

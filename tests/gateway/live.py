@@ -92,6 +92,9 @@ class LiveServer:
             "COCKPIT_BASE_URL": self.base_url,
             "COCKPIT_ALLOW_PRIVATE_UPSTREAMS": "true",
             "COCKPIT_USAGE_FLUSH_SECONDS": str(self.flush_seconds),
+            # Credits a member's idle lease holds go back after 0.5 s (2 s in production): the
+            # tests that wait for "nothing held" wait for this.
+            "COCKPIT_CREDIT_LEASE_IDLE_SECONDS": "0.5",
             # Only bounds a hang: admitted calls may wait behind a gate while others are refused.
             "COCKPIT_UPSTREAM_READ_TIMEOUT": "60",
             **self.extra_env,
