@@ -99,6 +99,10 @@ class ForwardProxy:
         body = await reader.readexactly(length)
         self.forwarded.append(f"{method} {target}")
         try:
+            if host.endswith(".invalid"):
+                # A name that never resolves (RFC 2606): answered at once, without a DNS query
+                # that could take seconds on a machine without a reachable name server.
+                raise OSError(f"{host} does not resolve")
             up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port or 80))
         except OSError:
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
