@@ -5,4 +5,4 @@ from fastapi import APIRouter
 router = APIRouter(tags=["credits"])
 
 # Each part adds its routes when it exists (imported below, after `router`).
-from cockpit.api.credits import allocations, requests, settings  # noqa: E402,F401
+from cockpit.api.credits import allocations, pace, requests, settings  # noqa: E402,F401

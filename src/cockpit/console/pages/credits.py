@@ -1,21 +1,24 @@
-"""Credits & Allocations, Overview tab: the cycle, the account's credits and every group's budget
-(administrators), or one's own allowance and usage (members)."""
+"""Credits & Allocations, Overview tab: the cycle, the account's credits, every group's budget and
+everyone's pace (administrators), or one's own allowance, usage and pace (members)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, render
+from cockpit.credits import pace
 from cockpit.credits import settings as credits
+from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import feature_allowed
 
 router = APIRouter(prefix="/credits")
+MEMBERS_PER_PAGE = 10
 
 
 def time_left(seconds: int) -> str:
@@ -38,8 +41,16 @@ def share(part: Decimal, whole: Decimal) -> Decimal:
 
 
 @router.get("")
-async def credits_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+async def credits_page(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    members_page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
     overview = await credits.overview(session, viewer.actor)
+    # Members out of credits or running out soonest come first: they are the ones to act on.
+    params = PageParams(page=members_page, per_page=MEMBERS_PER_PAGE)
+    paces = await pace.paces_of(session, viewer.actor, overview, params, order="risk")
     context: dict[str, Any] = {
         "o": overview,
         "admin": viewer.can(Permission.credits_manage) and overview.account is not None,
@@ -48,6 +59,12 @@ async def credits_page(request: Request, session: DbSession, viewer: SignedIn) -
         "share": share,
         "mine": overview.me if overview.tracking_enabled else None,
         "can_request": await feature_allowed(session, viewer.actor, "credit_requests.create"),
+        "paces": paces,
+        "group_paces": {g.figures.group.id: g.pace for g in paces.groups or []},
+        "group_names": {g.group.id: g.group.name for g in overview.groups or []},
     }
-    partial = request.headers.get("hx-target") == "credits-overview"
+    target = request.headers.get("hx-target")
+    if target == "member-pace" and paces.members is not None:
+        return render(request, "credits/_pace_members.html", context | {"members": paces.members})
+    partial = target == "credits-overview"
     return render(request, "credits/_overview.html" if partial else "credits/index.html", context)
