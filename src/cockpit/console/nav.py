@@ -46,6 +46,7 @@ SECTIONS: tuple[NavSection, ...] = (
                 Permission.credits_own,
                 counter="pending_requests",
             ),
+            NavItem("Cost tracking", "/cost-tracking", "activity", Permission.usage_read_all),
         ),
     ),
     NavSection("OPERATIONS", (NavItem("Request log", "/requests", "activity"),)),

@@ -2,6 +2,7 @@ from fastapi import APIRouter, Depends
 
 from cockpit.console.pages import (
     account,
+    analytics,
     audit,
     auth,
     credits,
@@ -31,6 +32,7 @@ for module in (
     tokens,
     audit,
     requests,
+    analytics,
     credits,
     credits_allocations,
     credits_requests,
