@@ -328,3 +328,33 @@ async def test_empty_state_without_calls(client: AsyncClient, db: AsyncSession) 
     assert page.status_code == 200
     assert "No calls yet" in page.text
     assert "analytics-breakdown-chart" not in page.text
+
+
+async def test_view_calls_opens_the_request_log_with_the_same_filters(client: AsyncClient, org: Org) -> None:
+    await _sign_in(client, org.owner)
+    page = await client.get("/cost-tracking", params={**PERIOD, "by": "agent"})
+    links = re.findall(r'href="(/requests\?[^"]+)"', page.text)
+    direct = next(link for link in links if "agent=__direct__" in link)
+
+    calls = await client.get(direct.replace("&amp;", "&"))
+
+    assert calls.status_code == 200
+    table = re.search(r'<table class="table" id="requests-table">.*?</table>', calls.text, re.S)
+    assert table
+    rows = re.findall(r'<a href="/requests/([0-9a-f-]{36})">', table.group(0))
+    assert len(rows) == 4  # the 4 calls of the period without an agent (not Bob's "triage" call)
+    assert 'value="Direct API"' in calls.text  # the agent picker names the filter
+
+    async def count(**params: str) -> int:
+        found = await client.get("/requests", params={"range": "custom", "since": "2026-03-09T00:00",
+                                                      "until": "2026-03-12T00:00", **params})  # fmt: skip
+        assert found.status_code == 200
+        return len(re.findall(r'<td class="nowrap"><a href="/requests/', found.text))
+
+    assert await count() == 5
+    assert await count(operation="embedding") == 1
+    assert await count(group=str(org.alice.group_id)) == 5
+    assert await count(group=str(uuid.uuid4())) == 0
+    assert await count(project=str(org.project.id)) == 1
+    bad = await client.get("/requests", params={"operation": "dance"})
+    assert "Unknown operation." in bad.text

@@ -16,9 +16,11 @@ class RequestFilters:
     model: str | None = None
     user_id: uuid.UUID | None = None
     project_id: uuid.UUID | None = None
-    agent_id: str | None = None
+    agent_id: str | None = None  # "": the calls made without an agent (direct API)
     api_token_id: uuid.UUID | None = None
     status: CallStatus | None = None
+    group_id: uuid.UUID | None = None
+    operation: str | None = None
 
 
 @dataclass(frozen=True)

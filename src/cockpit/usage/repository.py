@@ -30,7 +30,15 @@ def _conditions(account_id: uuid.UUID, filters: RequestFilters) -> list[ColumnEl
     if filters.model is not None:
         conditions.append(UsageRecord.model == filters.model)
     if filters.agent_id is not None:
-        conditions.append(UsageRecord.agent_id == filters.agent_id)
+        conditions.append(
+            UsageRecord.agent_id.is_(None)
+            if filters.agent_id == ""
+            else UsageRecord.agent_id == filters.agent_id
+        )
+    if filters.group_id is not None:
+        conditions.append(UsageRecord.group_id == filters.group_id)
+    if filters.operation is not None:
+        conditions.append(UsageRecord.operation == filters.operation)
     if filters.api_token_id is not None:
         conditions.append(UsageRecord.api_token_id == filters.api_token_id)
     if filters.status is not None:

@@ -16,6 +16,7 @@ from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
 from cockpit.console.names import names_of
 from cockpit.console.web import SignedIn, Viewer, render
+from cockpit.groups import service as groups_service
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.time import utcnow
@@ -41,6 +42,8 @@ STATUSES = {
     CallStatus.error.value: "Error",
     CallStatus.client_disconnected.value: "Disconnected",
 }
+OPERATIONS = {"chat": "Chat", "embedding": "Embeddings"}
+DIRECT = "__direct__"  # the agent filter's value for calls made without an agent (as on Cost tracking)
 PER_PAGE = 50
 
 
@@ -81,15 +84,20 @@ def _filters(viewer: Viewer, form: dict[str, str]) -> RequestFilters:
         raise _invalid("range", "Unknown time range.")
     if form["status"] and form["status"] not in STATUSES:
         raise _invalid("status", "Unknown status.")
+    if form["operation"] and form["operation"] not in OPERATIONS:
+        raise _invalid("operation", "Unknown operation.")
+    agent = form["agent"].strip()
     return RequestFilters(
         since=since,
         until=until,
         model=form["model"] or None,
         user_id=_uuid(form["user"], "user", "user") if viewer.can(Permission.usage_read_all) else None,
         project_id=_uuid(form["project"], "project", "project"),
-        agent_id=form["agent"].strip() or None,
+        agent_id="" if agent == DIRECT else (agent or None),
         api_token_id=_uuid(form["token"], "token", "token"),
         status=CallStatus(form["status"]) if form["status"] else None,
+        group_id=_uuid(form["group"], "group", "group"),
+        operation=form["operation"] or None,
     )
 
 
@@ -125,12 +133,15 @@ async def requests_page(
     project: Text = "",
     agent: Annotated[str, Query(max_length=100)] = "",
     token: Text = "",
+    group: Text = "",
+    operation: Text = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     admin = viewer.can(Permission.usage_read_all)
     form = {
         "range": period, "since": since, "until": until, "model": model, "status": status,
         "user": user if admin else "", "project": project, "agent": agent, "token": token,
+        "group": group, "operation": operation,
     }  # fmt: skip
     error = None
     try:
@@ -149,6 +160,10 @@ async def requests_page(
         "query": query,
         "ranges": {key: label for key, (label, _) in RANGES.items()},
         "statuses": STATUSES,
+        "operations": OPERATIONS,
+        "groups": await groups_service.groups_of(session, viewer.actor.account_id)
+        if viewer.can(Permission.users_read)
+        else [],
         "models": await usage.model_names(session, viewer.actor),
         "users": await users_service.list_all(session, viewer.actor.account_id) if admin else [],
         "projects": [p for p, _ in await projects.list_projects(session, viewer.actor)],
@@ -167,6 +182,8 @@ async def requests_page(
         "gateway_url": request.app.state.settings.base_url.rstrip("/") + "/v1",
     }
     context["token_label"] = next((label for i, label in context["tokens"] if i == token), token)
+    # Calls without an agent (a link from Cost tracking's "Direct API" row) are named like there.
+    context["agent_label"] = "Direct API" if agent == DIRECT else agent
     partial = request.headers.get("hx-target") == "requests-results"
     return render(request, "requests/_results.html" if partial else "requests/index.html", context)
 
