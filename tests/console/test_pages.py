@@ -66,6 +66,7 @@ async def test_dashboard_shows_the_organisation_and_the_navigation(
         "Access policies",
         "Audit log",
         "Credits &amp; Allocations",
+        "Cost tracking",
         "Request log",
         "Dashboard",
         "Organisation",
