@@ -358,3 +358,25 @@ async def test_view_calls_opens_the_request_log_with_the_same_filters(client: As
     assert await count(project=str(org.project.id)) == 1
     bad = await client.get("/requests", params={"operation": "dance"})
     assert "Unknown operation." in bad.text
+
+
+@pytest.mark.parametrize("chosen", ["today", "7d", "30d", "cycle", "last_cycle", "month"])
+async def test_every_time_range_opens(client: AsyncClient, db: AsyncSession, chosen: str) -> None:
+    account, owner = await make_account(db, name="Ranges")
+    call = usage_record(account.id, cost_usd=Decimal("0.5"))
+    call.created_at = datetime.now(UTC)  # now, not when the module was imported
+    db.add(call)
+    await db.commit()
+    await _sign_in(client, owner)
+
+    page = await client.get(
+        "/cost-tracking", params={"range": chosen, "series": "requests", "stack": "model"}
+    )
+
+    assert page.status_code == 200, page.text
+    assert 'role="alert"' not in page.text
+    assert f'<option value="{chosen}" selected>' in page.text
+    if chosen in ("today", "7d", "30d", "cycle", "month"):
+        assert _indicator(page.text, "requests").startswith("Requests 1")
+    if chosen == "today":
+        assert "by hour" in page.text
