@@ -109,13 +109,16 @@ def _key(value: Any) -> Key:
     return value if value is None or isinstance(value, uuid.UUID) else str(value)
 
 
-async def grouped(session: AsyncSession, scope: Scope, f: Filters, dim: Dimension) -> dict[Key, Totals]:
-    """The totals of each value of a dimension (None: calls without one, e.g. no agent)."""
+async def grouped(
+    session: AsyncSession, scope: Scope, f: Filters, dim: Dimension, *, users: bool = True
+) -> dict[Key, Totals]:
+    """The totals of each value of a dimension (None: calls without one, e.g. no agent); with
+    ``users=False`` without the distinct people of each value, which saves a sort of the calls."""
     column = COLUMNS[dim]
     if dim is Dimension.integration:
         whole = await totals(session, scope, f)
         return {None: whole} if whole.requests else {}
-    stmt = select(column.label("key"), *_measures(users=True)).where(*where(scope, f)).group_by(column)
+    stmt = select(column.label("key"), *_measures(users=users)).where(*where(scope, f)).group_by(column)
     return {_key(row.key): totals_of(row) for row in await session.execute(stmt)}
 
 

@@ -139,7 +139,8 @@ async def breakdown(
     offset: int = 0,
 ) -> Breakdown:
     _page(limit, offset)
-    groups = await queries.grouped(session, scope, filters, dim)
+    # A breakdown's rows do not show distinct people (its total does).
+    groups = await queries.grouped(session, scope, filters, dim, users=False)
     whole = await queries.totals(session, scope, filters)
     ordered = sorted(groups.items(), key=lambda kv: (-measure(kv[1], sort), -kv[1].requests, str(kv[0])))
     page = ordered[offset : offset + limit]
