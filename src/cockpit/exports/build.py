@@ -26,7 +26,7 @@ from cockpit.analytics.service import (
     timeline,
     top_users,
 )
-from cockpit.reports.csvs import header_line, row_line
+from cockpit.reports.csvs import header_line, rows_text
 from cockpit.reports.model import Chart, ChartKind, Column, Indicator, Kind, Report, Series, Table, Value
 from cockpit.reports.xlsx import RowsWorkbook
 from cockpit.usage.models import UsageRecord
@@ -213,6 +213,14 @@ async def _names(
                 cache[(dim, key)] = found.get(key, f"Deleted {dim.value}")
 
 
+_C = UsageRecord.__table__.c
+_CALL_FIELDS = (
+    _C.created_at, _C.user_id, _C.group_id, _C.project_id, _C.api_token_id, _C.agent_id, _C.model,
+    _C.operation, _C.status, _C.http_status, _C.input_tokens, _C.output_tokens, _C.cached_tokens,
+    _C.cost_usd, _C.credits, _C.latency_ms, _C.ttft_ms,
+)  # fmt: skip
+
+
 async def write_calls(
     session: AsyncSession,
     scope: Scope,
@@ -234,8 +242,9 @@ async def write_calls(
     try:
         if out is not None:
             out.write(header_line(CALL_COLUMNS))
-        stmt = select(UsageRecord).where(*where).order_by(UsageRecord.created_at, UsageRecord.id)
-        result = await session.stream_scalars(stmt.execution_options(yield_per=BATCH))
+        # The columns written, not whole entities: the stored inputs and outputs stay in the database.
+        stmt = select(*_CALL_FIELDS).where(*where).order_by(UsageRecord.created_at, UsageRecord.id)
+        result = await session.stream(stmt.execution_options(yield_per=BATCH))
         async for rows in result.partitions(BATCH):
             await _names(session, scope, rows, labeler, cache)
 
@@ -267,7 +276,7 @@ async def write_calls(
             if book is not None:
                 book.write(lines)
             elif out is not None:
-                out.writelines(row_line(line, CALL_COLUMNS) for line in lines)
+                out.write(rows_text(lines, CALL_COLUMNS))
             written += len(lines)
             await progress(written, total)
     finally:

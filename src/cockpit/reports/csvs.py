@@ -42,6 +42,15 @@ def row_line(values: Sequence[Value], columns: Sequence[Column]) -> str:
     return _line(exact_value(v, c.kind) for v, c in zip(values, columns, strict=True))
 
 
+def rows_text(rows: Iterable[Sequence[Value]], columns: Sequence[Column]) -> str:
+    """Many rows as CSV lines, written by one writer (a long list goes out in such pieces)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    kinds = [c.kind for c in columns]
+    writer.writerows([exact_value(v, k) for v, k in zip(row, kinds, strict=True)] for row in rows)
+    return out.getvalue()
+
+
 def table_csv(table: Table) -> str:
     lines = [header_line(table.columns)]
     lines += [row_line(row, table.columns) for row in table.rows]
