@@ -30,15 +30,14 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import analytics as generated  # noqa: E402 (benchmarks/analytics.py: the calls' generator)
-
-from cockpit.analytics import labels  # noqa: E402
-from cockpit.analytics.filters import Filters, Scope  # noqa: E402
-from cockpit.exports import build  # noqa: E402
-from cockpit.kit.db import make_engine, make_sessionmaker  # noqa: E402
-from cockpit.kit.migrate import upgrade  # noqa: E402
-from cockpit.reports.pdf import report_pdf  # noqa: E402
-from cockpit.reports.xlsx import report_xlsx  # noqa: E402
+import analytics as generated
+from cockpit.analytics import labels
+from cockpit.analytics.filters import Filters, Scope
+from cockpit.exports import build
+from cockpit.kit.db import make_engine, make_sessionmaker
+from cockpit.kit.migrate import upgrade
+from cockpit.reports.pdf import report_pdf
+from cockpit.reports.xlsx import report_xlsx
 
 END = datetime(2026, 12, 1, tzinfo=UTC)
 KINDS = ("report-pdf", "report-xlsx", "calls-csv", "calls-xlsx")
@@ -65,7 +64,7 @@ async def one(url: str, account_id: uuid.UUID, kind: str, days: int, out: Path) 
             )  # fmt: skip
             queried = time.perf_counter()
             data = report_pdf(report) if kind == "report-pdf" else report_xlsx(report)
-            out.write_bytes(data)
+            await asyncio.to_thread(out.write_bytes, data)
             figures["queries_s"] = round(queried - started, 2)
             figures["file_s"] = round(time.perf_counter() - queried, 2)
         else:
@@ -79,7 +78,7 @@ async def one(url: str, account_id: uuid.UUID, kind: str, days: int, out: Path) 
             )  # fmt: skip
     await engine.dispose()
     figures["total_s"] = round(time.perf_counter() - started, 2)
-    figures["bytes"] = out.stat().st_size
+    figures["bytes"] = (await asyncio.to_thread(out.stat)).st_size
     figures["peak_rss_mib_before"] = round(before, 1)
     figures["peak_rss_mib"] = round(peak_mib(), 1)
     return figures
@@ -97,7 +96,8 @@ async def prepare(backend: str, calls: int, days: int, folder: Path) -> tuple[st
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
-        url = generated.PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
+        server = generated.PG_ADMIN.rsplit("/", 1)[0]
+        url = server.replace("postgresql://", "postgresql+asyncpg://") + f"/{name}"
     await asyncio.to_thread(upgrade, url)
     account_id = await generated._account(url, 0)
     rng = random.Random(13)
@@ -118,7 +118,9 @@ async def drop(url: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--calls", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=90)
@@ -139,7 +141,8 @@ def main() -> None:
             try:
                 for kind in KINDS:
                     done = subprocess.run(
-                        [sys.executable, __file__, "--days", str(args.days), "--one", url, str(account_id), kind],
+                        [sys.executable, __file__, "--days", str(args.days),
+                         "--one", url, str(account_id), kind],
                         capture_output=True, text=True, check=True,
                     )  # fmt: skip
                     print(done.stdout.strip().splitlines()[-1])
