@@ -6,9 +6,9 @@
 For each backend: a fresh database migrated to head, one measured account (5,000 users in 50 groups,
 200 projects, 40 models, 100 agents) and, with ``--accounts N``, N-1 other accounts sharing the calls;
 the calls are generated straight into ``usage_requests`` (PostgreSQL: COPY; SQLite: executemany in
-one transaction), spread over ``--days`` days with a daily rhythm. Each view is then run warm
-``--repeat`` times for the last 7, 30 and 90 days, without and with filters; the median and the
-slowest run are printed (milliseconds). Numbers, not assertions: see docs/benchmarks.md.
+one transaction) in time order, as a gateway records them, spread evenly over ``--days`` days. Each
+view is then run warm ``--repeat`` times for the last 7, 30 and 90 days, without and with filters;
+the median and the slowest run are printed (milliseconds). Numbers, not assertions: see docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -73,9 +73,13 @@ def _calls(
     span = days * 86400
     weights = [rng.paretovariate(1.2) for _ in world.people]  # a few heavy users, many light ones
     people = rng.choices(world.people, weights, k=min(n, 200_000))
+    start, elapsed = end - timedelta(seconds=span), 0.0
     for k in range(n):
         user, group, projects, tokens, models, agents = people[k % len(people)]
-        moment = end - timedelta(seconds=rng.randrange(span), microseconds=rng.randrange(1_000_000))
+        # In time order, as a gateway records them (random gaps averaging span / n): the table's
+        # rows then follow created_at, as they do in production.
+        elapsed = min(elapsed + rng.expovariate(1.0) * span / n, span - 1e-6)
+        moment = start + timedelta(seconds=elapsed)
         model = rng.choice(models)
         status = (
             "success" if rng.random() < 0.96 else ("error" if rng.random() < 0.8 else "client_disconnected")
