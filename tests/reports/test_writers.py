@@ -226,3 +226,15 @@ def test_figures_are_formatted_for_people() -> None:
         format_value(0.1, Kind.usd)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="3 values for 2 columns"):
         Table("t", [Column("a"), Column("b")], [["x", 1, 2]])
+
+
+def test_a_charts_title_is_never_left_alone_at_the_foot_of_a_page() -> None:
+    """Sixteen indicators fill most of the first page: the first chart's title moves to the next
+    page with its chart (it was printed at the foot of page 1 and again on page 2)."""
+    base = _report(rows=5)
+    many = [Indicator(f"Indicator {n}", n, Kind.number, previous=n) for n in range(16)]
+    report = Report(**{**base.__dict__, "indicators": many})
+    document = pypdfium2.PdfDocument(report_pdf(report))
+    texts = [document[n].get_textpage().get_text_range() for n in range(len(document))]
+    for title in ("Cost per day", "Requests per day by model", "Errors by model"):
+        assert sum(text.count(title) for text in texts) == 1, title

@@ -131,11 +131,10 @@ class _Document(FPDF):
         self.ln(5)
 
     def write_chart(self, chart: Chart) -> None:
-        self.section_title(chart.title)
         height = 62.0
-        if self.will_page_break(height + 16):
+        if self.will_page_break(8 + height + 16):  # the title goes with its chart, never alone
             self.add_page()
-            self.section_title(chart.title)
+        self.section_title(chart.title)
         left = self.l_margin + 24  # room for the axis labels
         top, width = self.get_y() + 2, self.epw - 24
         _draw(self, chart, left, top, width, height)
