@@ -55,6 +55,12 @@ FIGURE_COLUMNS = [
 ]
 
 
+def _bucket(start: datetime, granularity: str) -> Value:
+    """A timeline bucket's start as the report shows it: a date for a day, a local time for an hour."""
+    local = start.replace(tzinfo=None)
+    return local.date() if granularity == "day" else local
+
+
 def _figures(t: Totals) -> list[Value]:
     return [t.requests, t.errors, t.cost_usd, t.credits, t.input_tokens, t.output_tokens]
 
@@ -134,12 +140,12 @@ async def cost_report(
         Table(
             "Timeline",
             [
-                Column(line.granularity.capitalize(), Kind.moment),
+                Column(line.granularity.capitalize(), Kind.day if line.granularity == "day" else Kind.moment),
                 *FIGURE_COLUMNS,
                 Column("Active users", Kind.number),
             ],
             [
-                [start.replace(tzinfo=None), *_figures(p), p.active_users]
+                [_bucket(start, line.granularity), *_figures(p), p.active_users]
                 for start, p in zip(line.starts, line.points, strict=True)
             ],
         ),
