@@ -116,7 +116,8 @@ async def test_the_cost_view_as_a_workbook_pdf_and_csv(
     # A daily timeline's buckets are dates (typed, no 00:00 time), one per local day.
     timeline = book["Timeline"]
     days = [row[0].value for row in timeline.iter_rows(min_row=2) if row[0].value is not None]
-    assert days and all(d.time() == datetime.min.time() for d in days)
+    assert days
+    assert all(d.time() == datetime.min.time() for d in days)
     assert timeline.cell(row=2, column=1).number_format == "yyyy-mm-dd"
     document = pypdfium2.PdfDocument(pdf[1].read_bytes())
     first = document[0].get_textpage().get_text_range()
