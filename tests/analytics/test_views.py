@@ -165,3 +165,24 @@ def test_shares_and_averages_are_exact() -> None:
     assert totals.error_rate == Decimal("0.333333")
     assert totals.avg_tokens_per_response == Decimal("2.50")
     assert Totals().avg_latency_ms is None
+
+
+async def test_token_usage_by_assistant_with_the_models_each_uses(db: AsyncSession, calls: Calls) -> None:
+    f = Filters(START, END)
+    found = await service.assistants(db, calls.scope(), f, named)
+
+    by_agent: dict[Key, list[dict[str, object]]] = defaultdict(list)
+    for r in calls.rows:
+        by_agent[r["agent_id"]].append(r)
+    assert {a.key for a in found} == set(by_agent)
+    assert [a.totals.tokens for a in found] == sorted((a.totals.tokens for a in found), reverse=True)
+    for a in found:
+        rows = by_agent[a.key]
+        assert a.totals == dataclasses.replace(expected(rows), active_users=0)
+        tokens: dict[str, int] = defaultdict(int)
+        for r in rows:
+            tokens[str(r["model"])] += int(r["input_tokens"]) + int(r["output_tokens"])  # type: ignore[call-overload]
+        assert dict(a.models) == tokens
+        assert [t for _, t in a.models] == sorted(tokens.values(), reverse=True)
+        assert a.label == ("Direct API" if a.key is None else f"agent {str(a.key)[:4]}")
+    assert len(await service.assistants(db, calls.scope(), f, named, limit=1)) == 1

@@ -380,3 +380,20 @@ async def test_every_time_range_opens(client: AsyncClient, db: AsyncSession, cho
         assert _indicator(page.text, "requests").startswith("Requests 1")
     if chosen == "today":
         assert "by hour" in page.text
+
+
+async def test_token_usage_by_assistant(client: AsyncClient, org: Org) -> None:
+    """Each assistant with its calls' tokens and the models it used; calls without one are "Direct API"."""
+    await _sign_in(client, org.owner)
+
+    html = (await client.get("/cost-tracking", params=PERIOD)).text
+
+    table = _table(html, "assistants-table")
+    # Direct API: Alice's 3 gpt-4o calls (3,600 tokens) and the owner's embedding (10); triage: Bob's call.
+    assert "Direct API 4 3,010 600 $4.50" in table
+    assert "gpt-4o · 3,600 text-embedding-3-small · 10" in table
+    assert "triage 1 50 0 $0.25 claude-sonnet · 50" in table
+    assert table.index("Direct API") < table.index("triage")
+    log = "/requests?range=custom&amp;since=2026-03-09T00%3A00&amp;until=2026-03-12T00%3A00"
+    assert f"{log}&amp;agent=__direct__" in html
+    assert "agent=triage" in html

@@ -304,3 +304,35 @@ async def pivot(
         sum(row_totals.values(), ZERO) if value is Metric.cost else sum(int(v) for v in row_totals.values())
     )
     return Pivot(rows_by, columns_by, value, listed, rows, len(ordered), total)
+
+
+# ---- assistants ----
+
+
+@dataclass(frozen=True)
+class Assistant:
+    key: Key  # the agent; None: calls made without one ("Direct API")
+    label: str
+    totals: Totals
+    models: list[tuple[str, int]]  # (model, tokens), most tokens first
+
+
+async def assistants(
+    session: AsyncSession, scope: Scope, filters: Filters, labeler: Labeler, *, limit: int = 20
+) -> list[Assistant]:
+    """Token usage by assistant and the models each one uses, most tokens first."""
+    _page(limit, 0)
+    per_agent: dict[Key, Totals] = {}
+    models: dict[Key, list[tuple[str, int]]] = {}
+    for (agent, model), totals in (
+        await queries.pairs(session, scope, filters, Dimension.agent, Dimension.model)
+    ).items():
+        per_agent[agent] = per_agent.get(agent, Totals()) + totals
+        models.setdefault(agent, []).append((str(model), totals.tokens))
+    ordered = sorted(per_agent, key=lambda k: (-per_agent[k].tokens, -per_agent[k].requests, str(k)))
+    kept = ordered[:limit]
+    names = await _labels(session, scope, Dimension.agent, kept, labeler)
+    return [
+        Assistant(key, names[key], per_agent[key], sorted(models[key], key=lambda m: (-m[1], m[0])))
+        for key in kept
+    ]

@@ -118,6 +118,7 @@ async def _page(request: Request, session: DbSession, viewer: Viewer, project: P
         session, scope, f, names, columns_by=view.pivot, value=view.value, limit=PIVOT_PER_PAGE,
         offset=(view.ppage - 1) * PIVOT_PER_PAGE,
     )  # fmt: skip
+    by_assistant = await service.assistants(session, scope, f, names)
     rows, chart = shown.breakdown_rows(breakdown, view, base, calls)
     dims = {k: v for k, v in DIMENSIONS.items() if project is None or k != "project"}
     context: dict[str, Any] = {
@@ -139,6 +140,7 @@ async def _page(request: Request, session: DbSession, viewer: Viewer, project: P
         "top_requests": shown.top_rows(top_requests, calls),
         "pivot": shown.pivot_table(table, calls),
         "pivot_pages": -(-table.count // PIVOT_PER_PAGE),
+        "assistants": shown.assistant_rows(by_assistant, calls),
         "calls_url": calls(),
         "ranges": RANGES, "operations": OPERATIONS, "statuses": STATUSES, "dimensions": dims,
         "sorts": SORTS, "series": SERIES, "pivot_columns": PIVOT_COLUMNS, "pivot_values": PIVOT_VALUES,

@@ -20,7 +20,7 @@ from markupsafe import Markup
 from cockpit.analytics.figures import Totals
 from cockpit.analytics.filters import Dimension
 from cockpit.analytics.queries import Key
-from cockpit.analytics.service import Breakdown, Metric, Pivot, Summary, Timeline, measure
+from cockpit.analytics.service import Assistant, Breakdown, Metric, Pivot, Summary, Timeline, measure
 from cockpit.console.formatting import (
     credits_html,
     date_text,
@@ -33,6 +33,7 @@ from cockpit.console.pages.analytics_filters import DIRECT, SERIES, View
 from cockpit.kit.money import plain
 
 TENTH = Decimal("0.1")
+MODELS_SHOWN = 4  # models listed beside an assistant
 # A breakdown's dimension -> the filter that narrows the view to one of its values.
 NARROWS = {
     Dimension.model: "model",
@@ -258,6 +259,23 @@ def top_rows(b: Breakdown, calls: Callable[..., str]) -> list[dict[str, Any]]:
             "calls": calls(user=str(item.key)),
         }
         for item in b.items
+    ]
+
+
+def assistant_rows(found: list[Assistant], calls: Callable[..., str]) -> list[dict[str, Any]]:
+    """Token usage by assistant, with the models each one uses (the first few, then "+ n more")."""
+    return [
+        {
+            "label": a.label,
+            "requests": number_text(a.totals.requests),
+            "input": number_text(a.totals.input_tokens),
+            "output": number_text(a.totals.output_tokens),
+            "cost": usd_html(a.totals.cost_usd),
+            "models": [(model, number_text(tokens)) for model, tokens in a.models[:MODELS_SHOWN]],
+            "more": max(len(a.models) - MODELS_SHOWN, 0),
+            "calls": calls(agent=DIRECT if a.key is None else str(a.key)),
+        }
+        for a in found
     ]
 
 
