@@ -133,7 +133,7 @@ _DEFAULTS = {
 async def insert_records(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert records, skipping ids that are already there (a replayed journal).
 
-    Multi-row ``INSERT … VALUES (…), (…)`` statements rather than a driver ``executemany``: the
+    On SQLite multi-row ``INSERT … VALUES (…), (…)`` statements rather than a driver ``executemany``: the
     SQLite driver runs in a thread that must take the GIL back for every row of an executemany,
     and behind a busy event loop each of those waits (measured: about 1 ms per row under load).
     The Core table, not the ORM entity: the ORM's bulk path costs several times more per row."""
@@ -147,9 +147,13 @@ async def insert_records(session: AsyncSession, rows: list[dict[str, Any]]) -> N
         stmt = sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         stmt = insert(_TABLE)
-    # RETURNING makes SQLAlchemy batch the rows into multi-row statements ("insertmanyvalues")
-    # from one cached compilation, instead of handing the driver a row-by-row executemany.
-    stmt = stmt.returning(_TABLE.c.id)
+    if dialect != "postgresql":
+        # RETURNING makes SQLAlchemy batch the rows into multi-row statements ("insertmanyvalues")
+        # from one cached compilation, instead of handing the driver a row-by-row executemany.
+        # Not on PostgreSQL: a statement with as many rows as the batch has differs from one batch
+        # to the next, so the server prepares (parses and plans) a new one every time; the driver's
+        # executemany sends every row's values to one statement prepared once.
+        stmt = stmt.returning(_TABLE.c.id)
     values = [{name: row.get(name, _DEFAULTS.get(name)) for name in _COLUMNS} for row in rows]
     await session.execute(stmt, values)
 
