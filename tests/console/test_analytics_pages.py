@@ -397,3 +397,33 @@ async def test_token_usage_by_assistant(client: AsyncClient, org: Org) -> None:
     log = "/requests?range=custom&amp;since=2026-03-09T00%3A00&amp;until=2026-03-12T00%3A00"
     assert f"{log}&amp;agent=__direct__" in html
     assert "agent=triage" in html
+
+
+async def test_every_call_of_the_view_as_csv_from_the_page(
+    client: AsyncClient, org: Org, settings: Settings, database_url: str
+) -> None:
+    """The calls of the filtered view, one row each (the model filter keeps Alice's 3 calls)."""
+    await _sign_in(client, org.owner)
+    html = (await client.get("/cost-tracking", params=PERIOD)).text
+    assert 'data-testid="export-calls-csv"' in html
+    assert 'data-testid="export-calls-pdf"' not in html  # a PDF of every call is not offered
+    headers = {"HX-Request": "true", "X-CSRF-Token": await csrf_for(client, "/cost-tracking")}
+
+    asked = await client.post(
+        "/cost-tracking/exports",
+        data={"view": "calls", "format": "csv", "model": "gpt-4o", **PERIOD},
+        headers=headers,
+    )
+    assert "Calls as CSV" in asked.text, asked.text
+    found = re.search(r'hx-get="/exports/([0-9a-f-]{36})"', asked.text)
+    assert found, asked.text
+    assert await run_jobs(settings, database_url) == 1
+    download = await client.get(f"/exports/{found.group(1)}/download")
+    assert download.status_code == 200
+    lines = download.content.decode("utf-8-sig").splitlines()
+    assert len(lines) == 1 + 3  # the header and Alice's three gpt-4o calls
+    assert all("Alice Archer" in line and "gpt-4o" in line for line in lines[1:])
+    pdf = await client.post(
+        "/cost-tracking/exports", data={"view": "calls", "format": "pdf", **PERIOD}, headers=headers
+    )
+    assert "Choose CSV or Excel." in pdf.text

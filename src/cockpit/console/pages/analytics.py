@@ -53,6 +53,7 @@ PER_PAGE = 20
 PIVOT_PER_PAGE = 25
 PICKER_LIMIT = 1000
 FORMATS = {ExportFormat.pdf.value: "PDF", ExportFormat.xlsx.value: "Excel", ExportFormat.csv.value: "CSV"}
+CALL_FORMATS = {ExportFormat.csv.value: "CSV", ExportFormat.xlsx.value: "Excel"}  # every call, one row each
 
 
 async def _choices(session: DbSession, viewer: Viewer, project: Project | None, view: View) -> dict[str, Any]:
@@ -144,7 +145,7 @@ async def _page(request: Request, session: DbSession, viewer: Viewer, project: P
         "calls_url": calls(),
         "ranges": RANGES, "operations": OPERATIONS, "statuses": STATUSES, "dimensions": dims,
         "sorts": SORTS, "series": SERIES, "pivot_columns": PIVOT_COLUMNS, "pivot_values": PIVOT_VALUES,
-        "formats": FORMATS, "filter_fields": FILTER_FIELDS,
+        "formats": FORMATS, "call_formats": CALL_FORMATS, "filter_fields": FILTER_FIELDS,
         "narrowable": view.by in shown.NARROWS,
         **await _choices(session, viewer, project, view),
     }  # fmt: skip
@@ -177,10 +178,13 @@ async def _export(request: Request, session: DbSession, viewer: Viewer, project:
     form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
     view = await read_view(session, viewer.account, form, with_project=project is None)
     try:
-        if form.get("format") not in FORMATS:
-            raise InvalidInput("invalid_input", "Choose PDF, Excel or CSV.")
+        calls = form.get("view") == ExportView.calls.value
+        if form.get("format") not in (CALL_FORMATS if calls else FORMATS):
+            choose = "Choose CSV or Excel." if calls else "Choose PDF, Excel or CSV."
+            raise InvalidInput("invalid_input", choose)
         export = await exports.request_export(
-            session, viewer.actor, format=ExportFormat(form["format"]), view=ExportView.cost,
+            session, viewer.actor, format=ExportFormat(form["format"]),
+            view=ExportView.calls if calls else ExportView.cost,
             filters=view.filters, project_id=project.id if project else None,
         )  # fmt: skip
     except CockpitError as exc:
