@@ -143,7 +143,8 @@ async def test_the_account_statement_by_default_for_an_administrator(
     ]
     debit = rows(page)[1]
     # Model, tokens in/out, credits per 1M tokens (12.5 for 1,250 tokens), USD.
-    assert debit[2:7] == ["gpt-4o", "1,000 / 250", "10,000.00", "-12.50", "$0.13"]
+    # USD below $1 to 4 significant digits: $0.125 as it is.
+    assert debit[2:7] == ["gpt-4o", "1,000 / 250", "10,000.00", "-12.50", "$0.125"]
     assert debit[0] == datetime_text(o.at(0, 3), PARIS)
     assert balance_row(page, "statement-opening") is not None
     assert balance_row(page, "statement-opening")[1:] == ["Opening balance", "0.00"]  # type: ignore[index]

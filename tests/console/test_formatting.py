@@ -42,16 +42,20 @@ def test_a_credit_keeps_its_plus_sign_inside_the_amount() -> None:
 @pytest.mark.parametrize(
     ("value", "text"),
     [
-        (Decimal("0.00018705"), "$0.0001871"),  # 4 significant digits below a cent
+        (Decimal("0.00018705"), "$0.0001871"),  # 4 significant digits below $1
         (Decimal("0.000067"), "$0.000067"),
         (Decimal("0.0099999"), "$0.01"),
+        (Decimal("0.642351"), "$0.6424"),
+        (Decimal("0.5"), "$0.50"),  # never coarser than the cent
+        (Decimal("0.04995"), "$0.04995"),
+        (Decimal("0.9999951"), "$1.00"),
         (Decimal("1234.5678"), "$1,234.57"),
         (Decimal("1.5"), "$1.50"),
         (Decimal(0), "$0.00"),
         (Decimal("-0.00018705"), "-$0.0001871"),
     ],
 )
-def test_usd_to_the_cent_and_four_significant_digits_below(value: Decimal, text: str) -> None:
+def test_usd_to_the_cent_from_one_dollar_and_four_significant_digits_below(value: Decimal, text: str) -> None:
     assert fmt.usd_text(value) == text
 
 

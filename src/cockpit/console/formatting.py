@@ -3,7 +3,7 @@
 Every amount is a Decimal (or an int) and stays one: nothing here goes through a float.
 - credits: thousands separators and 2 decimals, the exact value on hover ("18,777.77", title
   "18777.77446");
-- USD: to the cent, and 4 significant digits below a cent ("$1,234.57", "$0.0001871");
+- USD: to the cent from $1 up, 4 significant digits below ("$1,234.57", "$0.6423", "$0.0001871");
 - prices (USD per million tokens): exact, at least to the cent ("$0.15", "$0.000125");
 - dates: in the account's time zone, written the way its locale writes them (``accounts.locale``:
   "12 Jan 2026, 14:05" in en-GB, "Jan 12, 2026, 2:05 PM" in en-US, ...).
@@ -23,7 +23,8 @@ from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
 
-from cockpit.kit.money import grouped, plain
+from cockpit.kit.money import grouped, plain, usd_rounded
+from cockpit.kit.money import usd_text as usd_text  # one rule for pages and reports
 
 CENT = Decimal("0.01")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -68,26 +69,10 @@ def signed_credits_html(value: Decimal | int) -> Markup:
     )
 
 
-def _usd_rounded(amount: Decimal) -> Decimal:
-    if amount == 0 or abs(amount) >= CENT:
-        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-    step = Decimal(1).scaleb(amount.adjusted() - 3)  # keep 4 significant digits
-    return amount.quantize(step, rounding=ROUND_HALF_UP)
-
-
-def usd_text(value: Decimal | int) -> str:
-    """A cost in USD: to the cent, 4 significant digits below a cent ("$0.0001871"), "$0.00" for 0."""
-    rounded = _usd_rounded(_decimal(value))
-    sign = "-" if rounded < 0 else ""
-    if rounded == 0 or abs(rounded) >= CENT:
-        return f"{sign}${abs(rounded):,.2f}"
-    return f"{sign}${plain(abs(rounded))}"
-
-
 def usd_html(value: Decimal | int) -> Markup:
     """A cost in a page; when the figure is rounded, the exact amount is on hover."""
     amount = _decimal(value)
-    if _usd_rounded(amount) == amount:
+    if usd_rounded(amount) == amount:
         return Markup('<span class="amount">{}</span>').format(usd_text(amount))
     exact = ("-$" if amount < 0 else "$") + plain(abs(amount))
     return Markup('<span class="amount" title="{}">{}</span>').format(exact, usd_text(amount))

@@ -35,20 +35,24 @@ def credits_text(value: Decimal | int) -> str:
 
 
 def usd_rounded(amount: Decimal) -> Decimal:
-    """A cost as people read it: to the cent, 4 significant digits below a cent."""
-    if amount == 0 or abs(amount) >= CENT:
+    """A cost as people read it: to the cent from $1 up; below, to 4 significant digits (and never
+    coarser than the cent)."""
+    if amount == 0 or abs(amount) >= 1:
         return amount.quantize(CENT, rounding=ROUND_HALF_UP)
-    step = Decimal(1).scaleb(amount.adjusted() - 3)  # keep 4 significant digits
-    return amount.quantize(step, rounding=ROUND_HALF_UP)
+    step = min(Decimal(1).scaleb(amount.adjusted() - 3), CENT)  # keep 4 significant digits
+    rounded = amount.quantize(step, rounding=ROUND_HALF_UP)
+    return rounded.quantize(CENT) if abs(rounded) >= 1 else rounded
 
 
 def usd_text(value: Decimal | int) -> str:
-    """A cost in USD: to the cent, 4 significant digits below a cent ("$0.0001871"), "$0.00" for 0."""
+    """A cost in USD: to the cent from $1 up ("$1,234.57"), 4 significant digits below ("$0.6423",
+    "$0.0001871", at least to the cent: "$0.50"), "$0.00" for 0."""
     rounded = usd_rounded(exact(value))
     sign = "-" if rounded < 0 else ""
-    if rounded == 0 or abs(rounded) >= CENT:
+    if rounded == 0 or abs(rounded) >= 1:
         return f"{sign}${abs(rounded):,.2f}"
-    return f"{sign}${plain(abs(rounded))}"
+    whole, _, fraction = plain(abs(rounded)).partition(".")
+    return f"{sign}${whole}.{fraction.ljust(2, '0')}"
 
 
 def number_text(value: int | Decimal) -> str:
