@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.demo import DEMO_EMAIL, DEMO_PASSWORD, DemoLogin
+from cockpit.projects.models import Project
 from cockpit.users.models import User, UserRole, UserStatus
 from tests.e2e.test_console import sign_in
 
@@ -25,6 +26,7 @@ PAGES = [
     "/credits/requests",
     "/credits/statement",
     "/credits/settings",
+    "/cost-tracking",
     "/policies",
     "/policies/effective",
     "/models",
@@ -80,6 +82,11 @@ async def test_main_pages_fit_and_table_actions_are_reachable(
         )
         assert member is not None
         email, pages = member.email, MEMBER_PAGES
+        await db.commit()
+    else:  # and a project's analytics
+        project = await db.scalar(select(Project.id).order_by(Project.name).limit(1))
+        assert project is not None
+        pages = [*PAGES, f"/projects/{project}/analytics"]
         await db.commit()
     await page.set_viewport_size({"width": width, "height": 900})
     await sign_in(page, live_server, email, DEMO_PASSWORD)
