@@ -152,3 +152,48 @@ async def test_an_export_is_made_in_the_background_and_downloaded(
     assert (await client.get(f"{API}/exports/{export['id']}", headers=o.mine)).status_code == 404
     refused = await client.post(f"{API}/exports", json={"format": "pdf", "view": "calls"}, headers=o.admin)
     assert refused.status_code == 422
+
+
+HOSTILE = ["a\x00b", "é" * 5000, "[" * 2000, "1e999", "-1", "9" * 40, "' OR 1=1 --"]
+FIELDS = [
+    "model", "agent", "user_id", "group_id", "api_token_id", "project_id", "operation", "status", "from",
+    "to", "by", "metric", "columns", "value", "granularity", "stack_by", "limit", "offset",
+]  # fmt: skip
+
+
+async def test_hostile_values_get_a_clear_answer_never_a_server_error(
+    client: AsyncClient, db: AsyncSession
+) -> None:
+    """Every filter of every view with hostile text, undecodable bytes (a lone surrogate as
+    %ED%A0%80, NUL, overlong UTF-8), hostile export bodies and paging: 200, 400 or 422, never 500."""
+    o = await org(db)
+    answers: dict[int, int] = {}
+
+    def seen(status: int) -> None:
+        answers[status] = answers.get(status, 0) + 1
+
+    for view in ("summary", "timeseries", "breakdown", "top-users", "pivot"):
+        for field in FIELDS:
+            for value in HOSTILE:
+                seen((await client.get(f"{API}/analytics/{view}", params={**PERIOD, field: value},
+                                       headers=o.admin)).status_code)  # fmt: skip
+            for raw in ("%ED%A0%80", "%00", "%FF", "%C0%AF"):
+                answer = await client.get(f"{API}/analytics/{view}?{field}=x{raw}y", headers=o.admin)
+                seen(answer.status_code)
+    bodies = [
+        '{"format": "pdf", "view": "cost", "model": "x\\ud800y"}',
+        '{"format": "csv", "view": "calls", "from": "x\\u0000"}',
+        '{"format": "xlsx", "view": "cost", "agent": "' + "[" * 10000 + '"}',
+        '{"format": "pdf", "view": "calls"}',
+        "[1, 2]",
+        '"x"',
+    ]
+    for body in bodies:
+        answer = await client.post(
+            f"{API}/exports", content=body, headers={**o.admin, "content-type": "application/json"}
+        )
+        assert answer.status_code in (400, 422), (body[:40], answer.text)
+    for params in ({"page": "-1"}, {"per_page": "100000000"}, {"order": "x\x00"}, {"order": "elsewhere"}):
+        seen((await client.get(f"{API}/credits/pace", params=params, headers=o.admin)).status_code)
+    assert set(answers) <= {200, 400, 422}, answers
+    assert answers.get(422, 0) > 0  # bad values are refused, not all quietly accepted
