@@ -6,35 +6,17 @@
 (function () {
   "use strict";
 
-  let loading = null;
+  const ui = window.Cockpit;  // cockpit.js: theme colours, Chart.js on demand, reduced motion
+
   const charts = {};
   const PALETTE = ["#5b4cf0", "#14804a", "#d97706", "#2563eb", "#c8283b", "#0f766e", "#9333ea", "#64748b", "#a3a3a3"];
-
-  function cssVar(name, fallback) {
-    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-    return value || fallback;
-  }
-
-  function loadChartJs(canvas) {
-    if (window.Chart) return Promise.resolve();
-    if (!loading) {
-      loading = new Promise(function (resolve, reject) {
-        const script = document.createElement("script");
-        script.src = canvas.dataset.chartjs;
-        script.onload = resolve;
-        script.onerror = function () { loading = null; reject(new Error("Chart.js did not load")); };
-        document.head.appendChild(script);
-      });
-    }
-    return loading;
-  }
 
   function clip(text, size) {
     return text.length > size ? text.slice(0, size - 1) + "…" : text;
   }
 
   function common(font, muted, border) {
-    const reduceMotion = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    const reduceMotion = ui.reducedMotion();
     return {
       responsive: true,
       maintainAspectRatio: false,
@@ -46,8 +28,8 @@
   }
 
   function breakdown(canvas, data) {
-    const font = cssVar("--font", "system-ui, sans-serif");
-    const base = common(font, cssVar("--muted", "#7a8294"), cssVar("--border", "#e4e7ee"));
+    const font = ui.cssVar("--font", "system-ui, sans-serif");
+    const base = common(font, ui.cssVar("--muted", "#7a8294"), ui.cssVar("--border", "#e4e7ee"));
     const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
     return new window.Chart(canvas, {
       type: "bar",
@@ -55,7 +37,7 @@
         labels: data.labels,
         datasets: [{
           data: data.values.map(Number),
-          backgroundColor: cssVar("--accent", "#5b4cf0"),
+          backgroundColor: ui.cssVar("--accent", "#5b4cf0"),
           borderRadius: 4,
           barPercentage: 0.8,
         }],
@@ -84,8 +66,8 @@
   }
 
   function timeline(canvas, data) {
-    const font = cssVar("--font", "system-ui, sans-serif");
-    const base = common(font, cssVar("--muted", "#7a8294"), cssVar("--border", "#e4e7ee"));
+    const font = ui.cssVar("--font", "system-ui, sans-serif");
+    const base = common(font, ui.cssVar("--muted", "#7a8294"), ui.cssVar("--border", "#e4e7ee"));
     const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 2 });
     const single = data.datasets.length === 1;
     return new window.Chart(canvas, {
@@ -96,7 +78,7 @@
           return {
             label: set.label,
             data: set.values.map(Number),
-            backgroundColor: single ? cssVar("--accent", "#5b4cf0") : PALETTE[n % PALETTE.length],
+            backgroundColor: single ? ui.cssVar("--accent", "#5b4cf0") : PALETTE[n % PALETTE.length],
             borderRadius: 2,
           };
         }),
@@ -134,7 +116,7 @@
       } catch (error) {
         return;
       }
-      loadChartJs(canvas).then(function () {
+      ui.loadChartJs(canvas).then(function () {
         if (charts[canvas.id]) charts[canvas.id].destroy();
         charts[canvas.id] = canvas.id.indexOf("timeline") >= 0 ? timeline(canvas, data) : breakdown(canvas, data);
       }, function () { /* the tables have every figure */ });

@@ -1,6 +1,34 @@
-// Cockpit console behaviour: styled confirmation dialogs for destructive forms.
+// Cockpit console behaviour: styled confirmation dialogs for destructive forms, and what the chart
+// scripts (credits-chart.js, dashboard-chart.js, analytics.js) share as window.Cockpit: a theme
+// colour from the stylesheet, Chart.js loaded once on demand from a canvas's data-chartjs URL (the
+// vendored file), and whether the person asked for reduced motion.
 (function () {
   "use strict";
+
+  let chartJs = null;
+
+  window.Cockpit = {
+    cssVar: function (name, fallback) {
+      const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+      return value || fallback;
+    },
+    loadChartJs: function (canvas) {
+      if (window.Chart) return Promise.resolve();
+      if (!chartJs) {
+        chartJs = new Promise(function (resolve, reject) {
+          const script = document.createElement("script");
+          script.src = canvas.dataset.chartjs;
+          script.onload = resolve;
+          script.onerror = function () { chartJs = null; reject(new Error("Chart.js did not load")); };
+          document.head.appendChild(script);
+        });
+      }
+      return chartJs;
+    },
+    reducedMotion: function () {
+      return Boolean(window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches);
+    },
+  };
 
   function confirmThen(form, proceed) {
     const dialog = document.getElementById("confirm-dialog");

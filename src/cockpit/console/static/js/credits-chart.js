@@ -6,16 +6,12 @@
 (function () {
   "use strict";
 
+  const ui = window.Cockpit;  // cockpit.js: theme colours, Chart.js on demand, reduced motion
+
   // Brought back by a Refresh swap: the htmx:afterSwap listener below redraws the chart.
   if (window.cockpitAllocationChart) return;
 
   let chart = null;
-  let loading = null;
-
-  function cssVar(name, fallback) {
-    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-    return value || fallback;
-  }
 
   // "1234567.25" -> "1,234,567.25", on the string itself: no rounding through a float.
   function grouped(text) {
@@ -25,29 +21,15 @@
     return (negative ? "-" : "") + digits + (fraction ? "." + fraction : "");
   }
 
-  function loadChartJs(canvas) {
-    if (window.Chart) return Promise.resolve();
-    if (!loading) {
-      loading = new Promise(function (resolve, reject) {
-        const script = document.createElement("script");
-        script.src = canvas.dataset.chartjs;
-        script.onload = resolve;
-        script.onerror = function () { loading = null; reject(new Error("Chart.js did not load")); };
-        document.head.appendChild(script);
-      });
-    }
-    return loading;
-  }
-
   function draw(canvas, data) {
-    const accent = cssVar("--accent", "#5b4cf0");
-    const accentLight = cssVar("--accent-100", "#e2ddff");
-    const success = cssVar("--success", "#14804a");
-    const danger = cssVar("--danger", "#c8283b");
-    const text2 = cssVar("--text-2", "#4a5263");
-    const muted = cssVar("--muted", "#7a8294");
-    const border = cssVar("--border", "#e4e7ee");
-    const font = cssVar("--font", "system-ui, sans-serif");
+    const accent = ui.cssVar("--accent", "#5b4cf0");
+    const accentLight = ui.cssVar("--accent-100", "#e2ddff");
+    const success = ui.cssVar("--success", "#14804a");
+    const danger = ui.cssVar("--danger", "#c8283b");
+    const text2 = ui.cssVar("--text-2", "#4a5263");
+    const muted = ui.cssVar("--muted", "#7a8294");
+    const border = ui.cssVar("--border", "#e4e7ee");
+    const font = ui.cssVar("--font", "system-ui, sans-serif");
     const groups = data.groups;
     // Bar lengths are for the eye; every number shown (tooltips) is the exact string.
     const series = [
@@ -55,7 +37,7 @@
       { key: "distributed", label: "Distributed", color: accent, edge: accent },
       { key: "used", label: "Used", color: success, edge: success },
     ];
-    const reduceMotion = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    const reduceMotion = ui.reducedMotion();
     const compact = new Intl.NumberFormat(undefined, { notation: "compact", maximumFractionDigits: 1 });
 
     chart = new window.Chart(canvas, {
@@ -147,7 +129,7 @@
     } catch (error) {
       return;
     }
-    loadChartJs(canvas).then(function () {
+    ui.loadChartJs(canvas).then(function () {
       // The page may have changed while Chart.js was loading.
       if (document.getElementById("allocation-chart") !== canvas) return;
       if (chart) chart.destroy();

@@ -2,41 +2,23 @@
 // <script type="application/json" id="cost-trend-data"> ({label, days: [{label, cost, text,
 // requests}]}: `cost` is the exact amount as a string, `text` the amount as people read it, made by
 // the server) and draws one bar per day. Chart.js is loaded once, on demand, from the canvas's
-// data-chartjs URL (the vendored file), as in credits-chart.js.
+// data-chartjs URL (the vendored file), by cockpit.js.
 (function () {
   "use strict";
+
+  const ui = window.Cockpit;  // cockpit.js: theme colours, Chart.js on demand, reduced motion
 
   if (window.cockpitDashboardChart) return;
 
   let chart = null;
-  let loading = null;
-
-  function cssVar(name, fallback) {
-    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
-    return value || fallback;
-  }
-
-  function loadChartJs(canvas) {
-    if (window.Chart) return Promise.resolve();
-    if (!loading) {
-      loading = new Promise(function (resolve, reject) {
-        const script = document.createElement("script");
-        script.src = canvas.dataset.chartjs;
-        script.onload = resolve;
-        script.onerror = function () { loading = null; reject(new Error("Chart.js did not load")); };
-        document.head.appendChild(script);
-      });
-    }
-    return loading;
-  }
 
   function draw(canvas, data) {
-    const accent = cssVar("--accent", "#5b4cf0");
-    const muted = cssVar("--muted", "#7a8294");
-    const border = cssVar("--border", "#e4e7ee");
-    const font = cssVar("--font", "system-ui, sans-serif");
+    const accent = ui.cssVar("--accent", "#5b4cf0");
+    const muted = ui.cssVar("--muted", "#7a8294");
+    const border = ui.cssVar("--border", "#e4e7ee");
+    const font = ui.cssVar("--font", "system-ui, sans-serif");
     const days = data.days;
-    const reduceMotion = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    const reduceMotion = ui.reducedMotion();
     const money = new Intl.NumberFormat(undefined, { style: "currency", currency: "USD", notation: "compact", maximumFractionDigits: 2 });
 
     chart = new window.Chart(canvas, {
@@ -98,7 +80,7 @@
     } catch (error) {
       return;
     }
-    loadChartJs(canvas).then(function () {
+    ui.loadChartJs(canvas).then(function () {
       if (document.getElementById("cost-trend-chart") !== canvas) return;
       if (chart) chart.destroy();
       draw(canvas, data);
