@@ -15,16 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.analytics.labels import names
 from cockpit.config import Settings
-from cockpit.exports import service as export_service
-from cockpit.exports.tasks import _failed, make_task
-from cockpit.jobs.registry import Registry
-from cockpit.jobs.worker import Worker
-from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.projects.models import Project, ProjectMember, ProjectRole
 from cockpit.tenancy.models import Account
 from cockpit.users.models import User
 from tests.builders import console_login, csrf_for, make_account, make_user
 from tests.console.test_no_raw_ids import UUID, visible_text
+from tests.exports.jobs import run_exports
 from tests.usage.test_requests_api import usage_record
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -248,15 +244,7 @@ async def test_undecodable_query_strings_are_refused_plainly(client: AsyncClient
 
 
 async def run_jobs(settings: Settings, database_url: str) -> int:
-    kinds = Registry()
-    kinds.register(export_service.MAKE, make_task(names), max_attempts=3, on_dead=_failed)
-    engine = make_engine(database_url)
-    try:
-        return await Worker(
-            make_sessionmaker(engine), settings, kinds=kinds, schedules=False
-        ).run_until_idle()
-    finally:
-        await engine.dispose()
+    return await run_exports(settings, database_url, names)
 
 
 async def test_export_from_the_page(

@@ -26,16 +26,13 @@ from cockpit.authz.actor import Actor
 from cockpit.config import Settings
 from cockpit.exports import service
 from cockpit.exports.models import Export, ExportFormat, ExportView
-from cockpit.exports.tasks import _failed, make_task
-from cockpit.jobs.registry import Registry
-from cockpit.jobs.worker import Worker
-from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User, UserRole
 from tests.analytics.data import END, START, expected, make_calls
 from tests.builders import make_account, make_user
+from tests.exports.jobs import run_exports
 
 
 async def named(
@@ -62,15 +59,7 @@ async def org(db: AsyncSession) -> Setup:
 
 
 async def run_jobs(settings: Settings, database_url: str) -> int:
-    kinds = Registry()
-    kinds.register(service.MAKE, make_task(named), max_attempts=3, on_dead=_failed)
-    engine = make_engine(database_url)
-    try:
-        return await Worker(
-            make_sessionmaker(engine), settings, kinds=kinds, schedules=False
-        ).run_until_idle()
-    finally:
-        await engine.dispose()
+    return await run_exports(settings, database_url, named)
 
 
 async def ask(db: AsyncSession, user: User, fmt: ExportFormat, view: ExportView, **kwargs: object) -> Export:
