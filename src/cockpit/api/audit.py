@@ -14,8 +14,8 @@ from cockpit.audit.web import csv_response
 from cockpit.auth.dependencies import require
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
-from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageMeta, PageParams, page_params
+from cockpit.kit.periods import check_period
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import require_feature
 
@@ -31,19 +31,7 @@ def audit_filters(
     since: Annotated[datetime | None, Query(description="Inclusive, ISO 8601 with time zone")] = None,
     until: Annotated[datetime | None, Query(description="Exclusive, ISO 8601 with time zone")] = None,
 ) -> AuditFilters:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput(
-                "invalid_input",
-                f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00Z.",
-                details=[{"field": name, "message": "time zone required"}],
-            )
-    if since and until and since >= until:
-        raise InvalidInput(
-            "invalid_input",
-            "'since' must be before 'until'.",
-            details=[{"field": "since", "message": "must be before until"}],
-        )
+    check_period(since, until)
     return AuditFilters(q=q or None, action=action or None, actor_id=actor_id, since=since, until=until)
 
 

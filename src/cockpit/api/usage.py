@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from cockpit.auth.dependencies import ApiActor
-from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageMeta, PageParams, page_params
+from cockpit.kit.periods import check_period
 from cockpit.kit.web import DbSession
 from cockpit.usage import service
 from cockpit.usage.models import CallStatus
@@ -28,19 +28,7 @@ def request_filters(
     api_token_id: uuid.UUID | None = None,
     status: CallStatus | None = None,
 ) -> RequestFilters:
-    for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise InvalidInput(
-                "invalid_input",
-                f"'{name}' needs a time zone, e.g. 2026-11-01T00:00:00Z.",
-                details=[{"field": name, "message": "time zone required"}],
-            )
-    if since and until and since >= until:
-        raise InvalidInput(
-            "invalid_input",
-            "'since' must be before 'until'.",
-            details=[{"field": "since", "message": "must be before until"}],
-        )
+    check_period(since, until)
     return RequestFilters(
         since=since,
         until=until,
