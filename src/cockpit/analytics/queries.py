@@ -100,10 +100,7 @@ def totals_of(row: Row[Any]) -> Totals:
     )
 
 
-SUMS = (
-    "requests", "errors", "successes", "cost_usd", "credits", "input_tokens", "output_tokens",
-    "cached_tokens", "latency_ms", "ttft_ms", "ttft_calls",
-)  # fmt: skip
+SUMS = tuple(measure.name for measure in _measures(users=False))  # every figure but distinct people
 
 
 async def totals(session: AsyncSession, scope: Scope, f: Filters) -> Totals:

@@ -178,13 +178,13 @@ async def _export(request: Request, session: DbSession, viewer: Viewer, project:
     form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
     view = await read_view(session, viewer.account, form, with_project=project is None)
     try:
-        calls = form.get("view") == ExportView.calls.value
-        if form.get("format") not in (CALL_FORMATS if calls else FORMATS):
-            choose = "Choose CSV or Excel." if calls else "Choose PDF, Excel or CSV."
+        every_call = form.get("view") == ExportView.calls.value
+        if form.get("format") not in (CALL_FORMATS if every_call else FORMATS):
+            choose = "Choose CSV or Excel." if every_call else "Choose PDF, Excel or CSV."
             raise InvalidInput("invalid_input", choose)
         export = await exports.request_export(
             session, viewer.actor, format=ExportFormat(form["format"]),
-            view=ExportView.calls if calls else ExportView.cost,
+            view=ExportView.calls if every_call else ExportView.cost,
             filters=view.filters, project_id=project.id if project else None,
         )  # fmt: skip
     except CockpitError as exc:
