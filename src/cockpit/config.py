@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # Usage recording: each finished call is appended to a journal file at once, then written to
     # the database in batches at least this often (seconds) or when this many are waiting.
     usage_flush_seconds: float = Field(default=0.25, gt=0)
+    # The analytics rollups take in the newly recorded calls this often (seconds): the most a view
+    # of whole days waits for a call is this (the calls since are read directly, so none is missed).
+    rollup_seconds: int = Field(default=5, ge=1, le=3600)
     # Credit leases (credits a gateway process reserved for a member's calls): renewed while the
     # process runs, swept this long after it stopped; given back after this much idle time.
     credit_lease_ttl_seconds: float = Field(default=120.0, gt=0)

@@ -1,5 +1,6 @@
 """Every ORM model, imported once so that the metadata is complete (Alembic, tests)."""
 
+from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount, UsageRollupState
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
 from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, LedgerEntry, MemberAllocation
@@ -42,6 +43,9 @@ __all__ = [
     "ProjectMember",
     "Provider",
     "UsageRecord",
+    "UsageRollup",
+    "UsageRollupAccount",
+    "UsageRollupState",
     "User",
     "metadata",
 ]

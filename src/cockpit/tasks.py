@@ -1,6 +1,7 @@
 """Every background job kind, imported once so that the queue's registry is complete (the worker in
 ``cockpit worker`` and in ``cockpit serve``); see docs/jobs.md."""
 
+from cockpit.analytics import tasks as analytics_tasks
 from cockpit.auth import tasks as auth_tasks
 from cockpit.credits import tasks as credits_tasks
 from cockpit.exports import tasks as exports_tasks
@@ -11,6 +12,7 @@ from cockpit.jobs.registry import registry
 from cockpit.usage import tasks as usage_tasks
 
 __all__ = [
+    "analytics_tasks",
     "auth_tasks",
     "credits_tasks",
     "exports_tasks",

@@ -54,6 +54,7 @@ async def test_cycles_roll_over_from_the_queue(
         "usage.purge_content": "done",
         "auth.purge_login_failures": "done",
         "jobs.prune": "done",
+        "usage.rollup": "done",
     }
 
 

@@ -222,7 +222,7 @@ async def timeline(
     per_key: dict[Key, list[Totals]] = {}
     if stack_by is not None:
         for (number, key), totals in (
-            await queries.buckets(session, scope, filters, zone, step, stack_by)
+            await queries.buckets(session, scope, filters, zone, step, stack_by, users=False)
         ).items():
             n = index.get(queries.bucket_start(number, step, zone).replace(tzinfo=None))
             if n is not None:

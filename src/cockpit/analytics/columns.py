@@ -1,0 +1,84 @@
+"""The recorded calls' columns as the analytics queries read them, and local time: which local hour
+or day a call falls in, daylight-saving changes included (the offset of each stretch of the period
+between two changes is added to the UTC time before dividing)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, Integer, case, cast, func, literal, null
+
+from cockpit.analytics.filters import Dimension
+from cockpit.usage.models import UsageRecord
+
+T = UsageRecord.__table__.c
+PICO = Decimal(10) ** 12
+MICRO = Decimal(10) ** 6
+Key = str | uuid.UUID | None
+
+COLUMNS: dict[Dimension, Any] = {
+    Dimension.model: T.model,
+    Dimension.group: T.group_id,
+    Dimension.user: T.user_id,
+    Dimension.project: T.project_id,
+    Dimension.agent: T.agent_id,
+    Dimension.operation: T.operation,
+    Dimension.provider: T.provider_id,
+    Dimension.token: T.api_token_id,
+    Dimension.status: T.status,
+    # Calls are not attributed to integrations yet: every call is "direct API".
+    Dimension.integration: null(),
+}
+
+
+def offsets(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """The zone's UTC offset (seconds) over [start, end) as (from, offset) stretches, oldest first."""
+
+    def offset(moment: datetime) -> int:
+        value = moment.astimezone(zone).utcoffset()
+        return int(value.total_seconds()) if value is not None else 0
+
+    stretches = [(start, offset(start))]
+    probe = start
+    while probe < end:
+        following = min(probe + timedelta(hours=1), end)
+        if offset(following) != stretches[-1][1] and following < end:
+            low, high = probe, following  # the change is in (low, high]: find its second
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == stretches[-1][1] else (low, middle)
+            stretches.append((high.replace(microsecond=0), offset(high)))
+        probe = following
+    return stretches
+
+
+def _epoch(dialect: str) -> Any:
+    if dialect == "postgresql":
+        return cast(func.floor(func.extract("epoch", T.created_at)), BigInteger)
+    # Whole seconds first: SQLite rounds a time to the millisecond (…59.9999 would become the next second).
+    return cast(func.strftime("%s", func.substr(T.created_at, 1, 19)), Integer)
+
+
+def local_bucket(dialect: str, stretches: Sequence[tuple[datetime, int]], step: int) -> Any:
+    """The number of the local hour or day (``step`` seconds) a call falls in: (UTC epoch + the
+    zone's offset at that moment) // step."""
+    if len(stretches) == 1:
+        shift: Any = literal(stretches[0][1])
+    else:
+        whens = [(T.created_at < stretches[n + 1][0], stretches[n][1]) for n in range(len(stretches) - 1)]
+        shift = case(*whens, else_=stretches[-1][1])
+    local = _epoch(dialect) + shift
+    if dialect == "postgresql":
+        return cast(func.floor(local / step), BigInteger)
+    return local // step  # integers, divided whole
+
+
+def bucket_start(number: int, step: int, zone: ZoneInfo) -> datetime:
+    """The instant a local bucket starts (its local wall time in the zone)."""
+    wall = datetime.fromtimestamp(number * step, UTC).replace(tzinfo=None)
+    return wall.replace(tzinfo=zone)

@@ -1,0 +1,313 @@
+"""Reading a view from the rollups (docs/analytics-rollups.md): the whole local days of the period
+from the rollup rows, the rest from the recorded calls, in one statement.
+
+For a period [start, end) the rollups give the local days S = [d0, d1). The calls add:
+- the calls of the period outside S (a partial first or last day read from the calls),
+- minus the rolled calls of S outside the period (a partial day read from the rollups when most of
+  it is in the period, e.g. today up to now),
+- the calls of the period in S above the watermark (recorded since the last roll).
+Each part is a range of the (account, created_at) index or, for the last one, of the watermark, so a
+view reads a few thousand rollup rows and a few calls. A group whose calls are all taken away again
+has no requests left and is dropped. The watermark, the rollups' zone and the account's zone are read
+before and after: if a roll committed in between, the view is read again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.analytics.columns import T, bucket_start, local_bucket, offsets
+from cockpit.analytics.filters import Dimension, Filters, Scope
+from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
+from cockpit.analytics.rollups import (
+    RolledDim,
+    dialect_of,
+    key_of,
+    not_rolled_condition,
+    raw_sums,
+    rolled_condition,
+    watermark,
+)
+from cockpit.tenancy.models import Account
+
+R = UsageRollup.__table__.c
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class Part:
+    """Calls of the account that add to (sign 1) or take from (sign -1) the rollups' days."""
+
+    condition: ColumnElement[bool]  # on the account's calls
+    sign: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    account_id: uuid.UUID
+    dialect: str
+    zone: ZoneInfo
+    watermark: int
+    first_day: int  # S = [first_day, last_day)
+    last_day: int
+    parts: list[Part]
+    filters: Filters
+
+    def blocks(self, dim: RolledDim) -> ColumnElement[bool]:
+        """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days."""
+        if dim.levels == 1:
+            return and_(R.level == 0, R.block >= self.first_day, R.block < self.last_day)
+        ranges: dict[int, list[list[int]]] = {}
+        day = self.first_day
+        while day < self.last_day:
+            level = dim.levels - 1
+            while level > 0 and (day % 4**level or day + 4**level > self.last_day):
+                level -= 1
+            block = day // 4**level
+            runs = ranges.setdefault(level, [])
+            if runs and runs[-1][1] == block - 1:
+                runs[-1][1] = block
+            else:
+                runs.append([block, block])
+            day += 4**level
+        return or_(
+            *(
+                and_(R.level == level, R.block >= low, R.block <= high)
+                for level, runs in ranges.items()
+                for low, high in runs
+            )
+        )
+
+    def day(self) -> Any:
+        """A call's local day (for the parts read from the calls)."""
+        return local_bucket(self.dialect, offsets(self.zone, self.filters.start, self.filters.end), DAY)
+
+
+def _day_of(moment: datetime, zone: ZoneInfo) -> int:
+    offset = moment.astimezone(zone).utcoffset() or timedelta(0)
+    return int((moment.timestamp() + offset.total_seconds()) // DAY)
+
+
+def _midnight(day: int, zone: ZoneInfo) -> datetime:
+    return bucket_start(day, DAY, zone)
+
+
+def _column(name: str, dialect: str) -> Any:
+    """usage_requests.<name>; on SQLite with a unary + so that the watermark's rowid range is used
+    rather than the (account, created_at) index for the calls above the watermark."""
+    column = T[name]
+    if dialect == "postgresql":
+        return column
+    return literal_column(f"+usage_requests.{name}", type_=column.type)
+
+
+def parts(
+    dialect: str, account_id: uuid.UUID, f: Filters, zone: ZoneInfo, mark: int
+) -> tuple[int, int, list[Part]] | None:
+    """S and the parts read from the calls; None when the period holds no whole day worth reading."""
+    start, end = f.start, f.end
+    first, last = _day_of(start, zone), _day_of(end - timedelta(microseconds=1), zone)
+    head, tail = _midnight(first, zone), _midnight(last + 1, zone)
+    # A partial day comes from the rollups when most of it is in the period (then the calls outside
+    # the period are taken away), else from the calls.
+    d0 = first if start == head or (start - head) < (_midnight(first + 1, zone) - start) else first + 1
+    d1 = last + 1 if end == tail or (tail - end) < (end - _midnight(last, zone)) else last
+    if d0 >= d1:
+        return None
+    t0, t1 = _midnight(d0, zone), _midnight(d1, zone)
+    mine, created = T.account_id == account_id, T.created_at
+    found: list[Part] = []
+    if start < t0:
+        found.append(Part(and_(mine, created >= start, created < t0), 1))
+    if t1 < end:
+        found.append(Part(and_(mine, created >= t1, created < end), 1))
+    if t0 < start:
+        found.append(Part(and_(mine, created >= t0, created < start, rolled_condition(dialect, mark)), -1))
+    if end < t1:
+        found.append(Part(and_(mine, created >= end, created < t1, rolled_condition(dialect, mark)), -1))
+    at = _column("created_at", dialect)
+    recent = and_(
+        not_rolled_condition(dialect, mark), _column("account_id", dialect) == account_id,
+        at >= max(t0, start), at < min(t1, end),
+    )  # fmt: skip
+    found.append(Part(recent, 1))
+    return d0, d1, found
+
+
+def _plain(f: Filters) -> bool:
+    return all(
+        v is None
+        for v in (
+            f.group_id,
+            f.project_id,
+            f.user_id,
+            f.api_token_id,
+            f.model,
+            f.agent,
+            f.operation,
+            f.status,
+        )
+    )
+
+
+async def _versions(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, str | None, str | None]:
+    """The watermark, the zone of the account's rollups and the account's zone."""
+    row = (
+        await session.execute(
+            select(Account.timezone, UsageRollupAccount.zone)
+            .join(UsageRollupAccount, UsageRollupAccount.account_id == Account.id, isouter=True)
+            .where(Account.id == account_id)
+        )
+    ).first()
+    current, built = (row[0] or "UTC", row[1]) if row is not None else (None, None)
+    return await watermark(session), built, current
+
+
+async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
+    """How to read the view from the rollups; None when they cannot answer it (a project's or one
+    person's view, a filter, rollups not built yet or in another zone, no whole day in the period)."""
+    if scope.project_id is not None or scope.user_id is not None or not _plain(f):
+        return None
+    mark, built, current = await _versions(session, scope.account_id)
+    if built is None or built != current:
+        return None
+    try:
+        zone = ZoneInfo(built)
+    except (KeyError, ValueError):
+        return None
+    dialect = dialect_of(session)
+    found = parts(dialect, scope.account_id, f, zone, mark)
+    if found is None:
+        return None
+    d0, d1, raw = found
+    return Plan(scope.account_id, dialect, zone, mark, d0, d1, raw, f)
+
+
+async def unchanged(session: AsyncSession, p: Plan) -> bool:
+    mark, built, current = await _versions(session, p.account_id)
+    return mark == p.watermark and built == current == str(p.zone.key)
+
+
+# ---- statements ----
+
+
+def _union(
+    p: Plan, dim: RolledDim, *, by_day: bool = False, people: bool = False, only: Sequence[int] = ()
+) -> Any:
+    """The rollup rows of ``dim`` over S and the parts' calls, as one derived table of (day,) key,
+    key2, the sums (and ``people``/``raw`` for the whole-day timeline)."""
+    day: list[Any] = [R.block.label("day")] if by_day else []
+    if only:
+        rows = and_(R.level == 0, R.block.in_(list(only)))
+    elif by_day:
+        rows = and_(R.level == 0, R.block >= p.first_day, R.block < p.last_day)
+    else:
+        rows = p.blocks(dim)
+    extra: list[Any] = [R.people.label("people"), literal(0, BigInteger).label("raw")] if people else []
+    selects: list[Select[Any]] = [
+        select(
+            *day, R.key.label("key"), R.key2.label("key2"), *[R[name] for name in SUM_COLUMNS], *extra
+        ).where(R.account_id == p.account_id, R.dim == dim.name, rows)
+    ]
+    raw_day: list[Any] = [p.day().label("day")] if by_day else []
+    for part in p.parts:
+        extras: list[Any] = (
+            [literal(0, BigInteger).label("people"), literal(1, BigInteger).label("raw")] if people else []
+        )
+        selects.append(
+            select(
+                *raw_day,
+                key_of(dim.first).label("key"),
+                key_of(dim.second).label("key2"),
+                *raw_sums(part.sign),
+                *extras,
+            ).where(part.condition)
+        )
+    return union_all(*selects).subquery("calls")
+
+
+def _sums(u: Any) -> list[Any]:
+    return [func.coalesce(func.sum(u.c[name], type_=BigInteger), 0).label(name) for name in SUM_COLUMNS]
+
+
+async def grouped(session: AsyncSession, p: Plan, dim: RolledDim) -> list[Any]:
+    """Rows of (key, key2, sums) with requests, in no order."""
+    u = _union(p, dim)
+    stmt = select(u.c.key, u.c.key2, *_sums(u)).group_by(u.c.key, u.c.key2).having(func.sum(u.c.requests) > 0)
+    return list(await session.execute(stmt))
+
+
+async def people(session: AsyncSession, p: Plan, dim: RolledDim) -> int:
+    """The distinct people of the period (``dim``: the user rollup)."""
+    u = _union(p, dim)
+    persons = (
+        select(u.c.key).where(u.c.key != "").group_by(u.c.key).having(func.sum(u.c.requests) > 0).subquery()
+    )
+    return int(await session.scalar(select(func.count()).select_from(persons)) or 0)
+
+
+async def days(session: AsyncSession, p: Plan, dim: RolledDim, *, whole: bool) -> list[Any]:
+    """Rows of (day, key, sums[, people, raw]) per local day; ``whole``: the whole-day rows, with their
+    people and how many calls were read for the day."""
+    u = _union(p, dim, by_day=True, people=whole)
+    extra = (
+        [
+            func.sum(u.c.people, type_=BigInteger).label("people"),
+            func.sum(u.c.raw, type_=BigInteger).label("raw"),
+        ]
+        if whole
+        else []
+    )
+    stmt = (
+        select(u.c.day, u.c.key, *_sums(u), *extra)
+        .group_by(u.c.day, u.c.key)
+        .having(func.sum(u.c.requests) > 0)
+    )
+    return list(await session.execute(stmt))
+
+
+async def people_by_day(
+    session: AsyncSession, p: Plan, user: RolledDim, wanted: Sequence[int]
+) -> dict[int, int]:
+    """The distinct people of each of ``wanted`` days, from the day rows of people and the calls."""
+    if not wanted:
+        return {}
+    kept = [d for d in wanted if p.first_day <= d < p.last_day] or [p.first_day - 1]  # the days in S
+    u = _union(p, user, by_day=True, only=kept)
+    persons = (
+        select(u.c.day, u.c.key)
+        .where(u.c.key != "", u.c.day.in_(list(wanted)))
+        .group_by(u.c.day, u.c.key)
+        .having(func.sum(u.c.requests) > 0)
+        .subquery()
+    )
+    rows = await session.execute(select(persons.c.day, func.count()).group_by(persons.c.day))
+    return {int(day): int(n) for day, n in rows}
+
+
+def to_key(dim: Dimension | None, text: str) -> str | uuid.UUID | None:
+    """A rollup's key back to the value the views use (None for '', a UUID for ids)."""
+    if text == "" or dim is None:
+        return None
+    if dim in (Dimension.model, Dimension.agent, Dimension.operation, Dimension.status):
+        return text
+    return uuid.UUID(text)

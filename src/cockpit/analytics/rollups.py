@@ -1,0 +1,371 @@
+"""Keeping the rollups of the recorded calls (docs/analytics-rollups.md; tables in rollup_models.py).
+
+``roll`` adds the calls recorded since the watermark to the rollups and moves the watermark, in one
+transaction: a job (``usage.rollup``) runs it every few seconds, off the gateway's hot path. Sums are
+added (``ON CONFLICT … DO UPDATE``), so a call is counted exactly once however the batches fall, and
+a late call (a journal replayed after a crash) lands in its own past day. An account whose time zone
+changed is rebuilt from all its calls in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.analytics.columns import COLUMNS, T, local_bucket, offsets
+from cockpit.analytics.filters import Dimension
+from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount, UsageRollupState
+from cockpit.tenancy.models import Account
+from cockpit.usage.models import UsageRecord
+
+R = UsageRollup.__table__.c
+STATE = "usage"
+LEVELS = 4  # blocks of 1, 4, 16 and 64 local days
+SQLITE_CHUNK = 200_000  # calls per transaction on SQLite (one writer: keep each lock short)
+
+
+@dataclass(frozen=True)
+class RolledDim:
+    """A dimension (or a pair) kept in the rollups, and how many block levels it has."""
+
+    name: str
+    first: Dimension | None = None
+    second: Dimension | None = None
+    levels: int = 1
+
+
+WHOLE = RolledDim("*")
+DIMS: dict[str, RolledDim] = {
+    d.name: d
+    for d in (
+        WHOLE,
+        *(
+            RolledDim(dim.value, dim)
+            for dim in (
+                Dimension.model,
+                Dimension.group,
+                Dimension.project,
+                Dimension.agent,
+                Dimension.provider,
+                Dimension.operation,
+                Dimension.status,
+            )
+        ),
+        # Values that are people (or their tokens) number in the thousands every day: a long period
+        # reads a few blocks of up to 64 days rather than every day.
+        RolledDim("user", Dimension.user, levels=LEVELS),
+        RolledDim("token", Dimension.token, levels=LEVELS),
+        RolledDim("user|model", Dimension.user, Dimension.model, levels=LEVELS),
+        RolledDim("user|agent", Dimension.user, Dimension.agent, levels=LEVELS),
+        RolledDim("agent|model", Dimension.agent, Dimension.model, levels=LEVELS),
+    )
+}
+
+
+def rolled(first: Dimension | None, second: Dimension | None = None) -> RolledDim | None:
+    """The rollup of a dimension (or pair), if there is one."""
+    if first is None:
+        return WHOLE
+    name = first.value if second is None else f"{first.value}|{second.value}"
+    return DIMS.get(name)
+
+
+def key_of(dim: Dimension | None) -> ColumnElement[Any]:
+    """A call's value of a dimension as the rollups store it: text, '' for none."""
+    if dim is None:
+        return literal("", String)
+    return func.coalesce(cast(COLUMNS[dim], String), literal("", String))
+
+
+def raw_sums(sign: int = 1) -> list[ColumnElement[Any]]:
+    """One call's contribution to each sum (``sign`` -1 takes it away), named as the rollup's columns."""
+    one = literal(sign, BigInteger)
+
+    def scaled(value: Any) -> Any:
+        return cast(value, BigInteger) * one
+
+    return [
+        one.label("requests"),
+        scaled(case((T.status == "error", 1), else_=0)).label("errors"),
+        scaled(case((T.status == "success", 1), else_=0)).label("successes"),
+        scaled(T.cost_usd).label("cost_usd"),
+        scaled(T.credits).label("credits"),
+        scaled(T.input_tokens).label("input_tokens"),
+        scaled(T.output_tokens).label("output_tokens"),
+        scaled(T.cached_tokens).label("cached_tokens"),
+        scaled(T.latency_ms).label("latency_ms"),
+        scaled(func.coalesce(T.ttft_ms, 0)).label("ttft_ms"),
+        scaled(case((T.ttft_ms.is_(None), 0), else_=1)).label("ttft_calls"),
+    ]
+
+
+def dialect_of(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+# ---- the watermark ----
+
+
+def rolled_condition(dialect: str, watermark: int) -> ColumnElement[bool]:
+    """The calls the rollups hold at ``watermark``."""
+    if dialect == "postgresql":
+        return literal_column("usage_requests.recorded_xid") < text(f"'{int(watermark)}'::xid8")
+    return literal_column("usage_requests.rowid") <= watermark
+
+
+def not_rolled_condition(dialect: str, watermark: int) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return literal_column("usage_requests.recorded_xid") >= text(f"'{int(watermark)}'::xid8")
+    return literal_column("usage_requests.rowid") > watermark
+
+
+async def watermark(session: AsyncSession) -> int:
+    found = await session.scalar(select(UsageRollupState.watermark).where(UsageRollupState.name == STATE))
+    return int(found or 0)
+
+
+def _range(dialect: str, low: int, high: int) -> ColumnElement[bool]:
+    """The calls above watermark ``low`` and at or below ``high``."""
+    return and_(not_rolled_condition(dialect, low), rolled_condition(dialect, high))
+
+
+# ---- rolling ----
+
+
+def _insert(dialect: str, model: Any = UsageRollup) -> Any:
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+async def _upsert(
+    session: AsyncSession,
+    dialect: str,
+    account_id: uuid.UUID,
+    dim: RolledDim,
+    level: int,
+    calls: Any,
+    day: Any,
+) -> None:
+    """Add the sums of ``calls`` (a condition on usage_requests) to ``dim``'s blocks of ``level``."""
+    inner = (
+        select(
+            day.label("day"),
+            key_of(dim.first).label("key"),
+            key_of(dim.second).label("key2"),
+            *raw_sums(),
+        )
+        .where(T.account_id == account_id, calls)
+        .subquery()
+    )
+    block = (inner.c.day // literal_column(str(4**level))).label("block")
+    source = (
+        select(
+            literal(account_id).label("account_id"),
+            literal(dim.name, String).label("dim"),
+            literal(level).label("level"),
+            block,
+            inner.c.key,
+            inner.c.key2,
+            *[func.sum(inner.c[name], type_=BigInteger).label(name) for name in SUM_COLUMNS],
+            literal(0).label("people"),
+        )
+        .where(true())  # SQLite: an INSERT … SELECT … ON CONFLICT needs the SELECT's WHERE
+        .group_by(text("block"), inner.c.key, inner.c.key2)
+    )
+    stmt = _insert(dialect).from_select(
+        ["account_id", "dim", "level", "block", "key", "key2", *SUM_COLUMNS, "people"], source
+    )
+    excluded = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_id", "dim", "level", "block", "key", "key2"],
+        set_={name: R[name] + excluded[name] for name in SUM_COLUMNS},
+    )
+    await session.execute(stmt)
+
+
+async def _count_people(session: AsyncSession, account_id: uuid.UUID, days: Sequence[int]) -> None:
+    """The distinct people of each of ``days``, on its whole-day row (from the day's person rows)."""
+    u = UsageRollup.__table__.alias("u")
+    people = (
+        select(func.count())
+        .select_from(u)
+        .where(
+            u.c.account_id == account_id,
+            u.c.dim == "user",
+            u.c.level == 0,
+            u.c.block == R.block,
+            u.c.key != "",
+        )
+        .correlate(UsageRollup.__table__)
+        .scalar_subquery()
+    )
+    for n in range(0, len(days), 500):
+        await session.execute(
+            update(UsageRollup)
+            .where(
+                R.account_id == account_id, R.dim == WHOLE.name, R.level == 0, R.block.in_(days[n : n + 500])
+            )
+            .values(people=people)
+        )
+
+
+@dataclass(frozen=True)
+class _Calls:
+    account_id: uuid.UUID
+    first: datetime
+    last: datetime
+    count: int
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _calls_by_account(session: AsyncSession, condition: ColumnElement[bool]) -> list[_Calls]:
+    rows = await session.execute(
+        select(T.account_id, func.min(T.created_at), func.max(T.created_at), func.count())
+        .where(condition)
+        .group_by(T.account_id)
+    )
+    return [_Calls(a, _aware(first), _aware(last), int(n)) for a, first, last, n in rows]
+
+
+async def _roll_account(
+    session: AsyncSession, dialect: str, calls: _Calls, zone: ZoneInfo, condition: ColumnElement[bool]
+) -> None:
+    stretches = offsets(zone, calls.first, calls.last + timedelta(seconds=1))
+    day = local_bucket(dialect, stretches, 86400)
+    for dim in DIMS.values():
+        for level in range(dim.levels):
+            await _upsert(session, dialect, calls.account_id, dim, level, condition, day)
+    days = await session.scalars(
+        select(day.label("day")).where(T.account_id == calls.account_id, condition).group_by(text("day"))
+    )
+    await _count_people(session, calls.account_id, sorted(int(d) for d in days))
+
+
+async def _zones(
+    session: AsyncSession, accounts: Sequence[uuid.UUID]
+) -> tuple[dict[uuid.UUID, str], set[uuid.UUID]]:
+    """Each account's zone now, and the accounts whose rollups were built in another zone."""
+    rows = await session.execute(
+        select(Account.id, Account.timezone, UsageRollupAccount.zone)
+        .join(UsageRollupAccount, UsageRollupAccount.account_id == Account.id, isouter=True)
+        .where(Account.id.in_(accounts) | UsageRollupAccount.zone.is_not(None))
+    )
+    zones: dict[uuid.UUID, str] = {}
+    changed: set[uuid.UUID] = set()
+    for account_id, current, built in rows:
+        zones[account_id] = current or "UTC"
+        if built is not None and built != zones[account_id]:
+            changed.add(account_id)
+    return zones, changed
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+async def roll(session: AsyncSession, *, now: datetime | None = None) -> int:
+    """Add the calls recorded since the watermark to the rollups and commit; returns how many calls
+    were added (rebuilt accounts included). Serialised: concurrent runs wait for each other."""
+    dialect = dialect_of(session)
+    insert_state = _insert(dialect, UsageRollupState).values(
+        name=STATE, watermark=0, updated_at=now or datetime.now(UTC)
+    )
+    await session.execute(insert_state.on_conflict_do_nothing(index_elements=["name"]))
+    low = int(
+        await session.scalar(
+            select(UsageRollupState.watermark).where(UsageRollupState.name == STATE).with_for_update()
+        )
+        or 0
+    )
+    if dialect == "postgresql":
+        # Every transaction older than this snapshot's xmin has ended: none can commit a call below it.
+        high = int(
+            await session.scalar(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")) or 0
+        )
+    else:
+        newest: Any = select(func.max(literal_column("rowid"))).select_from(UsageRecord.__table__)
+        last = int(await session.scalar(newest) or 0)
+        high = min(last, low + SQLITE_CHUNK)
+    condition = _range(dialect, low, high) if high > low else None
+    fresh = await _calls_by_account(session, condition) if condition is not None else []
+    zones, changed = await _zones(session, [c.account_id for c in fresh])
+    added = 0
+    for calls in fresh:
+        if calls.account_id in changed:
+            continue  # rebuilt below, with these calls
+        await _roll_account(session, dialect, calls, _zone(zones[calls.account_id]), condition)  # type: ignore[arg-type]
+        added += calls.count
+    for account_id in sorted(changed):
+        added += await _rebuild(
+            session, dialect, account_id, zones[account_id], rolled_condition(dialect, high)
+        )
+    known = {c.account_id for c in fresh} - changed
+    if known:
+        await _remember_zones(session, dialect, {a: zones[a] for a in known})
+    if high > low:
+        await session.execute(
+            update(UsageRollupState)
+            .where(UsageRollupState.name == STATE)
+            .values(watermark=high, updated_at=now or datetime.now(UTC))
+        )
+    await session.commit()
+    return added
+
+
+async def _remember_zones(session: AsyncSession, dialect: str, zones: dict[uuid.UUID, str]) -> None:
+    insert = _insert(dialect, UsageRollupAccount)
+    await session.execute(
+        insert.values([{"account_id": a, "zone": z} for a, z in zones.items()]).on_conflict_do_nothing(
+            index_elements=["account_id"]
+        )
+    )
+
+
+async def _rebuild(
+    session: AsyncSession, dialect: str, account_id: uuid.UUID, zone: str, condition: ColumnElement[bool]
+) -> int:
+    """Every rolled call of an account again, in its new time zone; returns how many."""
+    await session.execute(delete(UsageRollup).where(R.account_id == account_id))
+    await session.execute(
+        update(UsageRollupAccount).where(UsageRollupAccount.account_id == account_id).values(zone=zone)
+    )
+    found = await _calls_by_account(session, and_(T.account_id == account_id, condition))
+    for calls in found:
+        await _roll_account(session, dialect, calls, _zone(zone), and_(T.account_id == account_id, condition))
+    return sum(calls.count for calls in found)
+
+
+async def roll_all(session: AsyncSession) -> int:
+    """Roll until nothing is left (SQLite rolls at most SQLITE_CHUNK calls per transaction)."""
+    total = 0
+    while added := await roll(session):
+        total += added
+    return total

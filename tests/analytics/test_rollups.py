@@ -1,0 +1,173 @@
+"""The rollups give the same figures as the calls, exactly: after a roll, half-way through (calls
+recorded since the watermark), with late calls landing in past days, with partial first and last
+days, and after the account's time zone changes (rebuilt). And the views do read them."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.analytics import queries, rollup_read, rollups
+from cockpit.analytics.filters import Dimension, Filters
+from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount
+from cockpit.tenancy.models import Account
+from cockpit.usage.models import UsageRecord
+from tests.analytics.data import DIMENSION_OF, END, START, Calls, expected, make_calls, selected
+from tests.builders import make_account
+
+PERIODS = [
+    Filters(START, END),  # starts at 18:00 UTC and ends at 06:00: partial days at both ends
+    Filters(datetime(2026, 10, 24, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC)),  # whole days
+    Filters(datetime(2026, 10, 25, 0, 30, tzinfo=UTC), datetime(2026, 10, 30, 23, tzinfo=UTC)),
+]
+
+
+async def _roll(db: AsyncSession) -> int:
+    return await rollups.roll_all(db)
+
+
+async def _check_everything(db: AsyncSession, calls: Calls, zone: ZoneInfo) -> None:
+    """Every figure of every period equals the direct computation over the rows."""
+    scope = calls.scope()
+    for f in PERIODS:
+        rows = selected(calls, f)
+        assert await queries.totals(db, scope, f) == expected(rows), f
+        for dim, column in DIMENSION_OF.items():
+            want: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+            for r in rows:
+                want[r[column]].append(r)
+            found = await queries.grouped(db, scope, f, dim, users=False)
+            assert found == {k: replace(expected(v), active_users=0) for k, v in want.items()}, (f, dim)
+        users = await queries.grouped(db, scope, f, Dimension.user)
+        assert {k: t.active_users for k, t in users.items()} == {
+            r["user_id"]: int(r["user_id"] is not None) for r in rows
+        }
+        for first, second in ((Dimension.user, Dimension.model), (Dimension.model, Dimension.agent)):
+            pairs: dict[tuple[Any, Any], list[dict[str, Any]]] = defaultdict(list)
+            for r in rows:
+                pairs[(r[DIMENSION_OF[first]], r[DIMENSION_OF[second]])].append(r)
+            found_pairs = await queries.pairs(db, scope, f, first, second)
+            assert found_pairs == {k: replace(expected(v), active_users=0) for k, v in pairs.items()}
+
+        def day_of(moment: datetime) -> datetime:
+            return moment.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+
+        per_day: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+        per_day_model: dict[tuple[datetime, Any], list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            per_day[day_of(r["created_at"])].append(r)
+            per_day_model[(day_of(r["created_at"]), r["model"])].append(r)
+
+        def local(n: int) -> datetime:
+            return queries.bucket_start(n, 86400, zone).replace(tzinfo=None)
+
+        days = await queries.buckets(db, scope, f, zone, 86400)
+        assert {local(n): t for (n, _), t in days.items()} == {k: expected(v) for k, v in per_day.items()}
+        stacked = await queries.buckets(db, scope, f, zone, 86400, Dimension.model, users=False)
+        assert {(local(n), k): t for (n, k), t in stacked.items()} == {
+            k: replace(expected(v), active_users=0) for k, v in per_day_model.items()
+        }
+
+
+async def _insert(db: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await db.execute(insert(UsageRecord), rows)
+    await db.commit()
+
+
+async def test_rolled_figures_match_the_rows(db: AsyncSession, calls: Calls) -> None:
+    assert await _roll(db) == 2 * len(calls.rows)  # both accounts' calls
+    assert await rollup_read.plan(db, calls.scope(), PERIODS[0]) is not None
+    await _check_everything(db, calls, ZoneInfo("UTC"))
+    assert await _roll(db) == 0  # nothing new: nothing added twice
+    await _check_everything(db, calls, ZoneInfo("UTC"))
+
+
+async def test_calls_recorded_since_the_watermark_and_late_calls_count_once(db: AsyncSession) -> None:
+    account, _ = await make_account(db)
+    made = make_calls(account.id, n=600)
+    ordered = sorted(made.rows, key=lambda r: r["created_at"])
+    await _insert(db, ordered[:300])
+    await _roll(db)
+    # Calls recorded since: the rest, and late ones (a replayed journal) in days already rolled.
+    late = [
+        {**r, "id": uuid.uuid4(), "created_at": r["created_at"] - timedelta(days=2)}
+        for r in ordered[:300:7]
+        if r["created_at"] - timedelta(days=2) >= START
+    ]
+    await _insert(db, ordered[300:] + late)
+    everything = Calls(account.id, made.rows + late, made.users, made.groups)
+    await _check_everything(db, everything, ZoneInfo("UTC"))  # half rolled, half read from the calls
+    await _roll(db)
+    await _check_everything(db, everything, ZoneInfo("UTC"))
+
+
+@pytest.mark.parametrize("zone_name", ["Europe/Paris", "America/St_Johns", "Asia/Kathmandu"])
+async def test_a_new_time_zone_rebuilds_the_rollups(db: AsyncSession, calls: Calls, zone_name: str) -> None:
+    await _roll(db)
+    await db.execute(update(Account).where(Account.id == calls.account_id).values(timezone=zone_name))
+    await db.commit()
+    # Until the rebuild the views read the calls (the rollups' days are UTC days).
+    assert await rollup_read.plan(db, calls.scope(), PERIODS[1]) is None
+    await _check_everything(db, calls, ZoneInfo(zone_name))
+    await _roll(db)
+    built = await db.scalar(
+        select(UsageRollupAccount.zone).where(UsageRollupAccount.account_id == calls.account_id)
+    )
+    assert built == zone_name
+    assert await rollup_read.plan(db, calls.scope(), PERIODS[1]) is not None
+    await _check_everything(db, calls, ZoneInfo(zone_name))
+
+
+async def test_the_views_read_the_rollups(db: AsyncSession, calls: Calls) -> None:
+    """Not a fallback to the calls: a change to a rolled whole day shows in the figures."""
+    await _roll(db)
+    f = PERIODS[1]
+    before = await queries.totals(db, calls.scope(), f)
+    day = int(datetime(2026, 10, 27, tzinfo=UTC).timestamp()) // 86400
+    await db.execute(
+        update(UsageRollup)
+        .where(UsageRollup.account_id == calls.account_id, UsageRollup.dim == "*", UsageRollup.block == day)
+        .values(requests=UsageRollup.requests + 1000)
+    )
+    await db.commit()
+    after = await queries.totals(db, calls.scope(), f)
+    assert after.requests == before.requests + 1000
+    # A project's view, a filter or an hourly timeline read the calls.
+    assert await rollup_read.plan(db, calls.scope(project_id=uuid.uuid4()), f) is None
+    assert await rollup_read.plan(db, calls.scope(), f.narrowed(model="gpt-4o")) is None
+
+
+async def test_people_blocks_cover_long_periods(db: AsyncSession) -> None:
+    """Person rows have blocks of 4, 16 and 64 days; a 200-day period reads the fewest blocks and
+    still counts every call once."""
+    account, _ = await make_account(db)
+    made = make_calls(account.id, n=400)
+    first = datetime(2026, 3, 1, 7, 0, tzinfo=UTC)
+    spread = [{**r, "created_at": first + timedelta(hours=12 * n)} for n, r in enumerate(made.rows)]
+    await _insert(db, spread)
+    await _roll(db)
+    levels = set(
+        await db.scalars(
+            select(UsageRollup.level).where(UsageRollup.dim == "user").group_by(UsageRollup.level)
+        )
+    )
+    assert levels == {0, 1, 2, 3}
+    f = Filters(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 9, 17, tzinfo=UTC))
+    plan = await rollup_read.plan(db, Calls(account.id, [], [], []).scope(), f)
+    assert plan is not None
+    rows = selected(Calls(account.id, spread, made.users, made.groups), f)
+    assert await queries.totals(db, Calls(account.id, [], [], []).scope(), f) == expected(rows)
+    people = await queries.grouped(db, Calls(account.id, [], [], []).scope(), f, Dimension.user, users=False)
+    want: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        want[r["user_id"]].append(r)
+    assert people == {k: replace(expected(v), active_users=0) for k, v in want.items()}
+    assert await db.scalar(select(func.count()).select_from(UsageRollup)) > 0
