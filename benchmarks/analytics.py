@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.accounts.service import create_account
-from cockpit.analytics import service
+from cockpit.analytics import rollups, service
 from cockpit.analytics.filters import Dimension, Filters, Scope
+from cockpit.analytics.rollup_models import UsageRollup
 from cockpit.analytics.service import Metric
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
@@ -119,7 +121,21 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-async def _load(url: str, path: Path | None, rows: Iterator[tuple[Any, ...]]) -> int:
+async def _roll(url: str, label: str, *, once: bool = False) -> None:
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        started = time.perf_counter()
+        count = await (rollups.roll(session) if once else rollups.roll_all(session))
+        elapsed = time.perf_counter() - started
+        rows = await session.scalar(select(func.count()).select_from(UsageRollup))
+        if engine.dialect.name == "postgresql":
+            await session.execute(text("ANALYZE usage_rollups"))
+            await session.commit()
+    await engine.dispose()
+    print(f"{label} {count:,} calls in {elapsed:.2f} s ({rows:,} rollup rows)")
+
+
+async def _load(url: str, path: Path | None, rows: Iterator[tuple[Any, ...]], *, analyze: bool = True) -> int:
     count = 0
     if path is not None:
         connection = sqlite3.connect(path)
@@ -135,7 +151,8 @@ async def _load(url: str, path: Path | None, rows: Iterator[tuple[Any, ...]]) ->
         connection.executemany(statement, batch)
         count += len(batch)
         connection.commit()
-        connection.execute("ANALYZE")
+        if analyze:
+            connection.execute("ANALYZE")
         connection.close()
         return count
     import asyncpg
@@ -151,7 +168,8 @@ async def _load(url: str, path: Path | None, rows: Iterator[tuple[Any, ...]]) ->
                 chunk = []
         await connection.copy_records_to_table("usage_requests", records=chunk, columns=COLUMNS)
         count += len(chunk)
-        await connection.execute("ANALYZE usage_requests")
+        if analyze:
+            await connection.execute("ANALYZE usage_requests")
     finally:
         await connection.close()
     return count
@@ -232,7 +250,13 @@ async def run(backend: str, args: argparse.Namespace) -> None:
               f"loaded in {time.perf_counter() - started:.0f} s ===")  # fmt: skip
         if path is not None:
             print(f"database file: {path.stat().st_size / 2**30:.2f} GiB")
+        if not args.no_rollups:
+            await _roll(url, "rollups built from")
         await _measure(url, accounts[0], world, end, args.repeat)
+        if not args.no_rollups:
+            # The lag: a batch of new calls (a few seconds of a busy gateway) taken in by one roll.
+            fresh = await _load(url, path, _calls(rng, world, accounts[0], args.batch, 1, end), analyze=False)
+            await _roll(url, f"one roll of {fresh:,} new calls took", once=True)
         if backend == "postgresql" and not args.keep:
             admin = await asyncpg.connect(PG_ADMIN)
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -251,6 +275,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--no-rollups", action="store_true", help="read every view from the calls")
+    parser.add_argument("--batch", type=int, default=10_000, help="new calls for the lag measurement")
     args = parser.parse_args()
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
         asyncio.run(run(backend, args))

@@ -1,7 +1,7 @@
 """The gateway against a local OpenAI-protocol upstream, called directly and through Cockpit, in one run.
 
     python benchmarks/gateway.py [--backend sqlite|postgresql|both] [--calls 2000] [--load-calls 100000]
-                                 [--baseline-ref GIT_REF]
+                                 [--baseline-ref GIT_REF] [--baseline-sql SQL]
 
 For each backend: a fresh database, an account with a gateway token, a provider pointing at a local
 upstream (``tests/upstream/`` in its own process: an instant JSON answer and a 20-chunk stream),
@@ -279,6 +279,23 @@ async def drop_database(url: str) -> None:
         await admin.close()
 
 
+async def run_sql(url: str, statement: str) -> None:
+    """A statement on a benchmark database (e.g. the baseline's schema as its own commit had it)."""
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+            connection.executescript(statement)
+        return
+    import asyncpg
+
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
 async def serve(
     label: str, backend: str, args: argparse.Namespace, up_port: int, workdir: Path, source: Path | None
 ) -> Served:
@@ -287,6 +304,8 @@ async def serve(
     tokens = await prepare(
         url, f"http://127.0.0.1:{up_port}", credits=args.credits, members=args.members, policies=args.policies
     )
+    if source is not None and args.baseline_sql:
+        await run_sql(url, args.baseline_sql)
     port = free_port()
     env = {
         **os.environ,
@@ -399,6 +418,11 @@ async def main() -> None:
         type=int,
         default=0,
         help="this many access rules in every caller's scope (user, group and account level)",
+    )
+    parser.add_argument(
+        "--baseline-sql",
+        metavar="SQL",
+        help="run on the baseline's database once migrated, e.g. to drop a column its commit did not have",
     )
     parser.add_argument(
         "--baseline-ref",

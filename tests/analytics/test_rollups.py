@@ -140,9 +140,10 @@ async def test_the_views_read_the_rollups(db: AsyncSession, calls: Calls) -> Non
     await db.commit()
     after = await queries.totals(db, calls.scope(), f)
     assert after.requests == before.requests + 1000
-    # A project's view, a filter or an hourly timeline read the calls.
+    # A project's view, a person's own view or two filters read the calls.
     assert await rollup_read.plan(db, calls.scope(project_id=uuid.uuid4()), f) is None
-    assert await rollup_read.plan(db, calls.scope(), f.narrowed(model="gpt-4o")) is None
+    assert await rollup_read.plan(db, calls.scope(user_id=calls.users[0]), f) is None
+    assert await rollup_read.plan(db, calls.scope(), f.narrowed(model="gpt-4o", agent="helper")) is None
 
 
 async def test_people_blocks_cover_long_periods(db: AsyncSession) -> None:
@@ -171,3 +172,53 @@ async def test_people_blocks_cover_long_periods(db: AsyncSession) -> None:
         want[r["user_id"]].append(r)
     assert people == {k: replace(expected(v), active_users=0) for k, v in want.items()}
     assert await db.scalar(select(func.count()).select_from(UsageRollup)) > 0
+
+
+async def test_views_under_one_filter_match_the_rows(db: AsyncSession, calls: Calls) -> None:
+    """A filter on one dimension reads the pairs kept for it (or the calls when none is kept)."""
+    ordered = sorted(calls.rows, key=lambda r: r["created_at"])
+    await db.execute(update(Account).where(Account.id == calls.account_id).values(timezone="Europe/Paris"))
+    await db.commit()
+    await _roll(db)
+    # And some calls since the watermark.
+    late = [{**r, "id": uuid.uuid4()} for r in ordered[-40:]]
+    await _insert(db, late)
+    rows_all = calls.rows + late
+    zone = ZoneInfo("Europe/Paris")
+    scope = calls.scope()
+    group, user = calls.groups[1], calls.users[2]
+    filters: list[tuple[dict[str, Any], Any]] = [
+        ({"group_id": group}, lambda r: r["group_id"] == group),
+        ({"model": "gpt-4o"}, lambda r: r["model"] == "gpt-4o"),
+        ({"agent": ""}, lambda r: r["agent_id"] is None),
+        ({"agent": "helper"}, lambda r: r["agent_id"] == "helper"),
+        ({"user_id": user}, lambda r: r["user_id"] == user),
+        ({"status": "error"}, lambda r: r["status"] == "error"),
+        ({"model": "gpt-4o", "group_id": group}, lambda r: r["model"] == "gpt-4o" and r["group_id"] == group),
+    ]
+    for f0 in PERIODS:
+        for values, keep in filters:
+            f = f0.narrowed(**values)
+            rows = [r for r in rows_all if f.start <= r["created_at"] < f.end and keep(r)]
+            assert await queries.totals(db, scope, f) == expected(rows), values
+            for dim, column in DIMENSION_OF.items():
+                want: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+                for r in rows:
+                    want[r[column]].append(r)
+                found = await queries.grouped(db, scope, f, dim, users=False)
+                assert found == {k: replace(expected(v), active_users=0) for k, v in want.items()}, (
+                    values,
+                    dim,
+                )
+            per_day: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+            for r in rows:
+                local = r["created_at"].astimezone(zone)
+                per_day[local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)].append(r)
+            days = await queries.buckets(db, scope, f, zone, 86400)
+            assert {
+                queries.bucket_start(n, 86400, zone).replace(tzinfo=None): t for (n, _), t in days.items()
+            } == {k: expected(v) for k, v in per_day.items()}, values
+    one = await rollup_read.plan(db, scope, PERIODS[1].narrowed(group_id=group))
+    assert one is not None
+    assert one.where == (Dimension.group, group.hex if one.dialect == "sqlite" else str(group))
+    assert await rollup_read.plan(db, scope, PERIODS[1].narrowed(group_id=group, model="gpt-4o")) is None

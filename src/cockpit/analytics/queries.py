@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BigInteger, ColumnElement, Row, case, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics import rollup_read, rollups
+from cockpit.analytics import rollup_read
 from cockpit.analytics.columns import COLUMNS, MICRO, PICO, Key, T, bucket_start, local_bucket, offsets
 from cockpit.analytics.figures import Totals
 from cockpit.analytics.filters import Dimension, Filters, Scope
@@ -185,9 +185,12 @@ def _totals(row: Any, people: int = 0) -> Totals:
 
 
 async def totals(session: AsyncSession, scope: Scope, f: Filters) -> Totals:
-    async def read(plan: rollup_read.Plan) -> Totals:
-        rows = await rollup_read.grouped(session, plan, rollups.WHOLE)
-        people = await rollup_read.people(session, plan, rollups.DIMS["user"])
+    async def read(plan: rollup_read.Plan) -> Totals | None:
+        src = rollup_read.source(plan, None)
+        people = await rollup_read.people(session, plan)
+        if src is None or people is None:
+            return None
+        rows = await rollup_read.grouped(session, plan, src)
         return _totals(rows[0], people) if rows else Totals()
 
     found = await _from_rollups(session, scope, f, read)
@@ -199,11 +202,13 @@ async def grouped(
 ) -> dict[Key, Totals]:
     """The totals of each value of a dimension (None: calls without one, e.g. no agent); with
     ``users=False`` without the distinct people of each value, which saves a sort of the calls."""
-    rolled = rollups.rolled(dim)
-    if rolled is not None and (not users or dim is Dimension.user):
+    if dim is not Dimension.integration and (not users or dim is Dimension.user):
 
-        async def read(plan: rollup_read.Plan) -> dict[Key, Totals]:
-            rows = await rollup_read.grouped(session, plan, rolled)
+        async def read(plan: rollup_read.Plan) -> dict[Key, Totals] | None:
+            src = rollup_read.source(plan, dim)
+            if src is None:
+                return None
+            rows = await rollup_read.grouped(session, plan, src)
             return {
                 rollup_read.to_key(dim, row.key): _totals(row, int(users and row.key != "")) for row in rows
             }
@@ -218,17 +223,19 @@ async def pairs(
     session: AsyncSession, scope: Scope, f: Filters, rows: Dimension, columns: Dimension
 ) -> dict[tuple[Key, Key], Totals]:
     """The totals of each (row value, column value) pair that has calls."""
-    straight, swapped = rollups.rolled(rows, columns), rollups.rolled(columns, rows)
-    rolled = straight or swapped
-    if rolled is not None:
 
-        async def read(plan: rollup_read.Plan) -> dict[tuple[Key, Key], Totals]:
-            found: dict[tuple[Key, Key], Totals] = {}
-            for row in await rollup_read.grouped(session, plan, rolled):
-                a, b = rollup_read.to_key(rolled.first, row.key), rollup_read.to_key(rolled.second, row.key2)
-                found[(a, b) if straight is not None else (b, a)] = _totals(row)
-            return found
+    async def read(plan: rollup_read.Plan) -> dict[tuple[Key, Key], Totals] | None:
+        straight = rollup_read.source(plan, rows, columns)
+        src = straight or rollup_read.source(plan, columns, rows)
+        if src is None:
+            return None
+        found: dict[tuple[Key, Key], Totals] = {}
+        for row in await rollup_read.grouped(session, plan, src):
+            a, b = rollup_read.to_key(src.dims[0], row.key), rollup_read.to_key(src.dims[1], row.key2)
+            found[(a, b) if straight is not None else (b, a)] = _totals(row)
+        return found
 
+    if Dimension.integration not in (rows, columns):
         found = await _from_rollups(session, scope, f, read)
         if found is not None:
             return found
@@ -247,23 +254,28 @@ async def buckets(
 ) -> dict[tuple[int, Key], Totals]:
     """The totals per local hour or day (``step``: 3600 or 86400), and per value of ``dim`` if given;
     with ``users=False`` without the distinct people of each bucket."""
-    rolled = rollups.rolled(dim) if dim is not Dimension.integration else None
-    if step == 86400 and rolled is not None and (dim is None or not users):
 
-        async def read(plan: rollup_read.Plan) -> dict[tuple[int, Key], Totals] | None:
-            if plan.zone.key != zone.key:
-                return None
-            if dim is not None:
-                rows = await rollup_read.days(session, plan, rolled, whole=False)
-                return {(int(r.day), rollup_read.to_key(dim, r.key)): _totals(r) for r in rows}
-            rows = await rollup_read.days(session, plan, rolled, whole=True)
-            touched = [int(r.day) for r in rows if r.raw] if users else []
-            recount = await rollup_read.people_by_day(session, plan, rollups.DIMS["user"], touched)
-            return {
-                (int(r.day), None): _totals(r, recount.get(int(r.day), int(r.people)) if users else 0)
-                for r in rows
-            }
+    async def read(plan: rollup_read.Plan) -> dict[tuple[int, Key], Totals] | None:
+        src = rollup_read.source(plan, dim)
+        if plan.zone.key != zone.key or src is None:
+            return None
+        if dim is not None:
+            rows = await rollup_read.days(session, plan, src, whole=False)
+            return {(int(r.day), rollup_read.to_key(dim, r.key)): _totals(r) for r in rows}
+        whole = plan.where is None  # only the whole-day rows keep their people
+        rows = await rollup_read.days(session, plan, src, whole=whole)
+        wanted = [int(r.day) for r in rows if not whole or r.raw] if users else []
+        recount = await rollup_read.people_by_day(session, plan, wanted)
+        if recount is None:
+            return None
+        return {
+            (int(r.day), None): _totals(
+                r, recount.get(int(r.day), int(r.people) if whole else 0) if users else 0
+            )
+            for r in rows
+        }
 
+    if step == 86400 and dim is not Dimension.integration and (dim is None or not users):
         found = await _from_rollups(session, scope, f, read)
         if found is not None:
             return found

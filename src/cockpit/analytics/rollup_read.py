@@ -25,6 +25,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
+    String,
     and_,
     func,
     literal,
@@ -44,6 +45,7 @@ from cockpit.analytics.rollups import (
     key_of,
     not_rolled_condition,
     raw_sums,
+    rolled,
     rolled_condition,
     watermark,
 )
@@ -71,6 +73,7 @@ class Plan:
     last_day: int
     parts: list[Part]
     filters: Filters
+    where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
 
     def blocks(self, dim: RolledDim) -> ColumnElement[bool]:
         """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days."""
@@ -153,20 +156,24 @@ def parts(
     return d0, d1, found
 
 
-def _plain(f: Filters) -> bool:
-    return all(
-        v is None
-        for v in (
-            f.group_id,
-            f.project_id,
-            f.user_id,
-            f.api_token_id,
-            f.model,
-            f.agent,
-            f.operation,
-            f.status,
-        )
-    )
+_FILTERS: tuple[tuple[str, Dimension], ...] = (
+    ("group_id", Dimension.group), ("project_id", Dimension.project), ("user_id", Dimension.user),
+    ("api_token_id", Dimension.token), ("model", Dimension.model), ("agent", Dimension.agent),
+    ("operation", Dimension.operation), ("status", Dimension.status),
+)  # fmt: skip
+
+
+def _filter(dialect: str, f: Filters) -> tuple[Dimension, str] | bool | None:
+    """The one filter of ``f`` as (dimension, stored key); None without; False for two or more."""
+    chosen = [(dim, getattr(f, name)) for name, dim in _FILTERS if getattr(f, name) is not None]
+    if len(chosen) > 1:
+        return False
+    if not chosen:
+        return None
+    dim, value = chosen[0]
+    if isinstance(value, uuid.UUID):  # as the database writes it as text
+        return dim, (str(value) if dialect == "postgresql" else value.hex)
+    return dim, str(value)
 
 
 async def _versions(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, str | None, str | None]:
@@ -184,8 +191,10 @@ async def _versions(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, 
 
 async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     """How to read the view from the rollups; None when they cannot answer it (a project's or one
-    person's view, a filter, rollups not built yet or in another zone, no whole day in the period)."""
-    if scope.project_id is not None or scope.user_id is not None or not _plain(f):
+    person's view, two filters or more, rollups not built yet or in another zone, no whole day)."""
+    dialect = dialect_of(session)
+    where = _filter(dialect, f)
+    if scope.project_id is not None or scope.user_id is not None or where is False:
         return None
     mark, built, current = await _versions(session, scope.account_id)
     if built is None or built != current:
@@ -194,12 +203,16 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
         zone = ZoneInfo(built)
     except (KeyError, ValueError):
         return None
-    dialect = dialect_of(session)
     found = parts(dialect, scope.account_id, f, zone, mark)
     if found is None:
         return None
     d0, d1, raw = found
-    return Plan(scope.account_id, dialect, zone, mark, d0, d1, raw, f)
+    if isinstance(where, tuple):
+        only = key_of(where[0]) == where[1]
+        raw = [Part(and_(part.condition, only), part.sign) for part in raw]
+    return Plan(
+        scope.account_id, dialect, zone, mark, d0, d1, raw, f, where if isinstance(where, tuple) else None
+    )
 
 
 async def unchanged(session: AsyncSession, p: Plan) -> bool:
@@ -210,10 +223,36 @@ async def unchanged(session: AsyncSession, p: Plan) -> bool:
 # ---- statements ----
 
 
+@dataclass(frozen=True)
+class Source:
+    """Which rollup rows give a view's values: ``rolled``'s rows (with key ``value`` under a filter),
+    the values of ``dims`` (at most two) read from ``key`` and ``key2`` or, shifted, from ``key2``."""
+
+    rolled: RolledDim
+    dims: tuple[Dimension | None, Dimension | None]
+    value: str | None = None
+    shifted: bool = False
+
+
+def source(p: Plan, first: Dimension | None, second: Dimension | None = None) -> Source | None:
+    """The rollup rows for the values of ``first`` (and ``second``) under the plan's filter, if kept."""
+    if p.where is None:
+        found = rolled(first, second)
+        return Source(found, (first, second)) if found is not None else None
+    dim, value = p.where
+    if second is not None:
+        return None  # pairs under a filter are not kept
+    if first is None or first is dim:
+        alone = rolled(dim)
+        return Source(alone, (first, None), value) if alone is not None else None
+    pair = rolled(dim, first)
+    return Source(pair, (first, None), value, shifted=True) if pair is not None else None
+
+
 def _union(
-    p: Plan, dim: RolledDim, *, by_day: bool = False, people: bool = False, only: Sequence[int] = ()
+    p: Plan, src: Source, *, by_day: bool = False, people: bool = False, only: Sequence[int] = ()
 ) -> Any:
-    """The rollup rows of ``dim`` over S and the parts' calls, as one derived table of (day,) key,
+    """The rollup rows of ``src`` over S and the parts' calls, as one derived table of (day,) key,
     key2, the sums (and ``people``/``raw`` for the whole-day timeline)."""
     day: list[Any] = [R.block.label("day")] if by_day else []
     if only:
@@ -221,12 +260,20 @@ def _union(
     elif by_day:
         rows = and_(R.level == 0, R.block >= p.first_day, R.block < p.last_day)
     else:
-        rows = p.blocks(dim)
+        rows = p.blocks(src.rolled)
+    conditions = [R.account_id == p.account_id, R.dim == src.rolled.name, rows]
+    if src.value is not None:
+        conditions.append(R.key == src.value)
+    empty = literal("", String)
+    if src.shifted:
+        keys = [R.key2.label("key"), empty.label("key2")]
+    elif src.dims[0] is None:
+        keys = [empty.label("key"), empty.label("key2")]
+    else:
+        keys = [R.key.label("key"), R.key2.label("key2")]
     extra: list[Any] = [R.people.label("people"), literal(0, BigInteger).label("raw")] if people else []
     selects: list[Select[Any]] = [
-        select(
-            *day, R.key.label("key"), R.key2.label("key2"), *[R[name] for name in SUM_COLUMNS], *extra
-        ).where(R.account_id == p.account_id, R.dim == dim.name, rows)
+        select(*day, *keys, *[R[name] for name in SUM_COLUMNS], *extra).where(*conditions)
     ]
     raw_day: list[Any] = [p.day().label("day")] if by_day else []
     for part in p.parts:
@@ -236,8 +283,8 @@ def _union(
         selects.append(
             select(
                 *raw_day,
-                key_of(dim.first).label("key"),
-                key_of(dim.second).label("key2"),
+                key_of(src.dims[0]).label("key"),
+                key_of(src.dims[1]).label("key2"),
                 *raw_sums(part.sign),
                 *extras,
             ).where(part.condition)
@@ -249,26 +296,29 @@ def _sums(u: Any) -> list[Any]:
     return [func.coalesce(func.sum(u.c[name], type_=BigInteger), 0).label(name) for name in SUM_COLUMNS]
 
 
-async def grouped(session: AsyncSession, p: Plan, dim: RolledDim) -> list[Any]:
+async def grouped(session: AsyncSession, p: Plan, src: Source) -> list[Any]:
     """Rows of (key, key2, sums) with requests, in no order."""
-    u = _union(p, dim)
+    u = _union(p, src)
     stmt = select(u.c.key, u.c.key2, *_sums(u)).group_by(u.c.key, u.c.key2).having(func.sum(u.c.requests) > 0)
     return list(await session.execute(stmt))
 
 
-async def people(session: AsyncSession, p: Plan, dim: RolledDim) -> int:
-    """The distinct people of the period (``dim``: the user rollup)."""
-    u = _union(p, dim)
+async def people(session: AsyncSession, p: Plan) -> int | None:
+    """The distinct people of the period; None when the rollups do not keep them under the filter."""
+    src = source(p, Dimension.user)
+    if src is None:
+        return None
+    u = _union(p, src)
     persons = (
         select(u.c.key).where(u.c.key != "").group_by(u.c.key).having(func.sum(u.c.requests) > 0).subquery()
     )
     return int(await session.scalar(select(func.count()).select_from(persons)) or 0)
 
 
-async def days(session: AsyncSession, p: Plan, dim: RolledDim, *, whole: bool) -> list[Any]:
+async def days(session: AsyncSession, p: Plan, src: Source, *, whole: bool) -> list[Any]:
     """Rows of (day, key, sums[, people, raw]) per local day; ``whole``: the whole-day rows, with their
     people and how many calls were read for the day."""
-    u = _union(p, dim, by_day=True, people=whole)
+    u = _union(p, src, by_day=True, people=whole)
     extra = (
         [
             func.sum(u.c.people, type_=BigInteger).label("people"),
@@ -285,14 +335,16 @@ async def days(session: AsyncSession, p: Plan, dim: RolledDim, *, whole: bool) -
     return list(await session.execute(stmt))
 
 
-async def people_by_day(
-    session: AsyncSession, p: Plan, user: RolledDim, wanted: Sequence[int]
-) -> dict[int, int]:
-    """The distinct people of each of ``wanted`` days, from the day rows of people and the calls."""
+async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -> dict[int, int] | None:
+    """The distinct people of each of ``wanted`` days, from the day rows of people and the calls;
+    None when the rollups do not keep them under the filter."""
+    src = source(p, Dimension.user)
+    if src is None:
+        return None
     if not wanted:
         return {}
     kept = [d for d in wanted if p.first_day <= d < p.last_day] or [p.first_day - 1]  # the days in S
-    u = _union(p, user, by_day=True, only=kept)
+    u = _union(p, src, by_day=True, only=kept)
     persons = (
         select(u.c.day, u.c.key)
         .where(u.c.key != "", u.c.day.in_(list(wanted)))

@@ -58,35 +58,32 @@ class RolledDim:
 
 
 WHOLE = RolledDim("*")
+_DAYS = (Dimension.model, Dimension.group, Dimension.project, Dimension.agent, Dimension.provider,
+         Dimension.operation, Dimension.status)  # fmt: skip
 DIMS: dict[str, RolledDim] = {
     d.name: d
     for d in (
         WHOLE,
-        *(
-            RolledDim(dim.value, dim)
-            for dim in (
-                Dimension.model,
-                Dimension.group,
-                Dimension.project,
-                Dimension.agent,
-                Dimension.provider,
-                Dimension.operation,
-                Dimension.status,
-            )
-        ),
+        *(RolledDim(dim.value, dim) for dim in _DAYS),
         # Values that are people (or their tokens) number in the thousands every day: a long period
         # reads a few blocks of up to 64 days rather than every day.
         RolledDim("user", Dimension.user, levels=LEVELS),
         RolledDim("token", Dimension.token, levels=LEVELS),
-        RolledDim("user|model", Dimension.user, Dimension.model, levels=LEVELS),
-        RolledDim("user|agent", Dimension.user, Dimension.agent, levels=LEVELS),
-        RolledDim("agent|model", Dimension.agent, Dimension.model, levels=LEVELS),
+        # Pairs "F|D": D's values under a filter on F (the first key, so a filter reads one range of
+        # the primary key), the pivot users x models/agents and the assistants' models.
+        RolledDim("model|user", Dimension.model, Dimension.user, levels=LEVELS),
+        RolledDim("agent|user", Dimension.agent, Dimension.user, levels=LEVELS),
+        RolledDim("group|user", Dimension.group, Dimension.user, levels=LEVELS),
+        RolledDim("model|agent", Dimension.model, Dimension.agent, levels=LEVELS),
+        RolledDim("model|group", Dimension.model, Dimension.group),
+        RolledDim("group|model", Dimension.group, Dimension.model),
+        RolledDim("group|agent", Dimension.group, Dimension.agent),
     )
 }
 
 
 def rolled(first: Dimension | None, second: Dimension | None = None) -> RolledDim | None:
-    """The rollup of a dimension (or pair), if there is one."""
+    """The rollup of a dimension (or of the pair first|second), if there is one."""
     if first is None:
         return WHOLE
     name = first.value if second is None else f"{first.value}|{second.value}"
