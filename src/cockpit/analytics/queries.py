@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -181,7 +180,12 @@ async def _from_rollups(session: AsyncSession, scope: Scope, f: Filters, read: R
 
 
 def _totals(row: Any, people: int = 0) -> Totals:
-    return replace(totals_of(row), active_users=people)
+    """A rollup read's row (the sums in SUM_COLUMNS' order after the keys) as Totals."""
+    return Totals(
+        int(row.requests), int(row.errors), int(row.successes), Decimal(int(row.cost_usd)) / PICO,
+        Decimal(int(row.credits)) / MICRO, int(row.input_tokens), int(row.output_tokens),
+        int(row.cached_tokens), int(row.latency_ms), int(row.ttft_ms), int(row.ttft_calls), people,
+    )  # fmt: skip
 
 
 async def totals(session: AsyncSession, scope: Scope, f: Filters) -> Totals:

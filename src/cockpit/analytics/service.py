@@ -33,6 +33,7 @@ DIRECT = "Direct API"
 MAX_LIMIT = 500
 STACKS = 8  # a stacked timeline shows the largest values; the rest is "Other"
 PIVOT_COLUMNS = 12
+NONE = Totals()
 
 # The names of a dimension's values in the caller's account ({} for the values it does not know).
 Labeler = Callable[[AsyncSession, uuid.UUID, Dimension, Collection[Key]], Awaitable[dict[Key, str]]]
@@ -214,7 +215,7 @@ async def timeline(
     if len(starts) > 24 * 31 + 2:
         raise InvalidInput("invalid_input", "Hourly timelines cover at most 31 days: choose days.")
     index = {start.replace(tzinfo=None): n for n, start in enumerate(starts)}
-    points = [Totals() for _ in starts]
+    points = [NONE] * len(starts)
     for (number, _), totals in (await queries.buckets(session, scope, filters, zone, step)).items():
         n = index.get(queries.bucket_start(number, step, zone).replace(tzinfo=None))
         if n is not None:  # every bucket of the period is listed
@@ -226,7 +227,9 @@ async def timeline(
         ).items():
             n = index.get(queries.bucket_start(number, step, zone).replace(tzinfo=None))
             if n is not None:
-                per_key.setdefault(key, [Totals() for _ in starts])[n] = totals
+                if key not in per_key:
+                    per_key[key] = [NONE] * len(starts)  # one shared empty Totals (immutable)
+                per_key[key][n] = totals
     stacks: list[Stack] = []
     if stack_by is not None:
         ranked = sorted(per_key, key=lambda k: -sum(measure(t, stack_metric) for t in per_key[k]))
@@ -234,7 +237,7 @@ async def timeline(
         names = await _labels(session, scope, stack_by, kept, labeler)
         stacks = [Stack(key, names[key], per_key[key]) for key in kept]
         if rest:
-            other = [Totals() for _ in starts]
+            other = [NONE] * len(starts)
             for key in rest:
                 other = [a + b for a, b in zip(other, per_key[key], strict=True)]
             stacks.append(Stack("__other__", "Other", other))
