@@ -214,6 +214,13 @@ async def test_views_under_one_filter_match_the_rows(db: AsyncSession, calls: Ca
             for r in rows:
                 local = r["created_at"].astimezone(zone)
                 per_day[local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)].append(r)
+            if "model" in values or "group_id" in values:  # pairs with the filtered dimension
+                for first, second in ((Dimension.user, Dimension.model), (Dimension.group, Dimension.user)):
+                    pairs: dict[tuple[Any, Any], list[dict[str, Any]]] = defaultdict(list)
+                    for r in rows:
+                        pairs[(r[DIMENSION_OF[first]], r[DIMENSION_OF[second]])].append(r)
+                    found_pairs = await queries.pairs(db, scope, f, first, second)
+                    assert found_pairs == {k: replace(expected(v), active_users=0) for k, v in pairs.items()}
             days = await queries.buckets(db, scope, f, zone, 86400)
             assert {
                 queries.bucket_start(n, 86400, zone).replace(tzinfo=None): t for (n, _), t in days.items()
@@ -222,3 +229,7 @@ async def test_views_under_one_filter_match_the_rows(db: AsyncSession, calls: Ca
     assert one is not None
     assert one.where == (Dimension.group, group.hex if one.dialect == "sqlite" else str(group))
     assert await rollup_read.plan(db, scope, PERIODS[1].narrowed(group_id=group, model="gpt-4o")) is None
+    under_model = await rollup_read.plan(db, scope, PERIODS[1].narrowed(model="gpt-4o"))
+    assert under_model is not None
+    assert rollup_read.source(under_model, Dimension.model, Dimension.user) is not None  # model|user rows
+    assert rollup_read.source(under_model, Dimension.user, Dimension.agent) is None  # not kept: the calls

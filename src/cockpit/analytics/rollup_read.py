@@ -240,8 +240,9 @@ def source(p: Plan, first: Dimension | None, second: Dimension | None = None) ->
         found = rolled(first, second)
         return Source(found, (first, second)) if found is not None else None
     dim, value = p.where
-    if second is not None:
-        return None  # pairs under a filter are not kept
+    if second is not None:  # a pair under a filter on its first dimension: the F|D rows of that value
+        pair = rolled(dim, second) if first is dim else None
+        return Source(pair, (first, second), value) if pair is not None else None
     if first is None or first is dim:
         alone = rolled(dim)
         return Source(alone, (first, None), value) if alone is not None else None
