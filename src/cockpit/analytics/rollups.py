@@ -20,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     String,
+    Text,
     and_,
     case,
     cast,
@@ -34,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import UserDefinedType
 
 from cockpit.analytics.columns import COLUMNS, T, local_bucket, offsets
 from cockpit.analytics.filters import Dimension
@@ -126,16 +128,32 @@ def dialect_of(session: AsyncSession) -> str:
 # ---- the watermark ----
 
 
-def rolled_condition(dialect: str, watermark: int) -> ColumnElement[bool]:
+class XID8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (only cast to, for comparisons with ``recorded_xid``)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "xid8"
+
+
+def _xid(watermark: int, bound: bool) -> ColumnElement[Any]:
+    if bound:  # one statement text whatever the value: the caches keep it (the roll job)
+        return cast(cast(literal(str(int(watermark)), String), Text), XID8())
+    # In the text: the planner sees how few calls lie above it (a view's statement).
+    return literal_column(f"'{int(watermark)}'::xid8", XID8())
+
+
+def rolled_condition(dialect: str, watermark: int, *, bound: bool = False) -> ColumnElement[bool]:
     """The calls the rollups hold at ``watermark``."""
     if dialect == "postgresql":
-        return literal_column("usage_requests.recorded_xid") < text(f"'{int(watermark)}'::xid8")
+        return literal_column("usage_requests.recorded_xid") < _xid(watermark, bound)
     return literal_column("usage_requests.rowid") <= watermark
 
 
-def not_rolled_condition(dialect: str, watermark: int) -> ColumnElement[bool]:
+def not_rolled_condition(dialect: str, watermark: int, *, bound: bool = False) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        return literal_column("usage_requests.recorded_xid") >= text(f"'{int(watermark)}'::xid8")
+        return literal_column("usage_requests.recorded_xid") >= _xid(watermark, bound)
     return literal_column("usage_requests.rowid") > watermark
 
 
@@ -146,7 +164,7 @@ async def watermark(session: AsyncSession) -> int:
 
 def _range(dialect: str, low: int, high: int) -> ColumnElement[bool]:
     """The calls above watermark ``low`` and at or below ``high``."""
-    return and_(not_rolled_condition(dialect, low), rolled_condition(dialect, high))
+    return and_(not_rolled_condition(dialect, low, bound=True), rolled_condition(dialect, high, bound=True))
 
 
 # ---- rolling ----
@@ -322,7 +340,7 @@ async def roll(session: AsyncSession, *, now: datetime | None = None) -> int:
         added += calls.count
     for account_id in sorted(changed):
         added += await _rebuild(
-            session, dialect, account_id, zones[account_id], rolled_condition(dialect, high)
+            session, dialect, account_id, zones[account_id], rolled_condition(dialect, high, bound=True)
         )
     known = {c.account_id for c in fresh} - changed
     if known:
