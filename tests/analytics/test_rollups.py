@@ -233,3 +233,16 @@ async def test_views_under_one_filter_match_the_rows(db: AsyncSession, calls: Ca
     assert under_model is not None
     assert rollup_read.source(under_model, Dimension.model, Dimension.user) is not None  # model|user rows
     assert rollup_read.source(under_model, Dimension.user, Dimension.agent) is None  # not kept: the calls
+
+
+async def test_hostile_filter_values_read_nothing_from_the_rollups(db: AsyncSession, calls: Calls) -> None:
+    """Filter values are bound parameters on the rollup path too: quotes, SQL and long text match
+    no call and change nothing."""
+    await _roll(db)
+    count = await db.scalar(select(func.count()).select_from(UsageRollup))
+    for value in ("' OR 1=1 --", "é" * 300, "gpt-4o'; DROP TABLE usage_rollups; --", "%", "_"):
+        f = PERIODS[1].narrowed(model=value)
+        assert await rollup_read.plan(db, calls.scope(), f) is not None
+        assert await queries.totals(db, calls.scope(), f) == expected([])
+        assert await queries.grouped(db, calls.scope(), f, Dimension.user, users=False) == {}
+    assert await db.scalar(select(func.count()).select_from(UsageRollup)) == count

@@ -9,6 +9,8 @@ changed is rebuilt from all its calls in the same transaction.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -378,9 +380,25 @@ async def _rebuild(
     return sum(calls.count for calls in found)
 
 
-async def roll_all(session: AsyncSession) -> int:
-    """Roll until nothing is left (SQLite rolls at most SQLITE_CHUNK calls per transaction)."""
-    total = 0
-    while added := await roll(session):
+async def pending(session: AsyncSession) -> bool:
+    """Whether calls above the watermark exist (committed ones, as this statement sees them)."""
+    dialect, mark = dialect_of(session), await watermark(session)
+    above = select(UsageRecord.id).where(not_rolled_condition(dialect, mark, bound=True)).limit(1)
+    return (await session.execute(above)).first() is not None
+
+
+async def roll_all(session: AsyncSession, *, patience: float = 30.0) -> int:
+    """Roll until no call is left above the watermark (SQLite rolls at most SQLITE_CHUNK calls per
+    transaction; on PostgreSQL a transaction still open anywhere in the cluster holds the snapshot's
+    xmin back, so this waits for it, up to ``patience`` seconds)."""
+    total, deadline = 0, time.monotonic() + patience
+    while True:
+        added = await roll(session)
         total += added
-    return total
+        if added:
+            continue
+        if not await pending(session) or time.monotonic() > deadline:
+            await session.commit()
+            return total
+        await session.commit()
+        await asyncio.sleep(0.05)
