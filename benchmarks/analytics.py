@@ -221,6 +221,14 @@ async def _measure(url: str, account_id: uuid.UUID, world: World, end: datetime,
     await engine.dispose()
 
 
+async def drop_database(name: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(PG_ADMIN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
 async def run(backend: str, args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     end = datetime(2026, 12, 1, tzinfo=UTC)
@@ -258,9 +266,7 @@ async def run(backend: str, args: argparse.Namespace) -> None:
             fresh = await _load(url, path, _calls(rng, world, accounts[0], args.batch, 1, end), analyze=False)
             await _roll(url, f"one roll of {fresh:,} new calls took", once=True)
         if backend == "postgresql" and not args.keep:
-            admin = await asyncpg.connect(PG_ADMIN)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+            await drop_database(name)
 
 
 def main() -> None:

@@ -110,12 +110,7 @@ async def prepare(backend: str, calls: int, days: int, folder: Path) -> tuple[st
 async def drop(url: str) -> None:
     if "asyncpg" not in url:
         return
-    import asyncpg
-
-    name = url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(generated.PG_ADMIN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    await generated.drop_database(url.rsplit("/", 1)[1])
 
 
 def main() -> None:

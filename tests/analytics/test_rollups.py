@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +17,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.analytics import queries, rollup_read, rollups
-from cockpit.analytics.filters import Dimension, Filters
+from cockpit.analytics.figures import Totals
+from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount
 from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
@@ -34,47 +36,60 @@ async def _roll(db: AsyncSession) -> int:
     return await rollups.roll_all(db)
 
 
+Row = dict[str, Any]
+
+
+def figures_by(rows: list[Row], key: Callable[[Row], Any], *, people: bool = False) -> dict[Any, Totals]:
+    """The rows' figures per value of ``key``, computed directly (distinct people only if asked)."""
+    groups: dict[Any, list[Row]] = defaultdict(list)
+    for r in rows:
+        groups[key(r)].append(r)
+    return {k: expected(v) if people else replace(expected(v), active_users=0) for k, v in groups.items()}
+
+
+def local_day(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+
+
+def bucket_day(n: int, zone: ZoneInfo) -> datetime:
+    return queries.bucket_start(n, 86400, zone).replace(tzinfo=None)
+
+
+async def _check_groups(db: AsyncSession, scope: Scope, f: Filters, rows: list[Row]) -> None:
+    """The breakdowns by every dimension equal the rows'."""
+    for dim, column in DIMENSION_OF.items():
+        found = await queries.grouped(db, scope, f, dim, users=False)
+        assert found == figures_by(rows, lambda r, column=column: r[column]), (f, dim)
+
+
+async def _check_pairs(
+    db: AsyncSession, scope: Scope, f: Filters, rows: list[Row], first: Dimension, second: Dimension
+) -> None:
+    found = await queries.pairs(db, scope, f, first, second)
+    assert found == figures_by(rows, lambda r: (r[DIMENSION_OF[first]], r[DIMENSION_OF[second]]))
+
+
 async def _check_everything(db: AsyncSession, calls: Calls, zone: ZoneInfo) -> None:
     """Every figure of every period equals the direct computation over the rows."""
     scope = calls.scope()
     for f in PERIODS:
         rows = selected(calls, f)
         assert await queries.totals(db, scope, f) == expected(rows), f
-        for dim, column in DIMENSION_OF.items():
-            want: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-            for r in rows:
-                want[r[column]].append(r)
-            found = await queries.grouped(db, scope, f, dim, users=False)
-            assert found == {k: replace(expected(v), active_users=0) for k, v in want.items()}, (f, dim)
+        await _check_groups(db, scope, f, rows)
         users = await queries.grouped(db, scope, f, Dimension.user)
         assert {k: t.active_users for k, t in users.items()} == {
             r["user_id"]: int(r["user_id"] is not None) for r in rows
         }
         for first, second in ((Dimension.user, Dimension.model), (Dimension.model, Dimension.agent)):
-            pairs: dict[tuple[Any, Any], list[dict[str, Any]]] = defaultdict(list)
-            for r in rows:
-                pairs[(r[DIMENSION_OF[first]], r[DIMENSION_OF[second]])].append(r)
-            found_pairs = await queries.pairs(db, scope, f, first, second)
-            assert found_pairs == {k: replace(expected(v), active_users=0) for k, v in pairs.items()}
-
-        def day_of(moment: datetime) -> datetime:
-            return moment.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-
-        per_day: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
-        per_day_model: dict[tuple[datetime, Any], list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            per_day[day_of(r["created_at"])].append(r)
-            per_day_model[(day_of(r["created_at"]), r["model"])].append(r)
-
-        def local(n: int) -> datetime:
-            return queries.bucket_start(n, 86400, zone).replace(tzinfo=None)
-
+            await _check_pairs(db, scope, f, rows, first, second)
         days = await queries.buckets(db, scope, f, zone, 86400)
-        assert {local(n): t for (n, _), t in days.items()} == {k: expected(v) for k, v in per_day.items()}
+        assert {bucket_day(n, zone): t for (n, _), t in days.items()} == figures_by(
+            rows, lambda r: local_day(r["created_at"], zone), people=True
+        )
         stacked = await queries.buckets(db, scope, f, zone, 86400, Dimension.model, users=False)
-        assert {(local(n), k): t for (n, k), t in stacked.items()} == {
-            k: replace(expected(v), active_users=0) for k, v in per_day_model.items()
-        }
+        assert {(bucket_day(n, zone), k): t for (n, k), t in stacked.items()} == figures_by(
+            rows, lambda r: (local_day(r["created_at"], zone), r["model"])
+        )
 
 
 async def _insert(db: AsyncSession, rows: list[dict[str, Any]]) -> None:
@@ -167,10 +182,7 @@ async def test_people_blocks_cover_long_periods(db: AsyncSession) -> None:
     rows = selected(Calls(account.id, spread, made.users, made.groups), f)
     assert await queries.totals(db, Calls(account.id, [], [], []).scope(), f) == expected(rows)
     people = await queries.grouped(db, Calls(account.id, [], [], []).scope(), f, Dimension.user, users=False)
-    want: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
-        want[r["user_id"]].append(r)
-    assert people == {k: replace(expected(v), active_users=0) for k, v in want.items()}
+    assert people == figures_by(rows, lambda r: r["user_id"])
     assert await db.scalar(select(func.count()).select_from(UsageRollup)) > 0
 
 
@@ -201,30 +213,14 @@ async def test_views_under_one_filter_match_the_rows(db: AsyncSession, calls: Ca
             f = f0.narrowed(**values)
             rows = [r for r in rows_all if f.start <= r["created_at"] < f.end and keep(r)]
             assert await queries.totals(db, scope, f) == expected(rows), values
-            for dim, column in DIMENSION_OF.items():
-                want: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-                for r in rows:
-                    want[r[column]].append(r)
-                found = await queries.grouped(db, scope, f, dim, users=False)
-                assert found == {k: replace(expected(v), active_users=0) for k, v in want.items()}, (
-                    values,
-                    dim,
-                )
-            per_day: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
-            for r in rows:
-                local = r["created_at"].astimezone(zone)
-                per_day[local.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)].append(r)
+            await _check_groups(db, scope, f, rows)
             if "model" in values or "group_id" in values:  # pairs with the filtered dimension
                 for first, second in ((Dimension.user, Dimension.model), (Dimension.group, Dimension.user)):
-                    pairs: dict[tuple[Any, Any], list[dict[str, Any]]] = defaultdict(list)
-                    for r in rows:
-                        pairs[(r[DIMENSION_OF[first]], r[DIMENSION_OF[second]])].append(r)
-                    found_pairs = await queries.pairs(db, scope, f, first, second)
-                    assert found_pairs == {k: replace(expected(v), active_users=0) for k, v in pairs.items()}
+                    await _check_pairs(db, scope, f, rows, first, second)
             days = await queries.buckets(db, scope, f, zone, 86400)
-            assert {
-                queries.bucket_start(n, 86400, zone).replace(tzinfo=None): t for (n, _), t in days.items()
-            } == {k: expected(v) for k, v in per_day.items()}, values
+            assert {bucket_day(n, zone): t for (n, _), t in days.items()} == figures_by(
+                rows, lambda r: local_day(r["created_at"], zone), people=True
+            ), values
     one = await rollup_read.plan(db, scope, PERIODS[1].narrowed(group_id=group))
     assert one is not None
     assert one.where == (Dimension.group, group.hex if one.dialect == "sqlite" else str(group))

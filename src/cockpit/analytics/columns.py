@@ -36,6 +36,33 @@ COLUMNS: dict[Dimension, Any] = {
 }
 
 
+def per_call(sign: int = 1) -> dict[str, Any]:
+    """Each call's contribution to each summed figure, by the figure's name (``sign`` -1 takes it
+    away): the analytics sums add these up, and the rollups store their sums."""
+    contributions: dict[str, Any] = {
+        "requests": literal(1, BigInteger),
+        "errors": case((T.status == "error", 1), else_=0),
+        "successes": case((T.status == "success", 1), else_=0),
+        "cost_usd": T.cost_usd,
+        "credits": T.credits,
+        "input_tokens": T.input_tokens,
+        "output_tokens": T.output_tokens,
+        "cached_tokens": T.cached_tokens,
+        "latency_ms": T.latency_ms,
+        "ttft_ms": T.ttft_ms,  # NULL for calls without a first token: sums skip it
+        "ttft_calls": case((T.ttft_ms.is_(None), 0), else_=1),
+    }
+    if sign == 1:
+        return contributions
+    factor = literal(sign, BigInteger)
+    return {name: cast(value, BigInteger) * factor for name, value in contributions.items()}
+
+
+def total(value: Any) -> Any:
+    """The exact sum of a figure over a group (0 for none)."""
+    return func.coalesce(func.sum(value, type_=BigInteger), 0)
+
+
 def offsets(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
     """The zone's UTC offset (seconds) over [start, end) as (from, offset) stretches, oldest first."""
 

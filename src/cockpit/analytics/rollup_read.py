@@ -36,19 +36,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics.columns import T, bucket_start, local_bucket, offsets
+from cockpit.analytics.columns import T, bucket_start, local_bucket, offsets, per_call, total
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.analytics.rollups import (
     RolledDim,
-    dialect_of,
     key_of,
     not_rolled_condition,
-    raw_sums,
     rolled,
     rolled_condition,
     watermark,
 )
+from cockpit.kit.db import dialect_name
 from cockpit.tenancy.models import Account
 
 R = UsageRollup.__table__.c
@@ -192,7 +191,7 @@ async def _versions(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, 
 async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     """How to read the view from the rollups; None when they cannot answer it (a project's or one
     person's view, two filters or more, rollups not built yet or in another zone, no whole day)."""
-    dialect = dialect_of(session)
+    dialect = dialect_name(session)
     where = _filter(dialect, f)
     if scope.project_id is not None or scope.user_id is not None or where is False:
         return None
@@ -286,7 +285,7 @@ def _union(
                 *raw_day,
                 key_of(src.dims[0]).label("key"),
                 key_of(src.dims[1]).label("key2"),
-                *raw_sums(part.sign),
+                *[value.label(name) for name, value in per_call(part.sign).items()],
                 *extras,
             ).where(part.condition)
         )
@@ -294,7 +293,7 @@ def _union(
 
 
 def _sums(u: Any) -> list[Any]:
-    return [func.coalesce(func.sum(u.c[name], type_=BigInteger), 0).label(name) for name in SUM_COLUMNS]
+    return [total(u.c[name]).label(name) for name in SUM_COLUMNS]
 
 
 async def grouped(session: AsyncSession, p: Plan, src: Source) -> list[Any]:

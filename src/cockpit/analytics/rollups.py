@@ -19,12 +19,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     String,
     Text,
     and_,
-    case,
     cast,
     delete,
     func,
@@ -39,9 +37,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import UserDefinedType
 
-from cockpit.analytics.columns import COLUMNS, T, local_bucket, offsets
+from cockpit.analytics.columns import COLUMNS, T, local_bucket, offsets, per_call, total
 from cockpit.analytics.filters import Dimension
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount, UsageRollupState
+from cockpit.kit.db import dialect_name
 from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 
@@ -99,32 +98,6 @@ def key_of(dim: Dimension | None) -> ColumnElement[Any]:
     if dim is None:
         return literal("", String)
     return func.coalesce(cast(COLUMNS[dim], String), literal("", String))
-
-
-def raw_sums(sign: int = 1) -> list[ColumnElement[Any]]:
-    """One call's contribution to each sum (``sign`` -1 takes it away), named as the rollup's columns."""
-    one = literal(sign, BigInteger)
-
-    def scaled(value: Any) -> Any:
-        return cast(value, BigInteger) * one
-
-    return [
-        one.label("requests"),
-        scaled(case((T.status == "error", 1), else_=0)).label("errors"),
-        scaled(case((T.status == "success", 1), else_=0)).label("successes"),
-        scaled(T.cost_usd).label("cost_usd"),
-        scaled(T.credits).label("credits"),
-        scaled(T.input_tokens).label("input_tokens"),
-        scaled(T.output_tokens).label("output_tokens"),
-        scaled(T.cached_tokens).label("cached_tokens"),
-        scaled(T.latency_ms).label("latency_ms"),
-        scaled(func.coalesce(T.ttft_ms, 0)).label("ttft_ms"),
-        scaled(case((T.ttft_ms.is_(None), 0), else_=1)).label("ttft_calls"),
-    ]
-
-
-def dialect_of(session: AsyncSession) -> str:
-    return session.bind.dialect.name if session.bind is not None else "sqlite"
 
 
 # ---- the watermark ----
@@ -191,7 +164,7 @@ async def _upsert(
             day.label("day"),
             key_of(dim.first).label("key"),
             key_of(dim.second).label("key2"),
-            *raw_sums(),
+            *[value.label(name) for name, value in per_call().items()],
         )
         .where(T.account_id == account_id, calls)
         .subquery()
@@ -205,7 +178,7 @@ async def _upsert(
             block,
             inner.c.key,
             inner.c.key2,
-            *[func.sum(inner.c[name], type_=BigInteger).label(name) for name in SUM_COLUMNS],
+            *[total(inner.c[name]).label(name) for name in SUM_COLUMNS],
             literal(0).label("people"),
         )
         .where(true())  # SQLite: an INSERT … SELECT … ON CONFLICT needs the SELECT's WHERE
@@ -311,7 +284,7 @@ def _zone(name: str) -> ZoneInfo:
 async def roll(session: AsyncSession, *, now: datetime | None = None) -> int:
     """Add the calls recorded since the watermark to the rollups and commit; returns how many calls
     were added (rebuilt accounts included). Serialised: concurrent runs wait for each other."""
-    dialect = dialect_of(session)
+    dialect = dialect_name(session)
     insert_state = _insert(dialect, UsageRollupState).values(
         name=STATE, watermark=0, updated_at=now or datetime.now(UTC)
     )
@@ -382,7 +355,7 @@ async def _rebuild(
 
 async def pending(session: AsyncSession) -> bool:
     """Whether calls above the watermark exist (committed ones, as this statement sees them)."""
-    dialect, mark = dialect_of(session), await watermark(session)
+    dialect, mark = dialect_name(session), await watermark(session)
     above = select(UsageRecord.id).where(not_rolled_condition(dialect, mark, bound=True)).limit(1)
     return (await session.execute(above)).first() is not None
 

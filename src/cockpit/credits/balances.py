@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.credits.models import BalanceScope, CreditBalance, EntryKind, LedgerEntry
+from cockpit.kit.db import dialect_name
 
 ZERO = Decimal(0)
 _TABLE = cast(Table, CreditBalance.__table__)
@@ -72,7 +73,7 @@ async def apply(session: AsyncSession, deltas: Deltas) -> None:
     ]
     if not rows:
         return
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = dialect_name(session)
     insert: Any = postgresql.insert(_TABLE) if dialect == "postgresql" else sqlite.insert(_TABLE)
     stmt = insert.on_conflict_do_update(
         index_elements=["cycle_id", "scope", "scope_id"],

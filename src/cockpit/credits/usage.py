@@ -23,6 +23,7 @@ from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle, cycles_of
 from cockpit.credits.leases import release_from_lease
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
+from cockpit.kit.db import dialect_name
 from cockpit.kit.text import storable
 from cockpit.tenancy.models import Account
 
@@ -104,7 +105,7 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
     if not rows:
         return 0
     await session.flush()  # cycles created above go first
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = dialect_name(session)
     stmt: Any
     if dialect == "postgresql":
         stmt = postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])

@@ -156,6 +156,11 @@ def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> As
     return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
 
 
+def dialect_name(session: AsyncSession) -> str:
+    """The session's database: "postgresql" or "sqlite" (the default when it has no bind)."""
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Every mapper must be known before the first flush (foreign keys between domains). Imported here,
     # not at the top: the kit sits below every domain, whose models import it (import contract).

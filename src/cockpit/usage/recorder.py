@@ -46,7 +46,7 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from cockpit.auth import tokens
 from cockpit.credits.usage import debit_usage
-from cockpit.kit.db import make_engine, make_sessionmaker
+from cockpit.kit.db import dialect_name, make_engine, make_sessionmaker
 from cockpit.kit.text import storable, storable_json
 from cockpit.kit.time import utcnow
 from cockpit.usage.models import UsageRecord
@@ -139,7 +139,7 @@ async def insert_records(session: AsyncSession, rows: list[dict[str, Any]]) -> N
     The Core table, not the ORM entity: the ORM's bulk path costs several times more per row."""
     if not rows:
         return
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect = dialect_name(session)
     stmt: Any
     if dialect == "postgresql":
         stmt = postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])

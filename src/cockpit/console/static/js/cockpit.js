@@ -1,7 +1,8 @@
 // Cockpit console behaviour: styled confirmation dialogs for destructive forms, and what the chart
 // scripts (credits-chart.js, dashboard-chart.js, analytics.js) share as window.Cockpit: a theme
 // colour from the stylesheet, Chart.js loaded once on demand from a canvas's data-chartjs URL (the
-// vendored file), and whether the person asked for reduced motion.
+// vendored file), whether the person asked for reduced motion, and mounting one chart from its
+// JSON figures.
 (function () {
   "use strict";
 
@@ -27,6 +28,26 @@
     },
     reducedMotion: function () {
       return Boolean(window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches);
+    },
+    // One chart of a page: clear() the previous one, then, when the page has the canvas and its
+    // JSON figures, draw(canvas, data) once Chart.js is loaded (unless the page changed meanwhile).
+    // Without Chart.js the page's own figures (a total, a table) remain.
+    mountChart: function (canvasId, dataId, clear, draw) {
+      clear();
+      const canvas = document.getElementById(canvasId);
+      const blob = document.getElementById(dataId);
+      if (!canvas || !blob) return;
+      let data;
+      try {
+        data = JSON.parse(blob.textContent);
+      } catch (error) {
+        return;
+      }
+      this.loadChartJs(canvas).then(function () {
+        if (document.getElementById(canvasId) !== canvas) return;
+        clear();
+        draw(canvas, data);
+      }, function () { /* the page's figures remain */ });
     },
   };
 

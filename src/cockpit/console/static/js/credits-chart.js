@@ -115,26 +115,16 @@
     });
   }
 
-  function render() {
+  function clear() {
     if (chart) {
       chart.destroy();
       chart = null;
     }
-    const canvas = document.getElementById("allocation-chart");
-    const blob = document.getElementById("allocation-chart-data");
-    if (!canvas || !blob) return;
-    let data;
-    try {
-      data = JSON.parse(blob.textContent);
-    } catch (error) {
-      return;
-    }
-    ui.loadChartJs(canvas).then(function () {
-      // The page may have changed while Chart.js was loading.
-      if (document.getElementById("allocation-chart") !== canvas) return;
-      if (chart) chart.destroy();
-      draw(canvas, data);
-    }, function () { /* the table below still has every figure */ });
+  }
+
+  function render() {
+    // Without Chart.js the table below still has every figure.
+    ui.mountChart("allocation-chart", "allocation-chart-data", clear, draw);
   }
 
   window.cockpitAllocationChart = { render: render };

@@ -66,25 +66,16 @@
     });
   }
 
-  function render() {
+  function clear() {
     if (chart) {
       chart.destroy();
       chart = null;
     }
-    const canvas = document.getElementById("cost-trend-chart");
-    const blob = document.getElementById("cost-trend-data");
-    if (!canvas || !blob) return;
-    let data;
-    try {
-      data = JSON.parse(blob.textContent);
-    } catch (error) {
-      return;
-    }
-    ui.loadChartJs(canvas).then(function () {
-      if (document.getElementById("cost-trend-chart") !== canvas) return;
-      if (chart) chart.destroy();
-      draw(canvas, data);
-    }, function () { /* the total above the chart and the request log still have the figures */ });
+  }
+
+  function render() {
+    // Without Chart.js the total above the chart and the request log still have the figures.
+    ui.mountChart("cost-trend-chart", "cost-trend-data", clear, draw);
   }
 
   window.cockpitDashboardChart = { render: render };
