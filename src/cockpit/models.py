@@ -1,5 +1,6 @@
 """Every ORM model, imported once so that the metadata is complete (Alembic, tests)."""
 
+from cockpit.agents.models import Agent
 from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount, UsageRollupState
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
@@ -8,6 +9,7 @@ from cockpit.exports.models import Export
 from cockpit.groups.models import Group
 from cockpit.imports.models import ImportJob
 from cockpit.invitations.models import Invitation
+from cockpit.integrations.models import Integration, IntegrationToken
 from cockpit.jobs.models import Job
 from cockpit.kit.db import Base
 from cockpit.policies.models import AccessPolicy, PolicyDefaults
@@ -22,6 +24,7 @@ metadata = Base.metadata
 __all__ = [
     "AccessPolicy",
     "Account",
+    "Agent",
     "ApiToken",
     "AuditChainHead",
     "AuditEntry",
@@ -31,6 +34,8 @@ __all__ = [
     "Group",
     "GroupBudget",
     "ImportJob",
+    "Integration",
+    "IntegrationToken",
     "Invitation",
     "Job",
     "LedgerEntry",

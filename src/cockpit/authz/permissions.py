@@ -22,6 +22,8 @@ class Permission(StrEnum):
     credits_own = "credits:own"  # see one's own allocation and statement, ask for extra credits
     credits_manage = "credits:manage"  # credit settings, cycles, budgets, allocations, requests
     policies_manage = "policies:manage"  # access policies, their defaults, anyone's effective access
+    agents_manage = "agents:manage"  # every agent of the account (project members manage their project's)
+    integrations_manage = "integrations:manage"  # the integrations catalogue and its credentials
 
 
 _MEMBER = frozenset({Permission.account_read, Permission.tokens_own, Permission.credits_own})
@@ -36,6 +38,8 @@ _ADMIN = _MEMBER | {
     Permission.usage_read_all,
     Permission.credits_manage,
     Permission.policies_manage,
+    Permission.agents_manage,
+    Permission.integrations_manage,
 }
 _OWNER = _ADMIN | {Permission.owners_manage}
 

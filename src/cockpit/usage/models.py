@@ -23,6 +23,7 @@ class CallStatus(StrEnum):
 class Operation(StrEnum):
     chat = "chat"
     embedding = "embedding"
+    tool_call = "tool_call"  # an agent's call of an integration's tool
 
 
 class UsageRecord(Base):
@@ -42,6 +43,9 @@ class UsageRecord(Base):
     group_id: Mapped[uuid.UUID | None]
     project_id: Mapped[uuid.UUID | None]
     agent_id: Mapped[str | None] = mapped_column(String(100))
+    # A tool call's integration and tool (operation ``tool_call``).
+    integration_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    tool: Mapped[str | None] = mapped_column(String(200), default=None)
     api_token_id: Mapped[uuid.UUID | None]
     model_id: Mapped[uuid.UUID | None]
     model: Mapped[str] = mapped_column(String(200))

@@ -94,7 +94,7 @@ def _plain(value: object) -> str:
 
 # Text columns whose values come from callers or upstreams: made storable (kit.text) before writing,
 # so that a record can always be written, whatever its call contained.
-_TEXT_FIELDS = ("model", "agent_id", "error_type", "error_message", "upstream_id", "response_content")
+_TEXT_FIELDS = ("model", "agent_id", "tool", "error_type", "error_message", "upstream_id", "response_content")
 
 
 def to_row(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Agents: assistants with instructions, a model and the tools of some integrations."""

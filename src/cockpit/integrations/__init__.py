@@ -1,0 +1,1 @@
+"""Integrations: MCP servers and HTTP services (OpenAPI) whose tools agents may call."""
