@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import sys
 from collections.abc import AsyncIterator
@@ -11,11 +12,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import cockpit.tasks  # noqa: F401  (every job kind registered: the server may run a queue worker)
 from cockpit import __version__
 from cockpit.api import router as api_router
+from cockpit.api.mcp import CockpitMCP
 from cockpit.api_docs import router as api_docs_router
 from cockpit.auth.precheck import BodyAllowances
 from cockpit.config import Settings, get_settings
@@ -70,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     directory = Directory(sessionmaker, secret_key, stamp, ttl_seconds=settings.gateway_cache_ttl_seconds)
     listener = None if settings.is_sqlite else DirectoryListener(directory, engine)
     gateway = Gateway(settings, directory, recorder)
+    mcp = CockpitMCP(sessionmaker, secret_key)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A single-process deployment runs the job queue here too: cycle roll-over, CSV imports,
         # retention (docs/jobs.md). Several jobs at once, so that a long import does not hold
         # back the periodic jobs behind it.
+        mcp_running = contextlib.AsyncExitStack()
+        await mcp_running.enter_async_context(mcp.running())
         jobs_stop = asyncio.Event()
         jobs = (
             asyncio.create_task(Worker(sessionmaker, settings).run(jobs_stop))
@@ -100,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs_stop.set()
         if jobs is not None:
             await jobs
+        await mcp_running.aclose()
         await gateway.drain()  # records still being counted reach the recorder
         await recorder.stop()  # the last calls' credits move from their leases to used
         await gateway.keeper.stop()  # then what is left in the leases goes back
@@ -125,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = sessionmaker
     app.state.recorder = recorder
     app.state.gateway = gateway
+    app.state.mcp = mcp
     app.state.directory_listener = listener
 
     install_error_handlers(app, render_error)
@@ -141,6 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         skip=("/static/",),
     )
     app.include_router(health_router)
+    # Cockpit's own MCP server (Streamable HTTP): an ASGI app of the mcp SDK behind a token check.
+    app.router.routes.append(Route("/mcp", endpoint=mcp, methods=["GET", "POST", "DELETE"]))
     app.include_router(api_router)
     app.include_router(api_docs_router)
     app.include_router(console_router)

@@ -240,6 +240,38 @@ class CreditKeeper:
             needed.needed if isinstance(needed, Refusal) else full.credits, remaining, whose
         )
 
+    async def hold_credits(
+        self,
+        *,
+        account_id: uuid.UUID,
+        user_id: uuid.UUID,
+        group_id: uuid.UUID | None,
+        factor: Decimal,
+        credits: Decimal,
+    ) -> Hold | None:
+        """Reserve a fixed number of credits (an integration's price per tool call), or raise
+        InsufficientCredits. None when credits are not tracked or nothing is to be held."""
+        if factor <= 0 or credits <= 0:
+            return None
+        key = (account_id, user_id)
+        plan = HoldPlan(credits=credits, max_output_tokens=0, input_tokens=0)
+        for _ in range(ATTEMPTS):
+            lease = self._leases.get(key)
+            if lease is not None and self._usable(lease) and lease.free >= credits:
+                return self._take(lease, plan, False)
+            lease = await self._top_up(key, group_id, credits, factor)
+            if lease is None:
+                return None
+            if lease.free >= credits:
+                return self._take(lease, plan, False)
+            if lease.room <= 0:
+                break
+        lease = self._leases.get(key)
+        remaining = lease.free + max(lease.room, ZERO) if lease is not None else ZERO
+        whose = lease.whose if lease is not None else BalanceScope.user
+        self.stats.refused += 1
+        raise InsufficientCredits(credits, remaining, whose)
+
     def _usable(self, lease: Lease) -> bool:
         return (
             not lease.retired

@@ -33,10 +33,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
+from cockpit.agents.models import Agent, AgentStatus
 from cockpit.auth.models import ApiToken
 from cockpit.auth.tokens import TOKEN_PREFIX
 from cockpit.credits.enforcement import Pricing
 from cockpit.gateway import invalidation
+from cockpit.integrations.models import Integration
 from cockpit.kit import secrets
 from cockpit.kit.text import is_header_name, is_header_value
 from cockpit.policies.engine import PolicySet
@@ -103,6 +105,37 @@ class Route:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """What running an agent needs (its tools are listed per integration, see ``agent_run``)."""
+
+    id: uuid.UUID
+    slug: str
+    name: str
+    active: bool
+    project_id: uuid.UUID | None
+    model_id: uuid.UUID | None
+    instructions: str
+    temperature: float | None
+    max_output_tokens: int | None
+    integration_ids: tuple[uuid.UUID, ...]
+    tools: dict[str, Any]
+    visibility: str
+    group_ids: frozenset[uuid.UUID]
+    max_steps: int
+    created: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationSpec:
+    id: uuid.UUID
+    slug: str
+    name: str
+    enabled: bool
+    price_credits: Decimal
+    tools: tuple[dict[str, Any], ...]
+
+
 @dataclass(slots=True)
 class Catalog:
     account_id: uuid.UUID
@@ -117,6 +150,10 @@ class Catalog:
     credit_factor: Decimal = Decimal(0)
     # The account's access policies, indexed: a decision is a few dictionary lookups.
     policies: PolicySet = field(default_factory=PolicySet)
+    agents: dict[str, AgentSpec] = field(default_factory=dict)  # by slug
+    integrations: dict[uuid.UUID, IntegrationSpec] = field(default_factory=dict)
+    # Prepended to every agent's instructions (the organisation's custom instructions).
+    custom_instructions: str = ""
 
 
 class Directory:
@@ -332,6 +369,10 @@ class Directory:
                 )
             ).all()
             policies = await policy_set(session, account_id)
+            agents = (await session.scalars(select(Agent).where(Agent.account_id == account_id))).all()
+            integrations = (
+                await session.scalars(select(Integration).where(Integration.account_id == account_id))
+            ).all()
         upstreams: dict[uuid.UUID, Upstream] = {}
         routes: dict[str, Route] = {}
         for model, provider in rows:
@@ -364,6 +405,9 @@ class Directory:
             members={(pid, uid) for pid, uid in members},
             loaded=time.monotonic(),
             policies=policies,
+            agents={a.slug: _agent_spec(a) for a in agents},
+            integrations={i.id: _integration_spec(i) for i in integrations},
+            custom_instructions=str(getattr(account, "custom_instructions", "") or ""),
         )
 
     def _upstream(self, provider: Provider) -> Upstream:
@@ -392,6 +436,48 @@ class Directory:
             api_key=key,
             settings=settings,
         )
+
+
+def _ids(values: Iterable[object]) -> list[uuid.UUID]:
+    found = []
+    for value in values:
+        try:
+            found.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return found
+
+
+def _agent_spec(agent: Agent) -> AgentSpec:
+    return AgentSpec(
+        id=agent.id,
+        slug=agent.slug,
+        name=agent.name,
+        active=agent.status is AgentStatus.active,
+        project_id=agent.project_id,
+        model_id=agent.model_id,
+        instructions=agent.instructions or "",
+        temperature=agent.temperature,
+        max_output_tokens=agent.max_output_tokens,
+        integration_ids=tuple(_ids(agent.integration_ids or [])),
+        tools=dict(agent.tools or {}),
+        visibility=str(agent.visibility),
+        group_ids=frozenset(_ids(agent.group_ids or [])),
+        max_steps=agent.max_steps,
+        created=int(agent.created_at.timestamp()),
+    )
+
+
+def _integration_spec(integration: Integration) -> IntegrationSpec:
+    tools = [t for t in integration.tools or [] if isinstance(t, dict) and isinstance(t.get("name"), str)]
+    return IntegrationSpec(
+        id=integration.id,
+        slug=integration.slug,
+        name=integration.name,
+        enabled=integration.enabled,
+        price_credits=integration.price_credits,
+        tools=tuple(tools),
+    )
 
 
 def _stamp_of(path: Path | None) -> int:

@@ -46,9 +46,11 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter, BooleanClauseList
 
+from cockpit.agents.models import Agent
 from cockpit.auth.models import ApiToken
 from cockpit.credits.models import CreditCycle, GroupBudget, MemberAllocation
 from cockpit.groups.models import Group
+from cockpit.integrations.models import Integration
 from cockpit.kit.db import after_commit
 from cockpit.kit.pglisten import Listener
 from cockpit.policies.models import AccessPolicy, PolicyDefaults
@@ -67,7 +69,7 @@ log = logging.getLogger("cockpit.gateway")
 # Access policies too: a changed rule or default applies to the very next call.
 TRACKED = (
     ApiToken, User, Group, Project, ProjectMember, Account, Provider, Model,
-    CreditCycle, GroupBudget, MemberAllocation, AccessPolicy, PolicyDefaults,
+    CreditCycle, GroupBudget, MemberAllocation, AccessPolicy, PolicyDefaults, Agent, Integration,
 )  # fmt: skip
 _TRACKED_TABLES = frozenset(cls.__tablename__ for cls in TRACKED)
 

@@ -26,6 +26,7 @@ from starlette.responses import Response
 from cockpit.config import Settings
 from cockpit.credits.enforcement import CreditKeeper, Hold, InsufficientCredits
 from cockpit.gateway import tokencount
+from cockpit.gateway.agent_run import AGENT_PREFIX, AgentRunner, model_entry, runnable
 from cockpit.gateway.directory import Caller, Catalog, Directory, Route
 from cockpit.gateway.errors import GatewayError, invalid, model_not_found, unauthenticated
 from cockpit.gateway.events import EventStream
@@ -125,6 +126,7 @@ class Gateway:
         # The upstream pool (aiohttp): made in the running loop on the first call, closed by aclose().
         self.client = UpstreamClient.from_settings(settings)
         self.upstreams = Upstreams(self.client)
+        self.agents = AgentRunner(self)
         # Records waiting for Cockpit's own token count (see _record).
         self._counting: set[asyncio.Future[None]] = set()
 
@@ -241,6 +243,10 @@ class Gateway:
             model_name = check_common(body)
             if operation is Operation.chat:
                 stream, include_usage = check_chat(body)
+                if model_name.startswith(AGENT_PREFIX):  # a run of one of the account's agents
+                    return await self.agents.respond(
+                        ctx, self.agents.prepare(ctx, body), stream, include_usage
+                    )
                 ctx.route = route = self._route(catalog, model_name, "chat")
             else:
                 if "input" not in body:
@@ -528,6 +534,8 @@ class Gateway:
             for r in sorted(catalog.routes.values(), key=lambda r: r.name)
             if self._decide(caller, catalog, ResourceType.model, str(r.model_id)).allowed
         ]
+        ctx = Context(caller, "", utcnow(), 0.0, Attribution(None, None), catalog=catalog)
+        data += [model_entry(a) for _, a in sorted(catalog.agents.items()) if runnable(self, ctx, a)]
         return Response(json.dumps({"object": "list", "data": data}).encode(), media_type=JSON_TYPE)
 
     async def retrieve_model(self, request: Request) -> Response:
@@ -539,6 +547,10 @@ class Gateway:
         name = request.path_params["model"]
         try:
             self._require_api_access(caller, catalog)  # before the catalogue says what exists
+            agent = catalog.agents.get(name[len(AGENT_PREFIX) :]) if name.startswith(AGENT_PREFIX) else None
+            ctx = Context(caller, "", utcnow(), 0.0, Attribution(None, None), catalog=catalog)
+            if agent is not None and runnable(self, ctx, agent):
+                return Response(json.dumps(model_entry(agent)).encode(), media_type=JSON_TYPE)
             route = catalog.routes.get(name)
             if route is None:
                 raise model_not_found(name)

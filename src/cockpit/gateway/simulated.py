@@ -30,7 +30,18 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cockpit.gateway import tokencount
+from cockpit.gateway import simulated_tools, tokencount
+from cockpit.gateway.simulated_words import (
+    _CLOSERS,
+    _CONDITIONS,
+    _FRAMES,
+    _OBJECTS,
+    _OPENERS,
+    _QUESTION_FRAMES,
+    _SUBJECTS,
+    _TAILS,
+    _VERBS,
+)
 
 __all__ = ["Answer", "SimulatedFailure", "Timing", "complete", "embed", "plan_answer", "stream"]
 
@@ -70,6 +81,7 @@ class Answer:
     finish_reason: str  # "stop" or "length"
     ttft_seconds: float
     seconds_per_piece: float
+    tool_calls: tuple[simulated_tools.ToolCall, ...] = ()  # when the answer calls tools instead
 
     @property
     def total_seconds(self) -> float:
@@ -125,100 +137,6 @@ async def _sleep(seconds: float) -> None:
 
 
 # --- prose ----------------------------------------------------------------------------------
-
-_OPENERS = (
-    "In practice,", "In most cases,", "As a general rule,", "For example,", "On the other hand,",
-    "At the same time,", "Over time,", "In many teams,", "Put simply,", "More importantly,",
-    "Because of this,", "As a result,", "Even so,", "In the long run,", "To start with,",
-    "Beyond that,", "In a typical setup,", "From experience,", "With that in mind,", "Equally,",
-    "In short,", "For that reason,", "By contrast,", "Later on,", "In the meantime,", "Ideally,",
-    "Where possible,", "Generally speaking,", "Most of the time,", "In the end,",
-)  # fmt: skip
-
-_SUBJECTS = (
-    "the simplest approach", "a careful plan", "a small experiment", "the main difference",
-    "the first step", "a clear structure", "good documentation", "regular feedback",
-    "the underlying idea", "a well chosen default", "the team", "a typical user", "a growing organisation",
-    "an experienced reviewer", "a short checklist", "the overall design", "a reliable process",
-    "this kind of change", "the right tool", "a shared vocabulary", "each decision", "a modest budget",
-    "a consistent routine", "the final result", "a practical example", "careful measurement",
-    "an honest estimate", "the next iteration", "a gradual rollout", "a second opinion",
-    "the current setup", "a quick prototype", "the key constraint", "a simple rule of thumb",
-    "clear communication", "steady progress", "a balanced view", "the most common mistake",
-    "a thoughtful review", "a realistic schedule", "a good starting point", "the usual workflow",
-)  # fmt: skip
-
-_VERBS = (
-    "tends to improve", "usually depends on", "can simplify", "often reveals", "helps to clarify",
-    "makes it easier to understand", "should account for", "will often shape", "rarely replaces",
-    "gradually changes", "directly affects", "is closely tied to", "can quickly highlight", "supports",
-    "strengthens", "reduces the risk around", "draws attention to", "builds confidence in",
-    "puts more weight on", "leaves room for", "works best alongside", "tends to reinforce",
-    "brings more clarity to", "depends heavily on", "is worth comparing with", "sets clear expectations for",
-    "protects", "keeps the focus on", "adds useful context to", "helps explain", "often benefits from",
-    "can lower the cost of", "shortens the path to", "provides a baseline for", "makes room for",
-    "naturally leads to", "speeds up", "sheds light on", "lays the groundwork for", "improves",
-)  # fmt: skip
-
-_OBJECTS = (
-    "the quality of the outcome", "the way decisions are made", "the overall timeline",
-    "the people involved", "the long term plan", "everyday work", "the most important details",
-    "the available options", "the expected results", "later improvements", "the original goal",
-    "avoidable mistakes", "the balance between speed and care", "the structure of the project",
-    "common edge cases", "the final decision", "how the pieces fit together", "the trade-offs involved",
-    "the wider context", "the needs of the users", "the practical limits", "future maintenance",
-    "the level of detail required", "the shared understanding of the problem", "the pace of change",
-    "the risks that matter most", "the questions that remain open", "small but useful changes",
-    "the reliability of the system", "a smoother experience", "the main priorities",
-    "the next set of steps", "the assumptions behind the plan", "the choices that follow",
-    "a more predictable schedule", "the data you already have", "the effort required",
-    "the resources at hand", "the clarity of the message", "the existing workflow",
-    "the lessons from earlier attempts", "the most likely outcome", "the broader strategy",
-    "the habits of the team", "a fair comparison", "the value delivered", "the feedback you receive",
-    "the overall direction", "each following stage", "the final review",
-)  # fmt: skip
-
-_TAILS = (
-    "over time", "in most situations", "when the goals are clear", "without adding much complexity",
-    "as the work grows", "for everyone involved", "in a measurable way", "before any major change",
-    "across different settings", "once the basics are in place", "with relatively little effort",
-    "in the early stages", "when time is limited", "as long as the scope stays small",
-    "even under pressure", "from one week to the next", "in day to day work",
-    "when it is reviewed regularly", "at a reasonable cost", "without surprising anyone",
-    "when priorities shift", "in ways that are easy to explain", "for the foreseeable future",
-    "as new information arrives", "throughout the process", "in both small and large projects",
-    "after a few iterations", "with a bit of patience", "in a fairly predictable way",
-)  # fmt: skip
-
-_CONDITIONS = (
-    "the goals are clear", "the team agrees on the priorities", "the budget is limited",
-    "the requirements change", "the timeline is tight", "you start small",
-    "the results are measured carefully", "several people share the work", "the stakes are high",
-    "the problem is new", "there is enough time to review", "the first attempt falls short",
-)  # fmt: skip
-
-_FRAMES = (
-    "It is worth noting that {clause}.",
-    "One useful observation is that {clause}.",
-    "This is why {clause}.",
-    "Keep in mind that {clause}.",
-    "Many people find that {clause}.",
-    "It often turns out that {clause}.",
-)
-
-_QUESTION_FRAMES = (
-    "When it comes to {topic}, a few points are worth keeping in mind.",
-    "Here is a practical way to think about {topic}.",
-    "Your question about {topic} is a good one, and it helps to look at it step by step.",
-    "There are several useful ways to approach {topic}, so here is a short overview.",
-)
-
-_CLOSERS = (
-    "I hope this gives you a useful place to start.",
-    "Feel free to ask if you would like more detail on any of these points.",
-    "Taken together, these points should make the next step easier to plan.",
-    "In the end, the best choice depends on your own goals and constraints.",
-)
 
 _STOPWORD_TEXT = """
     a about above after again against all am an and any are as at be because been before being below
@@ -316,7 +234,11 @@ def _compose(rng: random.Random, messages: list[Any], target_tokens: int, model:
     paragraphs: list[list[str]] = [[]]
     tokens = 0
     topic = question_topic(_last_user_text(messages))
-    if topic is not None:
+    reported = simulated_tools.results_preamble(messages)
+    if reported is not None:  # after tool calls: their results first
+        paragraphs[0].append(reported)
+        tokens += tokencount.count_text(reported, model=model) + 1
+    elif topic is not None:
         first = rng.choice(_QUESTION_FRAMES).format(topic=topic)
         paragraphs[0].append(first)
         tokens += tokencount.count_text(first, model=model) + 1
@@ -388,7 +310,21 @@ def plan_answer(
     """
     messages = _messages(body)
     timing = read_settings(settings)
-    rng = random.Random(_seed(messages, upstream_model))  # noqa: S311 - deterministic text, not secrets
+    seed = _seed(messages, upstream_model)
+    rng = random.Random(seed)  # noqa: S311 - deterministic text, not secrets
+    calls = simulated_tools.plan_calls(body, seed)
+    if calls:
+        called = "".join(call.name + call.arguments for call in calls)
+        return Answer(
+            text="",
+            pieces=[],
+            input_tokens=tokencount.count_input(body, model=upstream_model, operation="chat"),
+            output_tokens=tokencount.count_text(called, model=upstream_model) + 3 * len(calls),
+            finish_reason="tool_calls",
+            ttft_seconds=min(timing.latency_ms / 1000, MAX_SLEEP_SECONDS),
+            seconds_per_piece=0.0,
+            tool_calls=tuple(calls),
+        )
     target = max(1, round(timing.output_tokens * rng.uniform(0.5, 1.5)))
     text = _compose(rng, messages, target, upstream_model)
     words = _words(text)
@@ -423,6 +359,13 @@ def _usage(answer: Answer) -> dict[str, Any]:
     }
 
 
+def _message(answer: Answer) -> dict[str, Any]:
+    if answer.tool_calls:
+        calls = [call.as_dict() for call in answer.tool_calls]
+        return {"role": "assistant", "content": None, "refusal": None, "tool_calls": calls}
+    return {"role": "assistant", "content": answer.text, "refusal": None}
+
+
 def _completion_id() -> str:
     return f"chatcmpl-sim-{secrets.token_hex(8)}"
 
@@ -450,7 +393,7 @@ async def complete(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": answer.text, "refusal": None},
+                "message": _message(answer),
                 "finish_reason": answer.finish_reason,
                 "logprobs": None,
             }
@@ -495,6 +438,8 @@ async def stream(
     await _sleep(answer.ttft_seconds)
     _maybe_fail(read_settings(settings))
     yield chunk({"role": "assistant", "content": "", "refusal": None}, None)
+    for index, call in enumerate(answer.tool_calls):
+        yield chunk({"tool_calls": [{"index": index, **call.as_dict()}]}, None)
     for piece in answer.pieces:
         await _sleep(answer.seconds_per_piece)
         yield chunk({"content": piece}, None)
