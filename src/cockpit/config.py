@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     # Provider base URLs on loopback or private networks (self-hosted vLLM/Ollama, tests).
     allow_private_upstreams: bool = False
+    # Integrations that run a local process (MCP over stdio): off unless the operator trusts every
+    # administrator with a shell on this machine.
+    allow_stdio_integrations: bool = False
 
     # Gateway: upstream timeouts (seconds). The read timeout is the longest silence tolerated
     # (before the first byte and between stream chunks).

@@ -8,8 +8,8 @@ from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, Ledg
 from cockpit.exports.models import Export
 from cockpit.groups.models import Group
 from cockpit.imports.models import ImportJob
-from cockpit.invitations.models import Invitation
 from cockpit.integrations.models import Integration, IntegrationToken
+from cockpit.invitations.models import Invitation
 from cockpit.jobs.models import Job
 from cockpit.kit.db import Base
 from cockpit.policies.models import AccessPolicy, PolicyDefaults

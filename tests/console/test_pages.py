@@ -63,6 +63,8 @@ async def test_dashboard_shows_the_organisation_and_the_navigation(
         "Users",
         "Groups",
         "Projects",
+        "Agents",
+        "Integrations",
         "Access policies",
         "Audit log",
         "Credits &amp; Allocations",
@@ -89,6 +91,7 @@ async def test_a_member_sees_no_audit_log_in_the_navigation(db: AsyncSession, cl
     # Members see the projects they belong to and their own calls, not the administration pages.
     assert NAV_LINK.findall(page.text) == [
         "Projects",
+        "Agents",
         "Credits &amp; Allocations",
         "Request log",
         "Dashboard",

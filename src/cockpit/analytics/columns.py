@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Integer, case, cast, func, literal, null
+from sqlalchemy import BigInteger, Integer, case, cast, func, literal
 
 from cockpit.analytics.filters import Dimension
 from cockpit.usage.models import UsageRecord
@@ -31,8 +31,8 @@ COLUMNS: dict[Dimension, Any] = {
     Dimension.provider: T.provider_id,
     Dimension.token: T.api_token_id,
     Dimension.status: T.status,
-    # Calls are not attributed to integrations yet: every call is "direct API".
-    Dimension.integration: null(),
+    # Only an agent's tool calls have an integration; every other call is "direct API".
+    Dimension.integration: T.integration_id,
 }
 
 

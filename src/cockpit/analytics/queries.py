@@ -110,9 +110,6 @@ async def raw_grouped(
     """The totals of each value of a dimension (None: calls without one, e.g. no agent); with
     ``users=False`` without the distinct people of each value, which saves a sort of the calls."""
     column = COLUMNS[dim]
-    if dim is Dimension.integration:
-        whole = await totals(session, scope, f)
-        return {None: whole} if whole.requests else {}
     stmt = select(column.label("key"), *_measures(users=users)).where(*where(scope, f)).group_by(column)
     return {_key(row.key): totals_of(row) for row in await session.execute(stmt)}
 
@@ -145,7 +142,7 @@ async def raw_buckets(
     number = local_bucket(dialect, offsets(zone, f.start, f.end), step).label("bucket")
     keys: list[Any] = [number]
     grouping: list[Any] = [text("bucket")]  # by the output column: its expression has parameters
-    if dim is not None and dim is not Dimension.integration:
+    if dim is not None:
         keys.append(COLUMNS[dim].label("key"))
         grouping.append(COLUMNS[dim])
     stmt = select(*keys, *_measures(users=users)).where(*where(scope, f)).group_by(*grouping)

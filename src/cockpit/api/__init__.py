@@ -8,11 +8,13 @@ the sign-in machinery (``auth.dependencies``) that knows about users, projects a
 from fastapi import APIRouter
 
 from cockpit.api.accounts import router as accounts_router
+from cockpit.api.agents import router as agents_router
 from cockpit.api.analytics import router as analytics_router
 from cockpit.api.audit import router as audit_router
 from cockpit.api.auth import router as auth_router
 from cockpit.api.credits import router as credits_router
 from cockpit.api.groups import router as groups_router
+from cockpit.api.integrations import router as integrations_router
 from cockpit.api.invitations import router as invitations_router
 from cockpit.api.policies import router as policies_router
 from cockpit.api.projects import router as projects_router
@@ -28,7 +30,9 @@ for domain_router in (
     invitations_router,
     groups_router,
     projects_router,
+    agents_router,
     providers_router,
+    integrations_router,
     audit_router,
     usage_router,
     analytics_router,

@@ -32,6 +32,8 @@ SECTIONS: tuple[NavSection, ...] = (
             NavItem("Users", "/users", "users", Permission.users_read, also=("/invitations",)),
             NavItem("Groups", "/groups", "layers", Permission.users_read),
             NavItem("Projects", "/projects", "folder"),
+            NavItem("Agents", "/agents", "bot"),
+            NavItem("Integrations", "/integrations", "plug", Permission.integrations_manage),
             NavItem("Access policies", "/policies", "lock", Permission.policies_manage),
             NavItem("Audit log", "/audit", "shield", Permission.audit_read),
         ),

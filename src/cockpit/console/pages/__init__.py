@@ -2,6 +2,7 @@ from fastapi import APIRouter, Depends
 
 from cockpit.console.pages import (
     account,
+    agents,
     analytics,
     audit,
     auth,
@@ -13,6 +14,7 @@ from cockpit.console.pages import (
     dashboard,
     groups,
     imports,
+    integrations,
     invitations,
     models,
     policies,
@@ -45,6 +47,8 @@ for module in (
     users,
     groups,
     projects,
+    agents,
+    integrations,
     models,
     policies,
 ):

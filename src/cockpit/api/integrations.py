@@ -1,0 +1,171 @@
+"""Integrations (/api/v1/integrations): MCP servers and OpenAPI services whose tools agents call.
+
+Reading (list, one, tools) is open to every member, so that people can see which tools exist;
+changing and testing need ``integrations:manage``. Secrets are accepted and never returned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi.responses import RedirectResponse
+
+from cockpit.auth.dependencies import ApiActor, require
+from cockpit.authz.actor import Actor
+from cockpit.authz.permissions import Permission
+from cockpit.config import Settings
+from cockpit.integrations import service
+from cockpit.integrations.schemas import (
+    IntegrationChange,
+    IntegrationCreate,
+    IntegrationDeleted,
+    IntegrationList,
+    IntegrationOut,
+    TestResult,
+    ToolList,
+    ToolOut,
+)
+from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
+from cockpit.kit.web import DbSession
+
+router = APIRouter(tags=["integrations"])
+
+Manager = Annotated[Actor, Depends(require(Permission.integrations_manage))]
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _auth_dict(auth: Any) -> dict[str, Any]:
+    """The auth body as a dict, secrets in clear (for the service to encrypt)."""
+    data: dict[str, Any] = auth.model_dump(by_alias=True)
+    for key, value in list(data.items()):
+        if hasattr(value, "get_secret_value"):
+            data[key] = value.get_secret_value()
+    return data
+
+
+@router.get("/integrations", response_model=IntegrationList)
+async def list_integrations(
+    session: DbSession,
+    actor: ApiActor,
+    paging: Annotated[PageParams, Depends(catalog_page_params)],
+    search: Annotated[str | None, Query(max_length=100)] = None,
+    enabled: bool | None = None,
+) -> IntegrationList:
+    """The account's integrations by name; `search` matches name, identifier and URL."""
+    page = await service.list_integrations(session, actor, paging, search=search, enabled=enabled)
+    return IntegrationList(items=[IntegrationOut.of(i) for i in page.items], meta=PageMeta.of(page))
+
+
+@router.post("/integrations", response_model=IntegrationOut, status_code=status.HTTP_201_CREATED)
+async def create_integration(
+    body: IntegrationCreate, request: Request, session: DbSession, actor: Manager
+) -> IntegrationOut:
+    """Add an integration. Its secret is stored encrypted and never returned (only its last 4 characters)."""
+    integration = await service.create_integration(
+        session,
+        actor,
+        settings=_settings(request),
+        name=body.name,
+        slug=body.slug,
+        description=body.description,
+        kind=body.kind,
+        transport=body.transport,
+        url=body.url,
+        openapi_document=body.openapi_document,
+        auth=_auth_dict(body.auth),
+        price_credits=body.price_credits,
+        timeout_seconds=body.timeout_seconds,
+        enabled=body.enabled,
+    )
+    return IntegrationOut.of(integration)
+
+
+@router.get("/integrations/oauth/callback")
+async def oauth_callback(
+    request: Request,
+    session: DbSession,
+    actor: ApiActor,
+    state: Annotated[str, Query(max_length=4000)],
+    code: Annotated[str, Query(max_length=4000)],
+) -> RedirectResponse:
+    """Where the authorization server sends the person back: the code becomes their token."""
+    await service.finish_user_connection(session, actor, state, code, settings=_settings(request))
+    return RedirectResponse("/integrations", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/integrations/{integration_id}", response_model=IntegrationOut)
+async def get_integration(integration_id: uuid.UUID, session: DbSession, actor: ApiActor) -> IntegrationOut:
+    return IntegrationOut.of(await service.access_integration(session, actor, integration_id))
+
+
+@router.patch("/integrations/{integration_id}", response_model=IntegrationOut)
+async def change_integration(
+    integration_id: uuid.UUID, body: IntegrationChange, request: Request, session: DbSession, actor: Manager
+) -> IntegrationOut:
+    """Change fields; `auth` without its secret keeps the stored one (same type)."""
+    changes: dict[str, Any] = {field: getattr(body, field) for field in body.model_fields_set}
+    if changes.get("auth") is not None:
+        changes["auth"] = _auth_dict(changes["auth"])
+    integration = await service.update_integration(
+        session, actor, integration_id, settings=_settings(request), changes=changes
+    )
+    return IntegrationOut.of(integration)
+
+
+@router.delete("/integrations/{integration_id}", response_model=IntegrationDeleted)
+async def delete_integration(
+    integration_id: uuid.UUID, session: DbSession, actor: Manager
+) -> IntegrationDeleted:
+    await service.remove_integration(session, actor, integration_id)
+    return IntegrationDeleted(id=integration_id)
+
+
+@router.post("/integrations/{integration_id}/test", response_model=TestResult)
+async def test_integration(
+    integration_id: uuid.UUID, request: Request, session: DbSession, actor: Manager
+) -> TestResult:
+    """List the tools with the stored credentials and keep them; says what failed otherwise."""
+    outcome = await service.test_integration(session, actor, integration_id, settings=_settings(request))
+    return TestResult(
+        ok=outcome.ok,
+        message=outcome.message,
+        tools=[
+            ToolOut(name=t.name, description=t.description, input_schema=t.input_schema)
+            for t in outcome.tools
+        ],
+    )
+
+
+@router.get("/integrations/{integration_id}/tools", response_model=ToolList)
+async def list_tools(integration_id: uuid.UUID, session: DbSession, actor: ApiActor) -> ToolList:
+    """The tools found by the last successful test."""
+    integration = await service.access_integration(session, actor, integration_id)
+    tools = await service.tools_of(session, actor, integration_id)
+    return ToolList(
+        items=[ToolOut(name=t.name, description=t.description, input_schema=t.input_schema) for t in tools],
+        listed_at=integration.tools_listed_at,
+    )
+
+
+@router.get("/integrations/{integration_id}/oauth/connect")
+async def oauth_connect(
+    integration_id: uuid.UUID, request: Request, session: DbSession, actor: ApiActor
+) -> RedirectResponse:
+    """Send the person to the service's sign-in page (authorization code with PKCE)."""
+    settings = _settings(request)
+    redirect_uri = settings.base_url.rstrip("/") + "/api/v1/integrations/oauth/callback"
+    url = await service.start_user_connection(
+        session, actor, integration_id, redirect_uri=redirect_uri, settings=settings
+    )
+    return RedirectResponse(url, status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.post("/integrations/{integration_id}/oauth/disconnect", status_code=status.HTTP_204_NO_CONTENT)
+async def oauth_disconnect(integration_id: uuid.UUID, session: DbSession, actor: ApiActor) -> None:
+    await service.disconnect_user(session, actor, integration_id)
