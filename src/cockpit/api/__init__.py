@@ -8,6 +8,7 @@ the sign-in machinery (``auth.dependencies``) that knows about users, projects a
 from fastapi import APIRouter
 
 from cockpit.api.accounts import router as accounts_router
+from cockpit.api.agent_drafts import router as agent_drafts_router
 from cockpit.api.agents import router as agents_router
 from cockpit.api.analytics import router as analytics_router
 from cockpit.api.audit import router as audit_router
@@ -30,6 +31,7 @@ for domain_router in (
     invitations_router,
     groups_router,
     projects_router,
+    agent_drafts_router,
     agents_router,
     providers_router,
     integrations_router,

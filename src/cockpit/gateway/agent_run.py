@@ -160,7 +160,7 @@ class AgentRunner:
     # ---- before anything is spent ----
 
     def prepare(self, ctx: Context, body: dict[str, Any]) -> Run:
-        gw, caller, catalog = self.gateway, ctx.caller, ctx.catalog
+        catalog = ctx.catalog
         assert catalog is not None
         name = str(body["model"])
         agent = catalog.agents.get(name[len(AGENT_PREFIX) :])
@@ -173,8 +173,14 @@ class AgentRunner:
                 type="permission_error",
                 code="agent_inactive",
             )
+        return self.prepare_spec(ctx, agent, body)
+
+    def prepare_spec(self, ctx: Context, agent: AgentSpec, body: dict[str, Any], *, preview: bool = False) -> Run:
+        """A run of ``agent`` (saved, or a draft tried in the console's wizard when ``preview``)."""
+        gw, caller, catalog = self.gateway, ctx.caller, ctx.catalog
+        assert catalog is not None
         decision = gw._decide(caller, catalog, ResourceType.agent, agent.slug)
-        if not decision.allowed:
+        if not decision.allowed and not preview:
             raise GatewayError(
                 403,
                 decision.explain(agent.name),
@@ -230,16 +236,20 @@ class AgentRunner:
     async def respond(self, ctx: Context, run: Run, stream: bool, include_usage: bool) -> Response:
         if stream:
             return EventStream(self._events(ctx, run, include_usage))
-        final: tuple[dict[str, Any], str] | None = None
         try:
-            async for kind, value in self._loop(ctx, run):
-                if kind == "final":
-                    final = value
+            payload = await self.complete(ctx, run)
         except GatewayError as exc:
             return exc.response()
-        assert final is not None
-        payload = self._completion(run, *final)
         return Response(json.dumps(payload).encode(), media_type="application/json")
+
+    async def complete(self, ctx: Context, run: Run) -> dict[str, Any]:
+        """The whole run answered as one ``chat.completion`` (raises GatewayError)."""
+        final: tuple[dict[str, Any], str] | None = None
+        async for kind, value in self._loop(ctx, run):
+            if kind == "final":
+                final = value
+        assert final is not None
+        return self._completion(run, *final)
 
     async def _loop(self, ctx: Context, run: Run) -> AsyncIterator[tuple[str, Any]]:
         """Yields ("step", a tool step) as each tool call ends, then ("final", (message, finish))."""

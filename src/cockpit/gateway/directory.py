@@ -57,7 +57,7 @@ MAX_CALLERS = 100_000  # bounds memory when someone tries many random tokens
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    token_id: uuid.UUID
+    token_id: uuid.UUID | None  # None: a person in the console (e.g. the agent wizard)
     account_id: uuid.UUID
     user_id: uuid.UUID
     email: str

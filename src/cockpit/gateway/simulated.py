@@ -326,7 +326,7 @@ def plan_answer(
             tool_calls=tuple(calls),
         )
     target = max(1, round(timing.output_tokens * rng.uniform(0.5, 1.5)))
-    text = _compose(rng, messages, target, upstream_model)
+    text = simulated_tools.structured(body) or _compose(rng, messages, target, upstream_model)
     words = _words(text)
     finish_reason = "stop"
     if max_tokens is not None and tokencount.count_text(text, model=upstream_model) > max_tokens:

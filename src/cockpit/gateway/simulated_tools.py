@@ -50,7 +50,9 @@ def _functions(body: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _words(text: str) -> set[str]:
-    return set(_WORD.findall(text.lower().replace("_", " ")))
+    """Words of 3+ letters, each also without a plural "s" ("refunds" meets "refund_payment")."""
+    found = set(_WORD.findall(text.lower().replace("_", " ")))
+    return found | {w[:-1] for w in found if w.endswith("s") and len(w) > 3}
 
 
 def _value(schema: Any, topic: str) -> Any:
@@ -163,3 +165,84 @@ def results_preamble(messages: list[Any]) -> str | None:
     if not results:
         return None
     return "\n\n".join(reversed(results))
+
+
+# --- structured output (response_format json_schema) -----------------------------------------
+
+_STOP = frozenset(
+    "a an the and or of for to in on with that this who what how me my our we you your i it is are be "
+    "can should would will please want need help helps helping agent assistant build make create an "
+    "about from by as at into their them they people team answer answers question questions handle "
+    "handles support supports does like".split()
+)
+
+
+def _keywords(text: str, limit: int = 4) -> list[str]:
+    found: list[str] = []
+    for word in re.findall(r"[A-Za-z][A-Za-z0-9'-]{2,}", text):
+        lowered = word.lower()
+        if lowered not in _STOP and lowered not in found:
+            found.append(lowered)
+        if len(found) == limit:
+            break
+    return found or ["general", "questions"]
+
+
+def _structured_value(name: str, schema: Any, words: list[str], text: str) -> Any:
+    if not isinstance(schema, dict):
+        return None
+    subject = " ".join(words)
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    kind = schema.get("type")
+    if kind == "object":
+        return structured_object(schema, text)
+    if kind == "array":
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        choices = items.get("enum") if isinstance(items, dict) else None
+        if isinstance(choices, list):  # the choices that share a word with the request
+            asked = _words(text)
+            # (a tool named "<integration>__<tool>" is matched on the tool's own name)
+            return [c for c in choices if isinstance(c, str) and asked & _words(c.rpartition("__")[2])][:5]
+        return [f"How can you help me with {subject}?", f"What should I know about {subject}?",
+                f"Give me a checklist for {subject}."]  # fmt: skip
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    lowered = name.lower()
+    if lowered in ("name", "title"):
+        return " ".join(w.capitalize() for w in words[:3]) + " Assistant"
+    if lowered == "slug":
+        return "-".join(words[:3])
+    if lowered == "icon":
+        return "🤖"
+    if "instruction" in lowered or "prompt" in lowered:
+        return (
+            f"You are an assistant for {subject}. {text.strip()[:400]}\n\nAnswer clearly and briefly, "
+            "ask for the details you need, and say so when you are not sure."
+        )
+    return f"Helps with {subject}."
+
+
+def structured_object(schema: dict[str, Any], text: str) -> dict[str, Any]:
+    """A JSON object that follows ``schema``, with values drawn from the request's words."""
+    words = _keywords(text)
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return {}
+    return {name: _structured_value(name, sub, words, text) for name, sub in properties.items()}
+
+
+def structured(body: Mapping[str, Any]) -> str | None:
+    """The answer to a request for JSON that follows a schema (``response_format`` json_schema)."""
+    wanted = body.get("response_format")
+    if not isinstance(wanted, dict) or wanted.get("type") != "json_schema":
+        return None
+    spec = wanted.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    messages = body.get("messages")
+    text = _last_user(messages) if isinstance(messages, list) else ""
+    value = structured_object(schema, text) if isinstance(schema, dict) else {}
+    return json.dumps(value, ensure_ascii=False)
