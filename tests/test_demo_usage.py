@@ -10,6 +10,7 @@ from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.agents.models import Agent
 from cockpit.auth.models import ApiToken
 from cockpit.config import Settings
 from cockpit.demo import DEMO_EMAIL, SIMULATED_PROVIDER, DemoLogin, seed_demo
@@ -97,7 +98,15 @@ async def test_the_demo_records_two_months_of_plausible_calls(db: AsyncSession, 
     chats = [row for row in rows if row.operation == "chat" and row.status == "success"]
     assert 0.5 <= sum(row.stream for row in chats) / len(chats) <= 0.7
     assert any(row.cached_tokens > 0 for row in chats)
-    assert {row.agent_id for row in rows} == {None, "support-triage-bot", "release-notes-agent"}
+    # The project agents' runs are recorded with the agents' ids (named in the views, "Deleted agent"
+    # once gone).
+    agents = {a.slug: str(a.id) for a in await db.scalars(select(Agent))}
+    assert {"cockpit-helper", "support-triage-bot", "release-notes-agent"} <= set(agents)
+    assert {row.agent_id for row in rows} == {
+        None,
+        agents["support-triage-bot"],
+        agents["release-notes-agent"],
+    }
     assert sum(1 for row in rows if row.project_id is not None) > 100
 
     callers = Counter(row.user_id for row in rows)
@@ -173,6 +182,9 @@ async def test_the_owner_can_call_the_gateway_with_the_printed_token(
 
     assert response.status_code == 200, response.text
     assert sorted(m["id"] for m in response.json()["data"]) == [
+        "agent:cockpit-helper",  # the owner may run every agent of the account
+        "agent:release-notes-agent",
+        "agent:support-triage-bot",
         "claude-sonnet-4",
         "gpt-4o",
         "gpt-4o-mini",

@@ -36,6 +36,7 @@ from cockpit.demo_activity import (
     seed_policies,
     seed_requests,
 )
+from cockpit.demo_agents import point_cockpit_integration, seed_agents
 from cockpit.gateway.service import credits_of
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
@@ -127,6 +128,7 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     existing = await users_service.user_by_email(session, DEMO_EMAIL)
     if existing is not None:
         token = await renew_gateway_token(session, existing)
+        await point_cockpit_integration(session, settings)
         return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=False, gateway_token=token)
     account, owner = await create_account(
         session, name=DEMO_ORG, owner_email=DEMO_EMAIL, owner_password=DEMO_PASSWORD,
@@ -187,9 +189,10 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     # The credit settings and cycles first: each call's credits follow the factor, and its debit
     # goes to the cycle that contains it.
     current = await _seed_credit_settings(session, owner_actor, account)
+    agent_ids = await seed_agents(session, owner_actor, settings, models, assistant, research)
     calls = await _seed_usage(
         session, owner_actor, owner, active, [(assistant, active[:6]), (research, active[6:12])], models,
-        owner_token_id=owner_token.id, credit_factor=account.credit_factor,
+        owner_token_id=owner_token.id, credit_factor=account.credit_factor, agent_ids=agent_ids,
     )  # fmt: skip
     await debit_usage(session, calls)
     group_names = {owner.group_id: "Default", **dict(zip(group_ids, GROUPS, strict=True))}
@@ -254,6 +257,7 @@ class _Cast:
     agents: dict[str, tuple[User, uuid.UUID, Model]]  # agent -> (whose token, project, model)
     chat_models: list[Model]  # the small one, the large one, Claude
     embedding_model: Model
+    agent_ids: dict[str, str]  # agent slug -> the agent's id, as an agent run records it
 
 
 # Calls per local hour of the day (Europe/Paris): office hours with a lunch dip.
@@ -271,6 +275,7 @@ async def _seed_usage(
     *,
     owner_token_id: uuid.UUID,
     credit_factor: Decimal,
+    agent_ids: dict[str, str],
 ) -> list[dict[str, Any]]:
     """About USAGE_CALLS recorded gateway calls over the last USAGE_DAYS days, inserted in bulk.
 
@@ -307,6 +312,7 @@ async def _seed_usage(
         },
         chat_models=[by_name["gpt-4o-mini"], by_name["gpt-4o"], by_name["claude-sonnet-4"]],
         embedding_model=by_name["text-embedding-3-small"],
+        agent_ids=agent_ids,
     )
 
     tz = ZoneInfo("Europe/Paris")  # the demo organisation's time zone: its working hours
@@ -372,7 +378,7 @@ def _call(rng: random.Random, cast: _Cast, created_at: datetime, *, progress: fl
         "user_id": user.id,
         "group_id": user.group_id,
         "project_id": project_id,
-        "agent_id": agent_id,
+        "agent_id": cast.agent_ids.get(agent_id, agent_id) if agent_id else None,
         "api_token_id": cast.tokens[user.id],
         "model_id": model.id,
         "model": model.name,

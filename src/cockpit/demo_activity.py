@@ -76,6 +76,8 @@ async def seed_policies(
          "Sharing conversations is off until the data-retention review is done."),
         (Scope.account, None, ResourceType.integration, WILDCARD, Effect.deny,
          "No third-party integrations before the security review."),
+        (Scope.account, None, ResourceType.integration, "cockpit", Effect.allow,
+         "Cockpit's own read-only tools (credits, usage, models) are fine."),
         (Scope.group, groups_by_name["Support"], ResourceType.model, claude, Effect.deny,
          "Support works with the GPT models (cost)."),
         (Scope.group, groups_by_name["Sales"], ResourceType.feature, "api_tokens.create", Effect.deny,

@@ -92,6 +92,7 @@ async def test_a_member_sees_no_audit_log_in_the_navigation(db: AsyncSession, cl
     assert NAV_LINK.findall(page.text) == [
         "Projects",
         "Agents",
+        "Integrations",
         "Credits &amp; Allocations",
         "Request log",
         "Dashboard",

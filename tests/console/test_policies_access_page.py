@@ -15,6 +15,7 @@ from cockpit.credits.models import CreditRequest
 from cockpit.policies import service as policies
 from cockpit.policies.models import Effect, PolicyDefaults, ResourceType, Scope
 from tests.builders import csrf_for, make_account
+from tests.policies.conftest import add_agent
 from tests.console.test_policies_page import (
     BANNER_ERROR,
     EFFECTIVE,
@@ -124,6 +125,7 @@ async def test_effective_access_names_the_deciding_rule_or_the_default(
         effect=Effect.deny,
         note="Too expensive",
     )
+    await add_agent(db, org.account.id, "support-bot", "Support bot")
     await _rule(
         db,
         org,

@@ -14,11 +14,13 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.agents.models import Agent
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken
 from cockpit.authz.actor import Actor
 from cockpit.credits.models import CreditRequest
 from cockpit.groups import service as groups
+from cockpit.policies import catalogues as policy_catalogues
 from cockpit.policies import service as policies
 from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
 from cockpit.providers import service as providers
@@ -28,6 +30,7 @@ from cockpit.users import service as users
 from cockpit.users.models import User, UserRole
 from tests.builders import console_login, csrf_for, make_account, make_user
 from tests.conftest import TEST_SECRET
+from tests.policies.conftest import add_agent
 
 PAGE = "/policies"
 EFFECTIVE = "/policies/effective"
@@ -86,15 +89,18 @@ async def _rule(
     effect: Effect,
     note: str = "",
 ) -> uuid.UUID:
+    actor = Actor.for_user(org.owner)
+    agents = (await db.scalars(select(Agent).where(Agent.account_id == org.account.id))).all()
     row = await policies.create_policy(
         db,
-        Actor.for_user(org.owner),
+        actor,
         scope=scope,
         scope_id=scope_id,
         resource_type=kind,
         resource=resource,
         effect=effect,
         note=note,
+        catalogues=await policy_catalogues.build(db, actor, agents=agents),
     )
     await db.commit()
     return row.policy.id
@@ -210,6 +216,7 @@ async def test_an_admin_sees_the_empty_state_the_form_and_the_defaults(
 
 async def test_add_a_rule_of_each_level_and_kind(db: AsyncSession, client: AsyncClient) -> None:
     org = await _org(db)
+    await add_agent(db, org.account.id, "support-bot", "Support bot")
     await _login(client, org.admin)
     forms = [
         (
@@ -251,10 +258,10 @@ async def test_add_a_rule_of_each_level_and_kind(db: AsyncSession, client: Async
                 "scope": "user",
                 "user_id": str(org.member.id),
                 "resource_type": "agent",
-                "identifier": "support-bot",
+                "agent": "support-bot",
                 "effect": "allow",
             },
-            f"Rule added: allow agent “support-bot” for {org.member.email}.",
+            f"Rule added: allow agent “Support bot” for {org.member.email}.",
             (Scope.user, org.member.id, ResourceType.agent, "support-bot", Effect.allow),
         ),
         (
@@ -262,7 +269,7 @@ async def test_add_a_rule_of_each_level_and_kind(db: AsyncSession, client: Async
                 "scope": "group",
                 "group_id": str(org.group_id),
                 "resource_type": "integration",
-                "identifier": "*",
+                "integration": "*",
                 "effect": "deny",
             },
             "Rule added: deny integration “All integrations” for Group Engineering.",
@@ -329,7 +336,7 @@ async def test_a_refused_rule_keeps_what_was_typed(db: AsyncSession, client: Asy
             "scope": "user",
             "user_id": str(org.member.id),
             "resource_type": "agent",
-            "identifier": "support bot",
+            "agent": "support bot",
             "effect": "allow",
             "note": "Pilot for the support team",
         },
@@ -338,13 +345,13 @@ async def test_a_refused_rule_keeps_what_was_typed(db: AsyncSession, client: Asy
     text = response.text
     error = BANNER_ERROR.search(text)
     assert error
-    assert "identifier of at most 200 characters, without spaces" in htmllib.unescape(error.group(1))
+    assert "There is no agent 'support bot'" in htmllib.unescape(error.group(1))
     # The dialog opens again with every choice and what was typed.
     assert re.search(r'<dialog id="add-rule-dialog"[^>]*x-init="\$el.showModal\(\)"', text)
     assert _selected(text, "rule-scope") == "user"
     assert _selected(text, "rule-user") == str(org.member.id)
     assert _selected(text, "rule-kind") == "agent"
-    assert 'value="support bot"' in text
+    # (agents are chosen from the catalogue: a value it does not have cannot be kept as typed)
     assert "Pilot for the support team</textarea>" in text
     assert re.search(r'id="rule-allow" checked', text)
 
@@ -531,6 +538,10 @@ async def test_filter_by_level_and_kind_in_place_and_paginate(db: AsyncSession, 
     # 25 rules a page.
     actor = Actor.for_user(org.owner)
     for n in range(25):
+        await add_agent(db, org.account.id, f"agent-{n:02d}", f"Agent {n:02d}")
+    agents = (await db.scalars(select(Agent).where(Agent.account_id == org.account.id))).all()
+    catalogues = await policy_catalogues.build(db, actor, agents=agents)
+    for n in range(25):
         await policies.create_policy(
             db,
             actor,
@@ -539,6 +550,7 @@ async def test_filter_by_level_and_kind_in_place_and_paginate(db: AsyncSession, 
             resource_type=ResourceType.agent,
             resource=f"agent-{n:02d}",
             effect=Effect.deny,
+            catalogues=catalogues,
         )
     await db.commit()
     first = await client.get(PAGE)

@@ -1,6 +1,6 @@
 """Access policies in a browser: add a group-level deny rule for a model through "Add rule", find it
 in the table and through the filters, see it decide a group member's effective access, then delete
-it after confirming."""
+it after confirming; and an agent rule picked from the account's agents, shown by name."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from playwright.async_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.agents.models import Agent
 from cockpit.audit.models import AuditEntry
 from cockpit.authz.actor import Actor
 from cockpit.groups import service as groups
@@ -63,6 +64,7 @@ async def test_deny_a_model_for_a_group_see_it_decide_then_delete_it(
             input_price_per_million=Decimal(1), output_price_per_million=Decimal(2),
         )  # fmt: skip
         models[name] = str(model.id)
+    db.add(Agent(account_id=account.id, slug="helper", name="Helper Bot"))
     await db.commit()
 
     await sign_in(page, live_server, owner.email)
@@ -77,14 +79,20 @@ async def test_deny_a_model_for_a_group_see_it_decide_then_delete_it(
     dialog = page.locator("#add-rule-dialog")
     await expect(dialog).to_be_visible()
     await expect(dialog.locator("#rule-group")).to_be_hidden()
-    await expect(dialog.locator("#rule-identifier")).to_be_hidden()
+    await expect(dialog.locator("#rule-agent")).to_be_hidden()
     await dialog.locator("#rule-scope").select_option("group")
     await expect(dialog.locator("#rule-group")).to_be_visible()
     await expect(dialog.locator("#rule-user")).to_be_hidden()
     await dialog.locator("#rule-group").select_option(label="Engineering")
     await dialog.locator("#rule-kind").select_option("agent")
-    await expect(dialog.locator("#rule-identifier")).to_be_visible()
+    await expect(dialog.locator("#rule-agent")).to_be_visible()
     await expect(dialog.locator("#rule-model")).to_be_hidden()
+    await expect(dialog.locator("#rule-agent option")).to_have_text(
+        ["Choose an agent…", "All agents (*)", "Helper Bot (helper)"]
+    )
+    await dialog.locator("#rule-kind").select_option("integration")
+    await expect(dialog.locator("#rule-integration")).to_be_visible()
+    await expect(dialog.locator("#rule-agent")).to_be_hidden()
     await dialog.locator("#rule-kind").select_option("model")
     await expect(dialog.locator("#rule-model")).to_be_visible()
     await dialog.locator("#rule-model").select_option(label="gpt-4o")
@@ -159,3 +167,47 @@ async def test_deny_a_model_for_a_group_see_it_decide_then_delete_it(
     await expect(page.locator(".empty-title")).to_have_text("No rules yet")
     assert await _stored(db, account.id) == []
     assert await _actions(db, account.id) == ["policy.created", "policy.deleted"]
+
+
+async def test_deny_an_agent_picked_from_the_catalogue(
+    page: Page, live_server: str, db: AsyncSession
+) -> None:
+    account, owner = await make_account(db, name="Agent Policies in a Browser")
+    db.add_all([
+        Agent(account_id=account.id, slug="helper", name="Helper Bot"),
+        Agent(account_id=account.id, slug="writer", name="Writer"),
+    ])  # fmt: skip
+    await db.commit()
+
+    await sign_in(page, live_server, owner.email)
+    await expect(page).to_have_url(f"{live_server}/")
+    await page.goto(f"{live_server}/policies")
+    await page.wait_for_load_state()
+    await page.locator("#add-rule").click()
+    dialog = page.locator("#add-rule-dialog")
+    await dialog.locator("#rule-kind").select_option("agent")
+    await dialog.locator("#rule-agent").select_option(label="Writer (writer)")
+    await dialog.locator("#rule-deny").check()
+    await dialog.locator("#add-rule-submit").click()
+
+    await expect(page.locator(".banner-success")).to_contain_text(
+        "Rule added: deny agent “Writer” for everyone."
+    )
+    row = page.locator("#rules-table tbody tr").first
+    await expect(row.locator(".policy-resource")).to_contain_text("Writer")
+    await expect(row.locator(".policy-resource code")).to_have_text("writer")
+    stored = await _stored(db, account.id)
+    assert [(p.resource_type, p.resource, p.effect) for p in stored] == [
+        (ResourceType.agent, "writer", Effect.deny)
+    ]
+
+    # Effective access: every agent of the account by name, the denied one with its rule.
+    await page.goto(f"{live_server}/policies/effective")
+    agents = page.locator("#effective-agent-table tbody tr")
+    await expect(agents).to_have_count(3)  # both agents, then any other
+    writer = page.locator('#effective-agent-table tr[data-resource="writer"]')
+    await expect(writer.locator(".effective-name")).to_contain_text("Writer")
+    await expect(writer.locator("td").nth(1)).to_have_text("Denied")
+    helper = page.locator('#effective-agent-table tr[data-resource="helper"]')
+    await expect(helper.locator(".effective-name")).to_contain_text("Helper Bot")
+    await expect(helper.locator("td").nth(1)).to_have_text("Allowed")

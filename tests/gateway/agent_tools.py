@@ -11,6 +11,13 @@ import uvicorn
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.agents.models import Agent, AgentStatus, Visibility
+from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport
+from cockpit.providers.models import Model
+from tests.gateway.conftest import Org
 
 ORDERS = {"42": "Order 42 shipped on 3 December by parcel post.", "7": "Order 7 is waiting for payment."}
 
@@ -65,3 +72,55 @@ class ToolServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+TOOLS = [
+    {
+        "name": "lookup_order",
+        "description": "Look up an order by its id: where the order is and when it shipped.",
+        "input_schema": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}},
+            "required": ["order_id"],
+        },
+    },
+    {
+        "name": "refund_payment",
+        "description": "Refund a payment (fails: the payments service is down).",
+        "input_schema": {
+            "type": "object",
+            "properties": {"payment": {"type": "string"}},
+            "required": ["payment"],
+        },
+    },
+]
+
+
+async def setup_agent(
+    db: AsyncSession,
+    org: Org,
+    tool_server: ToolServer,
+    *,
+    status: AgentStatus = AgentStatus.active,
+    **agent: Any,
+) -> tuple[Agent, Integration]:
+    integration = Integration(
+        account_id=org.account_id, name="Order desk", slug="orders", kind=IntegrationKind.mcp,
+        transport=Transport.streamable_http, url=tool_server.url, auth_type=AuthType.none, auth_settings={},
+        tools=TOOLS, enabled=True,
+    )  # fmt: skip
+    db.add(integration)
+    await db.flush()
+    model = await db.scalar(select(Model).where(Model.account_id == org.account_id, Model.name == "sim-chat"))
+    assert model is not None
+    values: dict[str, Any] = {
+        "account_id": org.account_id, "name": "Support", "slug": "support",
+        "instructions": "You help customers.",
+        "model_id": model.id, "integration_ids": [str(integration.id)], "tools": {}, "starters": [],
+        "visibility": Visibility.account, "group_ids": [], "max_steps": 4, "status": status,
+    }  # fmt: skip
+    values.update(agent)
+    row = Agent(**values)
+    db.add(row)
+    await db.commit()
+    return row, integration

@@ -259,3 +259,13 @@ async def make_tenant(db: AsyncSession, *, name: str = "Other Co", credits: bool
     if credits:
         await fund_account(db, tenant.account_id, tenant.group_id, {tenant.member_id: "10000"})
     return tenant
+
+
+@pytest.fixture(scope="session")
+def tool_server() -> Iterator[Any]:
+    """A real MCP server (orders: look up, refund that fails, a slow report) for agent runs."""
+    from tests.gateway.agent_tools import ToolServer
+
+    server = ToolServer().start()
+    yield server
+    server.stop()

@@ -4,7 +4,6 @@ against a real MCP server, every model call and tool call metered, policies enfo
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -14,69 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.agents.models import Agent, AgentStatus, Visibility
-from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport
+from cockpit.integrations.models import Integration
 from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
-from cockpit.providers.models import Model
-from tests.gateway.agent_tools import ToolServer
+from tests.gateway.agent_tools import ToolServer, setup_agent
 from tests.gateway.conftest import Org, client_for, fund, records
-
-TOOLS = [
-    {
-        "name": "lookup_order",
-        "description": "Look up an order by its id: where the order is and when it shipped.",
-        "input_schema": {
-            "type": "object",
-            "properties": {"order_id": {"type": "string"}},
-            "required": ["order_id"],
-        },
-    },
-    {
-        "name": "refund_payment",
-        "description": "Refund a payment (fails: the payments service is down).",
-        "input_schema": {
-            "type": "object",
-            "properties": {"payment": {"type": "string"}},
-            "required": ["payment"],
-        },
-    },
-]
-
-
-@pytest.fixture(scope="module")
-def tool_server() -> Iterator[ToolServer]:
-    server = ToolServer().start()
-    yield server
-    server.stop()
-
-
-async def _setup(
-    db: AsyncSession,
-    org: Org,
-    tool_server: ToolServer,
-    *,
-    status: AgentStatus = AgentStatus.active,
-    **agent: Any,
-) -> tuple[Agent, Integration]:
-    integration = Integration(
-        account_id=org.account_id, name="Order desk", slug="orders", kind=IntegrationKind.mcp,
-        transport=Transport.streamable_http, url=tool_server.url, auth_type=AuthType.none, auth_settings={},
-        tools=TOOLS, enabled=True,
-    )  # fmt: skip
-    db.add(integration)
-    await db.flush()
-    model = await db.scalar(select(Model).where(Model.account_id == org.account_id, Model.name == "sim-chat"))
-    assert model is not None
-    values: dict[str, Any] = {
-        "account_id": org.account_id, "name": "Support", "slug": "support",
-        "instructions": "You help customers.",
-        "model_id": model.id, "integration_ids": [str(integration.id)], "tools": {}, "starters": [],
-        "visibility": Visibility.account, "group_ids": [], "max_steps": 4, "status": status,
-    }  # fmt: skip
-    values.update(agent)
-    row = Agent(**values)
-    db.add(row)
-    await db.commit()
-    return row, integration
 
 
 def _ask(text: str) -> list[Any]:
@@ -86,7 +26,7 @@ def _ask(text: str) -> list[Any]:
 async def test_an_agent_calls_its_tools_and_every_call_is_metered(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
-    agent, integration = await _setup(db, org, tool_server)
+    agent, integration = await setup_agent(db, org, tool_server)
     client = client_for(gateway_app, org.member_token)
     answer = await client.chat.completions.create(
         model="agent:support", messages=_ask("Where is my order 42?")
@@ -121,7 +61,7 @@ async def test_an_agent_calls_its_tools_and_every_call_is_metered(
 async def test_a_stream_carries_tool_steps_that_openai_clients_skip(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
-    await _setup(db, org, tool_server)
+    await setup_agent(db, org, tool_server)
     client = client_for(gateway_app, org.member_token)
     stream = await client.chat.completions.create(
         model="agent:support", messages=_ask("Where is my order 7?"), stream=True,
@@ -145,7 +85,7 @@ async def test_a_stream_carries_tool_steps_that_openai_clients_skip(
 async def test_a_failing_tool_is_recorded_and_the_agent_still_answers(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
-    await _setup(db, org, tool_server)
+    await setup_agent(db, org, tool_server)
     client = client_for(gateway_app, org.member_token)
     answer = await client.chat.completions.create(
         model="agent:support", messages=_ask("Please refund the payment of my order.")
@@ -161,7 +101,7 @@ async def test_chosen_tools_only_and_ask_before_running_is_not_run_from_the_api(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
     integration_id = uuid.uuid4()
-    await _setup(db, org, tool_server, tools={})
+    await setup_agent(db, org, tool_server, tools={})
     agent = await db.scalar(select(Agent).where(Agent.account_id == org.account_id))
     integration = await db.scalar(select(Integration).where(Integration.account_id == org.account_id))
     assert agent is not None
@@ -186,7 +126,7 @@ async def test_chosen_tools_only_and_ask_before_running_is_not_run_from_the_api(
 async def test_policies_refuse_before_anything_is_spent(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
-    await _setup(db, org, tool_server)
+    await setup_agent(db, org, tool_server)
     db.add(AccessPolicy(
         account_id=org.account_id, scope=Scope.user, scope_id=org.member.id,
         resource_type=ResourceType.integration, resource="orders", effect=Effect.deny,
@@ -218,7 +158,7 @@ async def test_policies_refuse_before_anything_is_spent(
 async def test_inactive_unknown_and_invisible_agents(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
-    await _setup(db, org, tool_server, status=AgentStatus.inactive)
+    await setup_agent(db, org, tool_server, status=AgentStatus.inactive)
     client = client_for(gateway_app, org.member_token)
     with pytest.raises(openai.PermissionDeniedError) as refused:
         await client.chat.completions.create(model="agent:support", messages=_ask("Hello?"))
@@ -248,7 +188,7 @@ async def test_inactive_unknown_and_invisible_agents(
 async def test_agents_bring_their_own_tools(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
-    await _setup(db, org, tool_server)
+    await setup_agent(db, org, tool_server)
     client = client_for(gateway_app, org.member_token)
     tools: Any = [{"type": "function", "function": {"name": "x", "parameters": {"type": "object"}}}]
     with pytest.raises(openai.BadRequestError) as refused:
@@ -261,7 +201,7 @@ async def test_a_tool_price_in_credits_is_recorded(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
     await fund(db, org)
-    _agent, integration = await _setup(db, org, tool_server)
+    _agent, integration = await setup_agent(db, org, tool_server)
     integration.price_credits = Decimal("2.5")
     await db.commit()
     client = client_for(gateway_app, org.member_token)

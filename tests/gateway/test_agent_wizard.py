@@ -9,9 +9,8 @@ import httpx2
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
-from tests.gateway.agent_tools import ToolServer
+from tests.gateway.agent_tools import ToolServer, setup_agent
 from tests.gateway.conftest import Org, records
-from tests.gateway.test_agent_runs import _setup, tool_server  # noqa: F401 - the MCP server fixture
 
 DESCRIPTION = "An agent that tells our sales team where an order is and when it shipped."
 
@@ -27,14 +26,16 @@ def api(app: Any, token: str) -> httpx2.AsyncClient:
 async def test_a_draft_suggests_every_field_and_the_matching_tools(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
-    _agent, integration = await _setup(db, org, tool_server)
+    _agent, integration = await setup_agent(db, org, tool_server)
     async with api(gateway_app, org.admin_token) as http:
         response = await http.post(
             "/api/v1/agents/draft", json={"description": DESCRIPTION, "model": "sim-chat"}
         )
     assert response.status_code == 200, response.text
     draft = response.json()
-    assert draft["name"] and draft["slug"] and draft["description"]
+    assert draft["name"]
+    assert draft["slug"]
+    assert draft["description"]
     assert DESCRIPTION in draft["instructions"]
     assert 1 <= len(draft["starters"]) <= 6
     assert draft["model"] == "sim-chat"
@@ -67,7 +68,7 @@ async def test_a_draft_is_refused_when_agents_create_is_denied(
 async def test_a_preview_runs_an_unsaved_configuration_with_its_tools(
     db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
 ) -> None:
-    _agent, integration = await _setup(db, org, tool_server)
+    _agent, integration = await setup_agent(db, org, tool_server)
     body = {
         "model": "sim-chat",
         "instructions": "You answer about orders.",

@@ -20,6 +20,9 @@ from tests.integrations import servers
 class Upstreams:
     def __init__(self, mcp: str, secure: str, cc: str, api: str, tokens: servers.TokenEndpoint) -> None:
         self.mcp, self.secure, self.cc, self.api, self.tokens = mcp, secure, cc, api, tokens
+        self.sse = ""  # an MCP server over HTTP+SSE: its /sse endpoint
+        self.oauth = ""  # the authorization server (/authorize, /token) and its MCP server (/mcp)
+        self.auth_server = servers.AuthorizationServer()
 
 
 def _with_token_route(app: Any, tokens: servers.TokenEndpoint) -> Any:
@@ -42,13 +45,18 @@ def upstreams() -> Iterator[Upstreams]:
     cc_app = _with_token_route(
         servers.require_bearer(servers.make_mcp().streamable_http_app(), servers.CC_TOKEN), tokens
     )
+    auth_server = servers.AuthorizationServer()
     with (
         servers.serve(open_app) as mcp,
         servers.serve(secure_app) as secure,
         servers.serve(cc_app) as cc,
-        servers.serve(servers.openapi_app()) as api,
+        servers.serve(servers.openapi_app_with_documents()) as api,
+        servers.serve(servers.make_mcp().sse_app()) as sse,
+        servers.serve(auth_server.app()) as oauth,
     ):
-        yield Upstreams(mcp + "/mcp", secure + "/mcp", cc, api, tokens)
+        found = Upstreams(mcp + "/mcp", secure + "/mcp", cc, api, tokens)
+        found.sse, found.oauth, found.auth_server = sse + "/sse", oauth, auth_server
+        yield found
 
 
 @pytest.fixture(scope="session")

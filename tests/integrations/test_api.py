@@ -290,8 +290,66 @@ async def test_user_oauth_needs_a_connected_account(
     location = start.headers["location"]
     assert location.startswith("https://auth.example.com/authorize?")
     assert "code_challenge_method=S256" in location
-    forged = await private_client.get(
-        f"{API}/oauth/callback", params={"state": "forged", "code": "c"}, headers=acme.member
-    )
-    assert forged.status_code == 422
-    assert code(forged) == "invalid_oauth_state"
+    # The person comes back to the console (their browser has no API token): sent on, unchanged.
+    assert "redirect_uri=http%3A%2F%2Ftestserver%2Fintegrations%2Foauth%2Fcallback" in location
+    forwarded = await private_client.get(f"{API}/oauth/callback", params={"state": "s", "code": "c"})
+    assert forwarded.status_code == 303
+    assert forwarded.headers["location"] == "/integrations/oauth/callback?state=s&code=c"
+
+
+async def test_openapi_document_is_fetched_from_its_url(
+    private_client: AsyncClient, db: AsyncSession, upstreams: Upstreams, private_app: Any
+) -> None:
+    acme = await org(db)
+    auth = {"type": "api_key", "in": "header", "name": "x-api-key", "value": servers.API_KEY}
+    body = {"name": "Pets", "kind": "openapi", "url": upstreams.api + "/openapi.json", "auth": auth}
+    created = await private_client.post(API, json=body, headers=acme.admin)
+    assert created.status_code == 201, created.text
+    item = created.json()
+    # The document's server ("/v1") resolved against where the document was served.
+    assert item["url"] == upstreams.api + "/v1"
+    assert item["has_openapi_document"] is True
+    await db.commit()
+    stored = await db.get(Integration, uuid.UUID(item["id"]))
+    assert stored is not None
+    assert stored.openapi_document is not None
+    assert set(stored.openapi_document["paths"]) == set(servers.OPENAPI_DOCUMENT["paths"])
+    assert stored.openapi_document["servers"][0]["url"] == upstreams.api + "/v1"
+    await db.commit()
+
+    tested = (await private_client.post(f"{API}/{item['id']}/test", headers=acme.admin)).json()
+    assert tested["ok"] is True, tested
+    assert {t["name"] for t in tested["tools"]} == {"getPet", "post_pets", "big"}
+    integration = await db.get(Integration, uuid.UUID(item["id"]))
+    assert integration is not None
+    conn = await service.connection(db, integration, user_id=None, settings=private_app.state.settings)
+    outcome = await runtime.call_tool(conn, "getPet", {"pet_id": "12"})
+    assert outcome.ok, outcome
+    assert '"id":"12"' in outcome.text
+    await db.rollback()
+
+
+async def test_openapi_document_urls_that_cannot_be_used(
+    private_client: AsyncClient, client: AsyncClient, db: AsyncSession, upstreams: Upstreams
+) -> None:
+    acme = await org(db)
+    cases = {
+        upstreams.api + "/openapi.yaml": "YAML",
+        upstreams.api + "/huge.json": "larger than 2 MiB",
+        upstreams.api + "/v1": "not valid JSON",
+        upstreams.api + "/nowhere.json": "HTTP 404",
+        "http://127.0.0.1:9/openapi.json": "cannot be reached",
+        "http://169.254.169.254/openapi.json": "link-local",
+    }
+    for url, expected in cases.items():
+        body = {"name": "Pets", "kind": "openapi", "url": url}
+        response = await private_client.post(API, json=body, headers=acme.admin)
+        assert response.status_code == 422, (url, response.text)
+        assert expected in response.json()["error"]["message"], (url, response.text)
+    # Without COCKPIT_ALLOW_PRIVATE_UPSTREAMS the local document is not even fetched.
+    body = {"name": "Pets", "kind": "openapi", "url": upstreams.api + "/openapi.json"}
+    refused = await client.post(API, json=body, headers=acme.admin)
+    assert refused.status_code == 422
+    assert code(refused) == "invalid_url"
+    await db.commit()
+    assert await db.scalar(select(func.count()).select_from(Integration)) == 0

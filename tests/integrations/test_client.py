@@ -123,3 +123,19 @@ async def test_openapi_calls(upstreams: Upstreams) -> None:
     with pytest.raises(IntegrationFailure) as caught:
         await client.call_tool(replace(conn, allow_private=False), "getPet", {"pet_id": "1"})
     assert caught.value.kind == "refused"
+
+
+async def test_mcp_over_sse(upstreams: Upstreams) -> None:
+    """An older MCP server speaking HTTP+SSE (the SDK's ``sse_app``): tools listed and called."""
+    conn = mcp_conn(upstreams.sse, transport=Transport.sse)
+    tools = {t.name for t in await client.list_tools(conn)}
+    assert tools == {"add", "boom", "hang", "huge"}
+    outcome = await client.call_tool(conn, "add", {"a": 20, "b": 22})
+    assert outcome.ok
+    assert outcome.text == "42"
+    failed = await client.call_tool(conn, "boom", {"reason": "over sse"})
+    assert not failed.ok
+    assert "over sse" in failed.text
+    with pytest.raises(IntegrationFailure) as caught:
+        await client.call_tool(replace(conn, timeout_seconds=1.0), "hang", {})
+    assert caught.value.kind == "timeout"

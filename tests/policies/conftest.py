@@ -13,9 +13,11 @@ from httpx import AsyncClient, Response
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.agents.models import Agent
 from cockpit.audit.models import AuditEntry
 from cockpit.authz.actor import Actor
 from cockpit.groups.repository import default_group
+from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport
 from cockpit.policies.models import AccessPolicy
 from cockpit.providers import service as providers
 from cockpit.providers.models import ProviderKind
@@ -83,6 +85,25 @@ async def make_team(db: AsyncSession, *, name: str = "Acme") -> Team:
         default_group_id=group.id,
         models=models,
     )
+
+
+async def add_agent(db: AsyncSession, account_id: uuid.UUID, slug: str, name: str) -> Agent:
+    """An agent of the catalogue (the rows an agent rule names), committed."""
+    agent = Agent(account_id=account_id, slug=slug, name=name)
+    db.add(agent)
+    await db.commit()
+    return agent
+
+
+async def add_integration(db: AsyncSession, account_id: uuid.UUID, slug: str, name: str) -> Integration:
+    """An integration of the catalogue (the rows an integration rule names), committed."""
+    integration = Integration(
+        account_id=account_id, slug=slug, name=name, kind=IntegrationKind.mcp,
+        transport=Transport.streamable_http, url=f"https://{slug}.example.com/mcp", auth_type=AuthType.none,
+    )  # fmt: skip
+    db.add(integration)
+    await db.commit()
+    return integration
 
 
 async def make_group(client: AsyncClient, headers: dict[str, str], name: str, *members: uuid.UUID) -> str:

@@ -21,6 +21,8 @@ from tests.policies.conftest import (
     API,
     DEFAULTS,
     POLICIES,
+    add_agent,
+    add_integration,
     add_rule,
     error_of,
     make_group,
@@ -35,6 +37,8 @@ from tests.policies.conftest import (
 
 async def test_a_rule_at_each_level_and_of_each_kind(client: AsyncClient, db: AsyncSession) -> None:
     t = await make_team(db)
+    await add_agent(db, t.account.id, "helper-bot", "Helper Bot")
+    await add_integration(db, t.account.id, "slack", "Slack")
     group_id = await make_group(client, t.owner_headers, "Engineering", t.member.id)
     cases: list[tuple[dict[str, Any], str, str, str]] = [
         # body, its scope id, applies_to, resource_name
@@ -45,12 +49,12 @@ async def test_a_rule_at_each_level_and_of_each_kind(client: AsyncClient, db: As
         (
             {"scope": "group", "scope_id": group_id, "resource_type": "agent", "resource": "helper-bot",
              "effect": "allow", "note": "  the team's bot  "},
-            group_id, "Group Engineering", "helper-bot",
+            group_id, "Group Engineering", "Helper Bot",
         ),
         (
             {"scope": "user", "scope_id": str(t.member.id), "resource_type": "integration",
              "resource": "slack", "effect": "deny"},
-            str(t.member.id), t.member.email, "slack",
+            str(t.member.id), t.member.email, "Slack",
         ),
         (
             {"scope": "user", "scope_id": str(t.member.id), "resource_type": "feature",
@@ -134,7 +138,9 @@ INVALID: list[tuple[dict[str, Any], str, str]] = [
     ({**_OK, "resource": ""}, "invalid_input", "resource"),
     ({**_OK, "resource": "   "}, "invalid_input", "resource"),
     ({**_OK, "resource": "x" * 201}, "invalid_input", "resource"),
-    ({**_OK, "resource_type": "agent", "resource": "my agent"}, "invalid_input", "resource"),
+    ({**_OK, "resource_type": "agent", "resource": "my agent"}, "unknown_agent", "resource"),
+    ({**_OK, "resource_type": "agent", "resource": str(uuid.uuid4())}, "unknown_agent", "resource"),
+    ({**_OK, "resource_type": "integration", "resource": "slack"}, "unknown_integration", "resource"),
     ({**_OK, "note": "n" * 501}, "invalid_input", "note"),
     ({**_OK, "colour": "red"}, "invalid_input", "colour"),
     ({**_OK, "scope": "user", "scope_id": "not-a-uuid"}, "invalid_input", "scope_id"),
@@ -313,6 +319,7 @@ async def test_a_member_cannot_manage_policies(client: AsyncClient, db: AsyncSes
 
 async def test_list_filters_and_pages(client: AsyncClient, db: AsyncSession) -> None:
     t = await make_team(db)
+    await add_agent(db, t.account.id, "helper", "Helper")
     group_id = await make_group(client, t.owner_headers, "Engineering", t.member.id)
     other_group = await make_group(client, t.owner_headers, "Sales")
     made = {

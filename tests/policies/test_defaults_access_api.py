@@ -14,6 +14,8 @@ from tests.policies.conftest import (
     API,
     DEFAULTS,
     POLICIES,
+    add_agent,
+    add_integration,
     add_rule,
     error_of,
     make_group,
@@ -212,7 +214,10 @@ async def test_effective_access_names_the_deciding_rule(client: AsyncClient, db:
     [item] = one.json()["items"]
     assert (item["resource"], item["rule"]["id"]) == (str(t.models["gpt-4o"]), group_allow["id"])
 
-    # Everything: every model, every feature; agents and integrations named by rules.
+    # Everything: every model, every feature, every agent and every integration of the account.
+    await add_agent(db, t.account.id, "helper", "Helper")
+    await add_agent(db, t.account.id, "writer", "Writer")
+    await add_integration(db, t.account.id, "slack", "Slack")
     await add_rule(client, t.owner_headers, scope="account", resource_type="agent", resource="helper",
                    effect="deny")  # fmt: skip
     await add_rule(client, t.owner_headers, scope="user", scope_id=str(t.owner.id),
@@ -225,9 +230,9 @@ async def test_effective_access_names_the_deciding_rule(client: AsyncClient, db:
     assert {"gateway.api_access", "api_tokens.create", "credit_requests.create", "export.reports"} <= kinds[
         "feature"
     ]
-    assert kinds["agent"] == {"helper"}
-    assert kinds["integration"] == {"slack"}  # another user's rule names it; it does not apply to them
-    slack = next(i for i in everything if i["name"] == "slack")
+    assert kinds["agent"] == {"Helper", "Writer"}
+    assert kinds["integration"] == {"Slack"}
+    slack = next(i for i in everything if i["name"] == "Slack")  # another user's rule: not theirs
     assert (slack["allowed"], slack["decided_by"], slack["rule"]) == (True, "default", None)
     features = [i for i in everything if i["resource_type"] == "feature"]
     assert all((f["allowed"], f["decided_by"], f["level"]) == (True, "default", None) for f in features)

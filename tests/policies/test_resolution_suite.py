@@ -31,11 +31,15 @@ from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
 from tests.builders import bearer, make_token, make_user
 from tests.gateway.conftest import Org, add_model, client_for
+from tests.policies.conftest import add_agent, add_integration
 
 API = "/api/v1"
 CHAT_MODELS = ("claude-sonnet", "gpt-4o-mini", "sim-a", "sim-b", "sim-chat")
 EMBEDDING_MODEL = "embed-small"
 KINDS = ("model", "agent", "integration", "feature")
+# The catalogues: the agents and integrations the rules name, and one of each that no rule names.
+AGENTS = {"helper": "Helper", "scribe": "Scribe"}
+INTEGRATIONS = {"slack": "Slack", "wiki": "Wiki"}
 
 Spec = tuple[str, str, str, str]  # (who: account, a group or a person; kind; resource or "*"; effect)
 
@@ -182,6 +186,10 @@ class Stage:
 async def stage(gateway_app: Any, db: AsyncSession, org: Org) -> AsyncIterator[Stage]:
     for name in ("sim-a", "sim-b"):
         await add_model(db, org, name, org.simulated_provider_id)
+    for slug, name in AGENTS.items():
+        await add_agent(db, org.account_id, slug, name)
+    for slug, name in INTEGRATIONS.items():
+        await add_integration(db, org.account_id, slug, name)
     owner = await db.scalar(
         select(User).where(User.account_id == org.account_id, User.role == UserRole.owner)
     )
@@ -284,12 +292,14 @@ async def check_effective_access(stage: Stage, world: World, who: Person) -> lis
             wrong.append(f"effective access of {who.key} to {kind} {item['name']}: {got}, expected {want}")
         elif exp.rule is not None and exp.rule.id not in item["explanation"]:
             wrong.append(f"effective access of {who.key} to {item['name']}: explanation lacks the rule id")
-    named = {
-        kind: {s[2] for s in world.rules if s[1] == kind and s[2] != "*"} for kind in ("agent", "integration")
-    }
     assert seen["model"] == set(stage.models.values())
     assert seen["feature"] == set(FEATURES)
-    assert (seen["agent"], seen["integration"]) == (named["agent"], named["integration"])
+    # Every agent and integration of the account, whether a rule names it or not; by name.
+    assert (seen["agent"], seen["integration"]) == (set(AGENTS), set(INTEGRATIONS))
+    catalogue = {**AGENTS, **INTEGRATIONS}
+    assert all(
+        i["name"] == catalogue[i["resource"]] for i in items if i["resource_type"] in ("agent", "integration")
+    )
     return wrong
 
 
@@ -310,7 +320,13 @@ async def check_gateway(gateway_app: Any, stage: Stage, world: World, who: Perso
         if reason(api) not in str(body.get("message")):
             wrong.append(f"{who.key}: the listing's refusal does not name {reason(api)}")
     allowed = sorted(name for name, mid in stage.models.items() if decided("model", mid).allowed)
+    # Then the agents the caller may run (every agent is shared with the whole account), by slug.
+    allowed += sorted(f"agent:{slug}" for slug in AGENTS if decided("agent", slug).allowed)
     want_listed = allowed if api.allowed else "403 feature_not_allowed"
+    if isinstance(listed, list):  # the models in order, then the agents (in any order)
+        listed = [m for m in listed if not m.startswith("agent:")] + sorted(
+            m for m in listed if m.startswith("agent:")
+        )
     if listed != want_listed:
         wrong.append(f"{who.key}: /v1/models gave {listed}, expected {want_listed}")
     # A call to each model.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import RedirectResponse
@@ -86,17 +87,17 @@ async def create_integration(
     return IntegrationOut.of(integration)
 
 
+# Where the person's browser comes back to: the console's page, which knows them by their sign-in
+# session (a browser carries no API token) and says how it went with a flash message.
+CONSOLE_CALLBACK = "/integrations/oauth/callback"
+
+
 @router.get("/integrations/oauth/callback")
-async def oauth_callback(
-    request: Request,
-    session: DbSession,
-    actor: ApiActor,
-    state: Annotated[str, Query(max_length=4000)],
-    code: Annotated[str, Query(max_length=4000)],
-) -> RedirectResponse:
-    """Where the authorization server sends the person back: the code becomes their token."""
-    await service.finish_user_connection(session, actor, state, code, settings=_settings(request))
-    return RedirectResponse("/integrations", status_code=status.HTTP_303_SEE_OTHER)
+async def oauth_callback(request: Request) -> RedirectResponse:
+    """Kept for authorization servers registered with this address: the browser is sent on to the
+    console's callback with the same parameters (the code is exchanged there)."""
+    query = urlencode([(k, v[:4000]) for k, v in request.query_params.multi_items()][:10])
+    return RedirectResponse(f"{CONSOLE_CALLBACK}?{query}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.get("/integrations/{integration_id}", response_model=IntegrationOut)
@@ -157,9 +158,10 @@ async def list_tools(integration_id: uuid.UUID, session: DbSession, actor: ApiAc
 async def oauth_connect(
     integration_id: uuid.UUID, request: Request, session: DbSession, actor: ApiActor
 ) -> RedirectResponse:
-    """Send the person to the service's sign-in page (authorization code with PKCE)."""
+    """Send the person to the service's sign-in page (authorization code with PKCE). They come back
+    to the console (signed in there as the same person), which keeps their tokens."""
     settings = _settings(request)
-    redirect_uri = settings.base_url.rstrip("/") + "/api/v1/integrations/oauth/callback"
+    redirect_uri = settings.base_url.rstrip("/") + CONSOLE_CALLBACK
     url = await service.start_user_connection(
         session, actor, integration_id, redirect_uri=redirect_uri, settings=settings
     )

@@ -201,3 +201,12 @@ class CockpitMCP:
                 )
                 data = BreakdownOut.of(found).model_dump(mode="json")
             return _dump({"by": Dimension.user.value, "items": data.get("items")})
+
+
+async def tool_specs() -> list[dict[str, Any]]:
+    """The tools this server offers, as an integration lists them (the demo connects it)."""
+    server = CockpitMCP(async_sessionmaker(), secret_key="")  # only the tool list: no database, no key
+    tools = await server.server.list_tools()
+    return [
+        {"name": t.name, "description": t.description or "", "input_schema": t.input_schema} for t in tools
+    ]

@@ -33,7 +33,7 @@ SECTIONS: tuple[NavSection, ...] = (
             NavItem("Groups", "/groups", "layers", Permission.users_read),
             NavItem("Projects", "/projects", "folder"),
             NavItem("Agents", "/agents", "bot"),
-            NavItem("Integrations", "/integrations", "plug", Permission.integrations_manage),
+            NavItem("Integrations", "/integrations", "plug"),
             NavItem("Access policies", "/policies", "lock", Permission.policies_manage),
             NavItem("Audit log", "/audit", "shield", Permission.audit_read),
         ),

@@ -175,7 +175,9 @@ class AgentRunner:
             )
         return self.prepare_spec(ctx, agent, body)
 
-    def prepare_spec(self, ctx: Context, agent: AgentSpec, body: dict[str, Any], *, preview: bool = False) -> Run:
+    def prepare_spec(
+        self, ctx: Context, agent: AgentSpec, body: dict[str, Any], *, preview: bool = False
+    ) -> Run:
         """A run of ``agent`` (saved, or a draft tried in the console's wizard when ``preview``)."""
         gw, caller, catalog = self.gateway, ctx.caller, ctx.catalog
         assert catalog is not None
@@ -379,13 +381,15 @@ class AgentRunner:
                     session, integration, user_id=ctx.caller.user_id, settings=gw.settings
                 )
                 await session.commit()  # a fetched or refreshed OAuth token is kept
-                if (integration.auth_settings or {}).get("on_behalf_of") is True:
-                    # Cockpit's own MCP server: it answers for the person running the agent.
+                if (integration.auth_settings or {}).get("on_behalf_of") is True and integration.url == (
+                    f"{gw.settings.base_url}/mcp"
+                ):
+                    # Cockpit's own MCP server (only there): it answers for the person running the agent.
                     token = delegation.mint(
                         ctx.caller.account_id, ctx.caller.user_id, gw.directory.secret_key
                     )
                     headers = {**connection.headers, "Authorization": f"Bearer {token}"}
-                    connection = dataclasses.replace(connection, headers=headers)
+                    connection = dataclasses.replace(connection, headers=headers, allow_private=True)
             return await tools_client.call_tool(connection, tool.name, arguments)
         except tools_client.IntegrationFailure as exc:
             return tools_client.ToolOutcome(False, "", exc.message)

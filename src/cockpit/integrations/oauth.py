@@ -215,12 +215,25 @@ async def user_token(
         raise IntegrationFailure(
             "unauthorized", f"Your connection to {integration.name} has expired: connect your account again."
         )
-    body = await request_token(
-        integration,
-        {"grant_type": "refresh_token", "refresh_token": refresh},
-        client_secret=client_secret,
-        allow_private=allow_private,
-    )
+    try:
+        body = await request_token(
+            integration,
+            {"grant_type": "refresh_token", "refresh_token": refresh},
+            client_secret=client_secret,
+            allow_private=allow_private,
+        )
+    except IntegrationFailure as failure:
+        if failure.kind != "unauthorized":
+            raise  # unreachable or slow: the connection may still be good, try again later
+        # Refused (revoked, expired, the client changed): the tokens are worth nothing any more, and
+        # the Integrations page offers to connect again.
+        await session.delete(row)
+        await session.flush()
+        raise IntegrationFailure(
+            "unauthorized",
+            f"{integration.name} refused to renew your connection (it was revoked or has expired): "
+            "connect your account again (Integrations page).",
+        ) from None
     store_token(session, integration, body, user_id=user_id, secret_key=secret_key, row=row)
     await session.flush()
     return str(body["access_token"])

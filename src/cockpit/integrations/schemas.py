@@ -88,7 +88,8 @@ Auth = Annotated[
 ]
 
 
-def _check_document(value: dict[str, Any] | None) -> dict[str, Any] | None:
+def check_document(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An OpenAPI 3 document of at most MAX_DOCUMENT_BYTES; ValueError saying what is wrong."""
     if value is None:
         return None
     if len(json.dumps(value)) > MAX_DOCUMENT_BYTES:
@@ -119,7 +120,7 @@ class IntegrationCreate(_Strict):
     @field_validator("openapi_document")
     @classmethod
     def _document(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _check_document(value)
+        return check_document(value)
 
 
 class IntegrationChange(_Strict):
@@ -140,7 +141,7 @@ class IntegrationChange(_Strict):
     @field_validator("openapi_document")
     @classmethod
     def _document(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _check_document(value)
+        return check_document(value)
 
 
 class ToolOut(OutputSchema):

@@ -24,7 +24,7 @@ from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
-from cockpit.integrations import client, oauth, repository
+from cockpit.integrations import client, documents, oauth, repository
 from cockpit.integrations.client import Connection, IntegrationFailure, ToolSpec
 from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport
 from cockpit.kit import secrets
@@ -211,7 +211,9 @@ def _set_secret(integration: Integration, value: str | None, secret_key: str, fi
 def _check_document(kind: IntegrationKind, document: dict[str, Any] | None) -> dict[str, Any] | None:
     if kind is IntegrationKind.openapi and document is None:
         raise _invalid(
-            "openapi_document", "Upload the service's OpenAPI 3 document (JSON).", "openapi_document_required"
+            "openapi_document",
+            "Upload the service's OpenAPI 3 document (JSON) or give its URL.",
+            "openapi_document_required",
         )
     if kind is IntegrationKind.mcp and document is not None:
         raise _invalid("openapi_document", "An MCP integration has no OpenAPI document.")
@@ -269,11 +271,18 @@ async def create_integration(
         raise _invalid(
             f"auth.{secret_field}", f"The {secret_field} is required for {auth_type.value} authentication."
         )
+    slug = await _check_slug(session, actor.account_id, slug or slugify(name), current=None)
+    if kind is IntegrationKind.openapi and openapi_document is None and chosen is Transport.http:
+        # No document uploaded: the URL is the document's address; the service's comes from it.
+        fetched = await documents.fetch_openapi_document(
+            url, allow_private=settings.allow_private_upstreams, timeout_seconds=float(timeout_seconds)
+        )
+        openapi_document, url = fetched.document, fetched.base_url
     integration = Integration(
         id=uuid.uuid4(),
         account_id=actor.account_id,
         name=name,
-        slug=await _check_slug(session, actor.account_id, slug or slugify(name), current=None),
+        slug=slug,
         description=(description or "").strip()[:1000],
         kind=kind,
         transport=chosen,

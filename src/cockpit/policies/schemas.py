@@ -18,7 +18,8 @@ class PolicyCreate(InputSchema):
     scope_id: uuid.UUID | None = None  # the group or user (omitted for the account)
     resource_type: ResourceType
     resource: str = Field(min_length=1, max_length=200, description="A model's id or name, an agent's or "
-                          "integration's identifier, a feature key, or '*' for all of the kind")  # fmt: skip
+                          "integration's slug or id (stored as its slug), a feature key, or '*' for all of "
+                          "the kind")  # fmt: skip
     effect: Effect
     note: str = Field(default="", max_length=500)
 

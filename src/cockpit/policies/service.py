@@ -18,6 +18,14 @@ from cockpit.authz.permissions import Permission
 from cockpit.groups.models import Group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams, paginate
+from cockpit.policies.catalogues import (
+    Catalogue,
+    Catalogues,
+    complete,
+    model_names,
+    named_by_rules,
+    resource_label,
+)
 from cockpit.policies.engine import Decision, Defaults, PolicySet, Rule
 from cockpit.policies.models import WILDCARD, AccessPolicy, Effect, PolicyDefaults, ResourceType, Scope
 from cockpit.providers.models import Model
@@ -36,15 +44,13 @@ FEATURES: dict[str, str] = {
     "support_tickets.create": "Open support tickets",
     "export.reports": "Export reports (CSV, Excel, PDF)",
 }
-# Agent and integration identifiers (until those catalogues exist, any such name can be governed).
-MAX_RESOURCE = 200
 
 
 @dataclass(frozen=True)
 class PolicyRow:
     policy: AccessPolicy
     scope_label: str  # "Everyone", the group's name or the user's e-mail
-    resource_label: str  # the model's name, the feature's key, "*" -> "All models", ...
+    resource_label: str  # the model's or agent's name, the feature's key, "*" -> "All models", ...
 
 
 @dataclass(frozen=True)
@@ -213,19 +219,6 @@ async def names_of(
     return {rule_id: f"{kind} {resource}" for rule_id, kind, resource in rules.all()}
 
 
-async def _model_names(session: AsyncSession, account_id: uuid.UUID) -> dict[str, str]:
-    rows = await session.execute(select(Model.id, Model.name).where(Model.account_id == account_id))
-    return {str(model_id): name for model_id, name in rows}
-
-
-def resource_label(resource_type: ResourceType, resource: str, models: dict[str, str]) -> str:
-    if resource == WILDCARD:
-        return f"All {resource_type.value}s"
-    if resource_type is ResourceType.model:
-        return models.get(resource, "A deleted model")
-    return resource
-
-
 async def _check_scope(
     session: AsyncSession, actor: Actor, scope: Scope, scope_id: uuid.UUID | None
 ) -> uuid.UUID:
@@ -255,7 +248,7 @@ async def _check_scope(
 
 
 async def _check_resource(
-    session: AsyncSession, actor: Actor, resource_type: ResourceType, resource: str
+    session: AsyncSession, actor: Actor, resource_type: ResourceType, resource: str, catalogues: Catalogues
 ) -> str:
     value = (resource or "").strip()
     if not value:
@@ -293,24 +286,19 @@ async def _check_resource(
                 details=[{"field": "resource", "message": "unknown feature"}],
             )
         return value
-    if len(value) > MAX_RESOURCE or any(ch.isspace() for ch in value):
-        raise InvalidInput(
-            "invalid_input",
-            f"An {resource_type.value} is named by an identifier of at most {MAX_RESOURCE} characters, "
-            "without spaces.",
-            details=[{"field": "resource", "message": "invalid identifier"}],
-        )
-    return value
+    # An agent or an integration, by its slug or its id; stored by slug (what the gateway decides on).
+    # Without the caller's agents, no agent is known.
+    return (catalogues.of(resource_type) or Catalogue.of(resource_type, ())).resolve(value)
 
 
 async def _row(
-    session: AsyncSession, policy: AccessPolicy, models: dict[str, str] | None = None
+    session: AsyncSession, policy: AccessPolicy, catalogues: Catalogues, models: dict[str, str] | None = None
 ) -> PolicyRow:
-    models = models if models is not None else await _model_names(session, policy.account_id)
+    models = models if models is not None else await model_names(session, policy.account_id)
     return PolicyRow(
         policy,
         await _scope_label_of(session, policy.account_id, policy.scope, policy.scope_id),
-        resource_label(policy.resource_type, policy.resource, models),
+        resource_label(policy.resource_type, policy.resource, models, catalogues),
     )
 
 
@@ -322,7 +310,9 @@ async def list_policies(
     scope: Scope | None = None,
     scope_id: uuid.UUID | None = None,
     resource_type: ResourceType | None = None,
+    catalogues: Catalogues | None = None,
 ) -> Page[PolicyRow]:
+    """The account's rules, agents and integrations named from ``catalogues`` (the caller's agents)."""
     actor.require(Permission.policies_manage)
     stmt = select(AccessPolicy).where(AccessPolicy.account_id == actor.account_id)
     if scope is not None:
@@ -336,8 +326,9 @@ async def list_policies(
     page = await paginate(
         session, stmt.order_by(level, AccessPolicy.created_at.desc(), AccessPolicy.id), params
     )
-    models = await _model_names(session, actor.account_id)
-    rows = [await _row(session, p, models) for p in page.items]
+    models = await model_names(session, actor.account_id)
+    catalogues = await complete(session, actor, catalogues)
+    rows = [await _row(session, p, catalogues, models) for p in page.items]
     return Page(items=rows, total=page.total, page=page.page, per_page=page.per_page)
 
 
@@ -351,8 +342,11 @@ async def access_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUI
     return policy
 
 
-async def get_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> PolicyRow:
-    return await _row(session, await access_policy(session, actor, policy_id))
+async def get_policy(
+    session: AsyncSession, actor: Actor, policy_id: uuid.UUID, *, catalogues: Catalogues | None = None
+) -> PolicyRow:
+    policy = await access_policy(session, actor, policy_id)
+    return await _row(session, policy, await complete(session, actor, catalogues))
 
 
 async def create_policy(
@@ -365,7 +359,10 @@ async def create_policy(
     resource: str,
     effect: Effect | str,
     note: str = "",
+    catalogues: Catalogues | None = None,
 ) -> PolicyRow:
+    """A rule. An agent or integration is named by its slug or id (stored by slug) from
+    ``catalogues``: without the caller's agents, no agent can be named."""
     actor.require(Permission.policies_manage)
     # Rule changes of an account are serialised (the duplicate check below cannot race).
     await lock_account(session, actor.account_id)
@@ -374,7 +371,8 @@ async def create_policy(
     except ValueError as exc:
         raise InvalidInput("invalid_input", str(exc)) from None
     scope_id = await _check_scope(session, actor, scope, scope_id)
-    resource = await _check_resource(session, actor, resource_type, resource)
+    catalogues = await complete(session, actor, catalogues)
+    resource = await _check_resource(session, actor, resource_type, resource, catalogues)
     note = (note or "").strip()
     if len(note) > 500:
         raise InvalidInput(
@@ -408,7 +406,7 @@ async def create_policy(
     )
     session.add(policy)
     await session.flush()
-    row = await _row(session, policy)
+    row = await _row(session, policy, catalogues)
     await audit.record(
         session,
         actor,
@@ -419,9 +417,11 @@ async def create_policy(
     return row
 
 
-async def delete_policy(session: AsyncSession, actor: Actor, policy_id: uuid.UUID) -> None:
+async def delete_policy(
+    session: AsyncSession, actor: Actor, policy_id: uuid.UUID, *, catalogues: Catalogues | None = None
+) -> None:
     policy = await access_policy(session, actor, policy_id)
-    row = await _row(session, policy)
+    row = await _row(session, policy, await complete(session, actor, catalogues))
     await audit.record(
         session,
         actor,
@@ -446,8 +446,9 @@ async def delete_scope_policies(
             )
         )
     )
+    catalogues = await complete(session, actor, None) if rows else None
     for policy in rows:
-        await delete_policy(session, actor, policy.id)
+        await delete_policy(session, actor, policy.id, catalogues=catalogues)
     return len(rows)
 
 
@@ -531,44 +532,50 @@ async def effective_access(
     *,
     resource_type: ResourceType | None = None,
     resource: str | None = None,
+    catalogues: Catalogues | None = None,
 ) -> tuple[User, list[EffectiveRow]]:
-    """For one user: every model, agent, integration and feature (or one kind, or one resource),
-    allowed or denied and what decided it. Administrators see anyone's; users their own."""
+    """For one user: every model, agent, integration and feature (or one kind, or one resource, by
+    its name, slug or id), allowed or denied and what decided it. Administrators see anyone's; users
+    their own. The agents are those of ``catalogues`` (the caller's listing: every agent of the
+    account for an administrator), by name; for an administrator also the slugs rules still name
+    after their agent or integration went ("Deleted agent"). Without the caller's agents, the agents
+    named by rules are listed by slug."""
     if user_id != actor.user_id:
         actor.require(Permission.policies_manage)
     user = await session.scalar(select(User).where(User.id == user_id, User.account_id == actor.account_id))
     if user is None:
         raise NotFound("user_not_found", "No such user.")
     policies = await _rules_in_scope(session, user, resource_type)
-    models = await _model_names(session, user.account_id)
+    models = await model_names(session, user.account_id)
     kinds = [resource_type] if resource_type is not None else list(ResourceType)
+    if any(kind in (ResourceType.agent, ResourceType.integration) for kind in kinds):
+        catalogues = await complete(session, actor, catalogues)
     wanted: list[tuple[ResourceType, str]] = []
     for kind in kinds:
+        catalogue = catalogues.of(kind) if catalogues is not None else None
         if resource is not None:
             value = resource
             if kind is ResourceType.model and value not in models:
                 value = next((i for i, n in models.items() if n == resource), value)
+            elif catalogue is not None:
+                value = catalogue.slug_of(value) or value
             wanted.append((kind, value))
         elif kind is ResourceType.model:
             wanted += [(kind, model_id) for model_id, _ in sorted(models.items(), key=lambda item: item[1])]
         elif kind is ResourceType.feature:
             wanted += [(kind, key) for key in FEATURES]
-        else:  # agents and integrations named by the account's rules
-            names = await session.scalars(
-                select(AccessPolicy.resource)
-                .where(
-                    AccessPolicy.account_id == user.account_id,
-                    AccessPolicy.resource_type == kind,
-                    AccessPolicy.resource != WILDCARD,
-                )
-                .distinct()
-            )
-            wanted += [(kind, name) for name in sorted(names)]
+        elif catalogue is None:  # the agents were not supplied: those the account's rules name
+            wanted += [(kind, name) for name in await named_by_rules(session, user.account_id, kind)]
+        else:
+            wanted += [(kind, slug) for slug in catalogue.names]
+            if actor.can(Permission.policies_manage):
+                named = await named_by_rules(session, user.account_id, kind)
+                wanted += [(kind, slug) for slug in named if slug not in catalogue.names]
     labels: dict[tuple[Scope, uuid.UUID], str] = {}
     rows = []
     for kind, value in wanted:
         decision = _decide(policies, user, kind, value)
-        label = resource_label(kind, value, models) if kind is not ResourceType.feature else value
+        label = resource_label(kind, value, models, catalogues) if kind is not ResourceType.feature else value
         scope_label = ""
         if decision.rule is not None:
             key = (decision.rule.scope, decision.rule.scope_id)

@@ -2,6 +2,7 @@ from fastapi import APIRouter, Depends
 
 from cockpit.console.pages import (
     account,
+    agent_wizard,
     agents,
     analytics,
     audit,
@@ -27,7 +28,8 @@ from cockpit.console.pages import (
 from cockpit.console.web import verify_csrf
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(verify_csrf)])
-# imports before users: /users/import must not be taken for a user id.
+# imports before users: /users/import must not be taken for a user id; agent_wizard before agents
+# likewise (/agents/wizard).
 for module in (
     auth,
     dashboard,
@@ -47,6 +49,7 @@ for module in (
     users,
     groups,
     projects,
+    agent_wizard,
     agents,
     integrations,
     models,

@@ -15,13 +15,16 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import Response
 
+from cockpit.agents import service as agents
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires, redirect, render
 from cockpit.groups import service as groups
 from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams
 from cockpit.kit.web import DbSession
+from cockpit.policies import catalogues as policy_catalogues
 from cockpit.policies import service as policies
+from cockpit.policies.catalogues import Catalogues
 from cockpit.policies.engine import Defaults
 from cockpit.policies.models import WILDCARD, Effect, ResourceType, Scope
 from cockpit.policies.service import EffectiveRow, PolicyRow
@@ -107,6 +110,14 @@ async def _models(session: DbSession, viewer: Viewer) -> list[Model]:
     return sorted(await providers.list_models(session, viewer.actor), key=lambda m: m.name.lower())
 
 
+async def _catalogues(session: DbSession, viewer: Viewer) -> Catalogues:
+    """The agents and integrations rules name (every one of the account for an administrator)."""
+    listed = await agents.list_agents(
+        session, viewer.actor, page=PageParams(per_page=policy_catalogues.CATALOGUE_LIMIT)
+    )
+    return await policy_catalogues.build(session, viewer.actor, agents=listed.items)
+
+
 def _defaults_of(defaults: Defaults) -> dict[str, Any]:
     """The defaults as the Defaults form shows them."""
     values: dict[str, Any] = {kind.value: defaults.of(kind).value for kind in ResourceType}
@@ -128,6 +139,7 @@ async def _index(
     **extra: Any,
 ) -> Response:
     scope, kind, filter_error = _filters(scope, kind)
+    catalogues = await _catalogues(session, viewer)
 
     async def listing(number: int) -> Page[PolicyRow]:
         return await policies.list_policies(
@@ -136,6 +148,7 @@ async def _index(
             PageParams(page=number, per_page=PER_PAGE),
             scope=Scope(scope) if scope else None,
             resource_type=ResourceType(kind) if kind else None,
+            catalogues=catalogues,
         )
 
     found = await listing(page)
@@ -168,6 +181,9 @@ async def _index(
         "more_users": more_users,
         "max_users": MAX_USERS_LISTED,
         "models": await _models(session, viewer),
+        # slug -> name, by name: what the "Add rule" dialog offers.
+        "agents": catalogues.agents.names if catalogues.agents else {},
+        "integrations": catalogues.integrations.names if catalogues.integrations else {},
     }
     return render(request, "policies/index.html", context, status_code=status_code)
 
@@ -192,13 +208,13 @@ def _scope_id(scope: str, group_id: str, user_id: str) -> uuid.UUID | None:
     return None  # the account's own rule, or nothing chosen (the service says what is missing)
 
 
-def _resource(kind: str, model: str, feature: str, identifier: str) -> str:
+def _resource(kind: str, model: str, feature: str, agent: str, integration: str) -> str:
     """The form has one resource field per kind; the one of the chosen kind counts."""
     return {
         ResourceType.model.value: model,
         ResourceType.feature.value: feature,
-        ResourceType.agent.value: identifier,
-        ResourceType.integration.value: identifier,
+        ResourceType.agent.value: agent,
+        ResourceType.integration.value: integration,
     }.get(kind, "")
 
 
@@ -224,14 +240,15 @@ async def add_rule(
     resource_type: FormChoice = "",
     model: FormText = "",
     feature: FormText = "",
-    identifier: FormText = "",
+    agent: FormText = "",
+    integration: FormText = "",
     effect: FormChoice = "",
     note: Annotated[str, Form(max_length=5000)] = "",
 ) -> Response:
     form = {
         "scope": scope, "group_id": group_id, "user_id": user_id, "resource_type": resource_type,
-        "model": model[:200], "feature": feature[:200], "identifier": identifier[:300], "effect": effect,
-        "note": note[:600],
+        "model": model[:200], "feature": feature[:200], "agent": agent[:200],
+        "integration": integration[:200], "effect": effect, "note": note[:600],
     }  # fmt: skip
     try:
         _check_choices(scope, resource_type, effect)
@@ -241,9 +258,10 @@ async def add_rule(
             scope=scope,
             scope_id=_scope_id(scope, group_id, user_id),
             resource_type=resource_type,
-            resource=_resource(resource_type, model, feature, identifier),
+            resource=_resource(resource_type, model, feature, agent, integration),
             effect=effect,
             note=note,
+            catalogues=await _catalogues(session, viewer),
         )
     except CockpitError as exc:
         await discard_changes(session, viewer)
@@ -315,9 +333,10 @@ async def delete_rule(
     page: Annotated[int, Form(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     # 404 for another account's (or an unknown) rule before anything else.
-    row = await policies.get_policy(session, viewer.actor, _id(policy_id, "policy"))
+    catalogues = await _catalogues(session, viewer)
+    row = await policies.get_policy(session, viewer.actor, _id(policy_id, "policy"), catalogues=catalogues)
     text = _rule_text(row)
-    await policies.delete_policy(session, viewer.actor, row.policy.id)
+    await policies.delete_policy(session, viewer.actor, row.policy.id, catalogues=catalogues)
     scope, kind, _ = _filters(scope, kind)
     query = _list_query(scope, kind, page)
     return redirect(request, "/policies" + (f"?{query}" if query else ""), message=f"Rule deleted: {text}.")
@@ -331,18 +350,19 @@ class KindSection:
     kind: str
     title: str
     rows: list[EffectiveRow]
-    # Agents and integrations not named by any rule (decided by a "*" rule or the default).
+    # Any other agent or integration, e.g. one added later (decided by a "*" rule or the default).
     others: EffectiveRow | None = None
 
 
 async def _sections(session: DbSession, viewer: Viewer, user_id: uuid.UUID) -> tuple[User, list[KindSection]]:
-    user, rows = await policies.effective_access(session, viewer.actor, user_id)
+    catalogues = await _catalogues(session, viewer)
+    user, rows = await policies.effective_access(session, viewer.actor, user_id, catalogues=catalogues)
     sections = []
     for kind in ResourceType:
         others = None
         if kind in (ResourceType.agent, ResourceType.integration):
             _, found = await policies.effective_access(
-                session, viewer.actor, user_id, resource_type=kind, resource=WILDCARD
+                session, viewer.actor, user_id, resource_type=kind, resource=WILDCARD, catalogues=catalogues
             )
             others = found[0] if found else None
         sections.append(
