@@ -15,7 +15,6 @@ from cockpit.credits.models import CreditRequest
 from cockpit.policies import service as policies
 from cockpit.policies.models import Effect, PolicyDefaults, ResourceType, Scope
 from tests.builders import csrf_for, make_account
-from tests.policies.conftest import add_agent
 from tests.console.test_policies_page import (
     BANNER_ERROR,
     EFFECTIVE,
@@ -31,6 +30,7 @@ from tests.console.test_policies_page import (
     _rules,
     _selected,
 )
+from tests.policies.conftest import add_agent
 
 
 def _picked(text: str, picker_id: str) -> tuple[str, str]:
