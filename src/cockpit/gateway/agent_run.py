@@ -38,6 +38,7 @@ from starlette.responses import Response
 
 from cockpit.auth import delegation
 from cockpit.credits.enforcement import Hold, InsufficientCredits
+from cockpit.gateway.agent_stream import stream_step
 from cockpit.gateway.directory import AgentSpec, Catalog, IntegrationSpec, Route
 from cockpit.gateway.errors import GatewayError, invalid, model_not_found
 from cockpit.gateway.events import EventStream
@@ -253,11 +254,22 @@ class AgentRunner:
         assert final is not None
         return self._completion(run, *final)
 
-    async def _loop(self, ctx: Context, run: Run) -> AsyncIterator[tuple[str, Any]]:
-        """Yields ("step", a tool step) as each tool call ends, then ("final", (message, finish))."""
+    async def _loop(self, ctx: Context, run: Run, *, stream: bool = False) -> AsyncIterator[tuple[str, Any]]:
+        """Yields ("step", a tool step) as each tool call ends, then ("final", (message, finish));
+        when ``stream``, also ("delta", text) as the model writes."""
         for step in range(run.agent.max_steps + 1):
             offer = list(run.tools.values()) if step < run.agent.max_steps else []
-            message, finish = await self._model_step(ctx, run, offer)
+            if stream:
+                answered: tuple[dict[str, Any], str] | None = None
+                async for kind, value in stream_step(self, ctx, run, offer):
+                    if kind == "delta":
+                        yield kind, value
+                    else:
+                        answered = value
+                assert answered is not None
+                message, finish = answered
+            else:
+                message, finish = await self._model_step(ctx, run, offer)
             calls = message.get("tool_calls") if offer else None
             calls = [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
             if not calls:
@@ -269,16 +281,20 @@ class AgentRunner:
                 run.messages.append({"role": "tool", "tool_call_id": str(call.get("id")), "content": result})
                 yield "step", run.steps[-1]
 
+    def step_body(self, run: Run, offer: list[OfferedTool]) -> dict[str, Any]:
+        body = dict(run.base, messages=list(run.messages))
+        if offer:
+            body["tools"] = [t.as_openai() for t in offer]
+            body["tool_choice"] = "auto"
+        return body
+
     async def _model_step(
         self, ctx: Context, run: Run, offer: list[OfferedTool]
     ) -> tuple[dict[str, Any], str]:
         from cockpit.gateway.service import INTERNAL_ERROR, Context
 
         gw = self.gateway
-        body = dict(run.base, messages=list(run.messages))
-        if offer:
-            body["tools"] = [t.as_openai() for t in offer]
-            body["tool_choice"] = "auto"
+        body = self.step_body(run, offer)
         step = Context(
             ctx.caller, Operation.chat.value, utcnow(), time.perf_counter(), ctx.attribution,
             catalog=ctx.catalog, body=body, model_name=run.route.name, route=run.route,
@@ -475,28 +491,24 @@ class AgentRunner:
 
     async def _events(self, ctx: Context, run: Run, include_usage: bool) -> AsyncIterator[bytes]:
         ident = f"chatcmpl-agent-{secrets.token_hex(10)}"
-        final: tuple[dict[str, Any], str] | None = None
-        try:
-            async for kind, value in self._loop(ctx, run):
-                if kind == "step":
-                    yield self._step_event(run, value)
-                else:
-                    final = value
-        except GatewayError as exc:
-            yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
-            yield b"data: [DONE]\n\n"
-            return
-        assert final is not None
-        message, finish = final
-        content = message.get("content")
-        text = content if isinstance(content, str) else ""
+        finish = "stop"
 
         def delta(value: dict[str, Any], reason: str | None) -> bytes:
             return self._chunk(run, ident, choices=[{"index": 0, "delta": value, "finish_reason": reason}])
 
         yield delta({"role": "assistant", "content": ""}, None)
-        for piece in re.findall(r"\s*\S+", text) or ([text] if text else []):
-            yield delta({"content": piece}, None)
+        try:
+            async for kind, value in self._loop(ctx, run, stream=True):
+                if kind == "step":
+                    yield self._step_event(run, value)
+                elif kind == "delta":
+                    yield delta({"content": value}, None)
+                else:
+                    finish = value[1]
+        except GatewayError as exc:
+            yield b"data: " + json.dumps(exc.body()).encode() + b"\n\n"
+            yield b"data: [DONE]\n\n"
+            return
         yield delta({}, "stop" if finish == "tool_calls" else finish)
         if include_usage:
             yield self._chunk(run, ident, usage=self._usage(run))

@@ -14,15 +14,22 @@ from starlette.datastructures import FormData
 from cockpit.agents import service as agents
 from cockpit.agents.models import Agent, AgentStatus, Visibility
 from cockpit.agents.schemas import NAME_MAX, STARTERS_MAX, AgentCreate, AgentUpdate, parsed
+from cockpit.analytics import service as analytics
+from cockpit.analytics.figures import Totals
+from cockpit.analytics.filters import Dimension, Filters
+from cockpit.analytics.labels import names
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, discard_changes, path_id, redirect, render
+from cockpit.credits.cycles import current_cycle
 from cockpit.groups import service as groups
 from cockpit.kit.errors import CockpitError, NotPermitted
 from cockpit.kit.pagination import PageParams
+from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
 from cockpit.policies import service as policies
 from cockpit.projects import service as projects
 from cockpit.providers import service as providers
+from cockpit.tenancy.service import account_by_id
 
 router = APIRouter(prefix="/agents")
 
@@ -58,6 +65,8 @@ async def agents_page(
     )
     labels = await agents.labels_of(session, viewer.actor.account_id, found.items)
     context = {
+        "usage": await _usage_this_cycle(session, viewer),
+        "usage_everyone": viewer.can(Permission.usage_read_all),
         "page": found,
         "agents": found.items,
         "labels": labels,
@@ -70,6 +79,28 @@ async def agents_page(
         "filtered": bool(q or status),
     }
     return render(request, "agents/index.html", context)
+
+
+async def _usage_this_cycle(session: DbSession, viewer: Viewer) -> dict[str, Totals]:
+    """Calls and cost per agent (by id) since the start of the account's credit cycle: the whole
+    account's for administrators, the viewer's own calls for everyone else."""
+    account = await account_by_id(session, viewer.actor.account_id)
+    if account is None:
+        return {}
+    cycle = await current_cycle(session, account)
+    now = utcnow()
+    if cycle.starts_at >= now:
+        return {}
+    scope = await analytics.scope_for(session, viewer.actor)
+    found = await analytics.breakdown(
+        session,
+        scope,
+        Filters(start=cycle.starts_at, end=now),
+        Dimension.agent,
+        names,
+        limit=analytics.MAX_LIMIT,
+    )
+    return {str(item.key): item.totals for item in found.items if item.key is not None}
 
 
 async def _can_create(session: DbSession, viewer: Viewer) -> bool:

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from cockpit.analytics import labels
+from cockpit.analytics.filters import Dimension
 from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
 from cockpit.console.names import names_of
@@ -152,6 +154,12 @@ async def requests_page(
     params = PageParams(page=page, per_page=PER_PAGE)
     results = await usage.search_requests(session, viewer.actor, filters, params)
     query = urlencode({key: value for key, value in form.items() if value})
+    choices = await usage.agent_choices(session, viewer.actor, since=filters.since, until=filters.until)
+    # An agent run records the agent's id: shown by its name ("Deleted agent" once it is gone).
+    agent_ids = {*choices, *(r.record.agent_id for r in results.items if r.record.agent_id), agent}
+    agent_names = await labels.names(
+        session, viewer.actor.account_id, Dimension.agent, agent_ids - {"", DIRECT}
+    )
     context: dict[str, Any] = {
         "page": results,
         "form": form,
@@ -168,12 +176,8 @@ async def requests_page(
         "users": await users_service.list_all(session, viewer.actor.account_id) if admin else [],
         "projects": [p for p, _ in await projects.list_projects(session, viewer.actor)],
         # The agent and token filters are searchable pickers: names shown, ids sent.
-        "agents": [
-            (a, a)
-            for a in await usage.agent_choices(
-                session, viewer.actor, since=filters.since, until=filters.until
-            )
-        ],
+        "agents": [(a, agent_names.get(a, a)) for a in choices],
+        "agent_names": agent_names,
         "tokens": [
             (str(t.id), f"{t.name} ({email})" if admin else t.name)
             for t, email in await tokens.token_choices(session, viewer.actor)
@@ -183,7 +187,7 @@ async def requests_page(
     }
     context["token_label"] = next((label for i, label in context["tokens"] if i == token), token)
     # Calls without an agent (a link from Cost tracking's "Direct API" row) are named like there.
-    context["agent_label"] = "Direct API" if agent == DIRECT else agent
+    context["agent_label"] = "Direct API" if agent == DIRECT else agent_names.get(agent, agent)
     partial = request.headers.get("hx-target") == "requests-results"
     return render(request, "requests/_results.html" if partial else "requests/index.html", context)
 
@@ -195,7 +199,16 @@ async def request_detail(
     row = await usage.access_request(session, viewer.actor, request_id)
     r = row.record
     ids = (r.model_id, r.provider_id, r.api_token_id, r.group_id)
+    account_id = viewer.actor.account_id
+    agent = await labels.names(session, account_id, Dimension.agent, [r.agent_id] if r.agent_id else [])
+    integration = await labels.names(
+        session, account_id, Dimension.integration, [r.integration_id] if r.integration_id else []
+    )
     context = {
+        "agent_name": agent.get(r.agent_id or "", ""),
+        "integration_name": integration.get(r.integration_id, "Deleted integration")
+        if r.integration_id
+        else "",
         "names": await names_of(session, viewer.actor.account_id, ids),
         "request_text": _pretty(row.record.request_content),
         "response_text": _pretty(row.record.response_content),
