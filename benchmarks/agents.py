@@ -44,18 +44,17 @@ from sqlalchemy import select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway import SECRET, drop_database, free_port, fresh_database, start  # noqa: E402
-
-from cockpit.accounts.service import create_account  # noqa: E402
-from cockpit.agents.models import Agent, Visibility  # noqa: E402
-from cockpit.auth.tokens import issue_token  # noqa: E402
-from cockpit.authz.actor import Actor  # noqa: E402
-from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport  # noqa: E402
-from cockpit.kit.db import make_engine, make_sessionmaker  # noqa: E402
-from cockpit.kit.migrate import upgrade  # noqa: E402
-from cockpit.providers import service as providers  # noqa: E402
-from cockpit.providers.models import ProviderKind  # noqa: E402
-from cockpit.usage.models import UsageRecord  # noqa: E402
+from cockpit.accounts.service import create_account
+from cockpit.agents.models import Agent, Visibility
+from cockpit.auth.tokens import issue_token
+from cockpit.authz.actor import Actor
+from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport
+from cockpit.kit.db import make_engine, make_sessionmaker
+from cockpit.kit.migrate import upgrade
+from cockpit.providers import service as providers
+from cockpit.providers.models import ProviderKind
+from cockpit.usage.models import UsageRecord
+from gateway import SECRET, drop_database, free_port, fresh_database, start
 
 QUESTION = "Where is my order 42?"
 
@@ -88,8 +87,8 @@ async def prepare(url: str, mcp_url: str) -> str:
         )  # fmt: skip
         actor = Actor.system(account.id)
         provider = await providers.create_provider(
-            session, actor, name="Simulated", kind=ProviderKind.simulated, secret_key=SECRET, allow_private=True,
-            settings={"latency_ms": 0, "tokens_per_second": 0, "output_tokens": 40},
+            session, actor, name="Simulated", kind=ProviderKind.simulated, secret_key=SECRET,
+            allow_private=True, settings={"latency_ms": 0, "tokens_per_second": 0, "output_tokens": 40},
         )  # fmt: skip
         model = await providers.create_model(
             session, actor, name="sim", provider_id=provider.id, upstream_model="gpt-4o-mini"
@@ -133,26 +132,37 @@ def pct(values: list[float], q: float) -> float:
 async def measure(base: str, token: str, mcp_url: str, runs: int) -> dict[str, list[float]]:
     headers = {"Authorization": f"Bearer {token}"}
     ask = [{"role": "system", "content": "You answer about orders."}, {"role": "user", "content": QUESTION}]
-    tools = [{"type": "function", "function": {"name": "orders__lookup_order", "description": "Look up an order.",
-              "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}},
-                             "required": ["order_id"]}}}]  # fmt: skip
+    schema = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}
+    function = {"name": "orders__lookup_order", "description": "Look up an order.", "parameters": schema}
+    tools = [{"type": "function", "function": function}]
     found: dict[str, list[float]] = {"agent": [], "direct": [], "tool_fresh": [], "tool_kept": []}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
         for _ in range(5):  # warm-up: connections, catalogue, tokenizer
             await http.post("/v1/chat/completions", json={"model": "agent:orders", "messages": ask[1:]})
         for _ in range(runs):
             started = time.perf_counter()
-            response = await http.post("/v1/chat/completions", json={"model": "agent:orders", "messages": ask[1:]})
+            response = await http.post(
+                "/v1/chat/completions", json={"model": "agent:orders", "messages": ask[1:]}
+            )
             found["agent"].append(time.perf_counter() - started)
             assert "Order 42 shipped" in response.json()["choices"][0]["message"]["content"]
 
             started = time.perf_counter()
-            first = (await http.post("/v1/chat/completions", json={"model": "sim", "messages": ask, "tools": tools})).json()
+            first = (
+                await http.post(
+                    "/v1/chat/completions", json={"model": "sim", "messages": ask, "tools": tools}
+                )
+            ).json()
             call = first["choices"][0]["message"]["tool_calls"][0]
             found["tool_fresh"].append(await direct_tool(mcp_url))
-            followed = [*ask, first["choices"][0]["message"],
-                        {"role": "tool", "tool_call_id": call["id"], "content": "Order 42 shipped on 3 December."}]
-            await http.post("/v1/chat/completions", json={"model": "sim", "messages": followed, "tools": tools})
+            followed = [
+                *ask,
+                first["choices"][0]["message"],
+                {"role": "tool", "tool_call_id": call["id"], "content": "Order 42 shipped on 3 December."},
+            ]
+            await http.post(
+                "/v1/chat/completions", json={"model": "sim", "messages": followed, "tools": tools}
+            )
             found["direct"].append(time.perf_counter() - started)
     async with streamable_http_client(mcp_url) as streams, ClientSession(streams[0], streams[1]) as session:
         await session.initialize()
@@ -168,7 +178,11 @@ async def recorded_tool_latency(url: str, runs: int) -> list[float]:
     deadline = time.time() + 60
     async with make_sessionmaker(engine)() as session:
         while True:
-            rows = (await session.scalars(select(UsageRecord.latency_ms).where(UsageRecord.operation == "tool_call"))).all()
+            rows = (
+                await session.scalars(
+                    select(UsageRecord.latency_ms).where(UsageRecord.operation == "tool_call")
+                )
+            ).all()
             if len(rows) >= runs or time.time() > deadline:
                 break
             await asyncio.sleep(0.5)
@@ -188,10 +202,14 @@ async def main() -> None:
     await asyncio.to_thread(upgrade, url)
     token = await prepare(url, mcp_url)
     port = free_port()
-    env = {**os.environ, "COCKPIT_DATABASE_URL": url, "COCKPIT_DATA_DIR": str(workdir / "data"),
-           "COCKPIT_SECRET_KEY": SECRET, "COCKPIT_ALLOW_PRIVATE_UPSTREAMS": "true", "COCKPIT_ENV": "production",
-           "COCKPIT_USAGE_FLUSH_SECONDS": "0.5"}  # fmt: skip
-    process, _ = start([sys.executable, "-m", "cockpit", "serve", "--port", str(port)], env, "Uvicorn running on")
+    env = {
+        **os.environ, "COCKPIT_DATABASE_URL": url, "COCKPIT_DATA_DIR": str(workdir / "data"),
+        "COCKPIT_SECRET_KEY": SECRET, "COCKPIT_ALLOW_PRIVATE_UPSTREAMS": "true",
+        "COCKPIT_ENV": "production", "COCKPIT_USAGE_FLUSH_SECONDS": "0.5",
+    }  # fmt: skip
+    process, _ = start(
+        [sys.executable, "-m", "cockpit", "serve", "--port", str(port)], env, "Uvicorn running on"
+    )
     try:
         found = await measure(f"http://127.0.0.1:{port}", token, mcp_url, args.runs)
         recorded = await recorded_tool_latency(url, args.runs)
@@ -209,7 +227,10 @@ async def main() -> None:
     print(f"  agent run through Cockpit        {ms(found['agent'])}")
     print(f"  the same calls made by the client {ms(found['direct'])}")
     overhead = statistics.median(found["agent"]) - statistics.median(found["direct"])
-    print(f"  overhead of the run: {overhead * 1000:.2f} ms at the median, {overhead * 1000 / 3:.2f} ms per step")
+    print(
+        f"  overhead of the run: {overhead * 1000:.2f} ms at the median, "
+        f"{overhead * 1000 / 3:.2f} ms per step"
+    )
     print("Tool call latency")
     print(f"  through Cockpit (recorded)       {ms(recorded)}")
     print(f"  direct, a new MCP session        {ms(found['tool_fresh'])}")
