@@ -20,6 +20,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from cockpit.integrations import client
 from cockpit.integrations.schemas import MAX_DOCUMENT_BYTES, check_document
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.urls import check_upstream_url_async
@@ -52,7 +53,9 @@ async def fetch_openapi_document(url: str, *, allow_private: bool, timeout_secon
     content = bytearray()
     try:
         async with (
-            httpx.AsyncClient(timeout=timeout_seconds, follow_redirects=False) as http,
+            httpx.AsyncClient(
+                timeout=timeout_seconds, follow_redirects=False, verify=client.tls_context()
+            ) as http,
             http.stream("GET", url, headers={"accept": "application/json"}) as response,
         ):
             status, content_type = response.status_code, response.headers.get("content-type", "")

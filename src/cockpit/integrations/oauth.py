@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.integrations import repository
-from cockpit.integrations.client import IntegrationFailure
+from cockpit.integrations.client import IntegrationFailure, tls_context
 from cockpit.integrations.models import Integration, IntegrationToken
 from cockpit.kit import secrets
 from cockpit.kit.time import utcnow
@@ -101,7 +101,9 @@ async def request_token(
     if client_secret:
         data["client_secret"] = client_secret
     try:
-        async with httpx.AsyncClient(timeout=TOKEN_TIMEOUT_SECONDS, follow_redirects=False) as http:
+        async with httpx.AsyncClient(
+            timeout=TOKEN_TIMEOUT_SECONDS, follow_redirects=False, verify=tls_context()
+        ) as http:
             response = await http.post(token_url, data=data, headers={"accept": "application/json"})
     except httpx.TimeoutException:
         raise IntegrationFailure("timeout", "The token endpoint did not answer in time.") from None
