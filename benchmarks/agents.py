@@ -11,11 +11,13 @@ answers with its result (2 model calls + 1 tool call).
 
 1. **Agent run vs the equivalent direct calls**: the agent run (one request) is interleaved with the
    same work done by the client: model call 1 through the gateway (with the tool offered), the tool
-   called directly on the MCP server (a new MCP session, as Cockpit opens one per call), model call 2
-   through the gateway (with the tool result). Reports p50/p99 of both and the overhead per step.
+   called directly on the MCP server (a new MCP session, as Cockpit opens one per call, on an HTTP
+   client sharing one TLS context, as Cockpit's do), model call 2 through the gateway (with the tool
+   result). Reports p50/p99 of both and the overhead per step (3 steps: 2 model calls, 1 tool call).
 2. **Tool call latency**: the ``latency_ms`` Cockpit recorded for each tool call (the whole call:
    session set-up, the call, the result) vs the same call made directly with a new session each
-   time, and with one MCP session kept open.
+   time (on a client sharing one TLS context; and with the SDK's default client, which makes a TLS
+   context per client), and with one MCP session kept open.
 Numbers, not assertions; see docs/benchmarks.md.
 """
 
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import uvicorn
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
@@ -57,6 +60,7 @@ from cockpit.usage.models import UsageRecord
 from gateway import SECRET, drop_database, free_port, fresh_database, start
 
 QUESTION = "Where is my order 42?"
+TLS = httpx2.create_ssl_context()
 
 
 def tool_server() -> tuple[uvicorn.Server, str]:
@@ -113,10 +117,13 @@ async def prepare(url: str, mcp_url: str) -> str:
     return token
 
 
-async def direct_tool(mcp_url: str) -> float:
+async def direct_tool(mcp_url: str, *, shared_tls: bool) -> float:
+    """One tool call on a new MCP session; with ``shared_tls`` on an HTTP client made with one TLS
+    context for all (as Cockpit does), else with the SDK's default client (a new context each time)."""
     started = time.perf_counter()
+    http = httpx2.AsyncClient(verify=TLS) if shared_tls else None
     async with (
-        streamable_http_client(mcp_url) as streams,
+        streamable_http_client(mcp_url, http_client=http) as streams,
         ClientSession(streams[0], streams[1]) as session,
     ):
         await session.initialize()
@@ -135,7 +142,13 @@ async def measure(base: str, token: str, mcp_url: str, runs: int) -> dict[str, l
     schema = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}
     function = {"name": "orders__lookup_order", "description": "Look up an order.", "parameters": schema}
     tools = [{"type": "function", "function": function}]
-    found: dict[str, list[float]] = {"agent": [], "direct": [], "tool_fresh": [], "tool_kept": []}
+    found: dict[str, list[float]] = {
+        "agent": [],
+        "direct": [],
+        "tool_fresh": [],
+        "tool_sdk": [],
+        "tool_kept": [],
+    }
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
         for _ in range(5):  # warm-up: connections, catalogue, tokenizer
             await http.post("/v1/chat/completions", json={"model": "agent:orders", "messages": ask[1:]})
@@ -154,7 +167,8 @@ async def measure(base: str, token: str, mcp_url: str, runs: int) -> dict[str, l
                 )
             ).json()
             call = first["choices"][0]["message"]["tool_calls"][0]
-            found["tool_fresh"].append(await direct_tool(mcp_url))
+            found["tool_fresh"].append(await direct_tool(mcp_url, shared_tls=True))
+            found["tool_sdk"].append(await direct_tool(mcp_url, shared_tls=False))
             followed = [
                 *ask,
                 first["choices"][0]["message"],
@@ -163,7 +177,7 @@ async def measure(base: str, token: str, mcp_url: str, runs: int) -> dict[str, l
             await http.post(
                 "/v1/chat/completions", json={"model": "sim", "messages": followed, "tools": tools}
             )
-            found["direct"].append(time.perf_counter() - started)
+            found["direct"].append(time.perf_counter() - started - found["tool_sdk"][-1])
     async with streamable_http_client(mcp_url) as streams, ClientSession(streams[0], streams[1]) as session:
         await session.initialize()
         for _ in range(runs):
@@ -233,7 +247,8 @@ async def main() -> None:
     )
     print("Tool call latency")
     print(f"  through Cockpit (recorded)       {ms(recorded)}")
-    print(f"  direct, a new MCP session        {ms(found['tool_fresh'])}")
+    print(f"  direct, a new MCP session        {ms(found['tool_fresh'])}  (one TLS context for all)")
+    print(f"  direct, the SDK's default client {ms(found['tool_sdk'])}  (a new TLS context each)")
     print(f"  direct, one MCP session kept     {ms(found['tool_kept'])}")
 
 
