@@ -182,6 +182,9 @@ class AgentRunner:
         """A run of ``agent`` (saved, or a draft tried in the console's wizard when ``preview``)."""
         gw, caller, catalog = self.gateway, ctx.caller, ctx.catalog
         assert catalog is not None
+        if not preview:  # a saved agent's calls (refusals too) are its own; a preview's, the person's
+            project = agent.project_id or ctx.attribution.project_id
+            ctx.attribution = type(ctx.attribution)(project, str(agent.id))
         decision = gw._decide(caller, catalog, ResourceType.agent, agent.slug)
         if not decision.allowed and not preview:
             raise GatewayError(
@@ -215,7 +218,6 @@ class AgentRunner:
             raise invalid(f"'{sent[0]}' cannot be sent to an agent: it brings its own tools.", param=sent[0])
         if body.get("n") not in (None, 1):
             raise invalid("An agent answers with one choice ('n' must be 1).", param="n")
-        ctx.attribution = type(ctx.attribution)(agent.project_id or ctx.attribution.project_id, str(agent.id))
         system = "\n\n".join(
             t for t in (catalog.custom_instructions.strip(), agent.instructions.strip()) if t
         )
@@ -355,7 +357,12 @@ class AgentRunner:
             )
         else:
             hold = await self._hold_price(ctx, tool)
-            outcome = await self._call_tool(ctx, tool, arguments)
+            try:
+                outcome = await self._call_tool(ctx, tool, arguments)
+            except BaseException:  # the caller went away mid-call: recorded, its hold released
+                gone = tools_client.ToolOutcome(False, "", "The caller went away before the tool answered.")
+                self._record_tool(ctx, tool, created, started, gone, Decimal(0), hold)
+                raise
         price = tool.integration.price_credits if outcome.ok else Decimal(0)
         self._record_tool(ctx, tool, created, started, outcome, price, hold)
         run.steps.append({
