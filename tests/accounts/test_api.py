@@ -270,3 +270,24 @@ async def test_a_member_sees_the_form_disabled_and_cannot_post(db: AsyncSession,
     assert "Member Was Here" not in response.text
     assert await _stored(db, account_id) == ("Acme", "UTC")
     assert await _updates(db, account_id) == []
+
+
+async def test_custom_instructions_are_set_audited_and_bounded(db: AsyncSession, client: AsyncClient) -> None:
+    account, owner = await make_account(db, name="Instructions Co")
+    headers = bearer(await make_token(db, owner, scopes=("admin",)))
+    text = "We are Instructions Co. Be brief."
+    response = await client.patch("/api/v1/account", json={"custom_instructions": text}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["custom_instructions"] == text
+    entry = await db.scalar(
+        select(AuditEntry).where(AuditEntry.account_id == account.id, AuditEntry.action == "account.updated")
+    )
+    assert entry is not None
+    assert entry.after is not None
+    assert entry.after["custom_instructions"] == text
+    too_long = await client.patch(
+        "/api/v1/account", json={"custom_instructions": "x" * 20_001}, headers=headers
+    )
+    assert too_long.status_code == 422
+    cleared = await client.patch("/api/v1/account", json={"custom_instructions": "  "}, headers=headers)
+    assert cleared.json()["custom_instructions"] == ""

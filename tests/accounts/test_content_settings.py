@@ -273,3 +273,28 @@ async def test_a_member_sees_the_retention_form_disabled_and_cannot_post(
     assert response.status_code == 403
     assert await _stored(db, account_id) == (False, 30)
     assert await _updates(db, account_id) == []
+
+
+async def test_an_admin_saves_custom_instructions(db: AsyncSession, client: AsyncClient) -> None:
+    account_id = await _signed_in(db, client, UserRole.admin)
+    csrf = await csrf_for(client, "/account")
+    text = 'We are <b>Acme</b> & "friends". Answer briefly.'
+    response = await client.post(
+        "/account/instructions", data={"custom_instructions": text, "csrf_token": csrf}, follow_redirects=True
+    )
+    assert response.status_code == 200
+    assert "Custom instructions saved." in response.text
+    assert (
+        "We are &lt;b&gt;Acme&lt;/b&gt; &amp; &#34;friends&#34;. Answer briefly.</textarea>" in response.text
+    )
+    stored = await db.get(Account, account_id, populate_existing=True)
+    assert stored is not None
+    assert stored.custom_instructions == text
+    await db.commit()
+
+    too_long = await client.post(
+        "/account/instructions",
+        data={"custom_instructions": "x" * 20_001, "csrf_token": await csrf_for(client, "/account")},
+    )
+    assert too_long.status_code == 422
+    assert "at most 20000 characters" in too_long.text

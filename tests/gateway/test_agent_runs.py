@@ -211,3 +211,42 @@ async def test_a_tool_price_in_credits_is_recorded(
     assert tool.credits == Decimal("2.5")
     assert tool.credit_lease_id is not None
     assert tool.cost_usd == Decimal("0.025")  # the credits' worth in USD at 100 credits per $1
+
+
+async def test_the_organisations_custom_instructions_come_first(
+    db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
+) -> None:
+    from cockpit.tenancy.models import Account
+
+    await setup_agent(db, org, tool_server)
+    account = await db.get(Account, org.account_id)
+    assert account is not None
+    account.custom_instructions = "We are Gateway Co. Answer in British English."
+    account.store_request_content = True
+    await db.commit()
+    client = client_for(gateway_app, org.member_token)
+    await client.chat.completions.create(model="agent:support", messages=_ask("Hello there?"))
+    rows = await records(gateway_app, db, org.account_id)
+    sent = rows[0].request_content
+    assert sent is not None
+    assert sent["messages"][0] == {
+        "role": "system",
+        "content": "We are Gateway Co. Answer in British English.\n\nYou help customers.",
+    }
+    assert sent["messages"][1] == {"role": "user", "content": "Hello there?"}
+
+
+async def test_a_stream_relays_the_answer_as_the_model_writes_it(
+    db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
+) -> None:
+    await setup_agent(db, org, tool_server)
+    client = client_for(gateway_app, org.member_token)
+    stream = await client.chat.completions.create(
+        model="agent:support", messages=_ask("Tell me about gardening."), stream=True
+    )
+    pieces = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+    # The simulated model writes in pieces of 1-3 words: they arrive as they are written.
+    assert len(pieces) > 5
+    rows = await records(gateway_app, db, org.account_id)
+    assert [(r.operation, r.stream, r.status) for r in rows] == [("chat", True, "success")]
+    assert rows[0].output_tokens > 0

@@ -20,6 +20,8 @@ class AccountOut(OutputSchema):
     # Gateway: whether each call's input and output are kept, and for how many days.
     store_request_content: bool
     content_retention_days: int
+    # Prepended to every agent's instructions ("" when none).
+    custom_instructions: str
 
 
 class AccountUpdate(InputSchema):
@@ -31,3 +33,4 @@ class AccountUpdate(InputSchema):
     content_retention_days: int | None = Field(
         default=None, ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS, strict=True
     )
+    custom_instructions: str | None = Field(default=None, max_length=20_000)

@@ -21,6 +21,8 @@ from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
 from cockpit.users.seats import SeatProduct
 
+MAX_CUSTOM_INSTRUCTIONS = 20_000  # characters
+
 
 def check_timezone(value: str) -> str:
     try:
@@ -138,6 +140,7 @@ async def update_profile(
     locale: str | None = None,
     store_request_content: bool | None = None,
     content_retention_days: int | None = None,
+    custom_instructions: str | None = None,
 ) -> Account:
     """Change the organisation profile and its gateway content settings; absent fields stay.
 
@@ -155,6 +158,14 @@ async def update_profile(
     new_retention = (
         check_retention_days(content_retention_days) if content_retention_days is not None else None
     )
+    new_instructions = (
+        require_text(
+            custom_instructions, field="custom_instructions", label="The custom instructions",
+            max_length=MAX_CUSTOM_INSTRUCTIONS, min_length=0,
+        )
+        if custom_instructions is not None
+        else None
+    )  # fmt: skip
     before = _profile_state(account)
     if new_name is not None:
         account.name = new_name
@@ -166,6 +177,8 @@ async def update_profile(
         account.store_request_content = bool(store_request_content)
     if new_retention is not None:
         account.content_retention_days = new_retention
+    if new_instructions is not None:
+        account.custom_instructions = new_instructions
     after = _profile_state(account)
     await audit.record_changes(
         session, actor, "account.updated", target=Target("account", account.id, account.name), before=before,
@@ -181,4 +194,5 @@ def _profile_state(account: Account) -> dict[str, object]:
         "locale": account.locale,
         "store_request_content": account.store_request_content,
         "content_retention_days": account.content_retention_days,
+        "custom_instructions": account.custom_instructions,
     }

@@ -31,5 +31,6 @@ async def update_account(body: AccountUpdate, session: DbSession, actor: Account
         locale=body.locale,
         store_request_content=body.store_request_content,
         content_retention_days=body.content_retention_days,
+        custom_instructions=body.custom_instructions,
     )
     return AccountOut.model_validate(account)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, String, false
+from sqlalchemy import ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, MicroDecimal, TimestampMixin
@@ -33,6 +33,8 @@ class Account(IdMixin, TimestampMixin, Base):
     credits_per_cycle: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
     cycle_cadence: Mapped[str] = mapped_column(String(10), default="month", server_default="month")
     signup_credits: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
+    # Prepended to every agent's instructions (the organisation's tone, policies, context).
+    custom_instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
     # The lock of account-wide invariants (and the head of the account's audit chain) is a row of
     # ``audit_chain_heads`` (see cockpit.tenancy.lock).
 

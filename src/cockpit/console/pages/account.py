@@ -78,3 +78,21 @@ async def update_content_storage(
             request, session, viewer, status_code=exc.status, content_error=exc.message, content_form=typed
         )
     return redirect(request, "/account", message="Data retention settings saved.")
+
+
+@router.post("/instructions")
+async def update_custom_instructions(
+    request: Request,
+    session: DbSession,
+    viewer: AdminViewer,
+    custom_instructions: Annotated[str, Form(max_length=40_000)] = "",
+) -> Response:
+    try:
+        await service.update_profile(session, viewer.actor, custom_instructions=custom_instructions)
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        return await _page(
+            request, session, viewer, status_code=exc.status, instructions_error=exc.message,
+            instructions_form={"custom_instructions": custom_instructions[:40_000]},
+        )  # fmt: skip
+    return redirect(request, "/account", message="Custom instructions saved.")
