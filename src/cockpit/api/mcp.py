@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -76,10 +77,18 @@ class CockpitMCP:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], secret_key: str) -> None:
         self.sessionmaker = sessionmaker
         self.secret_key = secret_key
-        self.server: MCPServer[Any] = MCPServer(
-            "Cockpit",
-            instructions="Read-only answers about the caller's credits, usage, requests and models.",
-        )
+        # The SDK configures the root logger (a rich console handler at INFO) when nothing has yet:
+        # Cockpit's logging is its own, so the SDK finds a handler there and leaves it alone.
+        root, placeholder = logging.getLogger(), logging.NullHandler()
+        root.addHandler(placeholder)
+        try:
+            self.server: MCPServer[Any] = MCPServer(
+                "Cockpit",
+                instructions="Read-only answers about the caller's credits, usage, requests and models.",
+                log_level="WARNING",
+            )
+        finally:
+            root.removeHandler(placeholder)
         self._tools()
         self.app = self._build()
 
