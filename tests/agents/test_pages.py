@@ -198,3 +198,32 @@ async def test_a_member_sees_their_projects_agents(client: AsyncClient, db: Asyn
     _, kind, _ = await _follow(client, await _post(client, "/agents/new", data, "/agents/new"))
     assert kind == "success"
     assert await agent_count(db, t.account.id) == 3
+
+
+async def test_the_form_is_checked_as_it_is_typed(client: AsyncClient, db: AsyncSession) -> None:
+    t = await make_team(db)
+    await console_login(client, t.admin.email)
+    taken = await create(client, t.admin_headers, name="Support", slug="support")
+    csrf = await csrf_for(client, "/agents/new")
+    base = {"csrf_token": csrf, "model": str(t.models["gpt-4o"]), "max_steps": "5"}
+
+    fine = await client.post("/agents/check", data={**base, "name": "Helper"}, headers={"HX-Request": "true"})
+    assert fine.status_code == 200
+    assert "Everything looks right" in fine.text
+
+    wrong = await client.post(
+        "/agents/check",
+        data={**base, "name": "", "slug": "support", "temperature": "7", "max_steps": "99"},
+        headers={"HX-Request": "true"},
+    )
+    assert wrong.status_code == 200
+    assert "Not ready to save yet" in wrong.text
+    for label in ("Name", "Temperature", "Max steps"):
+        assert f"<strong>{label}</strong>" in wrong.text
+    own = await client.post(
+        f"/agents/check?agent_id={taken['id']}", data={**base, "name": "Support", "slug": "support"}
+    )
+    assert "Everything looks right" in own.text  # its own slug is not "taken"
+    clash = await client.post("/agents/check", data={**base, "name": "Other", "slug": "support"})
+    assert "already the slug of Support" in clash.text
+    assert await agent_count(db, t.account.id) == 1  # checking saves nothing

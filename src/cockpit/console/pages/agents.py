@@ -262,6 +262,26 @@ async def create_agent(request: Request, session: DbSession, viewer: SignedIn) -
     return redirect(request, "/agents", message=f"Agent “{agent.name}” created.")
 
 
+@router.post("/check")
+async def check_agent_form(
+    request: Request, session: DbSession, viewer: SignedIn, agent_id: Annotated[str, Query(max_length=40)] = ""
+) -> Response:
+    """Live validation of the form as it is typed (htmx): what is wrong with each field, without
+    saving anything — the checks of the schema, the model chosen and the slug being free."""
+    values = _fields(await request.form(), await _listed(session, viewer))
+    problems: dict[str, str] = {}
+    try:
+        parsed(AgentCreate, values)
+    except CockpitError as exc:
+        problems = _errors(exc)
+    slug = values.get("slug")
+    if isinstance(slug, str) and "slug" not in problems:
+        taken = await agents.by_slug(session, viewer.actor.account_id, slug)
+        if taken is not None and str(taken.id) != agent_id:
+            problems["slug"] = f"“{slug}” is already the slug of {taken.name}."
+    return render(request, "agents/_check.html", {"problems": problems})
+
+
 @router.get("/{agent_id}")
 async def agent_page(request: Request, session: DbSession, viewer: SignedIn, agent_id: str) -> Response:
     agent = await agents.get_agent(session, viewer.actor, _agent_id(agent_id))

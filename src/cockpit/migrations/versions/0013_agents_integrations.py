@@ -112,9 +112,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("usage_requests") as batch:
-        batch.drop_column("tool")
-        batch.drop_column("integration_id")
+    op.drop_column("usage_requests", "tool")
+    op.drop_column("usage_requests", "integration_id")
     op.drop_index(op.f("ix_agents_project_id"), table_name="agents")
     op.drop_index(op.f("ix_agents_account_id"), table_name="agents")
     op.drop_table("agents")

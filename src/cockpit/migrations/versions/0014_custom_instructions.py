@@ -21,5 +21,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("accounts") as batch:
-        batch.drop_column("custom_instructions")
+    # A plain DROP COLUMN: a batch copy of ``accounts`` on SQLite would drop the table, and with it
+    # (foreign keys on) every row that cascades from an account.
+    op.drop_column("accounts", "custom_instructions")
