@@ -264,7 +264,10 @@ async def create_agent(request: Request, session: DbSession, viewer: SignedIn) -
 
 @router.post("/check")
 async def check_agent_form(
-    request: Request, session: DbSession, viewer: SignedIn, agent_id: Annotated[str, Query(max_length=40)] = ""
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    agent_id: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
     """Live validation of the form as it is typed (htmx): what is wrong with each field, without
     saving anything — the checks of the schema, the model chosen and the slug being free."""
