@@ -16,7 +16,7 @@ from cockpit.agents import service as agents
 from cockpit.agents.models import Visibility
 from cockpit.agents.schemas import STARTERS_MAX, AgentCreate, parsed
 from cockpit.authz.permissions import Permission
-from cockpit.console.pages.agents import _can_create, _errors, _fields, _listed
+from cockpit.console.pages.agents import can_create, field_errors, form_fields, listed_integrations
 from cockpit.console.web import SignedIn, Viewer, discard_changes, redirect, render
 from cockpit.gateway import wizard
 from cockpit.groups import service as groups
@@ -32,7 +32,7 @@ PREVIEW_HISTORY = 48
 
 
 async def _require_create(session: DbSession, viewer: Viewer) -> None:
-    if not await _can_create(session, viewer):
+    if not await can_create(session, viewer):
         raise NotPermitted("agents_create_not_allowed", "You cannot create agents.")
 
 
@@ -94,7 +94,7 @@ async def _review_page(
         "agent": None,
         "f": values,
         "error": error.message if error else None,
-        "errors": _errors(error) if error else {},
+        "errors": field_errors(error) if error else {},
         "can_edit": True,
         "admin": admin,
         "models": [m for m in await providers.list_models(session, actor) if m.enabled],
@@ -106,6 +106,8 @@ async def _review_page(
         "labels": None,
         "brief": brief,
         "drafted_with": drafted_with,
+        "form_action": "/agents/wizard/publish",
+        "submit_label": "Publish agent",
     }
     return render(request, "agents/wizard_review.html", context, status_code=422 if error else 200)
 
@@ -204,7 +206,7 @@ async def preview_agent(request: Request, session: DbSession, viewer: SignedIn) 
     try:
         if not message:
             raise InvalidInput("message_required", "Type a message to try the agent.")
-        values = _fields(form, await _listed(session, viewer))
+        values = form_fields(form, await listed_integrations(session, viewer))
         model = await _model_name(session, viewer, values["model"])
         messages = [*history, {"role": "user", "content": message[:20_000]}][-PREVIEW_HISTORY - 1 :]
         body = _preview_input(values, model, messages)
@@ -233,7 +235,7 @@ async def preview_agent(request: Request, session: DbSession, viewer: SignedIn) 
 @router.post("/publish")
 async def publish_agent(request: Request, session: DbSession, viewer: SignedIn) -> Response:
     form = await request.form()
-    values = _fields(form, await _listed(session, viewer))
+    values = form_fields(form, await listed_integrations(session, viewer))
     brief = form.get("brief", "")
     drafted_with = form.get("drafted_with", "")
     try:

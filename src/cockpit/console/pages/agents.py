@@ -72,7 +72,7 @@ async def agents_page(
         "labels": labels,
         "integration_names": {str(k): v for k, v in labels.integrations.items()},
         "manageable": await agents.manageable(session, viewer.actor, found.items),
-        "can_create": await _can_create(session, viewer),
+        "can_create": await can_create(session, viewer),
         "form": {"q": q, "status": status},
         "statuses": list(AgentStatus),
         "base_query": urlencode({"q": q, "status": status}),
@@ -103,7 +103,7 @@ async def _usage_this_cycle(session: DbSession, viewer: Viewer) -> dict[str, Tot
     return {str(item.key): item.totals for item in found.items if item.key is not None}
 
 
-async def _can_create(session: DbSession, viewer: Viewer) -> bool:
+async def can_create(session: DbSession, viewer: Viewer) -> bool:
     """Mirrors create_agent: an admin, or a member of a project; and the access policies allow it."""
     if not viewer.can(Permission.agents_manage) and not await projects.list_projects(session, viewer.actor):
         return False
@@ -127,7 +127,7 @@ def _number(value: str) -> Any:
     return text
 
 
-def _fields(form: FormData, integration_ids_listed: dict[str, bool]) -> dict[str, Any]:
+def form_fields(form: FormData, integration_ids_listed: dict[str, bool]) -> dict[str, Any]:
     """The agent's fields from the form (every field: the edit form sends them all)."""
 
     def text(name: str) -> str:
@@ -167,7 +167,7 @@ def _fields(form: FormData, integration_ids_listed: dict[str, bool]) -> dict[str
     }
 
 
-def _errors(exc: CockpitError) -> dict[str, str]:
+def field_errors(exc: CockpitError) -> dict[str, str]:
     """Field → message, to show each next to its field (``tools.<id>`` under its integration)."""
     errors: dict[str, str] = {}
     for detail in exc.details or []:
@@ -217,7 +217,7 @@ async def _form_page(
         "agent": agent,
         "f": values,
         "error": error.message if error else None,
-        "errors": _errors(error) if error else {},
+        "errors": field_errors(error) if error else {},
         "can_edit": can_edit,
         "admin": admin,
         "models": models,
@@ -231,7 +231,7 @@ async def _form_page(
     return render(request, "agents/form.html", context, status_code=422 if error else 200)
 
 
-async def _listed(session: DbSession, viewer: Viewer) -> dict[str, bool]:
+async def listed_integrations(session: DbSession, viewer: Viewer) -> dict[str, bool]:
     """Each integration (by id string): whether it has listed its tools."""
     return {str(i.id): bool(i.tools) for i in await agents.integration_choices(session, viewer.actor)}
 
@@ -243,7 +243,7 @@ async def new_agent_page(
     viewer: SignedIn,
     project_id: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
-    if not await _can_create(session, viewer):
+    if not await can_create(session, viewer):
         raise NotPermitted("agents_create_not_allowed", "You cannot create agents.")
     values: dict[str, Any] = {"max_steps": 5, "project_id": project_id or None, "starters": []}
     if not viewer.can(Permission.agents_manage):
@@ -253,7 +253,7 @@ async def new_agent_page(
 
 @router.post("/new")
 async def create_agent(request: Request, session: DbSession, viewer: SignedIn) -> Response:
-    values = _fields(await request.form(), await _listed(session, viewer))
+    values = form_fields(await request.form(), await listed_integrations(session, viewer))
     try:
         agent = await agents.create_agent(session, viewer.actor, parsed(AgentCreate, values))
     except CockpitError as exc:
@@ -271,12 +271,12 @@ async def check_agent_form(
 ) -> Response:
     """Live validation of the form as it is typed (htmx): what is wrong with each field, without
     saving anything — the checks of the schema, the model chosen and the slug being free."""
-    values = _fields(await request.form(), await _listed(session, viewer))
+    values = form_fields(await request.form(), await listed_integrations(session, viewer))
     problems: dict[str, str] = {}
     try:
         parsed(AgentCreate, values)
     except CockpitError as exc:
-        problems = _errors(exc)
+        problems = field_errors(exc)
     slug = values.get("slug")
     if isinstance(slug, str) and "slug" not in problems:
         taken = await agents.by_slug(session, viewer.actor.account_id, slug)
@@ -297,7 +297,7 @@ async def agent_page(request: Request, session: DbSession, viewer: SignedIn, age
 @router.post("/{agent_id}")
 async def edit_agent(request: Request, session: DbSession, viewer: SignedIn, agent_id: str) -> Response:
     agent = await agents.get_agent(session, viewer.actor, _agent_id(agent_id))
-    values = _fields(await request.form(), await _listed(session, viewer))
+    values = form_fields(await request.form(), await listed_integrations(session, viewer))
     patch = {**values, "slug": values["slug"] or agent.slug}
     try:
         agent = await agents.update_agent(session, viewer.actor, agent.id, parsed(AgentUpdate, patch))
