@@ -4,6 +4,7 @@ from cockpit.agents.models import Agent
 from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount, UsageRollupState
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
+from cockpit.conversations.models import Conversation, ConversationMessage
 from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.exports.models import Export
 from cockpit.groups.models import Group
@@ -28,6 +29,8 @@ __all__ = [
     "ApiToken",
     "AuditChainHead",
     "AuditEntry",
+    "Conversation",
+    "ConversationMessage",
     "CreditCycle",
     "CreditRequest",
     "Export",

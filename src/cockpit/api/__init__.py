@@ -13,6 +13,7 @@ from cockpit.api.agents import router as agents_router
 from cockpit.api.analytics import router as analytics_router
 from cockpit.api.audit import router as audit_router
 from cockpit.api.auth import router as auth_router
+from cockpit.api.conversations import router as conversations_router
 from cockpit.api.credits import router as credits_router
 from cockpit.api.groups import router as groups_router
 from cockpit.api.integrations import router as integrations_router
@@ -33,6 +34,7 @@ for domain_router in (
     projects_router,
     agent_drafts_router,
     agents_router,
+    conversations_router,
     providers_router,
     integrations_router,
     audit_router,

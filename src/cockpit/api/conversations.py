@@ -1,0 +1,124 @@
+"""A person's conversations (issue 15): their threads with an agent or a model, and the messages.
+
+Sending a message (a model call) is added on top of the conversations service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+
+from cockpit.auth.dependencies import ApiActor
+from cockpit.conversations import service
+from cockpit.conversations.models import Conversation
+from cockpit.conversations.schemas import (
+    ConversationCreate,
+    ConversationList,
+    ConversationOut,
+    ConversationUpdate,
+    MessageList,
+    conversation_out,
+    message_out,
+)
+from cockpit.kit.pagination import PageMeta, PageParams, page_params
+from cockpit.kit.web import DbSession
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+
+
+async def _out(session: DbSession, actor: ApiActor, conversation: Conversation) -> ConversationOut:
+    return conversation_out(conversation, await service.agent_names_of(session, actor, [conversation]))
+
+
+@router.get("", response_model=ConversationList)
+async def list_conversations(
+    session: DbSession,
+    actor: ApiActor,
+    paging: Annotated[PageParams, Depends(page_params)],
+    search: Annotated[str | None, Query(max_length=200, description="Title contains")] = None,
+    archived: Annotated[bool, Query(description="The archived conversations instead")] = False,
+    deleted: Annotated[bool, Query(description="The deleted ones that can still be restored")] = False,
+) -> ConversationList:
+    """The caller's own conversations: pinned first, then the latest activity first (paged)."""
+    page = await service.list_conversations(
+        session, actor, search=search, archived=archived, deleted=deleted, page=paging
+    )
+    names = await service.agent_names_of(session, actor, page.items)
+    return ConversationList(items=[conversation_out(c, names) for c in page.items], meta=PageMeta.of(page))
+
+
+@router.post("", response_model=ConversationOut, status_code=status.HTTP_201_CREATED)
+async def start_conversation(
+    body: ConversationCreate, session: DbSession, actor: ApiActor
+) -> ConversationOut:
+    """With ``{"agent": slug}`` or ``{"model": name}`` (and an optional ``title``)."""
+    conversation = await service.start_conversation(
+        session, actor, agent=body.agent, model=body.model, title=body.title
+    )
+    return await _out(session, actor, conversation)
+
+
+@router.get("/{conversation_id}", response_model=ConversationOut)
+async def get_conversation(
+    conversation_id: uuid.UUID, session: DbSession, actor: ApiActor
+) -> ConversationOut:
+    return await _out(session, actor, await service.get_conversation(session, actor, conversation_id))
+
+
+@router.patch("/{conversation_id}", response_model=ConversationOut)
+async def change_conversation(
+    conversation_id: uuid.UUID, body: ConversationUpdate, session: DbSession, actor: ApiActor
+) -> ConversationOut:
+    """Rename, pin, archive, or reopen it on another branch; only the fields sent change."""
+    conversation = await service.get_conversation(session, actor, conversation_id)
+    if body.title is not None:
+        conversation = await service.rename_conversation(session, actor, conversation_id, title=body.title)
+    if body.pinned is not None:
+        conversation = await service.pin_conversation(session, actor, conversation_id, pinned=body.pinned)
+    if body.archived is not None:
+        conversation = await service.archive_conversation(
+            session, actor, conversation_id, archived=body.archived
+        )
+    if body.current_leaf_id is not None:
+        conversation = await service.select_branch(session, actor, conversation_id, body.current_leaf_id)
+    return await _out(session, actor, conversation)
+
+
+@router.delete("/{conversation_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_conversation(conversation_id: uuid.UUID, session: DbSession, actor: ApiActor) -> Response:
+    """Gone from the lists; restorable for 30 days."""
+    await service.delete_conversation(session, actor, conversation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{conversation_id}/restore", response_model=ConversationOut)
+async def restore_conversation(
+    conversation_id: uuid.UUID, session: DbSession, actor: ApiActor
+) -> ConversationOut:
+    return await _out(session, actor, await service.restore_conversation(session, actor, conversation_id))
+
+
+@router.get("/{conversation_id}/messages", response_model=MessageList)
+async def list_messages(
+    conversation_id: uuid.UUID,
+    session: DbSession,
+    actor: ApiActor,
+    tree: Annotated[bool, Query(description="Every message of the tree, oldest first")] = False,
+    leaf_id: Annotated[
+        uuid.UUID | None,
+        Query(description="The branch through this message (by default the current branch)"),
+    ] = None,
+) -> MessageList:
+    """One branch, from the first message down (each message with its siblings' ids), or the
+    whole tree."""
+    if tree:
+        views = await service.tree(session, actor, conversation_id)
+    else:
+        views = await service.messages(session, actor, conversation_id, leaf_id=leaf_id)
+    conversation = await service.get_conversation(session, actor, conversation_id)
+    return MessageList(
+        conversation_id=conversation.id,
+        current_leaf_id=conversation.current_leaf_id,
+        items=[message_out(v) for v in views],
+    )

@@ -1,0 +1,1 @@
+"""Conversations: a person's chat threads with an agent or a model, kept as a tree of messages."""
