@@ -1,13 +1,14 @@
 """A person's conversations (issue 15): their threads with an agent or a model, and the messages.
 
-Sending a message (a model call) is added on top of the conversations service."""
+Sending a message calls the conversation's agent or model through the gateway (``gateway.conversing``)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field
 
 from cockpit.auth.dependencies import ApiActor
 from cockpit.conversations import service
@@ -18,9 +19,11 @@ from cockpit.conversations.schemas import (
     ConversationOut,
     ConversationUpdate,
     MessageList,
+    MessageOut,
     conversation_out,
     message_out,
 )
+from cockpit.gateway import conversing
 from cockpit.kit.pagination import PageMeta, PageParams, page_params
 from cockpit.kit.web import DbSession
 
@@ -121,4 +124,43 @@ async def list_messages(
         conversation_id=conversation.id,
         current_leaf_id=conversation.current_leaf_id,
         items=[message_out(v) for v in views],
+    )
+
+
+class SendIn(BaseModel):
+    """A message (``content``; after ``parent_id``, or as a new version of ``edit_of``), or a new
+    answer beside an earlier one (``regenerate_of``)."""
+
+    content: Annotated[str | None, Field(min_length=1, max_length=100_000)] = None
+    parent_id: uuid.UUID | None = None
+    edit_of: uuid.UUID | None = None
+    regenerate_of: uuid.UUID | None = None
+
+
+class ExchangeOut(BaseModel):
+    asked: MessageOut | None = Field(description="The message sent (none when an answer was regenerated)")
+    message: MessageOut = Field(description="The answer, with its tokens, exact cost and credits")
+
+
+@router.post("/{conversation_id}/messages", response_model=ExchangeOut, status_code=status.HTTP_201_CREATED)
+async def send_message(
+    conversation_id: uuid.UUID, body: SendIn, request: Request, session: DbSession, actor: ApiActor
+) -> ExchangeOut:
+    """Send a message and get the answer of the conversation's agent or model (through the gateway:
+    access policies, credits and metering as for any call). A refused or failed call answers with
+    its status and reason (402 without credits, 403 refused by a policy), and is kept in the
+    conversation as an answer with status ``error``; nothing is charged for it."""
+    exchange = await conversing.send(
+        request, session, actor, conversation_id, content=body.content, parent_id=body.parent_id,
+        edit_of=body.edit_of, regenerate_of=body.regenerate_of,
+    )  # fmt: skip
+    if exchange.failure is not None:
+        await session.commit()  # the question and the failed answer are kept
+        raise exchange.failure
+    views = await service.messages(session, actor, conversation_id, leaf_id=exchange.answer.id)
+    by_id = {v.message.id: v for v in views}
+    asked = by_id.get(exchange.asked.id) if exchange.asked is not None else None
+    return ExchangeOut(
+        asked=message_out(asked) if asked is not None else None,
+        message=message_out(by_id[exchange.answer.id]),
     )

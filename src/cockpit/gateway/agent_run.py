@@ -88,6 +88,22 @@ class Run:
     base: dict[str, Any]
     usage: list[int] = field(default_factory=lambda: [0, 0, 0])  # input, output, cached
     steps: list[dict[str, Any]] = field(default_factory=list)
+    # What the run cost, as its calls were recorded (model calls that reported their usage, and the
+    # tool calls' prices): each figure computed and rounded as the gateway records it.
+    cost_usd: Decimal = Decimal(0)
+    credits: Decimal = Decimal(0)
+
+    def add_call(self, usage: tuple[int, int, int] | None, factor: Decimal) -> None:
+        """A model call of the run ended: its tokens, cost and credits are the run's."""
+        from cockpit.gateway.service import cost_of, credits_of
+
+        if usage is None:
+            return
+        for index, value in enumerate(usage):
+            self.usage[index] += value
+        cost = cost_of(self.route, *usage)
+        self.cost_usd += cost
+        self.credits += credits_of(cost, factor)
 
 
 def offered_tools(catalog: Catalog, agent: AgentSpec) -> dict[str, OfferedTool]:
@@ -327,9 +343,7 @@ class AgentRunner:
             gw._record(step, status=CallStatus.error, http_status=500, error=INTERNAL_ERROR)
             raise
         gw._record(step, status=CallStatus.success, http_status=200)
-        if call.usage is not None:
-            for index, value in enumerate(call.usage):
-                run.usage[index] += value
+        run.add_call(call.usage, ctx.catalog.credit_factor if ctx.catalog is not None else Decimal(0))
         return message, str(choice.get("finish_reason") or "stop")
 
     async def _tool_step(self, ctx: Context, run: Run, call: dict[str, Any]) -> str:
@@ -364,7 +378,9 @@ class AgentRunner:
                 self._record_tool(ctx, tool, created, started, gone, Decimal(0), hold)
                 raise
         price = tool.integration.price_credits if outcome.ok else Decimal(0)
-        self._record_tool(ctx, tool, created, started, outcome, price, hold)
+        cost, credits = self._record_tool(ctx, tool, created, started, outcome, price, hold)
+        run.cost_usd += cost
+        run.credits += credits
         run.steps.append({
             "type": "tool_call", "integration": tool.integration.name, "tool": tool.name,
             "arguments": arguments if arguments is not None else raw,
@@ -432,7 +448,7 @@ class AgentRunner:
         outcome: tools_client.ToolOutcome,
         price: Decimal,
         hold: Hold | None,
-    ) -> None:
+    ) -> tuple[Decimal, Decimal]:
         caller, catalog = ctx.caller, ctx.catalog
         factor = catalog.credit_factor if catalog is not None else Decimal(0)
         cost = (price / factor).quantize(PICO) if factor > 0 and price > 0 else Decimal(0)
@@ -455,6 +471,7 @@ class AgentRunner:
             self.gateway.keeper.settle(hold, record["credits"])
             record["credit_lease_id"] = hold.lease.id
         self.gateway.recorder.record(record)
+        return cost, record["credits"]
 
     # ---- answers ----
 
@@ -483,7 +500,12 @@ class AgentRunner:
                 }
             ],
             "usage": self._usage(run),
-            "cockpit": {"agent": run.agent.slug, "steps": run.steps},
+            "cockpit": {
+                "agent": run.agent.slug,
+                "steps": run.steps,
+                "cost_usd": str(run.cost_usd),
+                "credits": str(run.credits),
+            },
         }
 
     def _chunk(self, run: Run, ident: str, **extra: Any) -> bytes:

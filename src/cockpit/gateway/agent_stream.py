@@ -9,6 +9,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cockpit.gateway.errors import GatewayError
@@ -114,9 +115,7 @@ async def stream_step(
                     await aclose()
             gw._record(step, status=status, http_status=499)
     gw._record(step, status=CallStatus.success, http_status=200)
-    if call.usage is not None:
-        for index, value in enumerate(call.usage):
-            run.usage[index] += value
+    run.add_call(call.usage, ctx.catalog.credit_factor if ctx.catalog is not None else Decimal(0))
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
     if tool_calls:
         message["tool_calls"] = [tool_calls[i] for i in sorted(tool_calls)]

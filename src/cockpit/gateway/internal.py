@@ -9,6 +9,7 @@ import time
 import uuid
 from typing import Any
 
+from cockpit.gateway.agent_run import AGENT_PREFIX
 from cockpit.gateway.directory import AgentSpec, Caller
 from cockpit.gateway.errors import GatewayError, invalid
 from cockpit.gateway.inputs import check_chat, check_common
@@ -38,7 +39,8 @@ def person(
 async def complete_for(
     gateway: Gateway, caller: Caller, body: dict[str, Any], *, agent: AgentSpec | None = None
 ) -> dict[str, Any]:
-    """A ``chat.completion`` for ``body`` (or a run of ``agent``, saved or a draft); raises GatewayError
+    """A ``chat.completion`` for ``body`` (``"model": "agent:<slug>"`` runs a saved agent; ``agent`` a
+    draft, as the wizard's preview); raises GatewayError
     (402 without credits, 403 refused by a policy, 404 unknown model, 5xx upstream failures)."""
     ctx = Context(caller, Operation.chat.value, utcnow(), time.perf_counter(), Attribution(None, None))
     ctx.body = body
@@ -50,13 +52,15 @@ async def complete_for(
             raise invalid("A call made for the console is not streamed.", param="stream")
         if agent is not None:
             run = gateway.agents.prepare_spec(ctx, agent, body, preview=True)
+        elif ctx.model_name.startswith(AGENT_PREFIX):  # a saved agent: visibility, status, policies
+            run = gateway.agents.prepare(ctx, body)
         else:
             ctx.route = route = gateway._route(catalog, ctx.model_name, "chat")
             gateway._require_model(caller, catalog, route)
     except GatewayError as exc:
         gateway._record(ctx, status=CallStatus.error, http_status=exc.status, error=exc)
         raise
-    if agent is not None:
+    if agent is not None or ctx.model_name.startswith(AGENT_PREFIX):
         return await gateway.agents.complete(ctx, run)  # each model and tool call is recorded by the run
     try:
         if catalog.credit_factor > 0:

@@ -1,0 +1,113 @@
+"""Answering in a conversation: the person's message is kept, the branch up to it goes to the
+conversation's agent (``agent:<slug>``: its instructions and tools) or model through the gateway —
+policies, credits and metering as for any call, attributed to the person — and the answer is kept
+as the next message, with its tokens, exact cost and credits. A refused or failed call is kept as an
+answer with status ``error`` (nothing was charged for it) and its reason is raised to the caller."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from cockpit.agents import service as agents
+from cockpit.authz.actor import Actor
+from cockpit.conversations import service as conversations
+from cockpit.conversations.models import ConversationMessage, MessageStatus, Role
+from cockpit.gateway.agent_run import AGENT_PREFIX
+from cockpit.gateway.errors import GatewayError
+from cockpit.gateway.internal import complete_for
+from cockpit.gateway.service import Gateway, cost_of, credits_of
+from cockpit.gateway.wizard import caller_of
+from cockpit.kit.errors import CockpitError, InvalidInput
+
+
+@dataclass
+class Exchange:
+    asked: ConversationMessage | None  # None when an answer was regenerated
+    answer: ConversationMessage
+    failure: CockpitError | None = None  # the call was refused or failed (the answer says so)
+
+
+def _decimal(value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return Decimal(0)
+
+
+async def _model_of(session: AsyncSession, actor: Actor, conversation: Any) -> str:
+    if conversation.agent_id is not None:
+        agent = await agents.get_agent(session, actor, conversation.agent_id)
+        return AGENT_PREFIX + agent.slug
+    return str(conversation.model)
+
+
+async def send(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    *,
+    content: str | None = None,
+    parent_id: uuid.UUID | None = None,
+    edit_of: uuid.UUID | None = None,
+    regenerate_of: uuid.UUID | None = None,
+) -> Exchange:
+    """A message and its answer (``regenerate_of`` an answer: a new answer beside it, to the same
+    message)."""
+    conversation = await conversations.get_conversation(session, actor, conversation_id)
+    asked: ConversationMessage | None = None
+    if regenerate_of is not None:
+        views = await conversations.messages(session, actor, conversation.id, leaf_id=regenerate_of)
+        target = views[-1].message if views else None
+        if target is None or target.id != regenerate_of or target.role is not Role.assistant:
+            raise InvalidInput("unknown_answer", "regenerate_of must be an answer of this conversation.")
+        assert target.parent_id is not None
+        question = target.parent_id
+    else:
+        if content is None:
+            raise InvalidInput("content_required", "Send the message's content.")
+        asked = await conversations.add_user_message(
+            session, actor, conversation.id, content=content, parent_id=parent_id, edit_of=edit_of
+        )
+        question = asked.id
+    history = await conversations.history(session, actor, conversation.id, leaf_id=question)
+    model = await _model_of(session, actor, conversation)
+    caller = await caller_of(session, actor)
+    await session.commit()  # the question is kept; the gateway uses its own sessions (one SQLite writer)
+    gateway: Gateway = request.app.state.gateway
+    try:
+        answer = await complete_for(gateway, caller, {"model": model, "messages": history})
+    except GatewayError as exc:
+        failure = CockpitError(exc.code or "model_call_failed", exc.message)
+        failure.status = exc.status
+        kept = await conversations.add_assistant_message(
+            session, actor, conversation.id, parent_id=question, content="", status=MessageStatus.error,
+            error=exc.message, model=model,
+        )  # fmt: skip
+        return Exchange(asked, kept, failure)
+    message = answer["choices"][0]["message"]
+    usage = answer.get("usage") or {}
+    tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    extra = answer.get("cockpit") or {}
+    if model.startswith(AGENT_PREFIX):
+        cost, credits = _decimal(extra.get("cost_usd")), _decimal(extra.get("credits"))
+        answered_by = model
+    else:
+        catalog = await gateway.directory.catalog(actor.account_id)
+        route = catalog.routes.get(model)
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        cost = cost_of(route, tokens_in, tokens_out, cached) if route is not None else Decimal(0)
+        credits = credits_of(cost, catalog.credit_factor)
+        answered_by = model
+    kept = await conversations.add_assistant_message(
+        session, actor, conversation.id, parent_id=question, content=str(message.get("content") or ""),
+        model=answered_by, input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost, credits=credits,
+        tool_steps=list(extra.get("steps") or []),
+    )  # fmt: skip
+    return Exchange(asked, kept)

@@ -1,0 +1,125 @@
+"""Sending messages in a conversation: the answer of its model or agent through the gateway, kept with
+its exact cost and credits; branches by editing and regenerating; refusals kept as failed answers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import httpx2
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.policies.models import AccessPolicy, Effect, ResourceType, Scope
+from tests.gateway.agent_tools import ToolServer, setup_agent
+from tests.gateway.conftest import Org, fund, records
+
+API = "/api/v1/conversations"
+
+
+def api(app: Any, token: str) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://cockpit",
+        headers={"Authorization": f"Bearer {token}"}, timeout=60,
+    )  # fmt: skip
+
+
+async def test_a_model_answers_and_the_answer_is_kept_with_its_exact_cost(
+    db: AsyncSession, gateway_app: Any, org: Org
+) -> None:
+    await fund(db, org)
+    async with api(gateway_app, org.admin_token) as http:
+        conversation = (await http.post(API, json={"model": "sim-chat"})).json()
+        sent = await http.post(
+            f"{API}/{conversation['id']}/messages", json={"content": "How do plants grow?"}
+        )
+        assert sent.status_code == 201, sent.text
+        exchange = sent.json()
+        asked, answer = exchange["asked"], exchange["message"]
+        assert (asked["role"], asked["content"]) == ("user", "How do plants grow?")
+        assert (answer["role"], answer["status"], answer["parent_id"]) == (
+            "assistant",
+            "complete",
+            asked["id"],
+        )
+        assert answer["content"]
+        assert answer["output_tokens"] > 0
+        listed = (await http.get(f"{API}/{conversation['id']}/messages")).json()
+        assert [m["id"] for m in listed["items"]] == [asked["id"], answer["id"]]
+    [row] = await records(gateway_app, db, org.account_id)
+    assert (row.user_id, row.api_token_id, row.model, row.status) == (
+        org.admin.id,
+        None,
+        "sim-chat",
+        "success",
+    )
+    assert Decimal(answer["cost_usd"]) == row.cost_usd > 0
+    assert Decimal(answer["credits"]) == row.credits > 0
+    assert (answer["input_tokens"], answer["output_tokens"]) == (row.input_tokens, row.output_tokens)
+
+
+async def test_an_agent_answers_with_its_tools_and_its_whole_cost(
+    db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
+) -> None:
+    await fund(db, org)
+    _agent, integration = await setup_agent(db, org, tool_server)
+    integration.price_credits = Decimal("1.5")
+    await db.commit()
+    async with api(gateway_app, org.admin_token) as http:
+        conversation = (await http.post(API, json={"agent": "support"})).json()
+        sent = await http.post(
+            f"{API}/{conversation['id']}/messages", json={"content": "Where is my order 42?"}
+        )
+        assert sent.status_code == 201, sent.text
+        answer = sent.json()["message"]
+    assert "Order 42 shipped" in answer["content"]
+    assert [s["tool"] for s in answer["tool_steps"]] == ["lookup_order"]
+    rows = await records(gateway_app, db, org.account_id)
+    assert sorted(r.operation for r in rows) == ["chat", "chat", "tool_call"]
+    assert Decimal(answer["cost_usd"]) == sum((r.cost_usd for r in rows), Decimal(0))
+    assert Decimal(answer["credits"]) == sum((r.credits for r in rows), Decimal(0))
+
+
+async def test_edit_and_regenerate_make_branches(db: AsyncSession, gateway_app: Any, org: Org) -> None:
+    async with api(gateway_app, org.admin_token) as http:
+        cid = (await http.post(API, json={"model": "sim-chat"})).json()["id"]
+        first = (await http.post(f"{API}/{cid}/messages", json={"content": "Tell me about tea?"})).json()
+        await http.post(f"{API}/{cid}/messages", json={"content": "And coffee?"})
+        edited = await http.post(
+            f"{API}/{cid}/messages", json={"content": "Tell me about cocoa?", "edit_of": first["asked"]["id"]}
+        )
+        assert edited.status_code == 201, edited.text
+        assert edited.json()["asked"]["sibling_ids"] == [first["asked"]["id"], edited.json()["asked"]["id"]]
+        again = await http.post(
+            f"{API}/{cid}/messages", json={"regenerate_of": edited.json()["message"]["id"]}
+        )
+        assert again.status_code == 201, again.text
+        assert again.json()["asked"] is None
+        assert len(again.json()["message"]["sibling_ids"]) == 2
+        branch = (await http.get(f"{API}/{cid}/messages")).json()["items"]
+        assert next(m["content"] for m in branch) == "Tell me about cocoa?"
+        assert len(branch) == 2
+        whole = (await http.get(f"{API}/{cid}/messages", params={"tree": "true"})).json()["items"]
+        assert len(whole) == 7  # tea, its answer, coffee, its answer, cocoa, two answers
+        bad = await http.post(f"{API}/{cid}/messages", json={"regenerate_of": first["asked"]["id"]})
+        assert bad.status_code == 422
+
+
+async def test_a_refused_call_is_kept_as_a_failed_answer_and_costs_nothing(
+    db: AsyncSession, gateway_app: Any, org: Org
+) -> None:
+    db.add(AccessPolicy(
+        account_id=org.account_id, scope=Scope.user, scope_id=org.admin.id,
+        resource_type=ResourceType.model, resource="*", effect=Effect.deny,
+    ))  # fmt: skip
+    await db.commit()
+    async with api(gateway_app, org.admin_token) as http:
+        cid = (await http.post(API, json={"model": "sim-chat"})).json()["id"]
+        refused = await http.post(f"{API}/{cid}/messages", json={"content": "Hello?"})
+        assert refused.status_code == 403
+        assert refused.json()["error"]["code"] == "model_not_allowed"
+        kept = (await http.get(f"{API}/{cid}/messages")).json()["items"]
+    assert [(m["role"], m["status"]) for m in kept] == [("user", "complete"), ("assistant", "error")]
+    assert "denied" in (kept[1]["error"] or "")
+    assert kept[1]["cost_usd"] == "0"
+    rows = await records(gateway_app, db, org.account_id)
+    assert [(r.status, r.cost_usd) for r in rows] == [("error", 0)]
