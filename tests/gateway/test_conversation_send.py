@@ -3,6 +3,7 @@ its exact cost and credits; branches by editing and regenerating; refusals kept 
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -123,3 +124,69 @@ async def test_a_refused_call_is_kept_as_a_failed_answer_and_costs_nothing(
     assert kept[1]["cost_usd"] == "0"
     rows = await records(gateway_app, db, org.account_id)
     assert [(r.status, r.cost_usd) for r in rows] == [("error", 0)]
+
+
+async def _events(response: Any) -> list[dict[str, Any]]:
+    found = []
+    async for line in response.aiter_lines():
+        if line.startswith("data: ") and line != "data: [DONE]":
+            found.append(json.loads(line[6:]))
+    return found
+
+
+async def test_an_answer_streams_and_is_kept_with_its_cost(
+    db: AsyncSession, gateway_app: Any, org: Org, tool_server: ToolServer
+) -> None:
+    await fund(db, org)
+    await setup_agent(db, org, tool_server)
+    stream = {"Accept": "text/event-stream"}
+    async with api(gateway_app, org.admin_token) as http:
+        cid = (await http.post(API, json={"agent": "support"})).json()["id"]
+        body = {"content": "Where is my order 42?"}
+        async with http.stream("POST", f"{API}/{cid}/messages", json=body, headers=stream) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            events = await _events(response)
+        kinds = [e["type"] for e in events]
+        assert kinds[0] == "tool_step"
+        assert kinds[-1] == "message"
+        assert kinds.count("delta") > 3  # written piece by piece
+        text = "".join(e["content"] for e in events if e["type"] == "delta")
+        kept = events[-1]["message"]
+        assert kept["content"] == text
+        assert "Order 42 shipped" in text
+        assert kept["status"] == "complete"
+        # A bare model streams the same way.
+        model_cid = (await http.post(API, json={"model": "sim-chat"})).json()["id"]
+        body = {"content": "Tell me about tea?"}
+        async with http.stream("POST", f"{API}/{model_cid}/messages", json=body, headers=stream) as response:
+            model_events = await _events(response)
+        assert model_events[-1]["message"]["output_tokens"] > 0
+    rows = await records(gateway_app, db, org.account_id)
+    assert Decimal(kept["cost_usd"]) == sum((r.cost_usd for r in rows if r.agent_id), Decimal(0))
+    assert sorted((r.operation, r.stream) for r in rows) == [
+        ("chat", True),
+        ("chat", True),
+        ("chat", True),
+        ("tool_call", False),
+    ]
+
+
+async def test_a_refused_streamed_answer_says_why(db: AsyncSession, gateway_app: Any, org: Org) -> None:
+    db.add(AccessPolicy(
+        account_id=org.account_id, scope=Scope.user, scope_id=org.admin.id,
+        resource_type=ResourceType.model, resource="*", effect=Effect.deny,
+    ))  # fmt: skip
+    await db.commit()
+    async with api(gateway_app, org.admin_token) as http:
+        cid = (await http.post(API, json={"model": "sim-chat"})).json()["id"]
+        async with http.stream(
+            "POST",
+            f"{API}/{cid}/messages",
+            json={"content": "Hello?"},
+            headers={"Accept": "text/event-stream"},
+        ) as response:
+            events = await _events(response)
+    assert [e["type"] for e in events] == ["message", "error"]
+    assert events[0]["message"]["status"] == "error"
+    assert events[1]["error"]["code"] == "model_not_allowed"

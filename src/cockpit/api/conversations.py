@@ -24,6 +24,7 @@ from cockpit.conversations.schemas import (
     message_out,
 )
 from cockpit.gateway import conversing
+from cockpit.gateway.events import EventStream
 from cockpit.kit.pagination import PageMeta, PageParams, page_params
 from cockpit.kit.web import DbSession
 
@@ -142,14 +143,31 @@ class ExchangeOut(BaseModel):
     message: MessageOut = Field(description="The answer, with its tokens, exact cost and credits")
 
 
-@router.post("/{conversation_id}/messages", response_model=ExchangeOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/{conversation_id}/messages",
+    response_model=ExchangeOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"content": {"text/event-stream": {}}}},
+)
 async def send_message(
     conversation_id: uuid.UUID, body: SendIn, request: Request, session: DbSession, actor: ApiActor
 ) -> ExchangeOut:
     """Send a message and get the answer of the conversation's agent or model (through the gateway:
     access policies, credits and metering as for any call). A refused or failed call answers with
     its status and reason (402 without credits, 403 refused by a policy), and is kept in the
-    conversation as an answer with status ``error``; nothing is charged for it."""
+    conversation as an answer with status ``error``; nothing is charged for it.
+
+    With ``Accept: text/event-stream`` the answer streams as server-sent events: ``delta`` (text as
+    the model writes it), ``tool_step``, then ``message`` (the answer as kept) and ``error`` if the
+    call was refused or failed, then ``[DONE]``; closing the connection stops the answer and keeps
+    what had arrived (status ``stopped``)."""
+    if "text/event-stream" in request.headers.get("accept", ""):
+        _asked, events = await conversing.send_streamed(
+            request, session, actor, conversation_id, content=body.content, parent_id=body.parent_id,
+            edit_of=body.edit_of, regenerate_of=body.regenerate_of,
+        )  # fmt: skip
+        await session.commit()
+        return EventStream(events)  # type: ignore[return-value]
     exchange = await conversing.send(
         request, session, actor, conversation_id, content=body.content, parent_id=body.parent_id,
         edit_of=body.edit_of, regenerate_of=body.regenerate_of,

@@ -263,6 +263,11 @@ class AgentRunner:
             return exc.response()
         return Response(json.dumps(payload).encode(), media_type="application/json")
 
+    async def events(self, ctx: Context, run: Run) -> AsyncIterator[tuple[str, Any]]:
+        """The run streamed: ("delta", text), ("step", tool step), then ("final", the completion)."""
+        async for kind, value in self._loop(ctx, run, stream=True):
+            yield (kind, self._completion(run, *value)) if kind == "final" else (kind, value)
+
     async def complete(self, ctx: Context, run: Run) -> dict[str, Any]:
         """The whole run answered as one ``chat.completion`` (raises GatewayError)."""
         final: tuple[dict[str, Any], str] | None = None

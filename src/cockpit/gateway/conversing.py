@@ -6,7 +6,10 @@ answer with status ``error`` (nothing was charged for it) and its reason is rais
 
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,9 +21,11 @@ from cockpit.agents import service as agents
 from cockpit.authz.actor import Actor
 from cockpit.conversations import service as conversations
 from cockpit.conversations.models import ConversationMessage, MessageStatus, Role
+from cockpit.conversations.schemas import message_out
 from cockpit.gateway.agent_run import AGENT_PREFIX
+from cockpit.gateway.directory import Caller
 from cockpit.gateway.errors import GatewayError
-from cockpit.gateway.internal import complete_for
+from cockpit.gateway.internal import complete_for, stream_for
 from cockpit.gateway.service import Gateway, cost_of, credits_of
 from cockpit.gateway.wizard import caller_of
 from cockpit.kit.errors import CockpitError, InvalidInput
@@ -47,19 +52,28 @@ async def _model_of(session: AsyncSession, actor: Actor, conversation: Any) -> s
     return str(conversation.model)
 
 
-async def send(
-    request: Request,
+@dataclass
+class Turn:
+    """A question ready to be answered: the person's message kept, the branch up to it."""
+
+    conversation_id: uuid.UUID
+    asked: ConversationMessage | None
+    question: uuid.UUID
+    model: str
+    caller: Caller
+    history: list[dict[str, str]]
+
+
+async def _turn(
     session: AsyncSession,
     actor: Actor,
     conversation_id: uuid.UUID,
     *,
-    content: str | None = None,
-    parent_id: uuid.UUID | None = None,
-    edit_of: uuid.UUID | None = None,
-    regenerate_of: uuid.UUID | None = None,
-) -> Exchange:
-    """A message and its answer (``regenerate_of`` an answer: a new answer beside it, to the same
-    message)."""
+    content: str | None,
+    parent_id: uuid.UUID | None,
+    edit_of: uuid.UUID | None,
+    regenerate_of: uuid.UUID | None,
+) -> Turn:
     conversation = await conversations.get_conversation(session, actor, conversation_id)
     asked: ConversationMessage | None = None
     if regenerate_of is not None:
@@ -80,6 +94,29 @@ async def send(
     model = await _model_of(session, actor, conversation)
     caller = await caller_of(session, actor)
     await session.commit()  # the question is kept; the gateway uses its own sessions (one SQLite writer)
+    return Turn(conversation.id, asked, question, model, caller, history)
+
+
+async def send(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    *,
+    content: str | None = None,
+    parent_id: uuid.UUID | None = None,
+    edit_of: uuid.UUID | None = None,
+    regenerate_of: uuid.UUID | None = None,
+) -> Exchange:
+    """A message and its answer (``regenerate_of`` an answer: a new answer beside it, to the same
+    message)."""
+    turn = await _turn(
+        session, actor, conversation_id, content=content, parent_id=parent_id, edit_of=edit_of,
+        regenerate_of=regenerate_of,
+    )  # fmt: skip
+    conversation_id, asked, question, model, caller, history = (
+        turn.conversation_id, turn.asked, turn.question, turn.model, turn.caller, turn.history,
+    )  # fmt: skip
     gateway: Gateway = request.app.state.gateway
     try:
         answer = await complete_for(gateway, caller, {"model": model, "messages": history})
@@ -87,7 +124,7 @@ async def send(
         failure = CockpitError(exc.code or "model_call_failed", exc.message)
         failure.status = exc.status
         kept = await conversations.add_assistant_message(
-            session, actor, conversation.id, parent_id=question, content="", status=MessageStatus.error,
+            session, actor, conversation_id, parent_id=question, content="", status=MessageStatus.error,
             error=exc.message, model=model,
         )  # fmt: skip
         return Exchange(asked, kept, failure)
@@ -106,8 +143,89 @@ async def send(
         credits = credits_of(cost, catalog.credit_factor)
         answered_by = model
     kept = await conversations.add_assistant_message(
-        session, actor, conversation.id, parent_id=question, content=str(message.get("content") or ""),
+        session, actor, conversation_id, parent_id=question, content=str(message.get("content") or ""),
         model=answered_by, input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost, credits=credits,
         tool_steps=list(extra.get("steps") or []),
     )  # fmt: skip
     return Exchange(asked, kept)
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, default=str, separators=(",", ":")).encode() + b"\n\n"
+
+
+async def send_streamed(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    *,
+    content: str | None = None,
+    parent_id: uuid.UUID | None = None,
+    edit_of: uuid.UUID | None = None,
+    regenerate_of: uuid.UUID | None = None,
+) -> tuple[ConversationMessage | None, AsyncIterator[bytes]]:
+    """The message kept now, and its answer as server-sent events (JSON ``data`` lines):
+    ``{"type": "delta", "content"}`` as the model writes, ``{"type": "tool_step", "step"}`` as a tool
+    call ends, then ``{"type": "message", "message"}`` (the answer as kept, as in the JSON reply) and
+    ``{"type": "error", "error": {"code", "message"}}`` when the call was refused or failed; then
+    ``[DONE]``. A caller that goes away stops the answer: what had arrived is kept (status
+    ``stopped``)."""
+    turn = await _turn(
+        session, actor, conversation_id, content=content, parent_id=parent_id, edit_of=edit_of,
+        regenerate_of=regenerate_of,
+    )  # fmt: skip
+    gateway: Gateway = request.app.state.gateway
+    sessionmaker = request.app.state.sessionmaker
+
+    async def keep(**fields: Any) -> dict[str, Any]:
+        async with sessionmaker() as fresh:
+            kept = await conversations.add_assistant_message(
+                fresh, actor, turn.conversation_id, parent_id=turn.question, model=turn.model, **fields
+            )
+            views = await conversations.messages(fresh, actor, turn.conversation_id, leaf_id=kept.id)
+            out = message_out(next(v for v in views if v.message.id == kept.id)).model_dump(mode="json")
+            await fresh.commit()
+        return out
+
+    async def events() -> AsyncIterator[bytes]:
+        parts: list[str] = []
+        final: dict[str, Any] | None = None
+        failure: GatewayError | None = None
+        ended = False
+        try:
+            body = {"model": turn.model, "messages": turn.history, "stream": True}
+            try:
+                async for kind, value in stream_for(gateway, turn.caller, body):
+                    if kind == "delta":
+                        parts.append(value)
+                        yield _event({"type": "delta", "content": value})
+                    elif kind == "step":
+                        yield _event({"type": "tool_step", "step": value})
+                    else:
+                        final = value
+            except GatewayError as exc:
+                failure = exc
+            ended = True
+        finally:
+            if not ended:  # the caller went away: what had arrived is kept
+                with contextlib.suppress(Exception):
+                    await keep(content="".join(parts), status=MessageStatus.stopped)
+        if failure is not None:
+            message = await keep(content="".join(parts), status=MessageStatus.error, error=failure.message)
+            yield _event({"type": "message", "message": message})
+            yield _event({"type": "error", "error": {"code": failure.code, "message": failure.message}})
+        else:
+            assert final is not None
+            usage = final.get("usage") or {}
+            extra = final.get("cockpit") or {}
+            message = await keep(
+                content="".join(parts), input_tokens=int(usage.get("prompt_tokens") or 0),
+                output_tokens=int(usage.get("completion_tokens") or 0),
+                cost_usd=_decimal(extra.get("cost_usd")), credits=_decimal(extra.get("credits")),
+                tool_steps=list(extra.get("steps") or []),
+            )  # fmt: skip
+            yield _event({"type": "message", "message": message})
+        yield b"data: [DONE]\n\n"
+
+    return turn.asked, events()

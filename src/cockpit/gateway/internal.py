@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from cockpit.gateway.agent_run import AGENT_PREFIX
@@ -90,3 +91,37 @@ async def complete_for(
             code="upstream_invalid_response",
         )
     return answer
+
+
+def bare_model(route_model_id: uuid.UUID, name: str) -> AgentSpec:
+    """A bare model as a run without instructions or tools (one model call), so that a conversation
+    with a model streams through the same path as one with an agent."""
+    return AgentSpec(
+        id=uuid.uuid4(), slug=name, name=name, active=True, project_id=None, model_id=route_model_id,
+        instructions="", temperature=None, max_output_tokens=None, integration_ids=(), tools={},
+        visibility="account", group_ids=frozenset(), max_steps=1,
+    )  # fmt: skip
+
+
+async def stream_for(
+    gateway: Gateway, caller: Caller, body: dict[str, Any]
+) -> AsyncIterator[tuple[str, Any]]:
+    """A streamed answer for a person: ("delta", text) as the model writes, ("step", tool step) as
+    each tool call ends, then ("final", the whole ``chat.completion``); raises GatewayError (a refusal
+    before anything is spent, or a failure on the way: each call recorded as it ended)."""
+    ctx = Context(caller, Operation.chat.value, utcnow(), time.perf_counter(), Attribution(None, None))
+    ctx.body = body
+    try:
+        ctx.catalog = catalog = await gateway.directory.catalog(caller.account_id)
+        ctx.model_name = check_common(body)[:200]
+        check_chat(body)
+        if ctx.model_name.startswith(AGENT_PREFIX):
+            run = gateway.agents.prepare(ctx, body)
+        else:
+            route = gateway._route(catalog, ctx.model_name, "chat")
+            run = gateway.agents.prepare_spec(ctx, bare_model(route.model_id, route.name), body, preview=True)
+    except GatewayError as exc:
+        gateway._record(ctx, status=CallStatus.error, http_status=exc.status, error=exc)
+        raise
+    async for kind, value in gateway.agents.events(ctx, run):
+        yield kind, value
