@@ -51,7 +51,13 @@ SECTIONS: tuple[NavSection, ...] = (
             NavItem("Cost tracking", "/cost-tracking", "activity", Permission.usage_read_all),
         ),
     ),
-    NavSection("OPERATIONS", (NavItem("Request log", "/requests", "activity"),)),
+    NavSection(
+        "OPERATIONS",
+        (
+            NavItem("Conversations", "/conversations", "mail"),
+            NavItem("Request log", "/requests", "activity"),
+        ),
+    ),
     NavSection(
         "ACCOUNT",
         (

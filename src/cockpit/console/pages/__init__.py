@@ -7,6 +7,7 @@ from cockpit.console.pages import (
     analytics,
     audit,
     auth,
+    conversations,
     credits,
     credits_allocations,
     credits_requests,
@@ -54,5 +55,6 @@ for module in (
     integrations,
     models,
     policies,
+    conversations,
 ):
     router.include_router(module.router)

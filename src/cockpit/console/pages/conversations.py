@@ -1,0 +1,358 @@
+"""Conversations (issue 15): a person's chat workspace — the sidebar of their threads, a new
+conversation with an agent or a bare model, and one conversation's current branch with its message
+box, branch switches, regenerate, rename, pin, archive and delete.
+
+Answers go through the metering gateway (``gateway.conversing``); the thread is re-rendered as an
+htmx partial, or the page is reloaded by a redirect when the browser posts a plain form."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response
+
+from cockpit.agents import service as agents
+from cockpit.agents.models import Agent, AgentStatus
+from cockpit.console.web import SignedIn, Viewer, discard_changes, path_id, redirect, render
+from cockpit.conversations import service
+from cockpit.conversations.models import Conversation
+from cockpit.conversations.schemas import CONTENT_MAX, TITLE_MAX
+from cockpit.gateway import conversing
+from cockpit.kit.errors import CockpitError, InvalidInput
+from cockpit.kit.pagination import PageParams
+from cockpit.kit.web import DbSession
+from cockpit.providers import service as providers
+
+router = APIRouter(prefix="/conversations")
+
+SIDEBAR_SIZE = 100
+Text = Annotated[str, Query(max_length=200)]
+
+
+def _conversation_id(value: str) -> uuid.UUID:
+    return path_id(value, "conversation_not_found", "No such conversation.")
+
+
+def _message_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise InvalidInput("unknown_message", "No such message in this conversation.") from exc
+
+
+def _url(conversation_id: uuid.UUID, q: str = "", archived: bool = False) -> str:
+    query = urlencode({k: v for k, v in (("q", q), ("archived", "1" if archived else "")) if v})
+    return f"/conversations/{conversation_id}" + (f"?{query}" if query else "")
+
+
+# ---- what the pages show ----
+
+
+async def _choices(session: DbSession, viewer: Viewer) -> dict[str, Any]:
+    """The agents the person may use (the default one first choice) and the enabled chat models."""
+    found = await agents.list_agents(
+        session, viewer.actor, status=AgentStatus.active, page=PageParams(page=1, per_page=100)
+    )
+    usable: list[Agent] = list(found.items)
+    models = [
+        m
+        for m in await providers.list_models(session, viewer.actor)
+        if m.enabled and "chat" in (m.capabilities or ["chat"])
+    ]
+    default = next((a for a in usable if a.is_default and a.project_id is None), None)
+    default = default or next((a for a in usable if a.is_default), None)
+    if default is not None:
+        chosen = f"agent:{default.slug}"
+    elif usable:
+        chosen = f"agent:{usable[0].slug}"
+    elif models:
+        chosen = f"model:{models[0].name}"
+    else:
+        chosen = ""
+    return {"agents": usable, "models": models, "chosen": chosen}
+
+
+async def _sidebar(session: DbSession, viewer: Viewer, q: str, archived: bool) -> dict[str, Any]:
+    found = await service.list_conversations(
+        session, viewer.actor, search=q, archived=archived, page=PageParams(page=1, per_page=SIDEBAR_SIZE)
+    )
+    return {
+        "conversations": found.items,
+        "total": found.total,
+        "agent_names": await service.agent_names_of(session, viewer.actor, found.items),
+        "q": q,
+        "archived": archived,
+        "list_query": urlencode({k: v for k, v in (("q", q), ("archived", "1" if archived else "")) if v}),
+    }
+
+
+async def _thread(
+    session: DbSession,
+    viewer: Viewer,
+    conversation: Conversation,
+    *,
+    error: str | None = None,
+    draft: str = "",
+) -> dict[str, Any]:
+    views = await service.messages(session, viewer.actor, conversation.id)
+    last = views[-1].message if views else None
+    return {
+        "conversation": conversation,
+        "views": views,
+        "regenerate_id": last.id if last is not None and str(last.role) == "assistant" else None,
+        "error": error,
+        "draft": draft,  # the message typed, kept when it could not be sent
+        "content_max": CONTENT_MAX,
+    }
+
+
+async def _workspace(
+    request: Request,
+    session: DbSession,
+    viewer: Viewer,
+    *,
+    q: str,
+    archived: bool,
+    conversation: Conversation | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context: dict[str, Any] = {
+        **await _sidebar(session, viewer, q, archived),
+        **await _choices(session, viewer),
+    }
+    context.update(title_max=TITLE_MAX, conversation=None, page_error=None)
+    if conversation is not None:
+        names = await service.agent_names_of(session, viewer.actor, [conversation])
+        context.update(await _thread(session, viewer, conversation, error=error))
+        context["with_name"] = names.get(str(conversation.agent_id)) if conversation.agent_id else None
+    else:
+        context["page_error"] = error
+    return render(request, "conversations/index.html", context, status_code=status_code)
+
+
+def _archived(value: str) -> bool:
+    return value in ("1", "true", "on")
+
+
+# ---- the workspace ----
+
+
+@router.get("")
+async def conversations_page(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    q: Text = "",
+    archived: Annotated[str, Query(max_length=5)] = "",
+) -> Response:
+    return await _workspace(request, session, viewer, q=q.strip(), archived=_archived(archived))
+
+
+@router.post("")
+async def start_conversation(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    target: Annotated[str, Form(alias="with", max_length=300)] = "",
+    title: Annotated[str, Form(max_length=TITLE_MAX)] = "",
+) -> Response:
+    kind, _, name = target.partition(":")
+    try:
+        if kind not in ("agent", "model") or not name:
+            raise InvalidInput("agent_or_model", "Choose an agent or a model for the conversation.")
+        conversation = await service.start_conversation(
+            session,
+            viewer.actor,
+            agent=name if kind == "agent" else None,
+            model=name if kind == "model" else None,
+            title=title or None,
+        )
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        return await _workspace(
+            request, session, viewer, q="", archived=False, error=exc.message, status_code=exc.status
+        )
+    return redirect(request, f"/conversations/{conversation.id}")
+
+
+@router.get("/{conversation_id}")
+async def conversation_page(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    q: Text = "",
+    archived: Annotated[str, Query(max_length=5)] = "",
+) -> Response:
+    conversation = await service.get_conversation(session, viewer.actor, _conversation_id(conversation_id))
+    return await _workspace(
+        request, session, viewer, q=q.strip(), archived=_archived(archived), conversation=conversation
+    )
+
+
+# ---- the thread: send, regenerate, switch branches ----
+
+
+async def _after_thread_change(
+    request: Request,
+    session: DbSession,
+    viewer: Viewer,
+    conversation_id: uuid.UUID,
+    *,
+    error: str | None = None,
+    draft: str = "",
+) -> Response:
+    """htmx: the thread re-rendered (200, so that htmx swaps an error banner in too); a plain form:
+    back to the conversation, with the error as a banner."""
+    if request.headers.get("hx-request"):
+        conversation = await service.get_conversation(session, viewer.actor, conversation_id)
+        context = await _thread(session, viewer, conversation, error=error, draft=draft)
+        return render(request, "conversations/_thread.html", context)
+    if error:
+        return redirect(request, _url(conversation_id), message=error, kind="error")
+    return redirect(request, _url(conversation_id))
+
+
+async def _exchange(
+    request: Request,
+    session: DbSession,
+    viewer: Viewer,
+    conversation_id: uuid.UUID,
+    *,
+    content: str | None = None,
+    regenerate_of: uuid.UUID | None = None,
+) -> Response:
+    await service.get_conversation(session, viewer.actor, conversation_id)  # 404 before anything else
+    try:
+        # send() commits the question before the model call (the gateway uses its own sessions).
+        exchange = await conversing.send(
+            request, session, viewer.actor, conversation_id, content=content, regenerate_of=regenerate_of
+        )
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        return await _after_thread_change(
+            request, session, viewer, conversation_id, error=exc.message, draft=content or ""
+        )
+    if exchange.failure is not None:
+        await session.commit()  # the question and the failed answer are kept
+        return await _after_thread_change(
+            request, session, viewer, conversation_id, error=exchange.failure.message
+        )
+    return await _after_thread_change(request, session, viewer, conversation_id)
+
+
+@router.post("/{conversation_id}/messages")
+async def send_message(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    content: Annotated[str, Form(max_length=CONTENT_MAX)] = "",
+) -> Response:
+    cid = _conversation_id(conversation_id)
+    if not content.strip():
+        await service.get_conversation(session, viewer.actor, cid)
+        return await _after_thread_change(request, session, viewer, cid, error="Type a message to send.")
+    return await _exchange(request, session, viewer, cid, content=content)
+
+
+@router.post("/{conversation_id}/regenerate")
+async def regenerate_answer(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    message_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    cid = _conversation_id(conversation_id)
+    try:
+        answer_id = _message_id(message_id)
+    except CockpitError as exc:
+        await service.get_conversation(session, viewer.actor, cid)
+        return await _after_thread_change(request, session, viewer, cid, error=exc.message)
+    return await _exchange(request, session, viewer, cid, regenerate_of=answer_id)
+
+
+@router.post("/{conversation_id}/branch")
+async def switch_branch(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    message_id: Annotated[str, Form(max_length=40)] = "",
+) -> Response:
+    """Reopen the conversation on the branch through this sibling (the "previous / 2 of 3 / next" control)."""
+    cid = _conversation_id(conversation_id)
+    try:
+        await service.select_branch(session, viewer.actor, cid, _message_id(message_id))
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        await service.get_conversation(session, viewer.actor, cid)  # another person's: 404
+        return await _after_thread_change(request, session, viewer, cid, error=exc.message)
+    return await _after_thread_change(request, session, viewer, cid)
+
+
+# ---- the conversation's actions ----
+
+
+@router.post("/{conversation_id}/rename")
+async def rename_conversation(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    title: Annotated[str, Form(max_length=TITLE_MAX)] = "",
+) -> Response:
+    cid = _conversation_id(conversation_id)
+    try:
+        await service.rename_conversation(session, viewer.actor, cid, title=title)
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        conversation = await service.get_conversation(session, viewer.actor, cid)
+        return await _workspace(
+            request, session, viewer, q="", archived=False, conversation=conversation,
+            error=exc.message, status_code=exc.status,
+        )  # fmt: skip
+    return redirect(request, _url(cid), message="Conversation renamed.")
+
+
+@router.post("/{conversation_id}/pin")
+async def pin_conversation(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    pinned: Annotated[str, Form(max_length=5)] = "1",
+) -> Response:
+    cid = _conversation_id(conversation_id)
+    pin = _archived(pinned)
+    await service.pin_conversation(session, viewer.actor, cid, pinned=pin)
+    return redirect(request, _url(cid), message="Conversation pinned." if pin else "Conversation unpinned.")
+
+
+@router.post("/{conversation_id}/archive")
+async def archive_conversation(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    archived: Annotated[str, Form(max_length=5)] = "1",
+) -> Response:
+    cid = _conversation_id(conversation_id)
+    archive = _archived(archived)
+    await service.archive_conversation(session, viewer.actor, cid, archived=archive)
+    message = "Conversation archived." if archive else "Conversation moved back from the archive."
+    return redirect(request, _url(cid, archived=archive), message=message)
+
+
+@router.post("/{conversation_id}/delete")
+async def delete_conversation(
+    request: Request, session: DbSession, viewer: SignedIn, conversation_id: str
+) -> Response:
+    cid = _conversation_id(conversation_id)
+    await service.delete_conversation(session, viewer.actor, cid)
+    return redirect(request, "/conversations", message="Conversation deleted.")
