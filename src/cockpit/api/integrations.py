@@ -84,6 +84,11 @@ async def create_integration(
         timeout_seconds=body.timeout_seconds,
         enabled=body.enabled,
     )
+    # Its tools are listed at once (agents can use them without a separate test), once the new row
+    # is committed: the server asked may be this Cockpit (SQLite has one writer). A failure is kept
+    # as the last test's result; the integration stays.
+    await session.commit()
+    await service.test_integration(session, actor, integration.id, settings=_settings(request))
     return IntegrationOut.of(integration)
 
 

@@ -259,7 +259,15 @@ async def create_integration(request: Request, session: DbSession, viewer: Manag
             create_errors=_errors(exc),
             create_form=_shown(form),
         )
-    return redirect(request, "/integrations", message=f"Integration “{integration.name}” added.")
+    # Its tools are listed at once (after the commit: the server may be this Cockpit, and SQLite has
+    # one writer); what the listing said is shown with the integration.
+    await session.commit()
+    outcome = await service.test_integration(
+        session, viewer.actor, integration.id, settings=_settings(request)
+    )
+    return redirect(
+        request, "/integrations", message=f"Integration “{integration.name}” added. {outcome.message}."
+    )
 
 
 # ---- one person's account (OAuth 2.0, authorization code with PKCE) ----
