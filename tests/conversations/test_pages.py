@@ -261,3 +261,29 @@ async def test_another_persons_conversation_is_not_found(
             response = await _post(other, f"{url}/{action}", data)
             assert response.status_code == 404, action
     assert "Private matters" in (await console.get(url)).text
+
+
+async def test_an_answer_streams_into_the_page_and_the_thread_is_re_read(
+    console: AsyncClient, db: AsyncSession, org: Org
+) -> None:
+    await console_login(console, org.admin.email)
+    url = await _start(console)
+    page = (await console.get(url)).text
+    assert f'data-stream="{url}/stream"' in page
+    assert "js/conversations.js" in page
+    fields = {"csrf_token": await csrf_for(console, url), "content": "Tell me about <b>tea</b>?"}
+    streamed = await console.post(f"{url}/stream", data=fields)
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    events = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: {")]
+    assert '"type":"delta"' in events[0]
+    assert '"type":"message"' in events[-1]
+    thread = await console.get(f"{url}/thread")
+    assert thread.status_code == 200
+    assert "<html" not in thread.text
+    assert "Tell me about &lt;b&gt;tea&lt;/b&gt;?" in thread.text
+    assert thread.text.count('data-testid="message-assistant"') == 1
+    empty = await console.post(f"{url}/stream", data={"csrf_token": fields["csrf_token"], "content": " "})
+    assert empty.status_code == 422
+    other = await console.get(f"/conversations/{uuid.uuid4()}/thread")
+    assert other.status_code == 404

@@ -21,6 +21,7 @@ from cockpit.conversations import service
 from cockpit.conversations.models import Conversation
 from cockpit.conversations.schemas import CONTENT_MAX, TITLE_MAX
 from cockpit.gateway import conversing
+from cockpit.gateway.events import EventStream
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
@@ -258,6 +259,33 @@ async def send_message(
         await service.get_conversation(session, viewer.actor, cid)
         return await _after_thread_change(request, session, viewer, cid, error="Type a message to send.")
     return await _exchange(request, session, viewer, cid, content=content)
+
+
+@router.post("/{conversation_id}/stream")
+async def stream_message(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    content: Annotated[str, Form(max_length=CONTENT_MAX)] = "",
+) -> Response:
+    """The answer as server-sent events (the page's script shows it as it is written; closing the
+    request stops it and keeps what had arrived). The events are those of the REST API."""
+    cid = _conversation_id(conversation_id)
+    if not content.strip():
+        raise InvalidInput("content_required", "Type a message to send.")
+    _asked, events = await conversing.send_streamed(request, session, viewer.actor, cid, content=content)
+    await session.commit()
+    return EventStream(events)
+
+
+@router.get("/{conversation_id}/thread")
+async def thread_partial(
+    request: Request, session: DbSession, viewer: SignedIn, conversation_id: str
+) -> Response:
+    """The current branch alone (the page's script re-reads it when a streamed answer is kept)."""
+    conversation = await service.get_conversation(session, viewer.actor, _conversation_id(conversation_id))
+    return render(request, "conversations/_thread.html", await _thread(session, viewer, conversation))
 
 
 @router.post("/{conversation_id}/regenerate")
