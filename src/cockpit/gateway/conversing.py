@@ -25,8 +25,8 @@ from cockpit.conversations.schemas import message_out
 from cockpit.gateway.agent_run import AGENT_PREFIX
 from cockpit.gateway.directory import Caller
 from cockpit.gateway.errors import GatewayError
-from cockpit.gateway.internal import complete_for, stream_for
-from cockpit.gateway.service import Gateway, cost_of, credits_of
+from cockpit.gateway.internal import cockpit_error, complete_for, stream_for
+from cockpit.gateway.service import Gateway
 from cockpit.gateway.wizard import caller_of
 from cockpit.kit.errors import CockpitError, InvalidInput
 
@@ -114,40 +114,28 @@ async def send(
         session, actor, conversation_id, content=content, parent_id=parent_id, edit_of=edit_of,
         regenerate_of=regenerate_of,
     )  # fmt: skip
-    conversation_id, asked, question, model, caller, history = (
-        turn.conversation_id, turn.asked, turn.question, turn.model, turn.caller, turn.history,
-    )  # fmt: skip
     gateway: Gateway = request.app.state.gateway
     try:
-        answer = await complete_for(gateway, caller, {"model": model, "messages": history})
+        answer = await complete_for(gateway, turn.caller, {"model": turn.model, "messages": turn.history})
     except GatewayError as exc:
-        failure = CockpitError(exc.code or "model_call_failed", exc.message)
-        failure.status = exc.status
+        failure = cockpit_error(exc)
         kept = await conversations.add_assistant_message(
-            session, actor, conversation_id, parent_id=question, content="", status=MessageStatus.error,
-            error=exc.message, model=model,
+            session, actor, turn.conversation_id, parent_id=turn.question, content="",
+            status=MessageStatus.error, error=exc.message, model=turn.model,
         )  # fmt: skip
-        return Exchange(asked, kept, failure)
+        return Exchange(turn.asked, kept, failure)
     message = answer["choices"][0]["message"]
     usage = answer.get("usage") or {}
-    tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    extra = answer.get("cockpit") or {}
-    if model.startswith(AGENT_PREFIX):
-        cost, credits = _decimal(extra.get("cost_usd")), _decimal(extra.get("credits"))
-        answered_by = model
-    else:
-        catalog = await gateway.directory.catalog(actor.account_id)
-        route = catalog.routes.get(model)
-        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-        cost = cost_of(route, tokens_in, tokens_out, cached) if route is not None else Decimal(0)
-        credits = credits_of(cost, catalog.credit_factor)
-        answered_by = model
+    extra = answer.get("cockpit") or {}  # what the run's calls were recorded with
     kept = await conversations.add_assistant_message(
-        session, actor, conversation_id, parent_id=question, content=str(message.get("content") or ""),
-        model=answered_by, input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=cost, credits=credits,
+        session, actor, turn.conversation_id, parent_id=turn.question,
+        content=str(message.get("content") or ""), model=turn.model,
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        cost_usd=_decimal(extra.get("cost_usd")), credits=_decimal(extra.get("credits")),
         tool_steps=list(extra.get("steps") or []),
     )  # fmt: skip
-    return Exchange(asked, kept)
+    return Exchange(turn.asked, kept)
 
 
 def _event(payload: dict[str, Any]) -> bytes:

@@ -4,17 +4,17 @@ attributed to the person — without an HTTP request or an API token."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from cockpit.gateway.agent_run import AGENT_PREFIX
+from cockpit.gateway.agent_run import AGENT_PREFIX, Run
 from cockpit.gateway.directory import AgentSpec, Caller
-from cockpit.gateway.errors import GatewayError, invalid
+from cockpit.gateway.errors import GatewayError
 from cockpit.gateway.inputs import check_chat, check_common
 from cockpit.gateway.service import Attribution, Context, Gateway
+from cockpit.kit.errors import CockpitError
 from cockpit.kit.time import utcnow
 from cockpit.usage.models import CallStatus, Operation
 from cockpit.users.models import UserRole
@@ -37,60 +37,48 @@ def person(
     )
 
 
-async def complete_for(
-    gateway: Gateway, caller: Caller, body: dict[str, Any], *, agent: AgentSpec | None = None
-) -> dict[str, Any]:
-    """A ``chat.completion`` for ``body`` (``"model": "agent:<slug>"`` runs a saved agent; ``agent`` a
-    draft, as the wizard's preview); raises GatewayError
-    (402 without credits, 403 refused by a policy, 404 unknown model, 5xx upstream failures)."""
+async def _prepared(
+    gateway: Gateway, caller: Caller, body: dict[str, Any], agent: AgentSpec | None
+) -> tuple[Context, Run]:
+    """The run of a call made for a person: a saved agent (``"model": "agent:<slug>"``: visibility,
+    status, policies), a draft (``agent``, the wizard's preview) or a bare model (one call, no tools).
+    A refusal is recorded and raised before anything is spent."""
     ctx = Context(caller, Operation.chat.value, utcnow(), time.perf_counter(), Attribution(None, None))
     ctx.body = body
     try:
         ctx.catalog = catalog = await gateway.directory.catalog(caller.account_id)
         ctx.model_name = check_common(body)[:200]
-        stream, _usage = check_chat(body)
-        if stream:
-            raise invalid("A call made for the console is not streamed.", param="stream")
+        check_chat(body)
         if agent is not None:
-            run = gateway.agents.prepare_spec(ctx, agent, body, preview=True)
-        elif ctx.model_name.startswith(AGENT_PREFIX):  # a saved agent: visibility, status, policies
-            run = gateway.agents.prepare(ctx, body)
-        else:
-            ctx.route = route = gateway._route(catalog, ctx.model_name, "chat")
-            gateway._require_model(caller, catalog, route)
+            return ctx, gateway.agents.prepare_spec(ctx, agent, body, preview=True)
+        if ctx.model_name.startswith(AGENT_PREFIX):
+            return ctx, gateway.agents.prepare(ctx, body)
+        route = gateway._route(catalog, ctx.model_name, "chat")
+        return ctx, gateway.agents.prepare_spec(
+            ctx, bare_model(route.model_id, route.name), body, preview=True
+        )
     except GatewayError as exc:
         gateway._record(ctx, status=CallStatus.error, http_status=exc.status, error=exc)
         raise
-    if agent is not None or ctx.model_name.startswith(AGENT_PREFIX):
-        return await gateway.agents.complete(ctx, run)  # each model and tool call is recorded by the run
-    try:
-        if catalog.credit_factor > 0:
-            ctx.hold = await gateway._hold(ctx, route, body)
-        ctx.call = call = gateway._call(route, body, Operation.chat.value, False, False)
-        call.started = ctx.started
-        content = await gateway.upstreams.complete(call)
-        answer = json.loads(content)
-    except GatewayError as exc:
-        gateway._record(ctx, status=CallStatus.error, http_status=exc.status, error=exc)
-        raise
-    except ValueError:
-        error = GatewayError(
-            502,
-            "The model answered with something that is not JSON.",
-            type="server_error",
-            code="upstream_invalid_response",
-        )
-        gateway._record(ctx, status=CallStatus.error, http_status=502, error=error)
-        raise error from None
-    gateway._record(ctx, status=CallStatus.success, http_status=200)
-    if not isinstance(answer, dict):
-        raise GatewayError(
-            502,
-            "The model's answer is not a chat completion.",
-            type="server_error",
-            code="upstream_invalid_response",
-        )
-    return answer
+
+
+async def complete_for(
+    gateway: Gateway, caller: Caller, body: dict[str, Any], *, agent: AgentSpec | None = None
+) -> dict[str, Any]:
+    """A ``chat.completion`` for ``body`` (``"model": "agent:<slug>"`` runs a saved agent; ``agent`` a
+    draft, as the wizard's preview), with ``cockpit.cost_usd`` and ``cockpit.credits`` as its calls
+    were recorded; raises GatewayError (402 without credits, 403 refused by a policy, 404 unknown
+    model, 5xx upstream failures). Every model and tool call is recorded by the run."""
+    ctx, run = await _prepared(gateway, caller, body, agent)
+    return await gateway.agents.complete(ctx, run)
+
+
+def cockpit_error(exc: GatewayError) -> CockpitError:
+    """A gateway refusal or failure in the shape of the REST API and the console: its code, message
+    and status."""
+    error = CockpitError(exc.code or "model_call_failed", exc.message)
+    error.status = exc.status
+    return error
 
 
 def bare_model(route_model_id: uuid.UUID, name: str) -> AgentSpec:
@@ -109,19 +97,6 @@ async def stream_for(
     """A streamed answer for a person: ("delta", text) as the model writes, ("step", tool step) as
     each tool call ends, then ("final", the whole ``chat.completion``); raises GatewayError (a refusal
     before anything is spent, or a failure on the way: each call recorded as it ended)."""
-    ctx = Context(caller, Operation.chat.value, utcnow(), time.perf_counter(), Attribution(None, None))
-    ctx.body = body
-    try:
-        ctx.catalog = catalog = await gateway.directory.catalog(caller.account_id)
-        ctx.model_name = check_common(body)[:200]
-        check_chat(body)
-        if ctx.model_name.startswith(AGENT_PREFIX):
-            run = gateway.agents.prepare(ctx, body)
-        else:
-            route = gateway._route(catalog, ctx.model_name, "chat")
-            run = gateway.agents.prepare_spec(ctx, bare_model(route.model_id, route.name), body, preview=True)
-    except GatewayError as exc:
-        gateway._record(ctx, status=CallStatus.error, http_status=exc.status, error=exc)
-        raise
+    ctx, run = await _prepared(gateway, caller, body, None)
     async for kind, value in gateway.agents.events(ctx, run):
         yield kind, value

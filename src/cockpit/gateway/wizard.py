@@ -16,9 +16,9 @@ from cockpit.authz.actor import Actor
 from cockpit.gateway import drafting
 from cockpit.gateway.directory import AgentSpec, Caller
 from cockpit.gateway.errors import GatewayError
-from cockpit.gateway.internal import complete_for, person
+from cockpit.gateway.internal import cockpit_error, complete_for, person
 from cockpit.gateway.service import Gateway
-from cockpit.kit.errors import CockpitError, InvalidInput, NotFound
+from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.policies import service as policies
 from cockpit.users import service as users
@@ -57,13 +57,6 @@ class PreviewIn(InputSchema):
     messages: Annotated[list[PreviewMessage], Field(min_length=1, max_length=50)]
 
 
-def _failed(exc: GatewayError) -> CockpitError:
-    """A model call of the wizard failed: the gateway's status and message, in the API's shape."""
-    error = CockpitError(exc.code or "model_call_failed", exc.message)
-    error.status = exc.status
-    return error
-
-
 async def caller_of(session: AsyncSession, actor: Actor) -> Caller:
     if actor.user_id is None or actor.role is None:
         raise NotFound("user_not_found", "Only a person can use the wizard.")
@@ -90,7 +83,7 @@ async def draft(
     try:
         found = await drafting.draft_agent(_gateway(request), caller, description=description, model=model)
     except GatewayError as exc:
-        raise _failed(exc) from None
+        raise cockpit_error(exc) from None
     return DraftOut(
         name=found.name, slug=found.slug, description=found.description, icon=found.icon,
         instructions=found.instructions, starters=found.starters, model=found.model,
@@ -122,4 +115,4 @@ async def preview(request: Request, session: AsyncSession, actor: Actor, body: P
             gateway, caller, {"model": "agent:preview", "messages": messages}, agent=spec
         )
     except GatewayError as exc:
-        raise _failed(exc) from None
+        raise cockpit_error(exc) from None
