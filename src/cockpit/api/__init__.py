@@ -13,6 +13,9 @@ from cockpit.api.agents import router as agents_router
 from cockpit.api.analytics import router as analytics_router
 from cockpit.api.audit import router as audit_router
 from cockpit.api.auth import router as auth_router
+from cockpit.api.conversation_files import router as conversation_files_router
+from cockpit.api.conversation_search import router as conversation_search_router
+from cockpit.api.conversation_sharing import router as conversation_sharing_router
 from cockpit.api.conversations import router as conversations_router
 from cockpit.api.credits import router as credits_router
 from cockpit.api.groups import router as groups_router
@@ -34,7 +37,11 @@ for domain_router in (
     projects_router,
     agent_drafts_router,
     agents_router,
+    # search before conversations: /conversations/search is not a conversation id.
+    conversation_search_router,
     conversations_router,
+    conversation_files_router,
+    conversation_sharing_router,
     providers_router,
     integrations_router,
     audit_router,

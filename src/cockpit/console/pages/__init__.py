@@ -7,6 +7,8 @@ from cockpit.console.pages import (
     analytics,
     audit,
     auth,
+    conversation_files,
+    conversation_sharing,
     conversations,
     credits,
     credits_allocations,
@@ -55,6 +57,10 @@ for module in (
     integrations,
     models,
     policies,
+    # the files, artifacts and sharing pages before conversations: /conversations/artifacts and
+    # /conversations/review are not conversation ids.
+    conversation_files,
+    conversation_sharing,
     conversations,
 ):
     router.include_router(module.router)

@@ -1,0 +1,7 @@
+"""Files and artifacts of conversations in the console."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
