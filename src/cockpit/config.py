@@ -143,6 +143,14 @@ class Settings(BaseSettings):
     # Failed sign-in attempts (e-mail, IP: personal data) are deleted once this old by a daily job;
     # the throttle itself looks back one hour.
     login_failures_keep_days: int = Field(default=1, ge=1)
+    # The model that suggests a new conversation's title from its first exchange (a small, cheap
+    # one); empty: the conversation's own model.
+    conversation_title_model: str = Field(default="", max_length=200)
+    # Files uploaded into conversations (docs/conversations.md): stored under <data_dir>/files, each
+    # at most this many bytes, and at most this many bytes in all per account (0: no quota). An
+    # upload through the REST API or a console form is also bounded by the request body limits above.
+    files_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    files_account_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
 
     @property
     def usage_journal_dir(self) -> Path:

@@ -3,6 +3,7 @@
 
 from cockpit.analytics import tasks as analytics_tasks
 from cockpit.auth import tasks as auth_tasks
+from cockpit.conversations import tasks as conversations_tasks
 from cockpit.credits import tasks as credits_tasks
 from cockpit.exports import tasks as exports_tasks
 from cockpit.imports import tasks as imports_tasks
@@ -14,6 +15,7 @@ from cockpit.usage import tasks as usage_tasks
 __all__ = [
     "analytics_tasks",
     "auth_tasks",
+    "conversations_tasks",
     "credits_tasks",
     "exports_tasks",
     "imports_tasks",

@@ -118,17 +118,20 @@ async def test_a_message_gets_the_answer_shown_as_escaped_text(
     assert page.text.count('data-testid="message-assistant"') == 2
     assert "<script>alert(1)</script>" not in page.text
 
-    # An answer with HTML in it (as a model or a tool could write) is text, never markup.
+    # An answer with HTML in it (as a model or a tool could write) is text, never markup; its Markdown
+    # is rendered (tests/console/test_markdown.py has the rest).
     actor = Actor.for_user(org.member)
     views = await service.messages(db, actor, _id(url))
     await service.add_assistant_message(
         db, actor, _id(url), parent_id=views[-2].message.id,
-        content='<img src=x onerror="alert(2)">\nsecond line',
+        content='<img src=x onerror="alert(2)">\nsecond **line** [go](javascript:alert(3))',
     )  # fmt: skip
     await db.commit()
     shown = await console.get(url)
     assert '<img src=x onerror="alert(2)">' not in shown.text
-    assert "&lt;img src=x onerror=&#34;alert(2)&#34;&gt;\nsecond line" in shown.text
+    assert "&lt;img src=x onerror=&quot;alert(2)&quot;&gt;\nsecond <strong>line</strong>" in shown.text
+    assert "javascript:alert(3)" in shown.text
+    assert 'href="javascript' not in shown.text
 
 
 async def test_regenerate_makes_a_sibling_and_the_switch_changes_branch(
@@ -140,7 +143,7 @@ async def test_regenerate_makes_a_sibling_and_the_switch_changes_branch(
     first = await _post(console, f"{url}/messages", {"content": "How do plants grow?"}, **HTMX)
     assert _switch(first.text) == []
     assert "Regenerate" in first.text
-    [answer_id] = re.findall(r'name="message_id" value="([^"]+)"', first.text)
+    [answer_id] = re.findall(r'/regenerate".*?name="message_id" value="([^"]+)"', first.text, re.S)
 
     regenerated = await _post(console, f"{url}/regenerate", {"message_id": answer_id}, **HTMX)
     assert regenerated.status_code == 200, regenerated.text
@@ -160,6 +163,57 @@ async def test_regenerate_makes_a_sibling_and_the_switch_changes_branch(
 
     plain = await _post(console, f"{url}/branch", {"message_id": answer_id})
     assert (plain.status_code, plain.headers["location"]) == (303, url)
+
+
+async def test_edit_an_earlier_message_and_resend(console: AsyncClient, db: AsyncSession, org: Org) -> None:
+    await fund(db, org)
+    await console_login(console, org.member.email)
+    url = await _start(console, title="Edits")
+    await _post(console, f"{url}/messages", {"content": "How do plants grow?"}, **HTMX)
+    second = await _post(console, f"{url}/messages", {"content": "And trees?"}, **HTMX)
+    [first_id, _second_id] = re.findall(r'name="edit_of" value="([^"]+)"', second.text)
+    edited = await _post(
+        console, f"{url}/messages", {"content": "How do ferns grow?", "edit_of": first_id}, **HTMX
+    )
+    assert edited.status_code == 200, edited.text
+    # The new version replaces the branch from that message on; the old one is a switch away.
+    assert edited.text.count('data-testid="message-user"') == 1
+    assert "How do ferns grow?" in edited.text
+    assert "And trees?" not in edited.text
+    assert _switch(edited.text) == ["2 / 2"]
+    bad = await _post(console, f"{url}/messages", {"content": "x", "edit_of": "not-an-id"}, **HTMX)
+    assert 'data-testid="thread-error"' in bad.text
+    stranger = await _post(console, f"{url}/messages", {"content": "x", "edit_of": str(uuid.uuid4())}, **HTMX)
+    assert 'data-testid="thread-error"' in stranger.text
+
+
+async def test_a_tool_that_asks_first_waits_for_the_persons_approval(
+    console: AsyncClient, db: AsyncSession, org: Org, tool_server: ToolServer
+) -> None:
+    await fund(db, org)
+    agent, integration = await setup_agent(db, org, tool_server)
+    agent.tools = {str(integration.id): {"all": True, "confirm": ["lookup_order"]}}
+    await db.commit()
+    await console_login(console, org.member.email)
+    url = await _start(console, **{"with": "agent:support", "title": "Orders"})
+    paused = await _post(console, f"{url}/messages", {"content": "Where is my order 42?"}, **HTMX)
+    assert 'data-testid="approval"' in paused.text
+    assert "lookup_order" in paused.text
+    assert "Order 42 shipped" not in paused.text
+    [answer_id] = re.findall(
+        r'name="message_id" value="([^"]+)">\s*<input type="hidden" name="decision" value="approve"',
+        paused.text,
+    )
+    bad = await _post(console, f"{url}/approve", {"message_id": answer_id, "decision": "maybe"}, **HTMX)
+    assert 'data-testid="thread-error"' in bad.text
+    approved = await _post(
+        console, f"{url}/approve", {"message_id": answer_id, "decision": "approve"}, **HTMX
+    )
+    assert approved.status_code == 200, approved.text
+    assert 'data-testid="approval"' not in approved.text
+    assert "Order 42 shipped" in approved.text
+    again = await _post(console, f"{url}/approve", {"message_id": answer_id, "decision": "approve"}, **HTMX)
+    assert "decided already" in again.text or "not waiting" in again.text
 
 
 async def test_the_default_agent_is_preselected_and_its_tool_steps_are_collapsed_cards(
@@ -202,6 +256,35 @@ async def test_a_refused_answer_is_kept_and_shown_with_its_reason(
     page = await console.get(url)
     assert page.text.count('data-testid="answer-failed"') == 2
     assert "banner-error" in page.text  # the flash banner of the failure
+
+
+async def test_a_call_refused_for_credits_offers_to_request_credits(
+    console: AsyncClient, db: AsyncSession, org: Org
+) -> None:
+    await fund(db, org, members={org.member.id: "0", org.admin.id: "10000"})
+    await console_login(console, org.member.email)
+    url = await _start(console, title="Budget <talk>")
+    sent = await _post(console, f"{url}/messages", {"content": "Hello there?"}, **HTMX)
+    assert sent.status_code == 200
+    assert 'data-testid="credits-refusal"' in sent.text
+    assert "Nothing was charged" in sent.text
+    link = re.search(r'data-testid="request-credits" href="([^"]+)"', sent.text)
+    assert link is not None
+    target = link.group(1).replace("&amp;", "&")
+    assert target.startswith("/credits/requests?new=1&reason=")
+    form = await console.get(target)
+    assert form.status_code == 200
+    # The request form opens prefilled with the conversation's reason (escaped).
+    assert "To go on with the conversation “Budget &lt;talk&gt;”." in form.text
+    # A policy that denies credit requests: the refusal stays, the button goes.
+    db.add(AccessPolicy(
+        account_id=org.account_id, scope=Scope.user, scope_id=org.member.id,
+        resource_type=ResourceType.feature, resource="credit_requests.create", effect=Effect.deny,
+    ))  # fmt: skip
+    await db.commit()
+    page = await console.get(url)
+    assert 'data-testid="credits-refusal"' in page.text
+    assert 'data-testid="request-credits"' not in page.text
 
 
 async def test_rename_pin_archive_and_delete(console: AsyncClient, db: AsyncSession, org: Org) -> None:
@@ -277,7 +360,8 @@ async def test_an_answer_streams_into_the_page_and_the_thread_is_re_read(
     assert streamed.headers["content-type"].startswith("text/event-stream")
     events = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: {")]
     assert '"type":"delta"' in events[0]
-    assert '"type":"message"' in events[-1]
+    assert '"type":"message"' in events[-2]
+    assert '"type":"title"' in events[-1]  # the first exchange names the conversation
     thread = await console.get(f"{url}/thread")
     assert thread.status_code == 200
     assert "<html" not in thread.text
@@ -287,3 +371,33 @@ async def test_an_answer_streams_into_the_page_and_the_thread_is_re_read(
     assert empty.status_code == 422
     other = await console.get(f"/conversations/{uuid.uuid4()}/thread")
     assert other.status_code == 404
+
+
+async def test_the_sidebar_searches_titles_and_messages(
+    console: AsyncClient, db: AsyncSession, org: Org
+) -> None:
+    actor = Actor.for_user(org.member)
+    mine = await service.start_conversation(db, actor, model="sim-chat", title="Garden <notes>")
+    asked = await service.add_user_message(db, actor, mine.id, content="How does photosynthesis work?")
+    answer = await service.add_assistant_message(
+        db, actor, mine.id, parent_id=asked.id, content="Photosynthesis turns <b>light</b> into sugar."
+    )
+    theirs = await service.start_conversation(db, Actor.for_user(org.admin), model="sim-chat", title="x")
+    await service.add_user_message(db, Actor.for_user(org.admin), theirs.id, content="photosynthesis too")
+    await db.commit()
+    await console_login(console, org.member.email)
+    found = await console.get("/conversations", params={"q": "photosynthesis"})
+    assert found.status_code == 200
+    assert found.text.count('data-testid="search-hit"') == 1  # the other person's is never found
+    assert "Garden &lt;notes&gt;" in found.text
+    assert "<mark>" in found.text
+    assert "&lt;b&gt;light&lt;/b&gt;" in found.text or "How does" in found.text
+    assert "<b>light</b>" not in found.text
+    assert f"#m-{asked.id}" in found.text or f"#m-{answer.id}" in found.text
+    none = await console.get("/conversations", params={"q": "zebra"})
+    assert 'data-testid="search-empty"' in none.text
+    # FTS syntax, NUL, and (percent-encoded, as a browser could send them) a lone surrogate and a
+    # byte that is not UTF-8: a clear answer, never a 500.
+    for raw in ("%22", "*", "NEAR(", "a%00b", "%ED%A0%80", "%FF"):
+        response = await console.get(f"/conversations?q={raw}")
+        assert response.status_code in (200, 400, 422), (raw, response.status_code)

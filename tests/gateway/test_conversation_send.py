@@ -29,7 +29,7 @@ async def test_a_model_answers_and_the_answer_is_kept_with_its_exact_cost(
 ) -> None:
     await fund(db, org)
     async with api(gateway_app, org.admin_token) as http:
-        conversation = (await http.post(API, json={"model": "sim-chat"})).json()
+        conversation = (await http.post(API, json={"model": "sim-chat", "title": "Plants"})).json()
         sent = await http.post(
             f"{API}/{conversation['id']}/messages", json={"content": "How do plants grow?"}
         )
@@ -66,7 +66,7 @@ async def test_an_agent_answers_with_its_tools_and_its_whole_cost(
     integration.price_credits = Decimal("1.5")
     await db.commit()
     async with api(gateway_app, org.admin_token) as http:
-        conversation = (await http.post(API, json={"agent": "support"})).json()
+        conversation = (await http.post(API, json={"agent": "support", "title": "Orders"})).json()
         sent = await http.post(
             f"{API}/{conversation['id']}/messages", json={"content": "Where is my order 42?"}
         )
@@ -141,7 +141,7 @@ async def test_an_answer_streams_and_is_kept_with_its_cost(
     await setup_agent(db, org, tool_server)
     stream = {"Accept": "text/event-stream"}
     async with api(gateway_app, org.admin_token) as http:
-        cid = (await http.post(API, json={"agent": "support"})).json()["id"]
+        cid = (await http.post(API, json={"agent": "support", "title": "Orders"})).json()["id"]
         body = {"content": "Where is my order 42?"}
         async with http.stream("POST", f"{API}/{cid}/messages", json=body, headers=stream) as response:
             assert response.status_code == 200
@@ -157,7 +157,7 @@ async def test_an_answer_streams_and_is_kept_with_its_cost(
         assert "Order 42 shipped" in text
         assert kept["status"] == "complete"
         # A bare model streams the same way.
-        model_cid = (await http.post(API, json={"model": "sim-chat"})).json()["id"]
+        model_cid = (await http.post(API, json={"model": "sim-chat", "title": "Tea"})).json()["id"]
         body = {"content": "Tell me about tea?"}
         async with http.stream("POST", f"{API}/{model_cid}/messages", json=body, headers=stream) as response:
             model_events = await _events(response)
@@ -190,3 +190,53 @@ async def test_a_refused_streamed_answer_says_why(db: AsyncSession, gateway_app:
     assert [e["type"] for e in events] == ["message", "error"]
     assert events[0]["message"]["status"] == "error"
     assert events[1]["error"]["code"] == "model_not_allowed"
+
+
+async def test_the_first_exchange_suggests_a_title_by_a_metered_call(
+    db: AsyncSession, gateway_app: Any, org: Org
+) -> None:
+    await fund(db, org)
+    async with api(gateway_app, org.admin_token) as http:
+        cid = (await http.post(API, json={"model": "sim-chat"})).json()["id"]
+        sent = await http.post(f"{API}/{cid}/messages", json={"content": "How do plants grow?"})
+        assert sent.status_code == 201, sent.text
+        titled = (await http.get(f"{API}/{cid}")).json()["title"]
+        assert titled
+        assert len(titled) <= 60
+        assert "\n" not in titled
+        # The second exchange leaves the title alone (no second title call), and so does a rename.
+        await http.post(f"{API}/{cid}/messages", json={"content": "And trees?"})
+        assert (await http.get(f"{API}/{cid}")).json()["title"] == titled
+        # Streamed: the title arrives as its own event after the answer.
+        streamed_cid = (await http.post(API, json={"model": "sim-chat"})).json()["id"]
+        async with http.stream(
+            "POST",
+            f"{API}/{streamed_cid}/messages",
+            json={"content": "Tell me about tea?"},
+            headers={"Accept": "text/event-stream"},
+        ) as response:
+            events = await _events(response)
+        assert [e["type"] for e in events][-2:] == ["message", "title"]
+        assert (await http.get(f"{API}/{streamed_cid}")).json()["title"] == events[-1]["title"] != ""
+    rows = await records(gateway_app, db, org.account_id)
+    # Each title is a call of the person's, metered like the answers: 3 answers + 2 titles.
+    assert len(rows) == 5
+    assert {(r.user_id, r.model, r.status) for r in rows} == {(org.admin.id, "sim-chat", "success")}
+    assert all(r.cost_usd > 0 for r in rows)
+
+
+async def test_a_refused_title_call_leaves_the_conversation_untitled(
+    db: AsyncSession, gateway_app: Any, org: Org
+) -> None:
+    await fund(db, org)
+    gateway_app.state.gateway.settings = gateway_app.state.gateway.settings.model_copy(
+        update={"conversation_title_model": "no-such-model"}
+    )
+    async with api(gateway_app, org.admin_token) as http:
+        cid = (await http.post(API, json={"model": "sim-chat"})).json()["id"]
+        sent = await http.post(f"{API}/{cid}/messages", json={"content": "How do plants grow?"})
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["message"]["status"] == "complete"
+        assert (await http.get(f"{API}/{cid}")).json()["title"] == ""
+    rows = await records(gateway_app, db, org.account_id)
+    assert sorted(r.status for r in rows) == ["error", "success"]  # the refused title call is recorded

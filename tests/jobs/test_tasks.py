@@ -55,6 +55,7 @@ async def test_cycles_roll_over_from_the_queue(
         "auth.purge_login_failures": "done",
         "jobs.prune": "done",
         "usage.rollup": "done",
+        "conversations.purge": "done",
     }
 
 

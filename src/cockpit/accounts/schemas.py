@@ -9,6 +9,8 @@ from cockpit.kit.schemas import InputSchema, OutputSchema
 
 MIN_RETENTION_DAYS = 1
 MAX_RETENTION_DAYS = 3650
+# Conversations: deleted after this many days without activity (0: kept until their owner deletes them).
+MAX_CONVERSATION_RETENTION_DAYS = 3650
 
 
 class AccountOut(OutputSchema):
@@ -22,6 +24,10 @@ class AccountOut(OutputSchema):
     content_retention_days: int
     # Prepended to every agent's instructions ("" when none).
     custom_instructions: str
+    # Conversations: administrators may review them (each review audited); deleted after this many
+    # days without activity (0: never).
+    conversation_review_enabled: bool
+    conversation_retention_days: int
 
 
 class AccountUpdate(InputSchema):
@@ -34,3 +40,7 @@ class AccountUpdate(InputSchema):
         default=None, ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS, strict=True
     )
     custom_instructions: str | None = Field(default=None, max_length=20_000)
+    conversation_review_enabled: bool | None = Field(default=None, strict=True)
+    conversation_retention_days: int | None = Field(
+        default=None, ge=0, le=MAX_CONVERSATION_RETENTION_DAYS, strict=True
+    )

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.accounts.schemas import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from cockpit.accounts.schemas import MAX_CONVERSATION_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.auth.passwords import check_policy, hash_password_async
@@ -77,6 +77,30 @@ def parse_retention_days(text: str) -> int:
     return check_retention_days(int(text))
 
 
+def check_conversation_retention_days(value: int) -> int:
+    """Days without activity before a conversation is deleted: 0 (never) to the maximum."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_CONVERSATION_RETENTION_DAYS
+    ):
+        message = f"a whole number of days from 0 (keep them) to {MAX_CONVERSATION_RETENTION_DAYS}"
+        raise InvalidInput(
+            "invalid_conversation_retention",
+            f"The conversation retention (conversation_retention_days) must be {message}.",
+            details=[{"field": "conversation_retention_days", "message": message}],
+        )
+    return value
+
+
+def parse_conversation_retention_days(text: str) -> int:
+    """The conversation retention typed in a form (empty: 0, keep them)."""
+    text = text.strip() or "0"
+    if not text.isdigit() or len(text) > 6:
+        return check_conversation_retention_days(-1)
+    return check_conversation_retention_days(int(text))
+
+
 def timezone_choices() -> list[str]:
     return sorted(available_timezones())
 
@@ -141,6 +165,8 @@ async def update_profile(
     store_request_content: bool | None = None,
     content_retention_days: int | None = None,
     custom_instructions: str | None = None,
+    conversation_review_enabled: bool | None = None,
+    conversation_retention_days: int | None = None,
 ) -> Account:
     """Change the organisation profile and its gateway content settings; absent fields stay.
 
@@ -166,6 +192,11 @@ async def update_profile(
         if custom_instructions is not None
         else None
     )  # fmt: skip
+    new_conversation_retention = (
+        check_conversation_retention_days(conversation_retention_days)
+        if conversation_retention_days is not None
+        else None
+    )
     before = _profile_state(account)
     if new_name is not None:
         account.name = new_name
@@ -179,6 +210,10 @@ async def update_profile(
         account.content_retention_days = new_retention
     if new_instructions is not None:
         account.custom_instructions = new_instructions
+    if conversation_review_enabled is not None:
+        account.conversation_review_enabled = bool(conversation_review_enabled)
+    if new_conversation_retention is not None:
+        account.conversation_retention_days = new_conversation_retention
     after = _profile_state(account)
     await audit.record_changes(
         session, actor, "account.updated", target=Target("account", account.id, account.name), before=before,
@@ -195,4 +230,6 @@ def _profile_state(account: Account) -> dict[str, object]:
         "store_request_content": account.store_request_content,
         "content_retention_days": account.content_retention_days,
         "custom_instructions": account.custom_instructions,
+        "conversation_review_enabled": account.conversation_review_enabled,
+        "conversation_retention_days": account.conversation_retention_days,
     }

@@ -37,11 +37,12 @@ for domain_router in (
     projects_router,
     agent_drafts_router,
     agents_router,
-    # search before conversations: /conversations/search is not a conversation id.
+    # search and sharing before conversations: /conversations/search, /conversations/shared and
+    # /conversations/review are not conversation ids.
     conversation_search_router,
+    conversation_sharing_router,
     conversations_router,
     conversation_files_router,
-    conversation_sharing_router,
     providers_router,
     integrations_router,
     audit_router,

@@ -32,5 +32,7 @@ async def update_account(body: AccountUpdate, session: DbSession, actor: Account
         store_request_content=body.store_request_content,
         content_retention_days=body.content_retention_days,
         custom_instructions=body.custom_instructions,
+        conversation_review_enabled=body.conversation_review_enabled,
+        conversation_retention_days=body.conversation_retention_days,
     )
     return AccountOut.model_validate(account)

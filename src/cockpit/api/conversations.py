@@ -67,7 +67,11 @@ async def start_conversation(
 async def get_conversation(
     conversation_id: uuid.UUID, session: DbSession, actor: ApiActor
 ) -> ConversationOut:
-    return await _out(session, actor, await service.get_conversation(session, actor, conversation_id))
+    """The caller's own conversation, one shared with them (``access``: ``shared``, read-only), or,
+    when the organisation allows review, any of the account's for a reviewer (``review``: recorded)."""
+    conversation, access = await service.readable_conversation(session, actor, conversation_id)
+    names = await service.agent_names_of(session, actor, [conversation])
+    return conversation_out(conversation, names, access)
 
 
 @router.patch("/{conversation_id}", response_model=ConversationOut)
@@ -120,7 +124,7 @@ async def list_messages(
         views = await service.tree(session, actor, conversation_id)
     else:
         views = await service.messages(session, actor, conversation_id, leaf_id=leaf_id)
-    conversation = await service.get_conversation(session, actor, conversation_id)
+    conversation, _access = await service.readable_conversation(session, actor, conversation_id)
     return MessageList(
         conversation_id=conversation.id,
         current_leaf_id=conversation.current_leaf_id,
@@ -136,6 +140,10 @@ class SendIn(BaseModel):
     parent_id: uuid.UUID | None = None
     edit_of: uuid.UUID | None = None
     regenerate_of: uuid.UUID | None = None
+    file_ids: Annotated[list[uuid.UUID], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="Files uploaded to the conversation (POST …/files) that go with the message as context",
+    )
 
 
 class ExchangeOut(BaseModel):
@@ -164,13 +172,13 @@ async def send_message(
     if "text/event-stream" in request.headers.get("accept", ""):
         _asked, events = await conversing.send_streamed(
             request, session, actor, conversation_id, content=body.content, parent_id=body.parent_id,
-            edit_of=body.edit_of, regenerate_of=body.regenerate_of,
+            edit_of=body.edit_of, regenerate_of=body.regenerate_of, file_ids=body.file_ids,
         )  # fmt: skip
         await session.commit()
         return EventStream(events)  # type: ignore[return-value]
     exchange = await conversing.send(
         request, session, actor, conversation_id, content=body.content, parent_id=body.parent_id,
-        edit_of=body.edit_of, regenerate_of=body.regenerate_of,
+        edit_of=body.edit_of, regenerate_of=body.regenerate_of, file_ids=body.file_ids,
     )  # fmt: skip
     if exchange.failure is not None:
         await session.commit()  # the question and the failed answer are kept
@@ -182,3 +190,30 @@ async def send_message(
         asked=message_out(asked) if asked is not None else None,
         message=message_out(by_id[exchange.answer.id]),
     )
+
+
+class ApprovalIn(BaseModel):
+    approve: bool = Field(description="true: run the tool calls the answer paused at; false: decline them")
+
+
+@router.post("/{conversation_id}/messages/{message_id}/approval", response_model=ExchangeOut)
+async def decide_approval(
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    body: ApprovalIn,
+    request: Request,
+    session: DbSession,
+    actor: ApiActor,
+) -> ExchangeOut:
+    """Approve or decline the tool calls of an answer with status ``awaiting_approval`` (an agent's
+    tool marked "ask before running"): the run goes on and its continuation is added to the same
+    answer. 409 when the answer is not waiting (or was decided already)."""
+    exchange = await conversing.decide(
+        request, session, actor, conversation_id, message_id, approve=body.approve
+    )
+    if exchange.failure is not None:
+        await session.commit()  # the answer keeps what went wrong
+        raise exchange.failure
+    views = await service.messages(session, actor, conversation_id, leaf_id=exchange.answer.id)
+    kept = next(v for v in views if v.message.id == exchange.answer.id)
+    return ExchangeOut(asked=None, message=message_out(kept))

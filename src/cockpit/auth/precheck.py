@@ -13,6 +13,7 @@ Used by ``kit.guard.InputGuard`` in front of the console and the REST API:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -32,6 +33,14 @@ SESSION_COOKIE = "cockpit_session"
 PUBLIC_API_PATHS = frozenset({"/api/v1/invitations/accept"})
 # Console routes with their own allowance (file uploads).
 UPLOAD_PATHS = frozenset({"/users/import"})
+# Conversations' file uploads (console and REST API): /conversations/{id}/files. The conversations
+# service checks each file against COCKPIT_FILES_MAX_BYTES; this only lets such a body in.
+_CONVERSATION_FILES = re.compile(r"^(/api/v1)?/conversations/[0-9a-fA-F-]{32,36}/files$")
+
+
+def _uploads(path: str) -> bool:
+    return path in UPLOAD_PATHS or _CONVERSATION_FILES.match(path) is not None
+
 
 # Whether a bearer token is valid (known, active, not expired): the gateway directory's lookup.
 TokenCheck = Callable[[str], Awaitable[bool]]
@@ -76,7 +85,9 @@ class BodyAllowances:
                 return Allowance(0, refusal_for_missing_token())
             if len(raw) > 200 or not await self.token_is_valid(raw):
                 return Allowance(0, refusal_for_invalid_token())
-            return Allowance(settings.max_body_bytes_api)
+            return Allowance(
+                settings.max_body_bytes_upload if _uploads(path) else settings.max_body_bytes_api
+            )
         secret = _cookie(headers, SESSION_COOKIE)
         if not secret or len(secret) > 100:
             return anonymous
@@ -84,6 +95,4 @@ class BodyAllowances:
             live = await session_is_live(session, settings, secret)
         if not live:
             return anonymous
-        return Allowance(
-            settings.max_body_bytes_upload if path in UPLOAD_PATHS else settings.max_body_bytes_api
-        )
+        return Allowance(settings.max_body_bytes_upload if _uploads(path) else settings.max_body_bytes_api)

@@ -24,6 +24,8 @@ class Permission(StrEnum):
     policies_manage = "policies:manage"  # access policies, their defaults, anyone's effective access
     agents_manage = "agents:manage"  # every agent of the account (project members manage their project's)
     integrations_manage = "integrations:manage"  # the integrations catalogue and its credentials
+    # Read the account's conversations when the account allows review (each opening is audited).
+    conversations_review = "conversations:review"
 
 
 _MEMBER = frozenset({Permission.account_read, Permission.tokens_own, Permission.credits_own})
@@ -40,6 +42,7 @@ _ADMIN = _MEMBER | {
     Permission.policies_manage,
     Permission.agents_manage,
     Permission.integrations_manage,
+    Permission.conversations_review,
 }
 _OWNER = _ADMIN | {Permission.owners_manage}
 

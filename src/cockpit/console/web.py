@@ -27,6 +27,7 @@ from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.console import formatting
+from cockpit.console.markdown import render_markdown
 from cockpit.console.names import named, target_name
 from cockpit.console.nav import navigation
 from cockpit.credits import requests as credit_requests
@@ -57,6 +58,7 @@ def _show(value: Any) -> str:
 
 
 templates.env.filters["show"] = _show
+templates.env.filters["markdown"] = render_markdown
 formatting.install(templates.env)
 templates.env.filters["named"] = named
 templates.env.globals["target_name"] = target_name

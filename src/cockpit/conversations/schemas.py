@@ -62,9 +62,15 @@ class ConversationOut(BaseModel):
     current_leaf_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime = Field(description="The last activity")
+    access: str = Field(
+        default="owner",
+        description='Why the caller may read it: "owner", "shared" (read-only) or "review" (an admin)',
+    )
 
 
-def conversation_out(conversation: Conversation, agent_names: dict[str, str]) -> ConversationOut:
+def conversation_out(
+    conversation: Conversation, agent_names: dict[str, str], access: str = "owner"
+) -> ConversationOut:
     agent_id = conversation.agent_id
     return ConversationOut(
         id=conversation.id,
@@ -78,6 +84,7 @@ def conversation_out(conversation: Conversation, agent_names: dict[str, str]) ->
         current_leaf_id=conversation.current_leaf_id,
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
+        access=access,
     )
 
 
@@ -93,12 +100,20 @@ class MessageOut(BaseModel):
     content: str
     status: str
     error: str | None
+    error_code: str | None = Field(
+        None, description="Why an answer was refused (e.g. insufficient_credits, policy_denied)"
+    )
     model: str
     input_tokens: int
     output_tokens: int
     cost_usd: str = Field(description='Exact decimal in USD, as a string (e.g. "0.0000675")')
     credits: str = Field(description="Exact decimal, as a string")
     tool_steps: list[dict[str, Any]]
+    approval: list[dict[str, Any]] | None = Field(
+        None,
+        description="Status awaiting_approval: the tool calls waiting for the person's decision "
+        "(call_id, integration, tool, arguments)",
+    )
     created_at: datetime
     sibling_ids: list[uuid.UUID] = Field(
         description="The ids of the messages that share its parent (itself included), oldest first"
@@ -121,6 +136,13 @@ class MessageView:
     sibling_index: int
 
 
+def approval_of(message: ConversationMessage) -> list[dict[str, Any]] | None:
+    """What a paused answer asks the person to approve (None when it is not paused)."""
+    pending = message.pending if str(message.status) == "awaiting_approval" else None
+    asks = pending.get("asks") if isinstance(pending, dict) else None
+    return [a for a in asks if isinstance(a, dict)] if isinstance(asks, list) else None
+
+
 def message_out(view: MessageView) -> MessageOut:
     m = view.message
     return MessageOut(
@@ -130,12 +152,14 @@ def message_out(view: MessageView) -> MessageOut:
         content=m.content,
         status=str(m.status),
         error=m.error,
+        error_code=m.error_code,
         model=m.model,
         input_tokens=m.input_tokens,
         output_tokens=m.output_tokens,
         cost_usd=plain(m.cost_usd),
         credits=plain(m.credits),
         tool_steps=list(m.tool_steps or []),
+        approval=approval_of(m),
         created_at=m.created_at,
         sibling_ids=view.sibling_ids,
         sibling_index=view.sibling_index,

@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.agents import service as agents
 from cockpit.agents.models import Agent, AgentStatus
 from cockpit.authz.actor import Actor
-from cockpit.conversations import repository
+from cockpit.config import Settings
+from cockpit.conversations import repository, sharing
 from cockpit.conversations.models import Conversation, ConversationMessage, MessageStatus, Role
 from cockpit.conversations.schemas import CONTENT_MAX, ERROR_MAX, TITLE_MAX, MessageView
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
@@ -80,6 +81,22 @@ async def access_conversation(
 
 async def get_conversation(session: AsyncSession, actor: Actor, conversation_id: uuid.UUID) -> Conversation:
     return await access_conversation(session, actor, conversation_id)
+
+
+async def readable_conversation(
+    session: AsyncSession, actor: Actor, conversation_id: uuid.UUID
+) -> tuple[Conversation, str]:
+    """A conversation the caller may read, and why: ``"owner"`` (their own), ``"shared"`` (shared
+    with them) or ``"review"`` (an administrator reviewing it: recorded, see ``sharing``). Only for
+    reading: every change goes through ``access_conversation`` (a reader gets its 404)."""
+    if actor.user_id is not None:
+        own = await repository.get_own(session, actor.account_id, actor.user_id, conversation_id)
+        if own is not None and own.deleted_at is None:
+            return own, sharing.OWNER
+    found = await sharing.other_access(session, actor, conversation_id)
+    if found is None:
+        raise _not_found()
+    return found
 
 
 async def list_conversations(
@@ -212,6 +229,17 @@ async def archive_conversation(
     return conversation
 
 
+async def suggest_title(
+    session: AsyncSession, actor: Actor, conversation_id: uuid.UUID, *, title: str
+) -> Conversation:
+    """The title suggested from the first exchange, unless the person named it meanwhile."""
+    conversation = await access_conversation(session, actor, conversation_id)
+    if not conversation.title:
+        conversation.title = storable(title).strip()[:TITLE_MAX]
+        await session.flush()
+    return conversation
+
+
 async def delete_conversation(
     session: AsyncSession, actor: Actor, conversation_id: uuid.UUID
 ) -> Conversation:
@@ -302,29 +330,48 @@ async def messages(
 ) -> list[MessageView]:
     """The branch from the first message to ``leaf_id`` (any message of the conversation: the
     branch runs on down its latest replies; by default the current branch), each message with its
-    siblings. One query, whatever the size of the tree."""
-    conversation = await access_conversation(session, actor, conversation_id)
+    siblings. One query, whatever the size of the tree. Readable by those it is shared with and by
+    reviewers (``readable_conversation``)."""
+    conversation, _access = await readable_conversation(session, actor, conversation_id)
     tree = await _tree(session, conversation)
     leaf = _leaf_in(tree, leaf_id) if leaf_id is not None else conversation.current_leaf_id
     return [tree.view(m) for m in tree.branch(leaf)]
 
 
 async def tree(session: AsyncSession, actor: Actor, conversation_id: uuid.UUID) -> list[MessageView]:
-    """Every message of the conversation, oldest first, each with its siblings."""
-    conversation = await access_conversation(session, actor, conversation_id)
+    """Every message of the conversation, oldest first, each with its siblings (readable as ``messages``)."""
+    conversation, _access = await readable_conversation(session, actor, conversation_id)
     whole = await _tree(session, conversation)
     return [whole.view(m) for m in whole.messages]
 
 
 async def history(
-    session: AsyncSession, actor: Actor, conversation_id: uuid.UUID, *, leaf_id: uuid.UUID | None = None
-) -> list[dict[str, str]]:
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    *,
+    leaf_id: uuid.UUID | None = None,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
     """The branch as the messages of the next model call (``[{"role", "content"}]``); answers that
-    failed are left out (a stopped answer is kept as far as it went)."""
-    return [
-        {"role": str(v.message.role), "content": v.message.content}
+    failed are left out (a stopped answer is kept as far as it went). A message of the person with
+    files attached has OpenAI content parts instead of a string: its text, then each file (see
+    ``files.context_parts``; ``settings``: where the files are stored, by default the process's)."""
+    from cockpit.conversations import files  # files builds on this module
+
+    kept = [
+        v.message
         for v in await messages(session, actor, conversation_id, leaf_id=leaf_id)
         if not (v.message.role is Role.assistant and v.message.status is MessageStatus.error)
+    ]
+    asked = [m.id for m in kept if m.role is Role.user]
+    attached = await files.context_parts(session, actor, conversation_id, asked, settings=settings)
+    return [
+        {
+            "role": str(m.role),
+            "content": files.with_parts(m.content, attached[m.id]) if m.id in attached else m.content,
+        }
+        for m in kept
     ]
 
 
@@ -418,12 +465,14 @@ async def add_assistant_message(
     content: str,
     status: MessageStatus = MessageStatus.complete,
     error: str | None = None,
+    error_code: str | None = None,
     model: str = "",
     input_tokens: int = 0,
     output_tokens: int = 0,
     cost_usd: Decimal = Decimal(0),
     credits: Decimal = Decimal(0),
     tool_steps: list[dict[str, Any]] | None = None,
+    pending: dict[str, Any] | None = None,
 ) -> ConversationMessage:
     """An answer to the caller's message ``parent_id`` (another answer to the same message is a
     sibling: a regenerated answer). What a model or a tool produced is kept whatever it contains
@@ -441,15 +490,20 @@ async def add_assistant_message(
         content=storable(content),
         status=status,
         error=storable(error)[:ERROR_MAX] if error is not None else None,
+        error_code=storable(error_code)[:64] if error_code else None,
         model=storable(model)[:200],
         input_tokens=max(0, input_tokens),
         output_tokens=max(0, output_tokens),
         cost_usd=cost_usd,
         credits=credits,
         tool_steps=storable_json(list(tool_steps or [])),
+        pending=storable_json(pending) if pending is not None else None,
         created_at=utcnow(),
     )
     session.add(message)
     _append(conversation, message)
     await session.flush()
+    from cockpit.conversations import artifacts  # artifacts builds on this module
+
+    await artifacts.collect(session, conversation, message)  # the code and documents it produced
     return message

@@ -92,6 +92,21 @@ class Run:
     # tool calls' prices): each figure computed and rounded as the gateway records it.
     cost_usd: Decimal = Decimal(0)
     credits: Decimal = Decimal(0)
+    # "Ask before running" (a conversation): a call of such a tool pauses the run instead of being
+    # refused; ``pending`` is then what resumes it (the calls, and the run's messages after the
+    # conversation's). A resumed run first makes ``resume_calls``, with the person's ``decisions``.
+    ask: bool = False
+    pending: dict[str, Any] | None = None
+    resume_calls: list[dict[str, Any]] = field(default_factory=list)
+    decisions: dict[str, bool] = field(default_factory=dict)
+    start: int = 0  # where the run's own messages begin in ``messages``
+
+    def add_recorded(self, input_tokens: int, output_tokens: int, cost: Decimal, credits: Decimal) -> None:
+        """A call of the run was recorded with these figures (one the caller stopped)."""
+        self.usage[0] += input_tokens
+        self.usage[1] += output_tokens
+        self.cost_usd += cost
+        self.credits += credits
 
     def add_call(self, usage: tuple[int, int, int] | None, factor: Decimal) -> None:
         """A model call of the run ended: its tokens, cost and credits are the run's."""
@@ -250,7 +265,7 @@ class AgentRunner:
                     base[limit] = min(base[limit], agent.max_output_tokens)
             if not any(isinstance(base.get(k), int) for k in ("max_completion_tokens", "max_tokens")):
                 base["max_tokens"] = agent.max_output_tokens
-        return Run(agent, route, tools, messages, base)
+        return Run(agent, route, tools, messages, base, start=len(messages))
 
     # ---- the loop ----
 
@@ -280,6 +295,10 @@ class AgentRunner:
     async def _loop(self, ctx: Context, run: Run, *, stream: bool = False) -> AsyncIterator[tuple[str, Any]]:
         """Yields ("step", a tool step) as each tool call ends, then ("final", (message, finish));
         when ``stream``, also ("delta", text) as the model writes."""
+        for call in run.resume_calls:  # a paused run goes on where it stopped
+            result = await self._tool_step(ctx, run, call)
+            run.messages.append({"role": "tool", "tool_call_id": str(call.get("id")), "content": result})
+            yield "step", run.steps[-1]
         for step in range(run.agent.max_steps + 1):
             offer = list(run.tools.values()) if step < run.agent.max_steps else []
             if stream:
@@ -299,6 +318,11 @@ class AgentRunner:
                 yield "final", (message, finish)
                 return
             run.messages.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
+            asks = [self._ask_of(run, call) for call in calls if self._asks(run, call)] if run.ask else []
+            if asks:
+                run.pending = {"calls": calls, "messages": run.messages[run.start :], "asks": asks}
+                yield "final", (message, "approval_required")
+                return
             for call in calls:
                 result = await self._tool_step(ctx, run, call)
                 run.messages.append({"role": "tool", "tool_call_id": str(call.get("id")), "content": result})
@@ -370,10 +394,12 @@ class AgentRunner:
         hold: Hold | None = None
         if arguments is None:
             outcome = tools_client.ToolOutcome(False, "", "The arguments are not a JSON object.")
-        elif tool.confirm:
+        elif tool.confirm and not run.decisions.get(str(call.get("id"))):
+            declined = str(call.get("id")) in run.decisions
             outcome = tools_client.ToolOutcome(
-                False, "", "This tool runs only after the person approves it in the Cockpit console."
-            )
+                False, "", "The person declined to run this tool." if declined
+                else "This tool runs only after the person approves it in a Cockpit conversation.",
+            )  # fmt: skip
         else:
             hold = await self._hold_price(ctx, tool)
             try:
@@ -393,6 +419,26 @@ class AgentRunner:
             "duration_ms": round((time.perf_counter() - started) * 1000),
         })  # fmt: skip
         return outcome.text if outcome.ok else f"The tool failed: {outcome.error or 'no result'}"
+
+    @staticmethod
+    def _asks(run: Run, call: dict[str, Any]) -> bool:
+        """A call of an "ask before running" tool that the person has not decided on yet."""
+        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        tool = run.tools.get(str((function or {}).get("name")))
+        return tool is not None and tool.confirm and str(call.get("id")) not in run.decisions
+
+    @staticmethod
+    def _ask_of(run: Run, call: dict[str, Any]) -> dict[str, Any]:
+        """What the person is asked to approve: the integration, the tool and its arguments."""
+        function = call["function"]
+        tool = run.tools[str(function.get("name"))]
+        raw = function.get("arguments") or "{}"
+        try:
+            arguments = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            arguments = raw
+        return {"call_id": str(call.get("id")), "integration": tool.integration.name, "tool": tool.name,
+                "arguments": arguments}  # fmt: skip
 
     async def _hold_price(self, ctx: Context, tool: OfferedTool) -> Hold | None:
         catalog, caller = ctx.catalog, ctx.caller
@@ -510,6 +556,7 @@ class AgentRunner:
                 "steps": run.steps,
                 "cost_usd": str(run.cost_usd),
                 "credits": str(run.credits),
+                **({"pending": run.pending} if run.pending is not None else {}),
             },
         }
 

@@ -113,6 +113,7 @@ async def stream_step(
             if aclose is not None:
                 with contextlib.suppress(BaseException):
                     await aclose()
+            step.on_recorded = run.add_recorded  # a stopped answer costs what its call is recorded with
             gw._record(step, status=status, http_status=499)
     gw._record(step, status=CallStatus.success, http_status=200)
     run.add_call(call.usage, ctx.catalog.credit_factor if ctx.catalog is not None else Decimal(0))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -19,14 +19,18 @@ from starlette.requests import Request
 
 from cockpit.agents import service as agents
 from cockpit.authz.actor import Actor
+from cockpit.config import Settings
+from cockpit.conversations import approvals
+from cockpit.conversations import files as conversation_files
 from cockpit.conversations import service as conversations
 from cockpit.conversations.models import ConversationMessage, MessageStatus, Role
 from cockpit.conversations.schemas import message_out
 from cockpit.gateway.agent_run import AGENT_PREFIX
 from cockpit.gateway.directory import Caller
 from cockpit.gateway.errors import GatewayError
-from cockpit.gateway.internal import cockpit_error, complete_for, stream_for
+from cockpit.gateway.internal import Pause, cockpit_error, complete_for, stream_for
 from cockpit.gateway.service import Gateway
+from cockpit.gateway.titling import suggest_title
 from cockpit.gateway.wizard import caller_of
 from cockpit.kit.errors import CockpitError, InvalidInput
 
@@ -61,7 +65,9 @@ class Turn:
     question: uuid.UUID
     model: str
     caller: Caller
-    history: list[dict[str, str]]
+    history: list[dict[str, Any]]
+    # The model whose answer titles the conversation: set for the first exchange of an untitled one.
+    title_model: str = ""
 
 
 async def _turn(
@@ -73,6 +79,8 @@ async def _turn(
     parent_id: uuid.UUID | None,
     edit_of: uuid.UUID | None,
     regenerate_of: uuid.UUID | None,
+    file_ids: Sequence[uuid.UUID] = (),
+    settings: Settings | None = None,
 ) -> Turn:
     conversation = await conversations.get_conversation(session, actor, conversation_id)
     asked: ConversationMessage | None = None
@@ -90,11 +98,23 @@ async def _turn(
             session, actor, conversation.id, content=content, parent_id=parent_id, edit_of=edit_of
         )
         question = asked.id
-    history = await conversations.history(session, actor, conversation.id, leaf_id=question)
+        if file_ids:  # the files uploaded for it go with the message (as context for the model)
+            await conversation_files.attach(session, actor, conversation.id, list(file_ids), asked.id)
+    history = await conversations.history(
+        session, actor, conversation.id, leaf_id=question, settings=settings
+    )
     model = await _model_of(session, actor, conversation)
     caller = await caller_of(session, actor)
+    first = asked is not None and asked.parent_id is None and not conversation.title
     await session.commit()  # the question is kept; the gateway uses its own sessions (one SQLite writer)
-    return Turn(conversation.id, asked, question, model, caller, history)
+    return Turn(conversation.id, asked, question, model, caller, history, conversation.model if first else "")
+
+
+async def _title(gateway: Gateway, turn: Turn, answer: str) -> str:
+    """A title suggested from the first exchange ("" when it is not the first, or none came)."""
+    if not turn.title_model or turn.asked is None:
+        return ""
+    return await suggest_title(gateway, turn.caller, turn.title_model, turn.asked.content, answer)
 
 
 async def send(
@@ -107,35 +127,103 @@ async def send(
     parent_id: uuid.UUID | None = None,
     edit_of: uuid.UUID | None = None,
     regenerate_of: uuid.UUID | None = None,
+    file_ids: Sequence[uuid.UUID] = (),
 ) -> Exchange:
     """A message and its answer (``regenerate_of`` an answer: a new answer beside it, to the same
     message)."""
     turn = await _turn(
         session, actor, conversation_id, content=content, parent_id=parent_id, edit_of=edit_of,
-        regenerate_of=regenerate_of,
+        regenerate_of=regenerate_of, file_ids=file_ids, settings=request.app.state.settings,
     )  # fmt: skip
     gateway: Gateway = request.app.state.gateway
     try:
-        answer = await complete_for(gateway, turn.caller, {"model": turn.model, "messages": turn.history})
+        body = {"model": turn.model, "messages": turn.history}
+        answer = await complete_for(gateway, turn.caller, body, pause=Pause())
     except GatewayError as exc:
         failure = cockpit_error(exc)
         kept = await conversations.add_assistant_message(
             session, actor, turn.conversation_id, parent_id=turn.question, content="",
-            status=MessageStatus.error, error=exc.message, model=turn.model,
+            status=MessageStatus.error, error=exc.message, error_code=exc.code, model=turn.model,
         )  # fmt: skip
         return Exchange(turn.asked, kept, failure)
-    message = answer["choices"][0]["message"]
-    usage = answer.get("usage") or {}
-    extra = answer.get("cockpit") or {}  # what the run's calls were recorded with
+    text = str(answer["choices"][0]["message"].get("content") or "")
+    fields = _outcome(answer)
+    # Before the answer is written: no write of this session is pending while the gateway calls.
+    title = await _title(gateway, turn, text) if fields["status"] is MessageStatus.complete else ""
     kept = await conversations.add_assistant_message(
-        session, actor, turn.conversation_id, parent_id=turn.question,
-        content=str(message.get("content") or ""), model=turn.model,
-        input_tokens=int(usage.get("prompt_tokens") or 0),
-        output_tokens=int(usage.get("completion_tokens") or 0),
-        cost_usd=_decimal(extra.get("cost_usd")), credits=_decimal(extra.get("credits")),
-        tool_steps=list(extra.get("steps") or []),
+        session, actor, turn.conversation_id, parent_id=turn.question, content=text, model=turn.model,
+        **fields,
     )  # fmt: skip
+    if title:
+        await conversations.suggest_title(session, actor, turn.conversation_id, title=title)
     return Exchange(turn.asked, kept)
+
+
+def _spent(pause: Pause) -> dict[str, Any]:
+    """What a stopped run's calls were recorded with so far: tokens, cost, credits, tool steps."""
+    run = pause.run
+    if run is None:
+        return {}
+    return {
+        "input_tokens": run.usage[0], "output_tokens": run.usage[1], "cost_usd": run.cost_usd,
+        "credits": run.credits, "tool_steps": list(run.steps),
+    }  # fmt: skip
+
+
+def _outcome(completion: dict[str, Any]) -> dict[str, Any]:
+    """An answer's fields from its run's completion: tokens, the cost and credits its calls were
+    recorded with, tool steps, and whether it paused for the person's approval of a tool call."""
+    usage = completion.get("usage") or {}
+    extra = completion.get("cockpit") or {}
+    paused = completion["choices"][0].get("finish_reason") == "approval_required"
+    return {
+        "input_tokens": int(usage.get("prompt_tokens") or 0),
+        "output_tokens": int(usage.get("completion_tokens") or 0),
+        "cost_usd": _decimal(extra.get("cost_usd")),
+        "credits": _decimal(extra.get("credits")),
+        "tool_steps": list(extra.get("steps") or []),
+        "status": MessageStatus.awaiting_approval if paused else MessageStatus.complete,
+        "pending": extra.get("pending") if paused else None,
+    }
+
+
+async def decide(
+    request: Request,
+    session: AsyncSession,
+    actor: Actor,
+    conversation_id: uuid.UUID,
+    message_id: uuid.UUID,
+    *,
+    approve: bool,
+) -> Exchange:
+    """The person's decision on the tool calls an answer paused at: approved, they run (metered and
+    charged like any tool call); declined, the agent is told so. Either way the run goes on and its
+    continuation is added to the same answer. A decision is taken once (Conflict after)."""
+    paused, pending = await approvals.claim_pending(session, actor, conversation_id, message_id)
+    assert paused.parent_id is not None
+    conversation = await conversations.get_conversation(session, actor, conversation_id)
+    history = await conversations.history(
+        session, actor, conversation_id, leaf_id=paused.parent_id, settings=request.app.state.settings
+    )
+    model = await _model_of(session, actor, conversation)
+    caller = await caller_of(session, actor)
+    await session.commit()  # claimed: no one else runs these calls
+    calls = [c for c in pending.get("calls") or [] if isinstance(c, dict)]
+    pause = Pause(resume=pending, decisions={str(c.get("id")): approve for c in calls})
+    gateway: Gateway = request.app.state.gateway
+    try:
+        answer = await complete_for(gateway, caller, {"model": model, "messages": history}, pause=pause)
+    except GatewayError as exc:
+        kept = await approvals.continue_answer(
+            session, actor, conversation_id, paused.id, content="", status=MessageStatus.error,
+            error=exc.message, error_code=exc.code,
+        )  # fmt: skip
+        return Exchange(None, kept, cockpit_error(exc))
+    text = str(answer["choices"][0]["message"].get("content") or "")
+    kept = await approvals.continue_answer(
+        session, actor, conversation_id, paused.id, content=text, **_outcome(answer)
+    )
+    return Exchange(None, kept)
 
 
 def _event(payload: dict[str, Any]) -> bytes:
@@ -152,6 +240,7 @@ async def send_streamed(
     parent_id: uuid.UUID | None = None,
     edit_of: uuid.UUID | None = None,
     regenerate_of: uuid.UUID | None = None,
+    file_ids: Sequence[uuid.UUID] = (),
 ) -> tuple[ConversationMessage | None, AsyncIterator[bytes]]:
     """The message kept now, and its answer as server-sent events (JSON ``data`` lines):
     ``{"type": "delta", "content"}`` as the model writes, ``{"type": "tool_step", "step"}`` as a tool
@@ -161,7 +250,7 @@ async def send_streamed(
     ``stopped``)."""
     turn = await _turn(
         session, actor, conversation_id, content=content, parent_id=parent_id, edit_of=edit_of,
-        regenerate_of=regenerate_of,
+        regenerate_of=regenerate_of, file_ids=file_ids, settings=request.app.state.settings,
     )  # fmt: skip
     gateway: Gateway = request.app.state.gateway
     sessionmaker = request.app.state.sessionmaker
@@ -181,10 +270,12 @@ async def send_streamed(
         final: dict[str, Any] | None = None
         failure: GatewayError | None = None
         ended = False
+        pause = Pause()
+        body = {"model": turn.model, "messages": turn.history, "stream": True}
+        answer = stream_for(gateway, turn.caller, body, pause=pause)
         try:
-            body = {"model": turn.model, "messages": turn.history, "stream": True}
             try:
-                async for kind, value in stream_for(gateway, turn.caller, body):
+                async for kind, value in answer:
                     if kind == "delta":
                         parts.append(value)
                         yield _event({"type": "delta", "content": value})
@@ -196,24 +287,29 @@ async def send_streamed(
                 failure = exc
             ended = True
         finally:
-            if not ended:  # the caller went away: what had arrived is kept
+            if not ended:  # the caller went away: what had arrived is kept, with what it cost
                 with contextlib.suppress(Exception):
-                    await keep(content="".join(parts), status=MessageStatus.stopped)
+                    await answer.aclose()  # the stopped call is recorded (and settled) now
+                    await keep(content="".join(parts), status=MessageStatus.stopped, **_spent(pause))
         if failure is not None:
-            message = await keep(content="".join(parts), status=MessageStatus.error, error=failure.message)
+            message = await keep(
+                content="".join(parts), status=MessageStatus.error, error=failure.message,
+                error_code=failure.code,
+            )  # fmt: skip
             yield _event({"type": "message", "message": message})
             yield _event({"type": "error", "error": {"code": failure.code, "message": failure.message}})
         else:
             assert final is not None
-            usage = final.get("usage") or {}
-            extra = final.get("cockpit") or {}
-            message = await keep(
-                content="".join(parts), input_tokens=int(usage.get("prompt_tokens") or 0),
-                output_tokens=int(usage.get("completion_tokens") or 0),
-                cost_usd=_decimal(extra.get("cost_usd")), credits=_decimal(extra.get("credits")),
-                tool_steps=list(extra.get("steps") or []),
-            )  # fmt: skip
+            message = await keep(content="".join(parts), **_outcome(final))
             yield _event({"type": "message", "message": message})
+            title = await _title(gateway, turn, message["content"]) if message["status"] == "complete" else ""
+            if title:
+                async with sessionmaker() as fresh:
+                    titled = await conversations.suggest_title(
+                        fresh, actor, turn.conversation_id, title=title
+                    )
+                    await fresh.commit()
+                yield _event({"type": "title", "title": titled.title})
         yield b"data: [DONE]\n\n"
 
     return turn.asked, events()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from typing import Any
 
 from cockpit.gateway.agent_run import AGENT_PREFIX, Run
@@ -62,14 +63,41 @@ async def _prepared(
         raise
 
 
+@dataclass
+class Pause:
+    """How a conversation's run treats "ask before running" tools: it pauses at such a call
+    (``ask``), or goes on from a pause (``resume``: the ``pending`` of the paused run's completion)
+    with the person's ``decisions`` (tool call id → approved)."""
+
+    ask: bool = True
+    resume: dict[str, Any] | None = None
+    decisions: dict[str, bool] = field(default_factory=dict)
+    run: Run | None = None  # the run, once prepared: what it has cost so far, even if stopped
+
+    def apply(self, run: Run) -> None:
+        self.run = run
+        run.ask = self.ask
+        if self.resume is not None:
+            run.messages.extend(self.resume.get("messages") or [])
+            run.resume_calls = [c for c in self.resume.get("calls") or [] if isinstance(c, dict)]
+            run.decisions = dict(self.decisions)
+
+
 async def complete_for(
-    gateway: Gateway, caller: Caller, body: dict[str, Any], *, agent: AgentSpec | None = None
+    gateway: Gateway,
+    caller: Caller,
+    body: dict[str, Any],
+    *,
+    agent: AgentSpec | None = None,
+    pause: Pause | None = None,
 ) -> dict[str, Any]:
     """A ``chat.completion`` for ``body`` (``"model": "agent:<slug>"`` runs a saved agent; ``agent`` a
     draft, as the wizard's preview), with ``cockpit.cost_usd`` and ``cockpit.credits`` as its calls
     were recorded; raises GatewayError (402 without credits, 403 refused by a policy, 404 unknown
     model, 5xx upstream failures). Every model and tool call is recorded by the run."""
     ctx, run = await _prepared(gateway, caller, body, agent)
+    if pause is not None:
+        pause.apply(run)
     return await gateway.agents.complete(ctx, run)
 
 
@@ -92,11 +120,13 @@ def bare_model(route_model_id: uuid.UUID, name: str) -> AgentSpec:
 
 
 async def stream_for(
-    gateway: Gateway, caller: Caller, body: dict[str, Any]
-) -> AsyncIterator[tuple[str, Any]]:
+    gateway: Gateway, caller: Caller, body: dict[str, Any], *, pause: Pause | None = None
+) -> AsyncGenerator[tuple[str, Any]]:
     """A streamed answer for a person: ("delta", text) as the model writes, ("step", tool step) as
     each tool call ends, then ("final", the whole ``chat.completion``); raises GatewayError (a refusal
     before anything is spent, or a failure on the way: each call recorded as it ended)."""
     ctx, run = await _prepared(gateway, caller, body, None)
+    if pause is not None:
+        pause.apply(run)
     async for kind, value in gateway.agents.events(ctx, run):
         yield kind, value

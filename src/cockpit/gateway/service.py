@@ -13,7 +13,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -108,6 +108,8 @@ class Context:
     recorded: bool = False
     body_bytes: int = 0
     ended: float = 0.0
+    # Told the tokens, cost and credits the call is recorded with (an agent run's stopped step).
+    on_recorded: Callable[[int, int, Decimal, Decimal], None] | None = None
 
 
 class Gateway:
@@ -458,6 +460,8 @@ class Gateway:
                 input_tokens, output_tokens = counted
             cost = cost_of(route, input_tokens, output_tokens, cached)
         credits = credits_of(cost, ctx.catalog.credit_factor) if ctx.catalog is not None else Decimal(0)
+        if ctx.on_recorded is not None:
+            ctx.on_recorded(input_tokens, output_tokens, cost, credits)
         record: dict[str, Any] = {
             "id": uuid.uuid4(),
             "account_id": caller.account_id,

@@ -35,6 +35,11 @@ class Account(IdMixin, TimestampMixin, Base):
     signup_credits: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
     # Prepended to every agent's instructions (the organisation's tone, policies, context).
     custom_instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Conversations: whether administrators may review the account's conversations (each review is
+    # audited and shown to the owner), and after how many days without activity a conversation is
+    # deleted (0: kept until its owner deletes it).
+    conversation_review_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    conversation_retention_days: Mapped[int] = mapped_column(default=0, server_default="0")
     # The lock of account-wide invariants (and the head of the account's audit chain) is a row of
     # ``audit_chain_heads`` (see cockpit.tenancy.lock).
 

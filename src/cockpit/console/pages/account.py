@@ -6,7 +6,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from cockpit.accounts import service
-from cockpit.accounts.schemas import MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from cockpit.accounts.schemas import MAX_CONVERSATION_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from cockpit.console import formatting
 from cockpit.console.web import AdminViewer, SignedIn, Viewer, discard_changes, redirect, render
 from cockpit.kit.errors import CockpitError
@@ -25,6 +25,7 @@ async def _page(
         "locales": {code: formatting.LOCALES[code] for code in service.LOCALES},
         "min_retention": MIN_RETENTION_DAYS,
         "max_retention": MAX_RETENTION_DAYS,
+        "max_conversation_retention": MAX_CONVERSATION_RETENTION_DAYS,
     }
     return render(request, "account/profile.html", context | extra, status_code=status_code)
 
@@ -78,6 +79,31 @@ async def update_content_storage(
             request, session, viewer, status_code=exc.status, content_error=exc.message, content_form=typed
         )
     return redirect(request, "/account", message="Data retention settings saved.")
+
+
+@router.post("/conversations")
+async def update_conversation_settings(
+    request: Request,
+    session: DbSession,
+    viewer: AdminViewer,
+    conversation_review_enabled: Annotated[str, Form(max_length=10)] = "",
+    conversation_retention_days: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    # An unticked checkbox is not sent at all: absence means "off".
+    review = conversation_review_enabled == "true"
+    try:
+        days = service.parse_conversation_retention_days(conversation_retention_days)
+        await service.update_profile(
+            session, viewer.actor, conversation_review_enabled=review, conversation_retention_days=days
+        )
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        typed = {"review": review, "days": conversation_retention_days[:20]}
+        return await _page(
+            request, session, viewer, status_code=exc.status, conversations_error=exc.message,
+            conversations_form=typed,
+        )  # fmt: skip
+    return redirect(request, "/account#conversations", message="Conversation settings saved.")
 
 
 @router.post("/instructions")

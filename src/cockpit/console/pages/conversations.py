@@ -8,8 +8,11 @@ htmx partial, or the page is reloaded by a redirect when the browser posts a pla
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
@@ -17,14 +20,18 @@ from fastapi.responses import Response
 from cockpit.agents import service as agents
 from cockpit.agents.models import Agent, AgentStatus
 from cockpit.console.web import SignedIn, Viewer, discard_changes, path_id, redirect, render
-from cockpit.conversations import service
-from cockpit.conversations.models import Conversation
+from cockpit.conversations import files as conversation_files
+from cockpit.conversations import search, service, sharing
+from cockpit.conversations.models import Conversation, ConversationMessage
 from cockpit.conversations.schemas import CONTENT_MAX, TITLE_MAX
+from cockpit.credits import settings as credit_settings
 from cockpit.gateway import conversing
 from cockpit.gateway.events import EventStream
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.pagination import PageParams
+from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import feature_allowed
 from cockpit.providers import service as providers
 
 router = APIRouter(prefix="/conversations")
@@ -76,17 +83,84 @@ async def _choices(session: DbSession, viewer: Viewer) -> dict[str, Any]:
     return {"agents": usable, "models": models, "chosen": chosen}
 
 
+def grouped_by_date(
+    conversations: list[Conversation], tz: tzinfo, now: datetime
+) -> list[tuple[str, list[Any]]]:
+    """The sidebar's sections: pinned first, then by the day of the last activity (in the account's
+    time zone): today, yesterday, the previous 7 and 30 days, then by month."""
+    today = now.astimezone(tz).date()
+    sections: dict[str, list[Conversation]] = {}
+    for conversation in conversations:
+        if conversation.pinned:
+            label = "Pinned"
+        else:
+            day = (
+                conversation.updated_at.replace(tzinfo=conversation.updated_at.tzinfo or UTC)
+                .astimezone(tz)
+                .date()
+            )
+            age = (today - day).days
+            if age <= 0:
+                label = "Today"
+            elif age == 1:
+                label = "Yesterday"
+            elif age < 7:
+                label = "Previous 7 days"
+            elif age < 30:
+                label = "Previous 30 days"
+            else:
+                label = day.strftime("%B %Y")
+        sections.setdefault(label, []).append(conversation)
+    return list(sections.items())
+
+
+async def _search(session: DbSession, viewer: Viewer, q: str) -> dict[str, Any]:
+    """The sidebar as search results: titles and messages (full text), each hit with its snippet."""
+    try:
+        found = await search.search_conversations(
+            session, viewer.actor, q, page=PageParams(page=1, per_page=50)
+        )
+    except CockpitError as exc:
+        return {"hits": [], "hits_total": 0, "search_error": exc.message}
+    return {"hits": found.items, "hits_total": found.total, "search_error": None}
+
+
 async def _sidebar(session: DbSession, viewer: Viewer, q: str, archived: bool) -> dict[str, Any]:
+    if q and not archived:
+        return {
+            **await _search(session, viewer, q), "searching": True, "q": q, "archived": False,
+            "sections": [], "conversations": [], "total": 0, "agent_names": {},
+            "list_query": urlencode({"q": q}),
+        }  # fmt: skip
     found = await service.list_conversations(
         session, viewer.actor, search=q, archived=archived, page=PageParams(page=1, per_page=SIDEBAR_SIZE)
     )
     return {
+        "searching": False,
+        "sections": grouped_by_date(list(found.items), ZoneInfo(viewer.account.timezone), utcnow()),
         "conversations": found.items,
         "total": found.total,
         "agent_names": await service.agent_names_of(session, viewer.actor, found.items),
         "q": q,
         "archived": archived,
         "list_query": urlencode({k: v for k, v in (("q", q), ("archived", "1" if archived else "")) if v}),
+    }
+
+
+async def _credits_refusal(
+    session: DbSession, viewer: Viewer, conversation: Conversation, last: ConversationMessage | None
+) -> dict[str, Any]:
+    """When the last answer was refused for want of credits: how many are left, and whether the
+    person may ask for more (a "Request credits" button, its form prefilled)."""
+    if last is None or last.error_code != "insufficient_credits":
+        return {"credits_left": None, "can_request_credits": False, "request_credits_query": ""}
+    figures = await credit_settings.my_credits(session, viewer.actor)
+    title = conversation.title or "a conversation"
+    reason = f"To go on with the conversation “{title[:80]}”."
+    return {
+        "credits_left": max(figures.remaining, Decimal(0)) if figures is not None else None,
+        "can_request_credits": await feature_allowed(session, viewer.actor, "credit_requests.create"),
+        "request_credits_query": urlencode({"new": "1", "reason": reason}),
     }
 
 
@@ -103,7 +177,9 @@ async def _thread(
     return {
         "conversation": conversation,
         "views": views,
+        "last_id": last.id if last is not None else None,
         "regenerate_id": last.id if last is not None and str(last.role) == "assistant" else None,
+        **(await _credits_refusal(session, viewer, conversation, last)),
         "error": error,
         "draft": draft,  # the message typed, kept when it could not be sent
         "content_max": CONTENT_MAX,
@@ -129,6 +205,15 @@ async def _workspace(
     if conversation is not None:
         names = await service.agent_names_of(session, viewer.actor, [conversation])
         context.update(await _thread(session, viewer, conversation, error=error))
+        # Administrators' reviews are shown to the owner (the latest; all of them in Share).
+        reviews = await sharing.reviews_of(
+            session, viewer.actor, conversation.id, page=PageParams(per_page=1)
+        )
+        latest = reviews.items[0] if reviews.items else None
+        reviewer = (await sharing.people_of(session, viewer.actor, [latest.reviewer_id])) if latest else {}
+        context["last_review"] = latest
+        context["last_reviewer"] = reviewer.get(latest.reviewer_id) if latest and latest.reviewer_id else None
+        context["review_count"] = reviews.total
         context["with_name"] = names.get(str(conversation.agent_id)) if conversation.agent_id else None
     else:
         context["page_error"] = error
@@ -198,6 +283,12 @@ async def conversation_page(
 # ---- the thread: send, regenerate, switch branches ----
 
 
+def _thread_changed(response: Response) -> Response:
+    """The thread as re-rendered, with an event that makes the files panel re-read itself."""
+    response.headers["HX-Trigger"] = "cockpit:thread"
+    return response
+
+
 async def _after_thread_change(
     request: Request,
     session: DbSession,
@@ -212,10 +303,16 @@ async def _after_thread_change(
     if request.headers.get("hx-request"):
         conversation = await service.get_conversation(session, viewer.actor, conversation_id)
         context = await _thread(session, viewer, conversation, error=error, draft=draft)
-        return render(request, "conversations/_thread.html", context)
+        return _thread_changed(render(request, "conversations/_thread.html", context))
     if error:
         return redirect(request, _url(conversation_id), message=error, kind="error")
     return redirect(request, _url(conversation_id))
+
+
+async def _unsent_files(session: DbSession, viewer: Viewer, conversation_id: uuid.UUID) -> list[uuid.UUID]:
+    """The files uploaded in the panel since the last message: they go with the next one."""
+    uploaded = await conversation_files.list_files(session, viewer.actor, conversation_id)
+    return [f.id for f in uploaded if f.message_id is None]
 
 
 async def _exchange(
@@ -225,14 +322,17 @@ async def _exchange(
     conversation_id: uuid.UUID,
     *,
     content: str | None = None,
+    edit_of: uuid.UUID | None = None,
     regenerate_of: uuid.UUID | None = None,
 ) -> Response:
     await service.get_conversation(session, viewer.actor, conversation_id)  # 404 before anything else
     try:
         # send() commits the question before the model call (the gateway uses its own sessions).
         exchange = await conversing.send(
-            request, session, viewer.actor, conversation_id, content=content, regenerate_of=regenerate_of
-        )
+            request, session, viewer.actor, conversation_id, content=content, edit_of=edit_of,
+            regenerate_of=regenerate_of,
+            file_ids=await _unsent_files(session, viewer, conversation_id) if content is not None else (),
+        )  # fmt: skip
     except CockpitError as exc:
         await discard_changes(session, viewer)
         return await _after_thread_change(
@@ -253,12 +353,20 @@ async def send_message(
     viewer: SignedIn,
     conversation_id: str,
     content: Annotated[str, Form(max_length=CONTENT_MAX)] = "",
+    edit_of: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
+    """A message (``edit_of``: a new version of an earlier message of the person, on a new branch
+    beside the old one) and its answer."""
     cid = _conversation_id(conversation_id)
     if not content.strip():
         await service.get_conversation(session, viewer.actor, cid)
         return await _after_thread_change(request, session, viewer, cid, error="Type a message to send.")
-    return await _exchange(request, session, viewer, cid, content=content)
+    try:
+        edited = _message_id(edit_of) if edit_of else None
+    except CockpitError as exc:
+        await service.get_conversation(session, viewer.actor, cid)
+        return await _after_thread_change(request, session, viewer, cid, error=exc.message)
+    return await _exchange(request, session, viewer, cid, content=content, edit_of=edited)
 
 
 @router.post("/{conversation_id}/stream")
@@ -268,13 +376,18 @@ async def stream_message(
     viewer: SignedIn,
     conversation_id: str,
     content: Annotated[str, Form(max_length=CONTENT_MAX)] = "",
+    edit_of: Annotated[str, Form(max_length=40)] = "",
 ) -> Response:
     """The answer as server-sent events (the page's script shows it as it is written; closing the
     request stops it and keeps what had arrived). The events are those of the REST API."""
     cid = _conversation_id(conversation_id)
     if not content.strip():
         raise InvalidInput("content_required", "Type a message to send.")
-    _asked, events = await conversing.send_streamed(request, session, viewer.actor, cid, content=content)
+    edited = _message_id(edit_of) if edit_of else None
+    _asked, events = await conversing.send_streamed(
+        request, session, viewer.actor, cid, content=content, edit_of=edited,
+        file_ids=await _unsent_files(session, viewer, cid),
+    )  # fmt: skip
     await session.commit()
     return EventStream(events)
 
@@ -285,7 +398,9 @@ async def thread_partial(
 ) -> Response:
     """The current branch alone (the page's script re-reads it when a streamed answer is kept)."""
     conversation = await service.get_conversation(session, viewer.actor, _conversation_id(conversation_id))
-    return render(request, "conversations/_thread.html", await _thread(session, viewer, conversation))
+    return _thread_changed(
+        render(request, "conversations/_thread.html", await _thread(session, viewer, conversation))
+    )
 
 
 @router.post("/{conversation_id}/regenerate")
@@ -321,6 +436,33 @@ async def switch_branch(
         await discard_changes(session, viewer)
         await service.get_conversation(session, viewer.actor, cid)  # another person's: 404
         return await _after_thread_change(request, session, viewer, cid, error=exc.message)
+    return await _after_thread_change(request, session, viewer, cid)
+
+
+@router.post("/{conversation_id}/approve")
+async def decide_approval(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    conversation_id: str,
+    message_id: Annotated[str, Form(max_length=40)] = "",
+    decision: Annotated[str, Form(max_length=10)] = "",
+) -> Response:
+    """Run (or decline) the tool calls an answer paused at; the run goes on in the same answer."""
+    cid = _conversation_id(conversation_id)
+    try:
+        if decision not in ("approve", "decline"):
+            raise InvalidInput("invalid_decision", "Choose to run the tool or not.")
+        exchange = await conversing.decide(
+            request, session, viewer.actor, cid, _message_id(message_id), approve=decision == "approve"
+        )
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        await service.get_conversation(session, viewer.actor, cid)  # another person's: 404
+        return await _after_thread_change(request, session, viewer, cid, error=exc.message)
+    if exchange.failure is not None:
+        await session.commit()  # the answer keeps what went wrong
+        return await _after_thread_change(request, session, viewer, cid, error=exchange.failure.message)
     return await _after_thread_change(request, session, viewer, cid)
 
 

@@ -138,9 +138,16 @@ async def requests_page(
     page: Page = 1,
     selected: Annotated[str, Query(max_length=40)] = "",
     new: bool = False,
+    amount: Annotated[str, Query(max_length=100)] = "",
+    reason: Annotated[str, Query(max_length=1000)] = "",
 ) -> Response:
-    # ?new=1 (the low-credits banner's "Request credits"): the form opens at once.
-    return await _page(request, session, viewer, status=status, page=page, selected=selected, file_open=new)
+    # ?new=1 (the low-credits banner's or a conversation's "Request credits"): the form opens at
+    # once, with the amount and reason given (a suggestion: the person changes them before filing).
+    prefill = {"amount": amount, "reason": reason} if new and (amount or reason) else None
+    return await _page(
+        request, session, viewer, status=status, page=page, selected=selected, file_open=new,
+        file_form=prefill,
+    )  # fmt: skip
 
 
 @router.post("/requests")

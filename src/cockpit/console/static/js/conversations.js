@@ -35,6 +35,12 @@
     if (!log) return;
     var empty = log.querySelector("[data-testid=thread-empty]");
     if (empty) empty.remove();
+    if (form.dataset.edit) {
+      // A new version of an earlier message: the branch from it on is replaced on the screen (it is
+      // kept on the server, one "‹ 1 / 2 ›" away).
+      var from = log.querySelector('article[data-id="' + form.dataset.edit + '"]');
+      while (from) { var next = from.nextElementSibling; from.remove(); from = next; }
+    }
     bubble(log, "user", "You").text.textContent = content;
     var answer = bubble(log, "assistant", "Answer");
     answer.article.setAttribute("data-testid", "streaming-answer");
