@@ -37,6 +37,7 @@ from cockpit.demo_activity import (
     seed_requests,
 )
 from cockpit.demo_agents import point_cockpit_integration, seed_agents
+from cockpit.demo_conversations import seed_conversations
 from cockpit.gateway.service import credits_of
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
@@ -204,6 +205,7 @@ async def seed_demo(session: AsyncSession, settings: Settings) -> DemoLogin:
     await mark_tokens_used(session, calls)
     await seed_requests(session, owner_actor, [owner, *active], group_names, current)
     await seed_policies(session, owner_actor, active, group_names, models)
+    await seed_conversations(session, owner_actor)
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, created=True, gateway_token=owner_raw)
 
 

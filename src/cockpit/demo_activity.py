@@ -72,8 +72,8 @@ async def seed_policies(
     claude = model_ids["claude-sonnet-4"]
     support = [p for p in people if p.group_id == groups_by_name["Support"] and p.role is UserRole.member]
     rules: list[tuple[Scope, uuid.UUID | None, ResourceType, str, Effect, str]] = [
-        (Scope.account, None, ResourceType.feature, "conversations.share", Effect.deny,
-         "Sharing conversations is off until the data-retention review is done."),
+        (Scope.group, groups_by_name["Support"], ResourceType.feature, "conversations.share", Effect.deny,
+         "Support's conversations hold customer data: they are not shared."),
         (Scope.account, None, ResourceType.integration, WILDCARD, Effect.deny,
          "No third-party integrations before the security review."),
         (Scope.account, None, ResourceType.integration, "cockpit", Effect.allow,
