@@ -6,6 +6,7 @@ from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
 from cockpit.conversations.models import Conversation, ConversationMessage
 from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, LedgerEntry, MemberAllocation
+from cockpit.events.models import PlatformEvent
 from cockpit.exports.models import Export
 from cockpit.groups.models import Group
 from cockpit.imports.models import ImportJob
@@ -13,12 +14,15 @@ from cockpit.integrations.models import Integration, IntegrationToken
 from cockpit.invitations.models import Invitation
 from cockpit.jobs.models import Job
 from cockpit.kit.db import Base
+from cockpit.notifications import models as notifications_models
 from cockpit.policies.models import AccessPolicy, PolicyDefaults
 from cockpit.projects.models import Project, ProjectMember
 from cockpit.providers.models import Model, Provider
 from cockpit.tenancy.models import Account, AuditChainHead
+from cockpit.tickets import models as tickets_models
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User
+from cockpit.webhooks import models as webhooks_models
 
 metadata = Base.metadata
 
@@ -46,6 +50,7 @@ __all__ = [
     "LoginSession",
     "MemberAllocation",
     "Model",
+    "PlatformEvent",
     "PolicyDefaults",
     "Project",
     "ProjectMember",
@@ -56,4 +61,7 @@ __all__ = [
     "UsageRollupState",
     "User",
     "metadata",
+    "notifications_models",
+    "tickets_models",
+    "webhooks_models",
 ]

@@ -21,11 +21,15 @@ from cockpit.api.credits import router as credits_router
 from cockpit.api.groups import router as groups_router
 from cockpit.api.integrations import router as integrations_router
 from cockpit.api.invitations import router as invitations_router
+from cockpit.api.jobs import router as jobs_router
+from cockpit.api.notifications import router as notifications_router
 from cockpit.api.policies import router as policies_router
 from cockpit.api.projects import router as projects_router
 from cockpit.api.providers import router as providers_router
+from cockpit.api.tickets import router as tickets_router
 from cockpit.api.usage import router as usage_router
 from cockpit.api.users import router as users_router
+from cockpit.api.webhooks import router as webhooks_router
 
 router = APIRouter(prefix="/api/v1")
 for domain_router in (
@@ -50,5 +54,9 @@ for domain_router in (
     analytics_router,
     credits_router,
     policies_router,
+    jobs_router,
+    notifications_router,
+    webhooks_router,
+    tickets_router,
 ):
     router.include_router(domain_router)

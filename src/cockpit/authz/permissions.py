@@ -26,6 +26,9 @@ class Permission(StrEnum):
     integrations_manage = "integrations:manage"  # the integrations catalogue and its credentials
     # Read the account's conversations when the account allows review (each opening is audited).
     conversations_review = "conversations:review"
+    jobs_manage = "jobs:manage"  # the account's jobs and their executions (run now, retry, enable)
+    notifications_manage = "notifications:manage"  # notification templates and webhooks
+    support_manage = "support:manage"  # the support queue: every ticket, assign, reply, notes
 
 
 _MEMBER = frozenset({Permission.account_read, Permission.tokens_own, Permission.credits_own})
@@ -43,6 +46,9 @@ _ADMIN = _MEMBER | {
     Permission.agents_manage,
     Permission.integrations_manage,
     Permission.conversations_review,
+    Permission.jobs_manage,
+    Permission.notifications_manage,
+    Permission.support_manage,
 }
 _OWNER = _ADMIN | {Permission.owners_manage}
 

@@ -35,6 +35,14 @@ SECTIONS: tuple[NavSection, ...] = (
             NavItem("Agents", "/agents", "bot"),
             NavItem("Integrations", "/integrations", "plug"),
             NavItem("Access policies", "/policies", "lock", Permission.policies_manage),
+            NavItem(
+                "Notifications",
+                "/notifications",
+                "bell",
+                Permission.notifications_manage,
+                also=("/webhooks",),
+            ),
+            NavItem("Support", "/support", "help"),
             NavItem("Audit log", "/audit", "shield", Permission.audit_read),
         ),
     ),
@@ -56,6 +64,8 @@ SECTIONS: tuple[NavSection, ...] = (
         (
             NavItem("Conversations", "/conversations", "mail"),
             NavItem("Request log", "/requests", "activity"),
+            NavItem("Jobs", "/jobs", "clock", Permission.jobs_manage),
+            NavItem("Events", "/events", "list", Permission.jobs_manage),
         ),
     ),
     NavSection(

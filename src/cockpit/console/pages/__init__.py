@@ -20,13 +20,17 @@ from cockpit.console.pages import (
     imports,
     integrations,
     invitations,
+    jobs,
     models,
+    notifications,
     policies,
     projects,
     requests,
     seats,
+    support,
     tokens,
     users,
+    webhooks,
 )
 from cockpit.console.web import verify_csrf
 
@@ -62,5 +66,9 @@ for module in (
     conversation_files,
     conversation_sharing,
     conversations,
+    jobs,
+    notifications,
+    webhooks,
+    support,
 ):
     router.include_router(module.router)

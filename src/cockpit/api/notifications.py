@@ -1,0 +1,7 @@
+"""Notifications, their templates and webhooks (issue 16)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["notifications"])

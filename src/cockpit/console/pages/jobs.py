@@ -1,0 +1,7 @@
+"""OPERATIONS → Jobs and Events (issue 16)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

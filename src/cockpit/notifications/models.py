@@ -1,0 +1,1 @@
+"""The tables of notifications (filled in by issue 16)."""

@@ -1,0 +1,1 @@
+"""Support tickets (issue 16): members file them, administrators handle them in a queue."""

@@ -1,0 +1,1 @@
+"""The tables of tickets (filled in by issue 16)."""

@@ -1,0 +1,1 @@
+"""The tables of webhooks (filled in by issue 16)."""
