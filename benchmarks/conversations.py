@@ -365,7 +365,7 @@ def ms(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:7.2f} ms   p95 {pct(values, 0.95) * 1000:7.2f} ms"
 
 
-async def one_backend(backend: str, messages: int, runs: int) -> None:
+async def one_backend(backend: str, messages: int, runs: int, *, ttft_only: bool = False) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="cockpit-conversations-bench-"))
     url = await fresh_database(backend, workdir, "conversations")
     await asyncio.to_thread(upgrade, url)
@@ -393,6 +393,8 @@ async def one_backend(backend: str, messages: int, runs: int) -> None:
             added95 = pct(ttft["conversation"], 0.95) - pct(ttft["direct"], 0.95)
             print(f"  added by the conversation layer: {added * 1000:.2f} ms at the median, "
                   f"{added95 * 1000:.2f} ms at p95", flush=True)  # fmt: skip
+            if ttft_only:
+                return
 
             written, seconds = await load_messages(url, account, people, messages)
             branched = await load_branched(url, account, owner)
@@ -429,9 +431,10 @@ async def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--ttft-only", action="store_true", help="only the time to first token")
     args = parser.parse_args()
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
-        await one_backend(backend, args.messages, args.runs)
+        await one_backend(backend, args.messages, args.runs, ttft_only=args.ttft_only)
 
 
 if __name__ == "__main__":

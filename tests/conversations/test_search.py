@@ -5,10 +5,13 @@ when messages are added, edited or go with their conversation."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import uuid
 from typing import Any
 
 import pytest
+from alembic import command
 from httpx import AsyncClient
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,8 +20,13 @@ from cockpit.authz.actor import Actor
 from cockpit.conversations import search, service
 from cockpit.conversations.models import Conversation, ConversationMessage
 from cockpit.kit.errors import InvalidInput
+from cockpit.kit.migrate import alembic_config, upgrade
 from cockpit.kit.pagination import PageParams
+from tests.audit.test_migration import _run, _uuid, empty_database
+from tests.conftest import _in_thread
 from tests.conversations.conftest import CONVERSATIONS, Org, error_of, make_org, start
+
+__all__ = ["empty_database"]  # the fixture, shared with the audit migration's test
 
 SEARCH = f"{CONVERSATIONS}/search"
 
@@ -71,6 +79,13 @@ async def test_words_are_found_in_titles_and_in_messages(client: AsyncClient, db
     [title_hit] = (await _found(client, h, "budget"))["items"]
     assert (title_hit["title"], title_hit["in_title"], title_hit["message_id"]) == ("Budget 2027", True, None)
     assert [p for p in title_hit["snippet_parts"] if p["match"]] == [{"text": "Budget", "match": True}]
+    # Answers are found too.
+    answer = await service.add_assistant_message(
+        db, Actor.for_user(org.member), uuid.UUID(holiday["id"]), parent_id=asked, content="Try Alfama."
+    )
+    await db.commit()
+    [hit] = (await _found(client, h, "alfama"))["items"]
+    assert (hit["message_id"], hit["message_role"]) == (str(answer.id), "assistant")
     # Titles that match come first, then the messages.
     await _say(db, org, holiday, "And what budget for a week?")
     assert await _titles(client, h, "budget") == ["Budget 2027", "Holiday plans"]
@@ -323,3 +338,46 @@ async def test_words_in_very_many_messages_are_still_all_found(
     assert [hit["title"] for hit in found["items"]] == ["Often", "Once"]
     assert found["items"][0]["message_id"] in {str(i) for i in ids}
     assert [p["text"] for p in found["items"][1]["snippet_parts"] if p["match"]] == ["heron"]
+
+
+async def test_the_migration_indexes_the_messages_already_there(empty_database: str) -> None:
+    """Migration 0016 fills the index from the messages written before it, and its downgrade
+    removes the index and its triggers (the messages stay)."""
+    url = empty_database
+    _in_thread(upgrade, url, "0015")
+    owner, conversation, message = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    statements = [
+        "INSERT INTO conversations (id, created_at, account_id, user_id, model, title, pinned, archived,"
+        " updated_at) VALUES (:conversation, CURRENT_TIMESTAMP, :account, :owner, 'm', 'Old', false,"
+        " false, CURRENT_TIMESTAMP)",
+        "INSERT INTO conversation_messages (id, created_at, account_id, conversation_id, role, content,"
+        " status, model, input_tokens, output_tokens, cost_usd, credits, tool_steps) VALUES (:message,"
+        " CURRENT_TIMESTAMP, :account, :conversation, 'user', 'an old capybara', 'complete', '', 0, 0,"
+        " 0, 0, '[]')",
+    ]
+    values = {
+        "account": _uuid(url, uuid.uuid4()), "owner": _uuid(url, owner),
+        "conversation": _uuid(url, conversation), "message": _uuid(url, message),
+    }  # fmt: skip
+    # The rows alone (no account or user): foreign keys are not checked while they are written.
+    if url.startswith("sqlite"):
+        with contextlib.closing(sqlite3.connect(url.split(":///", 1)[1])) as connection, connection:
+            for statement in statements:
+                connection.execute(statement, values)
+    else:
+        await _run(url, "SET LOCAL session_replication_role = replica", *statements, **values)
+
+    _in_thread(upgrade, url, "0016")
+
+    if url.startswith("sqlite"):
+        found = "SELECT message_id FROM conversation_search WHERE conversation_search MATCH 'capybara'"
+    else:
+        found = (
+            "SELECT message_id FROM conversation_search WHERE document @@ to_tsquery('simple', 'capybara')"
+        )
+    assert [uuid.UUID(str(row[0])) for row in await _run(url, found)] == [message]
+
+    _in_thread(command.downgrade, alembic_config(url), "0015")
+    assert await _run(url, "SELECT content FROM conversation_messages") == [("an old capybara",)]
+    _in_thread(upgrade, url, "0016")  # and again: nothing was left behind
+    assert len(await _run(url, found)) == 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.agents import service as agents
@@ -73,10 +74,31 @@ async def access_conversation(
     account's, another person's), and for a deleted one unless ``deleted`` (to restore it)."""
     if actor.user_id is None:
         raise _not_found()
-    conversation = await repository.get_own(session, actor.account_id, actor.user_id, conversation_id)
+    conversation = await _own(session, actor.account_id, actor.user_id, conversation_id)
     if conversation is None or (conversation.deleted_at is not None and not deleted):
         raise _not_found()
     return conversation
+
+
+async def _own(
+    session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> Conversation | None:
+    """The person's own conversation, read once per unit of work: a message sent asks for it several
+    times before the model is called (the question, the branch, the files), and each time is a round
+    trip on the time to first token. The row found is the session's own object (its identity map):
+    what this unit of work changes in it is seen; once expired (a rollback, a commit that expires)
+    or gone from the session, it is read again."""
+    memo: dict[tuple[uuid.UUID, uuid.UUID, uuid.UUID], Conversation] = session.info.setdefault(
+        "own_conversations", {}
+    )
+    key = (account_id, user_id, conversation_id)
+    found = memo.get(key)
+    state = inspect(found) if found is not None else None
+    if found is None or state is None or state.detached or state.expired_attributes or found not in session:
+        found = await repository.get_own(session, account_id, user_id, conversation_id)
+        if found is not None:
+            memo[key] = found
+    return found
 
 
 async def get_conversation(session: AsyncSession, actor: Actor, conversation_id: uuid.UUID) -> Conversation:
@@ -90,7 +112,7 @@ async def readable_conversation(
     with them) or ``"review"`` (an administrator reviewing it: recorded, see ``sharing``). Only for
     reading: every change goes through ``access_conversation`` (a reader gets its 404)."""
     if actor.user_id is not None:
-        own = await repository.get_own(session, actor.account_id, actor.user_id, conversation_id)
+        own = await _own(session, actor.account_id, actor.user_id, conversation_id)
         if own is not None and own.deleted_at is None:
             return own, sharing.OWNER
     found = await sharing.other_access(session, actor, conversation_id)
@@ -408,6 +430,7 @@ async def add_user_message(
     content: str,
     parent_id: uuid.UUID | None = None,
     edit_of: uuid.UUID | None = None,
+    flush: bool = True,
 ) -> ConversationMessage:
     """The caller's message, after ``parent_id`` (by default the last message of the current branch).
 
@@ -452,7 +475,8 @@ async def add_user_message(
     )
     session.add(message)
     _append(conversation, message)
-    await session.flush()
+    if flush:  # else written by the caller's next flush or commit (sending: while the model starts)
+        await session.flush()
     return message
 
 

@@ -6,6 +6,7 @@ answer with status ``error`` (nothing was charged for it) and its reason is rais
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -49,8 +50,15 @@ def _decimal(value: Any) -> Decimal:
         return Decimal(0)
 
 
-async def _model_of(session: AsyncSession, actor: Actor, conversation: Any) -> str:
+async def _model_of(session: AsyncSession, actor: Actor, conversation: Any, gateway: Gateway) -> str:
+    """``agent:<slug>`` or the model's name. The agent's slug comes from the gateway's catalogue of
+    the account (in memory) when it is there: no round trip before the first token."""
     if conversation.agent_id is not None:
+        catalog = gateway.directory.cached_catalog(actor.account_id)
+        agents_known = catalog.agents.values() if catalog is not None else ()
+        known = next((a for a in agents_known if a.id == conversation.agent_id), None)
+        if known is not None:
+            return AGENT_PREFIX + known.slug
         agent = await agents.get_agent(session, actor, conversation.agent_id)
         return AGENT_PREFIX + agent.slug
     return str(conversation.model)
@@ -79,10 +87,20 @@ async def _turn(
     parent_id: uuid.UUID | None,
     edit_of: uuid.UUID | None,
     regenerate_of: uuid.UUID | None,
+    gateway: Gateway,
     file_ids: Sequence[uuid.UUID] = (),
     settings: Settings | None = None,
+    commit: bool = True,
 ) -> Turn:
+    """The question kept (``commit``) and what its answer needs. Without ``commit`` a plain new
+    message is not written yet either: the caller starts the model call, then commits — the question
+    is written while the model starts (the time to first token does not wait for it)."""
     conversation = await conversations.get_conversation(session, actor, conversation_id)
+    if not commit and regenerate_of is None and not file_ids and content is not None:
+        return await _turn_deferred(
+            session, actor, conversation, content=content, parent_id=parent_id, edit_of=edit_of,
+            gateway=gateway, settings=settings,
+        )  # fmt: skip
     asked: ConversationMessage | None = None
     if regenerate_of is not None:
         views = await conversations.messages(session, actor, conversation.id, leaf_id=regenerate_of)
@@ -103,11 +121,43 @@ async def _turn(
     history = await conversations.history(
         session, actor, conversation.id, leaf_id=question, settings=settings
     )
-    model = await _model_of(session, actor, conversation)
+    model = await _model_of(session, actor, conversation, gateway)
     caller = await caller_of(session, actor)
     first = asked is not None and asked.parent_id is None and not conversation.title
-    await session.commit()  # the question is kept; the gateway uses its own sessions (one SQLite writer)
+    if commit:  # the question is kept; the gateway uses its own sessions (one SQLite writer)
+        await session.commit()
     return Turn(conversation.id, asked, question, model, caller, history, conversation.model if first else "")
+
+
+async def _turn_deferred(
+    session: AsyncSession,
+    actor: Actor,
+    conversation: Any,
+    *,
+    content: str,
+    parent_id: uuid.UUID | None,
+    edit_of: uuid.UUID | None,
+    gateway: Gateway,
+    settings: Settings | None,
+) -> Turn:
+    """A new message checked and added to the session but not written: the branch up to its parent
+    is read without flushing it, and the question is appended to the model's messages."""
+    asked = await conversations.add_user_message(
+        session, actor, conversation.id, content=content, parent_id=parent_id, edit_of=edit_of, flush=False
+    )
+    with session.no_autoflush:
+        history = (
+            await conversations.history(
+                session, actor, conversation.id, leaf_id=asked.parent_id, settings=settings
+            )
+            if asked.parent_id is not None
+            else []
+        )
+        caller = await caller_of(session, actor)
+    history.append({"role": "user", "content": content})
+    model = await _model_of(session, actor, conversation, gateway)
+    first = asked.parent_id is None and not conversation.title
+    return Turn(conversation.id, asked, asked.id, model, caller, history, conversation.model if first else "")
 
 
 async def _title(gateway: Gateway, turn: Turn, answer: str) -> str:
@@ -133,7 +183,8 @@ async def send(
     message)."""
     turn = await _turn(
         session, actor, conversation_id, content=content, parent_id=parent_id, edit_of=edit_of,
-        regenerate_of=regenerate_of, file_ids=file_ids, settings=request.app.state.settings,
+        regenerate_of=regenerate_of, gateway=request.app.state.gateway, file_ids=file_ids,
+        settings=request.app.state.settings,
     )  # fmt: skip
     gateway: Gateway = request.app.state.gateway
     try:
@@ -157,6 +208,18 @@ async def send(
     if title:
         await conversations.suggest_title(session, actor, turn.conversation_id, title=title)
     return Exchange(turn.asked, kept)
+
+
+async def _chained(
+    head: asyncio.Future[tuple[str, Any]], rest: AsyncIterator[tuple[str, Any]]
+) -> AsyncIterator[tuple[str, Any]]:
+    """The stream's first item (already asked for), then the rest."""
+    try:
+        yield await head
+    except StopAsyncIteration:
+        return
+    async for item in rest:
+        yield item
 
 
 def _spent(pause: Pause) -> dict[str, Any]:
@@ -205,7 +268,7 @@ async def decide(
     history = await conversations.history(
         session, actor, conversation_id, leaf_id=paused.parent_id, settings=request.app.state.settings
     )
-    model = await _model_of(session, actor, conversation)
+    model = await _model_of(session, actor, conversation, request.app.state.gateway)
     caller = await caller_of(session, actor)
     await session.commit()  # claimed: no one else runs these calls
     calls = [c for c in pending.get("calls") or [] if isinstance(c, dict)]
@@ -248,12 +311,27 @@ async def send_streamed(
     ``{"type": "error", "error": {"code", "message"}}`` when the call was refused or failed; then
     ``[DONE]``. A caller that goes away stops the answer: what had arrived is kept (status
     ``stopped``)."""
+    gateway: Gateway = request.app.state.gateway
     turn = await _turn(
         session, actor, conversation_id, content=content, parent_id=parent_id, edit_of=edit_of,
-        regenerate_of=regenerate_of, file_ids=file_ids, settings=request.app.state.settings,
+        regenerate_of=regenerate_of, gateway=gateway, file_ids=file_ids,
+        settings=request.app.state.settings, commit=False,
     )  # fmt: skip
-    gateway: Gateway = request.app.state.gateway
     sessionmaker = request.app.state.sessionmaker
+    pause = Pause()
+    body = {"model": turn.model, "messages": turn.history, "stream": True}
+    answer = stream_for(gateway, turn.caller, body, pause=pause)
+    # The model call starts now; the question is written meanwhile (it is kept before the answer is).
+    head = asyncio.ensure_future(anext(answer))
+    try:
+        await session.commit()
+    except BaseException:
+        head.cancel()
+        with contextlib.suppress(BaseException):
+            await head
+        with contextlib.suppress(BaseException):
+            await answer.aclose()
+        raise
 
     async def keep(**fields: Any) -> dict[str, Any]:
         async with sessionmaker() as fresh:
@@ -270,12 +348,9 @@ async def send_streamed(
         final: dict[str, Any] | None = None
         failure: GatewayError | None = None
         ended = False
-        pause = Pause()
-        body = {"model": turn.model, "messages": turn.history, "stream": True}
-        answer = stream_for(gateway, turn.caller, body, pause=pause)
         try:
             try:
-                async for kind, value in answer:
+                async for kind, value in _chained(head, answer):
                     if kind == "delta":
                         parts.append(value)
                         yield _event({"type": "delta", "content": value})
@@ -288,6 +363,10 @@ async def send_streamed(
             ended = True
         finally:
             if not ended:  # the caller went away: what had arrived is kept, with what it cost
+                with contextlib.suppress(BaseException):
+                    if not head.done():  # gone before the first token: the call is stopped
+                        head.cancel()
+                        await asyncio.wait([head])
                 with contextlib.suppress(Exception):
                     await answer.aclose()  # the stopped call is recorded (and settled) now
                     await keep(content="".join(parts), status=MessageStatus.stopped, **_spent(pause))

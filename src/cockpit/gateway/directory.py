@@ -330,6 +330,11 @@ class Directory:
         # entry is dropped only with everything.
         return None, None
 
+    def cached_catalog(self, account_id: uuid.UUID) -> Catalog | None:
+        """The account's catalogue if it is in memory, as it is: never loads, so it may be asked for
+        inside a database transaction (on SQLite a load would wait for that transaction's lock)."""
+        return self._catalogs.get(account_id)
+
     async def catalog(self, account_id: uuid.UUID) -> Catalog:
         catalog = self._catalogs.get(account_id)
         if catalog is not None:

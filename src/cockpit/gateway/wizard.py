@@ -21,7 +21,7 @@ from cockpit.gateway.service import Gateway
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.policies import service as policies
-from cockpit.users import service as users
+from cockpit.users.models import User
 
 
 class DraftIn(InputSchema):
@@ -60,8 +60,9 @@ class PreviewIn(InputSchema):
 async def caller_of(session: AsyncSession, actor: Actor) -> Caller:
     if actor.user_id is None or actor.role is None:
         raise NotFound("user_not_found", "Only a person can use the wizard.")
-    user = await users.get_user(session, actor.account_id, actor.user_id)
-    if user is None:
+    # The request's sign-in has usually loaded the person already (no round trip then).
+    user = await session.get(User, actor.user_id)
+    if user is None or user.account_id != actor.account_id:
         raise NotFound("user_not_found", "No such user.")
     return person(
         account_id=user.account_id, user_id=user.id, email=user.email, role=user.role, group_id=user.group_id
