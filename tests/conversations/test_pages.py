@@ -401,3 +401,27 @@ async def test_the_sidebar_searches_titles_and_messages(
     for raw in ("%22", "*", "NEAR(", "a%00b", "%ED%A0%80", "%FF"):
         response = await console.get(f"/conversations?q={raw}")
         assert response.status_code in (200, 400, 422), (raw, response.status_code)
+
+
+async def test_a_deleted_conversation_is_restored_from_deleted(
+    console: AsyncClient, db: AsyncSession, org: Org
+) -> None:
+    await console_login(console, org.member.email)
+    url = await _start(console, title="Oops <gone>")
+    empty = await console.get("/conversations/deleted")
+    assert "Nothing deleted" in empty.text
+    deleted = await _post(console, f"{url}/delete", {})
+    assert deleted.status_code == 303
+    assert (await console.get(url)).status_code == 404
+    page = await console.get("/conversations/deleted")
+    assert "Oops &lt;gone&gt;" in page.text
+    assert "30 days left" in page.text
+    restored = await _post(console, f"{url}/restore", {})
+    assert (restored.status_code, restored.headers["location"]) == (303, url)
+    assert (await console.get(url)).status_code == 200
+    # Someone else's conversation cannot be restored (nor seen).
+    other = await service.start_conversation(db, Actor.for_user(org.admin), model="sim-chat", title="theirs")
+    await service.delete_conversation(db, Actor.for_user(org.admin), other.id)
+    await db.commit()
+    assert "theirs" not in (await console.get("/conversations/deleted")).text
+    assert (await _post(console, f"/conversations/{other.id}/restore", {})).status_code == 404

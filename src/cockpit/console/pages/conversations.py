@@ -238,6 +238,38 @@ async def conversations_page(
     return await _workspace(request, session, viewer, q=q.strip(), archived=_archived(archived))
 
 
+@router.get("/deleted")
+async def deleted_page(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    """The person's deleted conversations that can still be restored (purged 30 days after)."""
+    found = await service.list_conversations(
+        session, viewer.actor, deleted=True, archived=None, page=PageParams(page=1, per_page=SIDEBAR_SIZE)
+    )
+    now = utcnow()
+    left = {
+        c.id: max(0, service.RECOVERABLE_DAYS - (now - _aware(c.deleted_at)).days)
+        for c in found.items
+        if c.deleted_at is not None
+    }
+    return render(
+        request, "conversations/deleted.html",
+        {"conversations": found.items, "total": found.total, "days_left": left,
+         "agent_names": await service.agent_names_of(session, viewer.actor, found.items)},
+    )  # fmt: skip
+
+
+@router.post("/{conversation_id}/restore")
+async def restore_conversation(
+    request: Request, session: DbSession, viewer: SignedIn, conversation_id: str
+) -> Response:
+    cid = _conversation_id(conversation_id)
+    await service.restore_conversation(session, viewer.actor, cid)
+    return redirect(request, _url(cid), message="Conversation restored.")
+
+
+def _aware(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 @router.post("")
 async def start_conversation(
     request: Request,
@@ -525,4 +557,8 @@ async def delete_conversation(
 ) -> Response:
     cid = _conversation_id(conversation_id)
     await service.delete_conversation(session, viewer.actor, cid)
-    return redirect(request, "/conversations", message="Conversation deleted.")
+    return redirect(
+        request,
+        "/conversations",
+        message="Conversation deleted: you can restore it from Deleted for 30 days.",
+    )
