@@ -48,7 +48,8 @@ async def test_cycles_roll_over_from_the_queue(
     await db.rollback()
     seqs = await db.scalars(select(CreditCycle.seq).where(CreditCycle.account_id == account.id))
     assert sorted(seqs) == [1, 2]
-    kinds = {j.kind: j.status for j in await fetch_jobs(db)}
+    # The roll-over's platform event (cycle.reset) is fanned out by a job of its own.
+    kinds = {j.kind: j.status for j in await fetch_jobs(db) if j.kind != "events.fan_out"}
     assert kinds == {
         "credits.roll_over": "done",
         "usage.purge_content": "done",
@@ -174,8 +175,9 @@ async def test_an_import_interrupted_by_a_crash_resumes_and_invites_nobody_twice
 
     # After the lease expired another worker takes the job and finishes the import.
     clock.advance(seconds=job_settings.jobs_lease_seconds + 1)
+    # (the invitations' platform events are fanned out by jobs of their own, run here too)
     assert (
-        await Worker(sessions, job_settings, name="next", clock=clock, schedules=False).run_until_idle() == 1
+        await Worker(sessions, job_settings, name="next", clock=clock, schedules=False).run_until_idle() >= 1
     )
 
     await db.rollback()
@@ -225,5 +227,6 @@ async def test_an_import_whose_job_dies_is_shown_as_failed(
     record = await db.get(ImportJob, import_id, populate_existing=True)
     assert record is not None
     assert (record.status, record.error) == ("failed", import_jobs.UNEXPECTED)
-    [job] = await fetch_jobs(db)
+    # The dead job's account hears of it: a job.failed event, fanned out by a job of its own.
+    [job] = [j for j in await fetch_jobs(db) if j.kind != "events.fan_out"]
     assert job.status == "dead"

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.events.catalog import EVENTS
 from cockpit.events.models import PlatformEvent
 from cockpit.jobs import service as jobs
-from cockpit.jobs.registry import JobContext, PermanentJobError, registry
+from cockpit.jobs.models import Job
+from cockpit.jobs.registry import JobContext, PermanentJobError, add_dead_hook, registry
 from cockpit.kit.text import storable_json
 from cockpit.kit.time import utcnow
 
@@ -100,3 +101,20 @@ async def fan_out(ctx: JobContext) -> None:
 
 
 registry.register(FAN_OUT, fan_out, max_attempts=8)
+
+
+# ---- job.failed: a job of an account gave up (hooked into the queue, which cannot import events) ----
+
+
+async def _job_dead(session: AsyncSession, job: Job, error: str) -> None:
+    """Emit ``job.failed`` in the transaction that made an account's job dead (so exactly once per
+    death). A system job (no account) concerns every account and no one in particular: it is only
+    logged (the worker logs "job gave up"), never emitted to some or all accounts."""
+    if job.account_id is None or job.kind == FAN_OUT:  # a failed fan-out must not fan out again
+        return
+    await emit(
+        session, job.account_id, "job.failed", {"job": job.kind, "error": error, "attempts": job.attempts}
+    )
+
+
+add_dead_hook(_job_dead)

@@ -10,18 +10,25 @@ lease was taken from it can no longer finish, fail or renew that job.
 
 from __future__ import annotations
 
+import logging
 import re
+import traceback
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, literal, select, update
+from sqlalchemy import case, delete, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.jobs.models import RUNNABLE, Job, JobStatus
+from cockpit.jobs.models import RUNNABLE, Job, JobRun, JobStatus, RunStatus
+from cockpit.jobs.registry import on_dead_any
 from cockpit.kit.db import UTCDateTime
 from cockpit.kit.logs import redact
 
+log = logging.getLogger("cockpit.jobs")
+
 MAX_ERROR = 2000
+MAX_TRACEBACK = 4000
 LEASE_LOST = "The worker running this job stopped (its lease expired); it was handed back."
 
 _SECRETS = (
@@ -32,13 +39,26 @@ _SECRETS = (
 )
 
 
-def scrub_error(exc: BaseException) -> str:
-    """What a failed attempt left in ``last_error``: its type and message, with secrets taken out."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+def scrub_text(text: str) -> str:
+    """``text`` with URLs' passwords, bearer tokens, ``key=value`` secrets and API keys taken out."""
     text = redact(text)
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
-    return text[:MAX_ERROR]
+    return text
+
+
+def scrub_error(exc: BaseException) -> str:
+    """What a failed attempt left in ``last_error``: its type and message, with secrets taken out."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return scrub_text(text)[:MAX_ERROR]
+
+
+def traceback_excerpt(exc: BaseException) -> str:
+    """The end of the traceback (the frames nearest the error, its message last), scrubbed like
+    ``scrub_error``: no local variables, at most ``MAX_TRACEBACK`` characters."""
+    text = "".join(traceback.format_exception(exc, limit=-8))
+    text = scrub_text(text)
+    return text if len(text) <= MAX_TRACEBACK else "…" + text[-(MAX_TRACEBACK - 1) :]
 
 
 def backoff(attempts: int, base: float, cap: float = 3600.0) -> timedelta:
@@ -123,7 +143,19 @@ async def fail(
     else:
         job.status, job.run_at = JobStatus.failed.value, now + backoff(job.attempts, retry_base)
     await session.flush()
+    if job.status == JobStatus.dead.value:
+        await run_dead_hooks(session, job, job.last_error)
     return job.status
+
+
+async def run_dead_hooks(session: AsyncSession, job: Job, error: str) -> None:
+    """``registry.on_dead_any`` in the transaction that made ``job`` dead, each in a savepoint."""
+    for hook in list(on_dead_any):
+        try:
+            async with session.begin_nested():
+                await hook(session, job, error)
+        except Exception:
+            log.exception("job dead hook failed", extra={"job_id": str(job.id), "job_kind": job.kind})
 
 
 async def give_back(session: AsyncSession, job_id: uuid.UUID, worker: str, *, now: datetime) -> bool:
@@ -162,14 +194,76 @@ async def recover_expired(session: AsyncSession, *, now: datetime) -> list[Job]:
         .returning(Job)
         .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return list((await session.scalars(stmt)).all())
+    jobs = list((await session.scalars(stmt)).all())
+    if jobs:
+        await session.execute(
+            update(JobRun)
+            .where(JobRun.job_id.in_([job.id for job in jobs]), JobRun.status == RunStatus.running.value)
+            .values(status=RunStatus.lost.value, finished_at=now, error=LEASE_LOST)
+            .execution_options(synchronize_session=False)
+        )
+        for job in jobs:
+            if job.status == JobStatus.dead.value:
+                await run_dead_hooks(session, job, LEASE_LOST)
+    return jobs
+
+
+async def start_runs(
+    session: AsyncSession, jobs: Sequence[Job], worker: str, *, now: datetime
+) -> dict[uuid.UUID, uuid.UUID]:
+    """An execution row for each job just claimed (in the claim's transaction); job id -> run id."""
+    runs = {job.id: uuid.uuid4() for job in jobs}
+    if jobs:
+        await session.execute(
+            insert(JobRun),
+            [
+                {
+                    "id": runs[job.id],
+                    "job_id": job.id,
+                    "kind": job.kind,
+                    "account_id": job.account_id,
+                    "attempt": job.attempts,
+                    "worker": worker,
+                    "started_at": now,
+                    "status": RunStatus.running.value,
+                }
+                for job in jobs
+            ],
+        )
+    return runs
+
+
+async def end_run(
+    session: AsyncSession,
+    run_id: uuid.UUID,
+    status: RunStatus | str,
+    *,
+    now: datetime,
+    duration_ms: int,
+    error: str | None = None,
+    traceback: str | None = None,
+) -> None:
+    """Complete an execution row (only one still running: a recovered one stays ``lost``)."""
+    values = {
+        "status": str(status), "finished_at": now, "duration_ms": duration_ms,
+        "error": error[:MAX_ERROR] if error else None, "traceback": traceback,
+    }  # fmt: skip
+    await session.execute(
+        update(JobRun)
+        .where(JobRun.id == run_id, JobRun.status == RunStatus.running.value)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def prune(session: AsyncSession, *, before: datetime) -> int:
-    """Forget finished jobs (done or dead) that ended before ``before``."""
-    result = await session.execute(
-        delete(Job)
-        .where(Job.status.in_((JobStatus.done.value, JobStatus.dead.value)), Job.finished_at < before)
+    """Forget finished jobs (done or dead) that ended before ``before``, and their executions (the
+    foreign key cascades too; deleted explicitly so that it does not depend on the connection)."""
+    finished = (Job.status.in_((JobStatus.done.value, JobStatus.dead.value)), Job.finished_at < before)
+    await session.execute(
+        delete(JobRun)
+        .where(JobRun.job_id.in_(select(Job.id).where(*finished)))
         .execution_options(synchronize_session=False)
     )
+    result = await session.execute(delete(Job).where(*finished).execution_options(synchronize_session=False))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -12,11 +12,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.config import Settings
+
+if TYPE_CHECKING:
+    from cockpit.jobs.models import Job
 
 
 class PermanentJobError(Exception):
@@ -90,6 +93,21 @@ class Registry:
         if any(s.kind == kind for s in self.schedules):
             return
         self.schedules.append(Schedule(kind, every, payload))
+
+
+# Called for a job of any kind in the transaction that makes it ``dead`` (a failed last attempt, or
+# a dead worker's expired lease on the last attempt), inside a savepoint: what the hook writes
+# commits with the job's new status, exactly once; a hook that raises is logged and undone alone.
+# A layer above the queue registers here (``cockpit.events`` emits ``job.failed``): the queue
+# cannot import it.
+DeadHook = Callable[[AsyncSession, "Job", str], Awaitable[None]]
+on_dead_any: list[DeadHook] = []
+
+
+def add_dead_hook(hook: DeadHook) -> None:
+    """Register ``hook`` once (importing its module twice does not add it twice)."""
+    if hook not in on_dead_any:
+        on_dead_any.append(hook)
 
 
 # The application's registry; cockpit/tasks.py imports every domain's tasks module so that it is full.

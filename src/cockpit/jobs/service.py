@@ -1,5 +1,11 @@
 """The job queue's public service: enqueue work in the caller's transaction, and list, inspect and
-retry an account's jobs (for an OPERATIONS → Jobs page).
+retry an account's jobs (for OPERATIONS → Jobs and Events).
+
+Who sees what (docs/jobs.md, "Who may see and change jobs"): an administrator (``jobs:manage``) sees
+the jobs of their own account. The system's jobs (no account: the periodic kinds) are shown and
+retried only by a *system operator*: an owner of the installation's only account. With several
+accounts nobody is, from the console or the API: one account's administrator must never act on
+work that is every account's.
 
 ``enqueue`` adds the job to the caller's unit of work: it exists only if that transaction commits,
 so "save the import and queue it" is all or nothing. A worker picks it up within
@@ -12,7 +18,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +31,9 @@ from cockpit.jobs.models import Job, JobStatus
 from cockpit.jobs.registry import Registry, registry
 from cockpit.kit.db import after_commit
 from cockpit.kit.errors import Conflict, NotFound
+from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.models import Account
 
 # Workers running in this process: woken right after a transaction that enqueued work commits.
 _local_wakers: set[Any] = set()
@@ -79,6 +87,22 @@ async def enqueue(
     return job
 
 
+async def is_system_operator(session: AsyncSession, actor: Actor) -> bool:
+    """An owner of the installation's only account: the one person who may see and change the
+    system's jobs (which every account depends on). Nobody is when there are several accounts."""
+    if not actor.can(Permission.owners_manage):
+        return False
+    # A read-only count (tenancy has no service for it); tenancy sits below the queue.
+    accounts = await session.scalar(select(func.count()).select_from(Account))
+    return accounts == 1
+
+
+def visible_to(column: Any, actor: Actor, *, operator: bool) -> ColumnElement[bool]:
+    """The rows of the actor's account, and the system's (account NULL) for a system operator."""
+    mine: ColumnElement[bool] = column == actor.account_id
+    return or_(mine, column.is_(None)) if operator else mine
+
+
 async def list_jobs(
     session: AsyncSession,
     actor: Actor,
@@ -88,20 +112,39 @@ async def list_jobs(
     limit: int = 50,
 ) -> list[Job]:
     """The account's own jobs, newest first (the system's periodic jobs belong to no account)."""
-    actor.require(Permission.audit_read)
-    stmt = select(Job).where(Job.account_id == actor.account_id)
+    page = await search_jobs(session, actor, status=status, kind=kind, params=PageParams(1, min(limit, 200)))
+    return list(page.items)
+
+
+async def search_jobs(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    status: JobStatus | None = None,
+    kind: str | None = None,
+    params: PageParams = PageParams(),
+    include_system: bool = False,
+) -> Page[Job]:
+    """A page of the jobs the actor may see, newest first: the account's, and with
+    ``include_system`` the system's too when the actor is a system operator."""
+    actor.require(Permission.jobs_manage)
+    operator = include_system and await is_system_operator(session, actor)
+    stmt = select(Job).where(visible_to(Job.account_id, actor, operator=operator))
     if status is not None:
         stmt = stmt.where(Job.status == status.value)
     if kind is not None:
         stmt = stmt.where(Job.kind == kind)
-    rows = await session.scalars(stmt.order_by(Job.created_at.desc(), Job.id).limit(min(limit, 500)))
-    return list(rows.all())
+    return await paginate(session, stmt.order_by(Job.created_at.desc(), Job.id), params)
 
 
 async def access_job(session: AsyncSession, actor: Actor, job_id: uuid.UUID) -> Job:
-    """One of the account's jobs; another account's (or the system's) is not found."""
-    actor.require(Permission.audit_read)
-    job = await session.scalar(select(Job).where(Job.id == job_id, Job.account_id == actor.account_id))
+    """One of the account's jobs (or a system job, for a system operator); another account's is
+    not found (404: what exists elsewhere is not revealed)."""
+    actor.require(Permission.jobs_manage)
+    operator = await is_system_operator(session, actor)
+    job = await session.scalar(
+        select(Job).where(Job.id == job_id, visible_to(Job.account_id, actor, operator=operator))
+    )
     if job is None:
         raise NotFound("job_not_found", "No such job.")
     return job
@@ -111,7 +154,6 @@ async def retry_job(
     session: AsyncSession, actor: Actor, job_id: uuid.UUID, *, now: datetime | None = None
 ) -> Job:
     """Run a dead (or failing) job again now, with a fresh set of attempts."""
-    actor.require(Permission.account_write)
     job = await access_job(session, actor, job_id)
     if job.status not in (JobStatus.dead.value, JobStatus.failed.value):
         raise Conflict("job_not_retryable", "Only a failed or dead job can be retried.")

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
@@ -23,8 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cockpit.config import Settings
 from cockpit.jobs import queue
-from cockpit.jobs.models import Job, JobStatus
+from cockpit.jobs.models import Job, JobStatus, RunStatus
 from cockpit.jobs.registry import JobContext, PermanentJobError, Registry, registry
+from cockpit.jobs.schedules import disabled_kinds
 from cockpit.jobs.service import _local_wakers, enqueue
 from cockpit.kit.db import READ_ONLY
 from cockpit.kit.time import utcnow
@@ -63,6 +65,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._scheduled: dict[str, str] = {}  # kind -> the last period key this worker enqueued
         self._last_recovery: datetime | None = None
+        self._runs: dict[uuid.UUID, uuid.UUID] = {}  # job id -> its execution row (job_runs)
 
     def wake(self) -> None:
         self._wake.set()
@@ -84,9 +87,22 @@ class Worker:
 
     async def enqueue_schedules(self) -> None:
         now = self.clock()
+        due = []
         for schedule in self.kinds.schedules:
             key, start = period_key(schedule.kind, schedule.every(self.settings), now)
-            if self._scheduled.get(schedule.kind) == key:
+            if self._scheduled.get(schedule.kind) != key:
+                due.append((schedule, key, start))
+        if not due:
+            return
+        # Read only when a period begins: a schedule disabled in OPERATIONS → Jobs skips its periods
+        # (enabled again, it runs from its next period; "Run now" runs it at once).
+        async with self.sessionmaker() as session:
+            await session.connection(execution_options=READ_ONLY)
+            disabled = await disabled_kinds(session)
+            await session.commit()
+        for schedule, key, start in due:
+            if schedule.kind in disabled:
+                self._scheduled[schedule.kind] = key
                 continue
             async with self.sessionmaker() as session, session.begin():
                 await enqueue(
@@ -105,7 +121,10 @@ class Worker:
             if not due:
                 return []
             async with session.begin():
-                return await queue.claim(session, self.name, now=now, lease=self.lease, limit=limit)
+                jobs = await queue.claim(session, self.name, now=now, lease=self.lease, limit=limit)
+                # Each execution's row is written with the claim: no transaction more per job.
+                self._runs.update(await queue.start_runs(session, jobs, self.name, now=now))
+                return jobs
 
     async def run_once(self) -> int:
         """Recover, schedule, then claim what is due and run it to the end; returns how many ran."""
@@ -189,36 +208,63 @@ class Worker:
         spec = self.kinds.kinds.get(job.kind)
         if spec is None:
             await self._fail(job, f"No handler for jobs of kind {job.kind!r} in this worker.", False)
+            self._runs.pop(job.id, None)
             return
         inner = asyncio.ensure_future(spec.handler(self._context(job)))
         lost = asyncio.Event()
         keeper = asyncio.create_task(self._keep_lease(job, inner, lost))
+        started = time.monotonic()
         try:
             await inner
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                await _settle(self._give_back(job))
+                await _settle(self._give_back(job, started))
                 raise
             if lost.is_set():
                 log.warning("job lease lost: another worker took the job over", extra=_job_extra(job))
+                await _settle(self._end_run(job, RunStatus.lost, started, queue.LEASE_LOST))
                 return
-            await _settle(self._fail(job, "The job was cancelled.", False))
+            await _settle(self._fail(job, "The job was cancelled.", False, started))
         except PermanentJobError as exc:
-            await _settle(self._fail(job, queue.scrub_error(exc), True))
+            await _settle(self._fail(job, queue.scrub_error(exc), True, started, exc))
         except Exception as exc:
             log.exception("job attempt failed", extra=_job_extra(job))
-            await _settle(self._fail(job, queue.scrub_error(exc), False))
+            await _settle(self._fail(job, queue.scrub_error(exc), False, started, exc))
         else:
-            await _settle(self._finish(job))
+            await _settle(self._finish(job, started))
         finally:
+            self._runs.pop(job.id, None)
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
 
-    async def _finish(self, job: Job) -> None:
+    async def _finish(self, job: Job, started: float) -> None:
         async with self.sessionmaker() as session, session.begin():
-            await queue.finish(session, job.id, self.name, now=self.clock())
+            if await queue.finish(session, job.id, self.name, now=self.clock()):
+                await self._record_end(session, job, RunStatus.done, started)
+
+    async def _record_end(
+        self,
+        session: AsyncSession,
+        job: Job,
+        status: RunStatus | str,
+        started: float,
+        error: str | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Complete the execution row, in the transaction that records the job's outcome."""
+        run_id = self._runs.get(job.id)
+        if run_id is None:
+            return
+        await queue.end_run(
+            session, run_id, status, now=self.clock(), duration_ms=int((time.monotonic() - started) * 1000),
+            error=error, traceback=queue.traceback_excerpt(exc) if exc is not None else None,
+        )  # fmt: skip
+
+    async def _end_run(self, job: Job, status: RunStatus, started: float, error: str | None) -> None:
+        async with self.sessionmaker() as session, session.begin():
+            await self._record_end(session, job, status, started, error)
 
     async def _keep_lease(self, job: Job, inner: asyncio.Future[None], lost: asyncio.Event) -> None:
         """Renew the lease every third of its length; cancel the handler if the job was taken away."""
@@ -236,20 +282,26 @@ class Worker:
                 inner.cancel()
                 return
 
-    async def _fail(self, job: Job, error: str, permanent: bool) -> None:
+    async def _fail(
+        self, job: Job, error: str, permanent: bool, started: float | None = None,
+        exc: BaseException | None = None,
+    ) -> None:  # fmt: skip
         async with self.sessionmaker() as session, session.begin():
             status = await queue.fail(
                 session, job.id, self.name, now=self.clock(), error=error,
                 retry_base=self.settings.jobs_retry_seconds, permanent=permanent,
             )  # fmt: skip
+            if status is not None:
+                await self._record_end(session, job, status, started or time.monotonic(), error, exc)
         if status == JobStatus.dead.value:
             log.error("job gave up", extra=_job_extra(job))
             await self._on_dead(job, error)
 
-    async def _give_back(self, job: Job) -> None:
+    async def _give_back(self, job: Job, started: float) -> None:
         try:
             async with self.sessionmaker() as session, session.begin():
-                await queue.give_back(session, job.id, self.name, now=self.clock())
+                if await queue.give_back(session, job.id, self.name, now=self.clock()):
+                    await self._record_end(session, job, RunStatus.interrupted, started)
             log.info("job given back at shutdown", extra=_job_extra(job))
         except Exception:  # its lease will expire and another worker will take it
             log.exception("could not give a job back", extra=_job_extra(job))
