@@ -151,6 +151,17 @@ class Settings(BaseSettings):
     # upload through the REST API or a console form is also bounded by the request body limits above.
     files_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     files_account_quota_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+    # Webhooks (docs/webhooks.md). Endpoints on loopback or private networks (tests, an in-house
+    # receiver): off by default; metadata and link-local addresses are refused whatever this says.
+    webhooks_allow_private: bool = False
+    # The longest a receiver may take to answer one attempt (seconds).
+    webhooks_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Seconds to wait before each retry after a failed attempt: one delivery is tried at most
+    # 1 + len(schedule) times (a JSON list in the environment, e.g. "[5, 30, 120]").
+    webhooks_retry_schedule: tuple[float, ...] = (5, 30, 120, 600, 3600, 21600, 43200)
+    # An endpoint whose attempts fail this many times in a row (no success between) is disabled
+    # and the account's administrators are told (event webhook.disabled).
+    webhooks_disable_after_failures: int = Field(default=20, ge=1)
 
     @property
     def usage_journal_dir(self) -> Path:
