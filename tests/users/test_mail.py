@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.app import create_app
@@ -91,8 +91,18 @@ class MailClient(AsyncClient):
     worker: Worker
 
     async def send_queued(self) -> int:
-        """Run the queued jobs that are due (the e-mails); how many ran."""
-        return await self.worker.run_until_idle()
+        """Run the queued jobs that are due; how many e-mail sendings were tried (the announcements
+        of the invitations, ``events.fan_out`` jobs, run too and are not counted)."""
+        before = await self._email_attempts()
+        await self.worker.run_until_idle()
+        return await self._email_attempts() - before
+
+    async def _email_attempts(self) -> int:
+        async with self.worker.sessionmaker() as session:
+            total = await session.scalar(
+                select(func.coalesce(func.sum(Job.attempts), 0)).where(Job.kind == SEND_EMAIL)
+            )
+        return int(total or 0)
 
 
 @asynccontextmanager

@@ -12,11 +12,13 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.responses import RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.auth.dependencies import ApiActor, require
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
+from cockpit.events.service import emit
 from cockpit.integrations import service
 from cockpit.integrations.schemas import (
     IntegrationChange,
@@ -28,7 +30,9 @@ from cockpit.integrations.schemas import (
     ToolList,
     ToolOut,
 )
+from cockpit.integrations.service import TestOutcome
 from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
+from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
 
 router = APIRouter(tags=["integrations"])
@@ -39,6 +43,24 @@ Manager = Annotated[Actor, Depends(require(Permission.integrations_manage))]
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
+
+
+async def _announce_failure(
+    session: AsyncSession, actor: Actor, integration_id: uuid.UUID, outcome: TestOutcome
+) -> None:
+    """A failed test announces ``integration.failing``, at most once a day per integration (admins are
+    not told again at every test of an integration that stays down)."""
+    if outcome.ok:
+        return
+    integration = await service.access_integration(session, actor, integration_id)
+    await emit(
+        session,
+        actor.account_id,
+        "integration.failing",
+        {"integration": integration.name, "error": outcome.message},
+        actor_id=actor.user_id,
+        dedupe_key=f"integration-failing:{integration.id}:{utcnow().date().isoformat()}",
+    )
 
 
 def _auth_dict(auth: Any) -> dict[str, Any]:
@@ -88,7 +110,8 @@ async def create_integration(
     # is committed: the server asked may be this Cockpit (SQLite has one writer). A failure is kept
     # as the last test's result; the integration stays.
     await session.commit()
-    await service.test_integration(session, actor, integration.id, settings=_settings(request))
+    outcome = await service.test_integration(session, actor, integration.id, settings=_settings(request))
+    await _announce_failure(session, actor, integration.id, outcome)
     return IntegrationOut.of(integration)
 
 
@@ -138,6 +161,7 @@ async def test_integration(
 ) -> TestResult:
     """List the tools with the stored credentials and keep them; says what failed otherwise."""
     outcome = await service.test_integration(session, actor, integration_id, settings=_settings(request))
+    await _announce_failure(session, actor, integration_id, outcome)
     return TestResult(
         ok=outcome.ok,
         message=outcome.message,

@@ -27,7 +27,8 @@ from cockpit.credits.models import (
     LedgerEntry,
     MemberAllocation,
 )
-from cockpit.kit.time import utcnow
+from cockpit.events.service import emit
+from cockpit.kit.time import day_text, utcnow
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
 from cockpit.users.models import User
@@ -96,8 +97,10 @@ async def start_cycle(
     at: datetime,
     previous: CreditCycle | None,
     actor_label: str | None = None,
+    actor_id: uuid.UUID | None = None,
 ) -> CreditCycle:
-    """Close ``previous`` (if any) at ``at`` and open the next cycle from ``at``."""
+    """Close ``previous`` (if any) at ``at`` and open the next cycle from ``at`` (announced as
+    ``cycle.reset``, once per cycle, unless it is the account's first)."""
     cadence = Cadence(account.cycle_cadence)
     if previous is not None:
         previous.closed_at = at
@@ -129,6 +132,18 @@ async def start_cycle(
     )
     if previous is not None:
         await carry_allocations(session, account.id, cycle)
+        last_day = cycle.ends_at - timedelta(microseconds=1)  # ends_at is the next cycle's start
+        await emit(
+            session,
+            account.id,
+            "cycle.reset",
+            {
+                "starts_at": day_text(cycle.starts_at, account.timezone),
+                "ends_at": day_text(last_day, account.timezone),
+            },
+            actor_id=actor_id,
+            dedupe_key=f"cycle:{cycle.id}",
+        )
     return cycle
 
 

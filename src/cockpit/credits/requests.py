@@ -25,7 +25,7 @@ from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import figures as credit_figures
 from cockpit.credits import ledger
-from cockpit.credits.amounts import ZERO, check_credits, plain
+from cockpit.credits.amounts import ZERO, check_credits, grouped, plain
 from cockpit.credits.cycles import current_cycle, extra_now
 from cockpit.credits.figures import GroupFigures
 from cockpit.credits.models import (
@@ -35,6 +35,7 @@ from cockpit.credits.models import (
     MemberAllocation,
     RequestStatus,
 )
+from cockpit.events.service import emit
 from cockpit.groups import service as groups
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams
@@ -44,6 +45,7 @@ from cockpit.policies.service import require_feature
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
 from cockpit.users.models import User
+from cockpit.users.names import actor_name, person_name
 
 
 async def _group_figures(
@@ -96,6 +98,21 @@ async def _grant(
     return before, allocation.extra
 
 
+async def _announce(
+    session: AsyncSession, actor: Actor, name: str, request: CreditRequest, user: User, **data: object
+) -> None:
+    """The platform event of a request (the member concerned; their group's admins hear of it)."""
+    await emit(
+        session,
+        request.account_id,
+        name,
+        {"person_name": person_name(user), "person_email": user.email, **data},
+        person_id=user.id,
+        group_id=request.group_id,
+        actor_id=actor.user_id,
+    )
+
+
 def _target(request: CreditRequest, user: User) -> Target:
     return Target("credit_request", request.id, f"{user.email}: {plain(request.amount_requested)} credits")
 
@@ -143,6 +160,7 @@ async def file_request(session: AsyncSession, actor: Actor, *, amount: Decimal, 
             before={"extra": before},
             after={"status": request.status.value, "amount": amount, "reason": reason, "extra": after},
         )
+        await _announce(session, actor, "credit_request.auto_approved", request, user, amount=grouped(amount))
     else:
         await audit.record(
             session,
@@ -151,6 +169,8 @@ async def file_request(session: AsyncSession, actor: Actor, *, amount: Decimal, 
             target=_target(request, user),
             after={"status": request.status.value, "amount": amount, "reason": reason},
         )
+        data = {"amount": grouped(amount), "reason": reason}
+        await _announce(session, actor, "credit_request.created", request, user, **data)
     await session.flush()
     return request
 
@@ -274,6 +294,17 @@ async def approve_request(
         before={"status": RequestStatus.pending.value, "extra": before},
         after={"status": request.status.value, "amount_approved": granted, "extra": after},
     )
+    decided_by = await actor_name(session, actor)
+    await _announce(
+        session,
+        actor,
+        "credit_request.approved",
+        request,
+        user,
+        amount=grouped(granted),
+        decided_by=decided_by,
+        note="",
+    )
     await session.flush()
     return row
 
@@ -296,6 +327,18 @@ async def deny_request(
         target=_target(request, row.user),
         before={"status": RequestStatus.pending.value},
         after={"status": request.status.value, "note": note},
+    )
+    decided_by = await actor_name(session, actor)
+    amount = grouped(request.amount_requested)
+    await _announce(
+        session,
+        actor,
+        "credit_request.denied",
+        request,
+        row.user,
+        amount=amount,
+        decided_by=decided_by,
+        note=note,
     )
     await session.flush()
     return row

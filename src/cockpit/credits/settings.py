@@ -34,6 +34,7 @@ from cockpit.credits.models import (
     EntryKind,
     LedgerEntry,
 )
+from cockpit.credits.thresholds import check_thresholds, thresholds_of
 from cockpit.kit.errors import InvalidInput, NotFound
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.time import utcnow
@@ -79,6 +80,7 @@ def _state(account: Account) -> dict[str, Any]:
         "cycle_cadence": account.cycle_cadence,
         "credit_factor": plain(account.credit_factor),
         "signup_credits": plain(account.signup_credits),
+        "budget_thresholds": thresholds_of(account),
     }
 
 
@@ -90,8 +92,10 @@ async def change_settings(
     cycle_cadence: str | Cadence | None = None,
     credit_factor: Decimal | None = None,
     signup_credits: Decimal | None = None,
+    budget_thresholds: list[int] | None = None,
 ) -> tuple[Account, CreditCycle]:
     """Change any of the credit settings; returns the account and its (possibly new) current cycle.
+    ``budget_thresholds``: the percentages announced once per cycle (``credits.thresholds``).
 
     Refused when the new credits per cycle would be below the sum of the groups' budgets in the
     cycle it applies to (a new cadence starts a cycle in which last cycle's extras no longer count).
@@ -104,6 +108,7 @@ async def change_settings(
     if signup_credits is not None:
         check_credits(signup_credits, field="signup_credits")
     cadence = check_cadence(cycle_cadence) if cycle_cadence is not None else None
+    thresholds = check_thresholds(budget_thresholds) if budget_thresholds is not None else None
 
     account = await lock_account(session, actor.account_id)
     now = utcnow()
@@ -131,11 +136,13 @@ async def change_settings(
         account.credit_factor = credit_factor
     if signup_credits is not None:
         account.signup_credits = signup_credits
+    if thresholds is not None:
+        account.budget_thresholds = thresholds
     if cadence is not None and cadence_changes:
         account.cycle_cadence = cadence.value
         cycle = await start_cycle(
             session, account, started_by=CycleStart.cadence_changed, at=now, previous=cycle,
-            actor_label=actor.label,
+            actor_label=actor.label, actor_id=actor.user_id,
         )  # fmt: skip
     await audit.record_changes(
         session, actor, "credits.settings_updated", target=Target("account", account.id, account.name),
@@ -153,7 +160,13 @@ async def reset_cycle(session: AsyncSession, actor: Actor) -> CreditCycle:
     previous = await current_cycle(session, account, now=now)
     before = {"seq": previous.seq, "starts_at": previous.starts_at, "ends_at": previous.ends_at}
     cycle = await start_cycle(
-        session, account, started_by=CycleStart.reset, at=now, previous=previous, actor_label=actor.label
+        session,
+        account,
+        started_by=CycleStart.reset,
+        at=now,
+        previous=previous,
+        actor_label=actor.label,
+        actor_id=actor.user_id,
     )
     await audit.record(
         session, actor, "credits.cycle_reset", target=Target("credit_cycle", cycle.id, f"Cycle {cycle.seq}"),

@@ -18,7 +18,7 @@ from sqlalchemy import Table, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.credits import balances
+from cockpit.credits import balances, thresholds
 from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle, cycles_of
 from cockpit.credits.leases import release_from_lease
@@ -65,11 +65,13 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
         return 0
     rows: list[dict[str, Any]] = []
     leases: dict[uuid.UUID, uuid.UUID | None] = {}
+    currents: dict[uuid.UUID, tuple[Account, CreditCycle]] = {}
     for account_id, account_records in by_account.items():
         account = await session.get(Account, account_id)
         if account is None:
             continue
         current = await current_cycle(session, account)
+        currents[account_id] = (account, current)
         earlier: list[CreditCycle] | None = None  # the account's cycles, loaded once if needed
         for record in account_records:
             created = _as_time(record["created_at"])
@@ -118,7 +120,30 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
     await _move_to_used(
         session, [(row, leases.get(row["usage_request_id"])) for row in rows if row["id"] in new]
     )
+    await _announce_thresholds(session, currents, [row for row in rows if row["id"] in new])
     return len(rows)
+
+
+async def _announce_thresholds(
+    session: AsyncSession,
+    currents: dict[uuid.UUID, tuple[Account, CreditCycle]],
+    debited: list[dict[str, Any]],
+) -> None:
+    """The budget thresholds the new debits made their account, groups and members reach in the
+    current cycle (a debit recorded late, in an earlier cycle, announces nothing)."""
+    touched: dict[uuid.UUID, tuple[dict[uuid.UUID, uuid.UUID | None], set[uuid.UUID]]] = {}
+    for row in debited:
+        account, cycle = currents[row["account_id"]]
+        if row["cycle_id"] != cycle.id or account.credit_factor <= 0:
+            continue
+        members, group_ids = touched.setdefault(account.id, ({}, set()))
+        if row["user_id"] is not None:
+            members[row["user_id"]] = row["group_id"]
+        if row["group_id"] is not None:
+            group_ids.add(row["group_id"])
+    for account_id, (members, group_ids) in touched.items():
+        account, cycle = currents[account_id]
+        await thresholds.detect(session, account, cycle, members, group_ids)
 
 
 async def _move_to_used(session: AsyncSession, debits: list[tuple[dict[str, Any], uuid.UUID | None]]) -> None:

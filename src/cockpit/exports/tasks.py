@@ -10,22 +10,27 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.analytics import labels
 from cockpit.analytics.filters import Scope
 from cockpit.analytics.service import Labeler
+from cockpit.events.service import emit
 from cockpit.exports import build
 from cockpit.exports.models import Export, ExportFormat, ExportStatus, ExportView
 from cockpit.exports.service import KEEP, MAKE, filters_from_json, path_of
 from cockpit.jobs.registry import Handler, JobContext, PermanentJobError, registry
 from cockpit.kit.db import read_only
+from cockpit.kit.time import day_text
 from cockpit.reports.csvs import report_csv
 from cockpit.reports.pdf import report_pdf
 from cockpit.reports.xlsx import report_xlsx
 from cockpit.tenancy.models import Account
+from cockpit.users.models import User
 
 log = logging.getLogger("cockpit.exports")
 TITLES = {ExportView.cost: "Cost tracking", ExportView.calls: "Calls"}
@@ -105,20 +110,53 @@ def make_task(labeler: Labeler) -> Handler:
                 partial.write_bytes(data)
                 rows = sum(len(t.rows) for t in report.tables())
         partial.replace(final)
-        await _save(
-            ctx,
-            export_id,
-            status=ExportStatus.done.value,
-            progress=100,
-            rows=rows,
-            file_name=file_name,
-            size_bytes=final.stat().st_size,
-            finished_at=ctx.now(),
-            expires_at=ctx.now() + KEEP,
-            error=None,
-        )
+        done = {"status": ExportStatus.done.value, "progress": 100, "rows": rows, "file_name": file_name}
+        async with ctx.sessionmaker() as session, session.begin():  # done and announced together
+            await session.execute(
+                update(Export)
+                .where(Export.id == export_id)
+                .values(
+                    **done,
+                    size_bytes=final.stat().st_size,
+                    finished_at=ctx.now(),
+                    expires_at=ctx.now() + KEEP,
+                    error=None,
+                )
+            )
+            await _announce(
+                session, ctx, export_id, f"{TITLES[view]}, {_period(wanted, zone)} ({fmt.value.upper()})"
+            )
 
     return make
+
+
+def _period(filters: dict[str, object], zone: ZoneInfo) -> str:
+    start, end = (datetime.fromisoformat(str(filters[k])) for k in ("from", "to"))
+    first, last = day_text(start, zone.key), day_text(end - timedelta(microseconds=1), zone.key)
+    return first if first == last else f"{first} to {last}"
+
+
+async def _announce(session: AsyncSession, ctx: JobContext, export_id: uuid.UUID, name: str) -> None:
+    """``export.ready`` for the person who asked (an export asked for by the system: nobody to tell)."""
+    export = await session.get(Export, export_id)
+    person = await session.get(User, export.requested_by) if export and export.requested_by else None
+    if export is None or person is None:
+        return
+    url = f"{ctx.settings.base_url.rstrip('/')}/exports/{export.id}/download"
+    await emit(
+        session,
+        export.account_id,
+        "export.ready",
+        {
+            "person_name": person.display_name,
+            "person_email": person.email,
+            "export_name": name,
+            "download_url": url,
+        },
+        person_id=person.id,
+        actor_id=person.id,
+        dedupe_key=f"export:{export.id}",
+    )
 
 
 async def _failed(ctx: JobContext, error: str) -> None:

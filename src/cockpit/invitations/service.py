@@ -17,6 +17,7 @@ from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.credits.allocations import grant_signup_credits
+from cockpit.events.service import emit
 from cockpit.groups.models import Group
 from cockpit.groups.service import resolve_group
 from cockpit.invitations import repository
@@ -27,12 +28,13 @@ from cockpit.kit.errors import Conflict, InvalidInput, NotFound
 from cockpit.kit.mail import Email, deliver, mail_configured
 from cockpit.kit.pagination import Page, PageParams, paginate
 from cockpit.kit.secrets import encrypt
-from cockpit.kit.time import utcnow
+from cockpit.kit.time import day_text, utcnow
 from cockpit.kit.validation import normalize_email, require_text
 from cockpit.tenancy.lock import lock_account_chain
 from cockpit.tenancy.models import Account
 from cockpit.users import service as users
 from cockpit.users.models import User, UserRole
+from cockpit.users.names import actor_name, person_name
 from cockpit.users.seats import SeatLedger, SeatProduct, parse_seats, require_available, set_user_seats
 
 STATUSES = ("pending", "accepted", "revoked", "expired")
@@ -165,6 +167,21 @@ async def invite(
         "invitation.created",
         target=target(invitation),
         after={"email": email, "role": role, "group": group.name, "seats": invitation.seats},
+    )
+    # Whether or not the link is e-mailed (it may be handed over), the person is invited; a resend
+    # is the same invitation and is not announced again.
+    await emit(
+        session,
+        account.id,
+        "invitation.sent",
+        {
+            "person_name": name or email,
+            "person_email": email,
+            "invited_by": await actor_name(session, actor),
+            "expires_at": day_text(invitation.expires_at, account.timezone),
+        },
+        group_id=group.id,
+        actor_id=actor.user_id,
     )
     url = accept_url(settings, raw)
     if send:
@@ -337,4 +354,13 @@ async def accept(session: AsyncSession, *, token: str, name: str, password: str)
         after={"email": user.email, "role": user.role, "group": group.name, "seats": invitation.seats},
     )
     await grant_signup_credits(session, user)
+    await emit(
+        session,
+        account.id,
+        "invitation.accepted",
+        {"person_name": person_name(user), "person_email": user.email},
+        person_id=user.id,
+        group_id=group.id,
+        actor_id=user.id,
+    )
     return user

@@ -14,6 +14,7 @@ from cockpit.auth import service as auth
 from cockpit.auth import tokens
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
+from cockpit.events.service import emit
 from cockpit.groups import service as groups
 from cockpit.invitations import service as invitations
 from cockpit.kit.errors import Conflict, NotPermitted
@@ -23,6 +24,7 @@ from cockpit.projects import service as projects
 from cockpit.tenancy.lock import lock_account_chain
 from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
+from cockpit.users.names import actor_name, person_name
 from cockpit.users.seats import SeatProduct, SeatUsage, require_available, user_seats
 from cockpit.users.seats import usage as seats_usage
 
@@ -71,6 +73,17 @@ async def deactivate_user(session: AsyncSession, actor: Actor, user_id: uuid.UUI
     """From now on the user's sessions and tokens are refused; their seats are freed; data stays."""
     user = await users.mark_deactivated(session, actor, user_id)
     await auth.end_sessions(session, user.id)
+    data = {"person_name": person_name(user), "person_email": user.email}
+    data["deactivated_by"] = await actor_name(session, actor)
+    await emit(
+        session,
+        user.account_id,
+        "user.deactivated",
+        data,
+        person_id=user.id,
+        group_id=user.group_id,
+        actor_id=actor.user_id,
+    )
     return user
 
 

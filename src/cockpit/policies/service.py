@@ -18,6 +18,7 @@ from cockpit.authz.permissions import Permission
 from cockpit.groups.models import Group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound, NotPermitted
 from cockpit.kit.pagination import Page, PageParams, paginate
+from cockpit.policies import changes
 from cockpit.policies.catalogues import (
     Catalogue,
     Catalogues,
@@ -100,6 +101,10 @@ def _state(policy: AccessPolicy, scope_label: str, resource_label: str) -> dict[
         "effect": policy.effect.value,
         "note": policy.note,
     }
+
+
+def _words(row: PolicyRow) -> str:
+    return changes.rule_words(row.policy, row.scope_label, row.resource_label, FEATURES)
 
 
 # ---- loading ----
@@ -414,6 +419,7 @@ async def create_policy(
         target=_target(policy),
         after=_state(policy, row.scope_label, row.resource_label),
     )
+    await changes.announce(session, actor, "added", _words(row))
     return row
 
 
@@ -429,6 +435,7 @@ async def delete_policy(
         target=_target(policy),
         before=_state(policy, row.scope_label, row.resource_label),
     )
+    await changes.announce(session, actor, "removed", _words(row))
     await session.delete(policy)
     await session.flush()
 
@@ -519,6 +526,7 @@ async def change_defaults(
         before=before,
         after=after,
     )
+    await changes.announce(session, actor, "changed", changes.defaults_words(before, after))
     return to_defaults(row)
 
 

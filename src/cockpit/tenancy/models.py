@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, String, Text, false
+from sqlalchemy import JSON, ForeignKey, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, MicroDecimal, TimestampMixin
@@ -33,6 +33,11 @@ class Account(IdMixin, TimestampMixin, Base):
     credits_per_cycle: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
     cycle_cadence: Mapped[str] = mapped_column(String(10), default="month", server_default="month")
     signup_credits: Mapped[Decimal] = mapped_column(MicroDecimal(), default=Decimal(0), server_default="0")
+    # The percentages of a cycle's credits used at which the account, each group and each member are
+    # notified once per cycle (``budget.threshold_crossed``; credits.thresholds): sorted, unique.
+    budget_thresholds: Mapped[list[int]] = mapped_column(
+        JSON, default=lambda: [50, 80, 100], server_default=text("'[50, 80, 100]'")
+    )
     # Prepended to every agent's instructions (the organisation's tone, policies, context).
     custom_instructions: Mapped[str] = mapped_column(Text, default="", server_default="")
     # Conversations: whether administrators may review the account's conversations (each review is

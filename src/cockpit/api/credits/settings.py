@@ -37,7 +37,8 @@ async def change_settings(
     body: CreditSettingsChange, session: DbSession, actor: Manager
 ) -> CreditSettingsOut:
     """Change any field. A new `credits_per_cycle` applies to the current cycle at once (it may not be
-    below the groups' budgets); a new `cycle_cadence` starts a fresh cycle now."""
+    below the groups' budgets); a new `cycle_cadence` starts a fresh cycle now; `budget_thresholds`
+    are whole percentages from 1 to 1000 (at most 10, stored sorted and each once)."""
     account, cycle = await service.change_settings(
         session,
         actor,
@@ -45,6 +46,7 @@ async def change_settings(
         cycle_cadence=body.cycle_cadence,
         credit_factor=body.credit_factor,
         signup_credits=body.signup_credits,
+        budget_thresholds=body.budget_thresholds,
     )
     return CreditSettingsOut.of(account, cycle)
 

@@ -1,5 +1,5 @@
 """Credits & Allocations, Settings tab (administrators): credits per cycle, the cycle cadence, the
-credit factor, the credits a new user receives, and "Reset cycle now".
+credit factor, the credits a new user receives, the budget alerts' thresholds, and "Reset cycle now".
 
 Each section is its own small form; the limit, a new cadence and a reset are confirmed in the
 browser first. A refused change is shown in its section with what was typed, and changes nothing."""
@@ -22,6 +22,7 @@ from cockpit.credits import figures as credit_figures
 from cockpit.credits import settings as credits
 from cockpit.credits.amounts import grouped
 from cockpit.credits.models import Cadence
+from cockpit.credits.thresholds import parse_thresholds
 from cockpit.kit.errors import CockpitError
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
@@ -43,6 +44,7 @@ LABELS = {
     "credits_per_cycle": "Credits per cycle",
     "credit_factor": "The credit factor",
     "signup_credits": "Credits per new user",
+    "budget_thresholds": "The budget thresholds",
 }
 Amount = Annotated[str, Form(max_length=100)]
 
@@ -173,6 +175,27 @@ async def change_signup_credits(
     if account.signup_credits == Decimal(0):
         return _done(request, "New users receive no signup credits.")
     return _done(request, f"New users now receive {grouped(account.signup_credits)} credits when they join.")
+
+
+@router.post("/settings/thresholds")
+async def change_thresholds(
+    request: Request,
+    session: DbSession,
+    viewer: ManageViewer,
+    budget_thresholds: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    try:
+        values = parse_thresholds(budget_thresholds)
+        account, _ = await credits.change_settings(session, viewer.actor, budget_thresholds=values)
+    except CockpitError as exc:
+        form = {"budget_thresholds": budget_thresholds}
+        return await _refused(request, session, viewer, exc, "thresholds", form)
+    if not account.budget_thresholds:
+        return _done(request, "Budget alerts are off: no threshold is announced.")
+    shown = ", ".join(f"{pct}%" for pct in account.budget_thresholds)
+    return _done(
+        request, f"Budget alerts at {shown} of the account's, each group's and each member's credits."
+    )
 
 
 @router.post("/settings/reset")

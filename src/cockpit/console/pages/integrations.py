@@ -13,16 +13,21 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.agents import service as agents
+from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.config import Settings
 from cockpit.console.web import SignedIn, Viewer, discard_changes, page_requires, path_id, redirect, render
+from cockpit.events.service import emit
 from cockpit.integrations import service
 from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport
 from cockpit.integrations.schemas import IntegrationChange, IntegrationCreate
+from cockpit.integrations.service import TestOutcome
 from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.pagination import PageParams
+from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
 
 router = APIRouter(prefix="/integrations")
@@ -265,6 +270,7 @@ async def create_integration(request: Request, session: DbSession, viewer: Manag
     outcome = await service.test_integration(
         session, viewer.actor, integration.id, settings=_settings(request)
     )
+    await _announce_failure(session, viewer.actor, integration.id, outcome)
     return redirect(
         request, "/integrations", message=f"Integration “{integration.name}” added. {outcome.message}."
     )
@@ -414,6 +420,22 @@ async def edit_integration(
 
 
 # ---- actions ----
+async def _announce_failure(
+    session: AsyncSession, actor: Actor, integration_id: uuid.UUID, outcome: TestOutcome
+) -> None:
+    """A failed test announces ``integration.failing``, at most once a day per integration (admins are
+    not told again at every test of an integration that stays down)."""
+    if outcome.ok:
+        return
+    integration = await service.access_integration(session, actor, integration_id)
+    await emit(
+        session,
+        actor.account_id,
+        "integration.failing",
+        {"integration": integration.name, "error": outcome.message},
+        actor_id=actor.user_id,
+        dedupe_key=f"integration-failing:{integration.id}:{utcnow().date().isoformat()}",
+    )
 
 
 @router.post("/{integration_id}/test")
@@ -425,6 +447,7 @@ async def test_integration(
     outcome = await service.test_integration(
         session, viewer.actor, integration.id, settings=_settings(request)
     )
+    await _announce_failure(session, viewer.actor, integration.id, outcome)
     if outcome.ok:
         names = ", ".join(t.name for t in outcome.tools[:20])
         return redirect(

@@ -8,12 +8,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from cockpit.credits.amounts import plain
 from cockpit.credits.figures import AccountFigures, GroupFigures, MemberFigures
 from cockpit.credits.models import Cadence, CreditCycle
 from cockpit.credits.settings import CycleRow, Overview
+from cockpit.credits.thresholds import thresholds_of
 from cockpit.kit.pagination import Page, PageMeta
 from cockpit.kit.schemas import InputSchema, OutputSchema
 from cockpit.tenancy.models import Account
@@ -32,6 +33,12 @@ class CreditSettingsChange(InputSchema):
     )
     signup_credits: Credits | None = Field(
         default=None, description="Extra credits of a new user; 0 for none"
+    )
+    budget_thresholds: list[StrictInt] | None = Field(
+        default=None,
+        max_length=10,
+        description="Percentages of a cycle's credits (1-1000, at most 10) at which the account, each "
+        "group and each member are notified once per cycle (`budget.threshold_crossed`); [] for none",
     )
 
 
@@ -58,6 +65,7 @@ class CreditSettingsOut(OutputSchema):
     cycle_cadence: str
     credit_factor: str
     signup_credits: str
+    budget_thresholds: list[int]
     tracking_enabled: bool
     current_cycle: CycleOut
 
@@ -68,6 +76,7 @@ class CreditSettingsOut(OutputSchema):
             cycle_cadence=account.cycle_cadence,
             credit_factor=plain(account.credit_factor),
             signup_credits=plain(account.signup_credits),
+            budget_thresholds=thresholds_of(account),
             tracking_enabled=account.credit_factor > 0,
             current_cycle=CycleOut.of(cycle),
         )
