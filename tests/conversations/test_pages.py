@@ -315,7 +315,7 @@ async def test_rename_pin_archive_and_delete(console: AsyncClient, db: AsyncSess
     assert f'href="{url}"' in (await console.get("/conversations")).text
 
     page = await console.get(url)
-    assert 'data-confirm="It disappears from your conversations' in page.text
+    assert 'data-confirm="It moves to Deleted, where you can restore it for 30 days' in page.text
     deleted = await _post(console, f"{url}/delete", {})
     assert (deleted.status_code, deleted.headers["location"]) == (303, "/conversations")
     assert (await console.get(url)).status_code == 404

@@ -240,3 +240,30 @@ async def test_a_refused_title_call_leaves_the_conversation_untitled(
         assert (await http.get(f"{API}/{cid}")).json()["title"] == ""
     rows = await records(gateway_app, db, org.account_id)
     assert sorted(r.status for r in rows) == ["error", "success"]  # the refused title call is recorded
+
+
+async def test_sending_checks_the_token_like_the_rest_of_the_api(
+    db: AsyncSession, gateway_app: Any, org: Org
+) -> None:
+    """Sending reads the token from the gateway's directory (no query before the model is called):
+    the same refusals as the REST API, and a revoked token is refused at once."""
+    await fund(db, org)
+    async with api(gateway_app, org.admin_token) as http:
+        cid = (await http.post(API, json={"model": "sim-chat", "title": "Tokens"})).json()["id"]
+        url = f"{API}/{cid}/messages"
+        assert (await http.post(url, json={"content": "Hi?"})).status_code == 201
+    async with api(gateway_app, org.member_token) as member:  # a gateway-only token: no 'admin' scope
+        refused = await member.post(url, json={"content": "Hi?"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "token_scope_missing")
+    async with api(gateway_app, "ck_live_not-a-token") as nobody:
+        assert (await nobody.post(url, json={"content": "Hi?"})).status_code == 401
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=gateway_app), base_url="http://x"
+    ) as bare:
+        assert (await bare.post(url, json={"content": "Hi?"})).status_code == 401
+    async with api(gateway_app, org.admin_token) as http:
+        tokens = (await http.get("/api/v1/tokens")).json()["items"]
+        mine = next(t for t in tokens if t["name"])
+        assert (await http.delete(f"/api/v1/tokens/{mine['id']}")).status_code in (200, 204)
+        after = await http.post(url, json={"content": "Still there?"})
+        assert after.status_code == 401

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.conversations.models import Conversation, ConversationMessage
 from cockpit.kit.sql import LIKE_ESCAPE, contains_pattern
+from cockpit.users.models import User
 
 
 async def get_own(
@@ -21,6 +22,24 @@ async def get_own(
             Conversation.id == conversation_id,
         )
     )
+
+
+async def get_own_with_owner(
+    session: AsyncSession, account_id: uuid.UUID, user_id: uuid.UUID, conversation_id: uuid.UUID
+) -> tuple[Conversation, User] | None:
+    """The person's own conversation and the person, in one round trip."""
+    row = (
+        await session.execute(
+            select(Conversation, User)
+            .join(User, User.id == Conversation.user_id)
+            .where(
+                Conversation.account_id == account_id,
+                Conversation.user_id == user_id,
+                Conversation.id == conversation_id,
+            )
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def own_stmt(

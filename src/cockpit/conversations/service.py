@@ -95,9 +95,13 @@ async def _own(
     found = memo.get(key)
     state = inspect(found) if found is not None else None
     if found is None or state is None or state.detached or state.expired_attributes or found not in session:
-        found = await repository.get_own(session, account_id, user_id, conversation_id)
-        if found is not None:
-            memo[key] = found
+        row = await repository.get_own_with_owner(session, account_id, user_id, conversation_id)
+        if row is None:
+            return None
+        found = memo[key] = row[0]
+        # The person too (their caller for the gateway): held here, or the session's identity
+        # map, which holds its objects weakly, would let it go before it is asked for.
+        session.info.setdefault("conversation_owners", {})[user_id] = row[1]
     return found
 
 
