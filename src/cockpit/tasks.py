@@ -6,6 +6,7 @@ from cockpit.auth import tasks as auth_tasks
 from cockpit.conversations import tasks as conversations_tasks
 from cockpit.credits import tasks as credits_tasks
 from cockpit.events import service as events_service
+from cockpit.exports import reports as exports_reports
 from cockpit.exports import tasks as exports_tasks
 from cockpit.imports import tasks as imports_tasks
 from cockpit.invitations import tasks as invitations_tasks
@@ -22,6 +23,7 @@ __all__ = [
     "conversations_tasks",
     "credits_tasks",
     "events_service",
+    "exports_reports",
     "exports_tasks",
     "imports_tasks",
     "invitations_tasks",

@@ -57,6 +57,7 @@ async def test_cycles_roll_over_from_the_queue(
         "jobs.prune": "done",
         "usage.rollup": "done",
         "conversations.purge": "done",
+        "reports.schedule": "done",
     }
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -28,6 +29,9 @@ class AccountOut(OutputSchema):
     # days without activity (0: never).
     conversation_review_enabled: bool
     conversation_retention_days: int
+    # Scheduled cost reports: "off", "weekly" or "monthly", as "pdf", "xlsx" or "csv".
+    report_cadence: str
+    report_format: str
 
 
 class AccountUpdate(InputSchema):
@@ -44,3 +48,5 @@ class AccountUpdate(InputSchema):
     conversation_retention_days: int | None = Field(
         default=None, ge=0, le=MAX_CONVERSATION_RETENTION_DAYS, strict=True
     )
+    report_cadence: Literal["off", "weekly", "monthly"] | None = None
+    report_format: Literal["pdf", "xlsx", "csv"] | None = None

@@ -24,6 +24,10 @@ from cockpit.users.seats import SeatProduct
 MAX_CUSTOM_INSTRUCTIONS = 20_000  # characters
 
 
+# Scheduled cost reports (exports.reports): how often, and the file made.
+REPORT_CADENCES = ("off", "weekly", "monthly")
+REPORT_FORMATS = ("pdf", "xlsx", "csv")
+
 def check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -167,6 +171,8 @@ async def update_profile(
     custom_instructions: str | None = None,
     conversation_review_enabled: bool | None = None,
     conversation_retention_days: int | None = None,
+    report_cadence: str | None = None,
+    report_format: str | None = None,
 ) -> Account:
     """Change the organisation profile and its gateway content settings; absent fields stay.
 
@@ -197,7 +203,21 @@ async def update_profile(
         if conversation_retention_days is not None
         else None
     )
+    if report_cadence is not None and report_cadence not in REPORT_CADENCES:
+        raise InvalidInput(
+            "invalid_input", "The report schedule must be off, weekly or monthly.",
+            details=[{"field": "report_cadence", "message": "off, weekly or monthly"}],
+        )  # fmt: skip
+    if report_format is not None and report_format not in REPORT_FORMATS:
+        raise InvalidInput(
+            "invalid_input", "The report format must be pdf, xlsx or csv.",
+            details=[{"field": "report_format", "message": "pdf, xlsx or csv"}],
+        )  # fmt: skip
     before = _profile_state(account)
+    if report_cadence is not None:
+        account.report_cadence = report_cadence
+    if report_format is not None:
+        account.report_format = report_format
     if new_name is not None:
         account.name = new_name
     if new_timezone is not None:
@@ -232,4 +252,6 @@ def _profile_state(account: Account) -> dict[str, object]:
         "custom_instructions": account.custom_instructions,
         "conversation_review_enabled": account.conversation_review_enabled,
         "conversation_retention_days": account.conversation_retention_days,
+        "report_cadence": account.report_cadence,
+        "report_format": account.report_format,
     }

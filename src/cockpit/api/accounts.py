@@ -34,5 +34,7 @@ async def update_account(body: AccountUpdate, session: DbSession, actor: Account
         custom_instructions=body.custom_instructions,
         conversation_review_enabled=body.conversation_review_enabled,
         conversation_retention_days=body.conversation_retention_days,
+        report_cadence=body.report_cadence,
+        report_format=body.report_format,
     )
     return AccountOut.model_validate(account)

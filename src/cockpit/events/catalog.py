@@ -212,6 +212,24 @@ EVENTS: dict[str, EventSpec] = {
             body="{{ export_name }} is ready: {{ download_url }}",
         ),
         _spec(
+            "report.ready",
+            "Scheduled report ready",
+            "The organisation's weekly or monthly cost report was made.",
+            {
+                "report_name": "The report (view, period, format)",
+                "period": "The period it covers",
+                "download_url": "Where to download it (administrators)",
+            },
+            {
+                "report_name": "Cost tracking, 30 Nov 2026 to 6 Dec 2026 (PDF)",
+                "period": "30 Nov 2026 to 6 Dec 2026",
+                "download_url": "https://cockpit.example.com/exports/1/download",
+            },
+            recipients=(ACCOUNT_ADMINS,),
+            subject="Your cost report is ready: {{ period }}",
+            body="The scheduled cost report of {{ account_name }} for {{ period }} is ready: {{ download_url }}",
+        ),
+        _spec(
             "ticket.created",
             "Support ticket filed",
             "A member filed a support ticket.",

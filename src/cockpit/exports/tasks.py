@@ -95,7 +95,9 @@ def make_task(labeler: Labeler) -> Handler:
                 )  # fmt: skip
             else:
                 text = [
-                    (FILTER_LABELS.get(k, k), str(v)) for k, v in wanted.items() if k not in ("from", "to")
+                    (FILTER_LABELS.get(k, k), str(v))
+                    for k, v in wanted.items()
+                    if k not in ("from", "to", "scheduled")
                 ]
                 report = await build.cost_report(
                     session, scope, filters, labeler, title=TITLES[view], account=account_name, zone=zone,
@@ -137,12 +139,23 @@ def _period(filters: dict[str, object], zone: ZoneInfo) -> str:
 
 
 async def _announce(session: AsyncSession, ctx: JobContext, export_id: uuid.UUID, name: str) -> None:
-    """``export.ready`` for the person who asked (an export asked for by the system: nobody to tell)."""
+    """``export.ready`` for the person who asked; ``report.ready`` for the administrators when it is a
+    scheduled report (asked for by the system)."""
     export = await session.get(Export, export_id)
-    person = await session.get(User, export.requested_by) if export and export.requested_by else None
-    if export is None or person is None:
+    if export is None:
         return
     url = f"{ctx.settings.base_url.rstrip('/')}/exports/{export.id}/download"
+    if export.requested_by is None and (export.filters or {}).get("scheduled"):
+        period = name.split(", ", 1)[-1].rsplit(" (", 1)[0]
+        await emit(
+            session, export.account_id, "report.ready",
+            {"report_name": name, "period": period, "download_url": url},
+            dedupe_key=f"report-ready:{export.id}",
+        )  # fmt: skip
+        return
+    person = await session.get(User, export.requested_by) if export.requested_by else None
+    if person is None:
+        return
     await emit(
         session,
         export.account_id,

@@ -45,6 +45,10 @@ class Account(IdMixin, TimestampMixin, Base):
     # deleted (0: kept until its owner deletes it).
     conversation_review_enabled: Mapped[bool] = mapped_column(default=False, server_default=false())
     conversation_retention_days: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Scheduled cost reports (issue 16): the last week's or month's cost tracking, made by the job
+    # queue and announced to the administrators ("off", "weekly", "monthly"), in this format.
+    report_cadence: Mapped[str] = mapped_column(String(10), default="off", server_default="off")
+    report_format: Mapped[str] = mapped_column(String(10), default="pdf", server_default="pdf")
     # The lock of account-wide invariants (and the head of the account's audit chain) is a row of
     # ``audit_chain_heads`` (see cockpit.tenancy.lock).
 

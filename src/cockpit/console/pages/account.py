@@ -106,6 +106,28 @@ async def update_conversation_settings(
     return redirect(request, "/account#conversations", message="Conversation settings saved.")
 
 
+@router.post("/reports")
+async def update_report_schedule(
+    request: Request,
+    session: DbSession,
+    viewer: AdminViewer,
+    report_cadence: Annotated[str, Form(max_length=20)] = "",
+    report_format: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Scheduled cost reports: off, weekly or monthly, and their format (exports.reports)."""
+    try:
+        await service.update_profile(
+            session, viewer.actor, report_cadence=report_cadence, report_format=report_format
+        )
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        typed = {"cadence": report_cadence[:20], "format": report_format[:20]}
+        return await _page(
+            request, session, viewer, status_code=exc.status, reports_error=exc.message, reports_form=typed
+        )
+    return redirect(request, "/account#reports", message="Report schedule saved.")
+
+
 @router.post("/instructions")
 async def update_custom_instructions(
     request: Request,
