@@ -28,6 +28,7 @@ MAX_CUSTOM_INSTRUCTIONS = 20_000  # characters
 REPORT_CADENCES = ("off", "weekly", "monthly")
 REPORT_FORMATS = ("pdf", "xlsx", "csv")
 
+
 def check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
