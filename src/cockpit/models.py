@@ -4,6 +4,7 @@ from cockpit.agents.models import Agent
 from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount, UsageRollupState
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import ApiToken, LoginFailure, LoginSession
+from cockpit.billing import models as billing_models
 from cockpit.conversations.models import Conversation, ConversationMessage
 from cockpit.credits.models import CreditCycle, CreditRequest, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.events.models import PlatformEvent
@@ -60,6 +61,7 @@ __all__ = [
     "UsageRollupAccount",
     "UsageRollupState",
     "User",
+    "billing_models",
     "metadata",
     "notifications_models",
     "tickets_models",

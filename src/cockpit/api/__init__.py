@@ -13,6 +13,7 @@ from cockpit.api.agents import router as agents_router
 from cockpit.api.analytics import router as analytics_router
 from cockpit.api.audit import router as audit_router
 from cockpit.api.auth import router as auth_router
+from cockpit.api.billing import router as billing_router
 from cockpit.api.conversation_files import router as conversation_files_router
 from cockpit.api.conversation_search import router as conversation_search_router
 from cockpit.api.conversation_sharing import router as conversation_sharing_router
@@ -24,6 +25,7 @@ from cockpit.api.invitations import router as invitations_router
 from cockpit.api.jobs import router as jobs_router
 from cockpit.api.notifications import router as notifications_router
 from cockpit.api.policies import router as policies_router
+from cockpit.api.profile import router as profile_router
 from cockpit.api.projects import router as projects_router
 from cockpit.api.providers import router as providers_router
 from cockpit.api.tickets import router as tickets_router
@@ -58,5 +60,7 @@ for domain_router in (
     notifications_router,
     webhooks_router,
     tickets_router,
+    billing_router,
+    profile_router,
 ):
     router.include_router(domain_router)

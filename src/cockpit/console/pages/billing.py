@@ -1,0 +1,7 @@
+"""Issue 17: the billing page(s) of the console."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
