@@ -163,6 +163,18 @@ class Settings(BaseSettings):
     # and the account's administrators are told (event webhook.disabled).
     webhooks_disable_after_failures: int = Field(default=20, ge=1)
 
+    # Billing with Stripe (issue 17): without a secret key billing is "not connected" and owners add
+    # credits by hand. ``stripe_api_base`` points the SDK at another server (tests, staging).
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+    # Top-up packs sold through Checkout: (credits, price in cents, currency).
+    billing_top_up_packs: tuple[tuple[int, int, str], ...] = (
+        (1_000, 1_000, "usd"),
+        (5_000, 4_750, "usd"),
+        (20_000, 18_000, "usd"),
+    )
+
     @property
     def usage_journal_dir(self) -> Path:
         return self.data_dir / "usage-journal"

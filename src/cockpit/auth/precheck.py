@@ -30,7 +30,7 @@ from cockpit.users.models import UserStatus
 
 SESSION_COOKIE = "cockpit_session"
 # REST routes that take a body without a token (the token is in the body: an invitation's).
-PUBLIC_API_PATHS = frozenset({"/api/v1/invitations/accept"})
+PUBLIC_API_PATHS = frozenset({"/api/v1/invitations/accept", "/api/v1/billing/webhook"})
 # Console routes with their own allowance (file uploads).
 UPLOAD_PATHS = frozenset({"/users/import"})
 # Conversations' file uploads (console and REST API): /conversations/{id}/files. The conversations
