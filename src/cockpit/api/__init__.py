@@ -14,6 +14,7 @@ from cockpit.api.analytics import router as analytics_router
 from cockpit.api.audit import router as audit_router
 from cockpit.api.auth import router as auth_router
 from cockpit.api.billing import router as billing_router
+from cockpit.api.catalogue import router as catalogue_router
 from cockpit.api.conversation_files import router as conversation_files_router
 from cockpit.api.conversation_search import router as conversation_search_router
 from cockpit.api.conversation_sharing import router as conversation_sharing_router
@@ -49,6 +50,7 @@ for domain_router in (
     conversation_sharing_router,
     conversations_router,
     conversation_files_router,
+    catalogue_router,  # before providers: /models/catalogue is not a model id
     providers_router,
     integrations_router,
     audit_router,

@@ -2,18 +2,27 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from cockpit.auth.dependencies import ApiActor
 from cockpit.kit.pagination import PageMeta, PageParams, page_params
 from cockpit.kit.periods import check_period
+from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
+from cockpit.policies.service import require_feature
+from cockpit.reports.csvs import table_csv
+from cockpit.reports.pdf import report_pdf
+from cockpit.reports.xlsx import report_xlsx
+from cockpit.tenancy.service import account_by_id
 from cockpit.usage import service
+from cockpit.usage import statement as statements
 from cockpit.usage.models import CallStatus
 from cockpit.usage.queries import RequestFilters
 from cockpit.usage.schemas import RequestDetail, RequestOut, RequestPage
+from cockpit.usage.statement_schemas import UsageStatementOut
 
 router = APIRouter(prefix="/usage", tags=["usage"])
 
@@ -57,3 +66,53 @@ async def list_requests(
 async def get_request(request_id: uuid.UUID, session: DbSession, actor: ApiActor) -> RequestDetail:
     """One call with its stored input and output (null when content storage is off or expired)."""
     return RequestDetail.of(await service.access_request(session, actor, request_id))
+
+
+# ---- the usage statement (issue 17) ----
+
+STATEMENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+
+
+@router.get("/statement", response_model=UsageStatementOut)
+async def usage_statement(
+    session: DbSession,
+    actor: ApiActor,
+    user_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
+    project_id: uuid.UUID | None = None,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="Inclusive, ISO 8601 with time zone")
+    ] = None,
+    end: Annotated[
+        datetime | None, Query(alias="to", description="Exclusive, ISO 8601 with time zone")
+    ] = None,
+    format: Literal["json", "csv", "xlsx", "pdf"] = "json",
+) -> UsageStatementOut | Response:
+    """One line per day per model (and per integration for tool calls) with calls, tokens, unit prices,
+    credits and USD; credits in (allocations, extra credits, top-ups) as lines; opening, running and
+    closing balances and totals. Members get their own; administrators the account's, a group's
+    (`group_id`) or a member's (`user_id`); `project_id` narrows to one project's usage. Default
+    range: the current credit cycle. `format=csv|xlsx|pdf` downloads it."""
+    found = await statements.build_usage_statement(
+        session, actor, user_id=user_id, group_id=group_id, project_id=project_id, start=start, end=end
+    )
+    if format == "json":
+        return UsageStatementOut.of(found)
+    await require_feature(session, actor, "export.reports")
+    now = utcnow()
+    if format == "csv":
+        content = table_csv(statements.statement_table(found)).encode("utf-8-sig")
+    else:
+        account = await account_by_id(session, actor.account_id)
+        report = statements.statement_report(found, account=account.name if account else "", generated_at=now)
+        content = report_xlsx(report) if format == "xlsx" else report_pdf(report)
+    filename = f"cockpit-usage-statement-{found.scope}-{now:%Y%m%d-%H%M%S}.{format}"
+    return Response(
+        content,
+        media_type=STATEMENT_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -1,0 +1,322 @@
+"""The usage statement (issue 17, section 4): a bank-account-like statement of credits, one line per
+day per model (and per integration for tool calls), with the credits that came in as their own lines,
+an opening balance, a running balance and a closing balance.
+
+It is the credits statement (``cockpit.credits.statement``: who may see whose, the range, the opening
+balance and the order of the ledger's entries) with its usage debits grouped: each usage debit is
+joined to its recorded call for the integration (tool calls) and the project, then summed per day,
+model and integration. Every other entry (allocations, extra credits, approved requests, cycle
+budgets, top-ups) is a line of its own. So the closing balance is the credits statement's, and a
+day's last running balance is the ledger's balance at the end of that day.
+
+Jobs have no costs today (nothing of theirs is in the ledger), so there is no line per job kind.
+
+With ``project_id`` only the usage of that project is listed: a project has no balance of its own,
+so the opening balance is 0 and the running balance is the project's net spend over the period.
+Days are UTC days.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.authz.actor import Actor
+from cockpit.credits import statement as credits_statement
+from cockpit.credits.models import EntryKind
+from cockpit.integrations.models import Integration
+from cockpit.reports.model import Column, Indicator, Kind, Report, Table
+from cockpit.usage.models import UsageRecord
+
+ZERO = Decimal(0)
+MILLION = Decimal(1_000_000)
+QUANTUM = Decimal("0.000001")
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class UsageLine:
+    day: date
+    kind: str  # "usage", or the ledger entry's kind for credits in and out (allocation_set, ...)
+    description: str
+    model: str | None
+    integration: str | None  # tool calls: the integration's name
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    unit: str | None  # what the unit prices are per: "1M tokens" or "call"
+    unit_price_credits: Decimal | None
+    unit_price_usd: Decimal | None
+    credits: Decimal  # signed: credits in are positive, usage negative
+    usd: Decimal | None
+    balance: Decimal  # after this line
+
+
+@dataclass(frozen=True)
+class UsageStatement:
+    scope: str  # "user" | "group" | "account" | "project"
+    user_id: uuid.UUID | None
+    group_id: uuid.UUID | None
+    project_id: uuid.UUID | None
+    start: datetime
+    end: datetime
+    opening_balance: Decimal
+    closing_balance: Decimal
+    credits_in: Decimal
+    credits_out: Decimal
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    usd: Decimal
+    lines: Sequence[UsageLine]
+
+
+@dataclass
+class _Group:
+    day: date
+    model: str | None
+    integration: str | None
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    credits: Decimal = ZERO
+    usd: Decimal = ZERO
+
+
+def _per(total: Decimal, quantity: int, scale: Decimal) -> Decimal | None:
+    if quantity <= 0:
+        return None
+    return (abs(total) * scale / quantity).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+
+
+async def _calls_of(
+    session: AsyncSession, account_id: uuid.UUID, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, tuple[uuid.UUID | None, str | None]]:
+    """Recorded call id -> (project, integration name) for the calls of these usage debits."""
+    found: dict[uuid.UUID, tuple[uuid.UUID | None, str | None]] = {}
+    integration_ids: dict[uuid.UUID, uuid.UUID] = {}
+    for at in range(0, len(ids), CHUNK):
+        rows = await session.execute(
+            select(UsageRecord.id, UsageRecord.project_id, UsageRecord.integration_id).where(
+                UsageRecord.account_id == account_id, UsageRecord.id.in_(ids[at : at + CHUNK])
+            )
+        )
+        for call_id, project_id, integration_id in rows:
+            found[call_id] = (project_id, None)
+            if integration_id is not None:
+                integration_ids[call_id] = integration_id
+    if integration_ids:
+        named = await session.execute(
+            select(Integration.id, Integration.name).where(
+                Integration.account_id == account_id, Integration.id.in_(set(integration_ids.values()))
+            )
+        )
+        names = {integration_id: name for integration_id, name in named.all()}
+        for call_id, integration_id in integration_ids.items():
+            found[call_id] = (found[call_id][0], names.get(integration_id, "Deleted integration"))
+    return found
+
+
+def _group_line(group: _Group, balance: Decimal) -> UsageLine:
+    tokens = group.input_tokens + group.output_tokens
+    per_call = group.integration is not None and tokens == 0
+    unit = "call" if per_call else "1M tokens" if tokens > 0 else None
+    quantity, scale = (group.calls, Decimal(1)) if per_call else (tokens, MILLION)
+    return UsageLine(
+        day=group.day,
+        kind="usage",
+        description=f"{group.calls} call{'s' if group.calls != 1 else ''}",
+        model=group.model,
+        integration=group.integration,
+        calls=group.calls,
+        input_tokens=group.input_tokens,
+        output_tokens=group.output_tokens,
+        unit=unit,
+        unit_price_credits=_per(group.credits, quantity, scale),
+        unit_price_usd=_per(group.usd, quantity, scale),
+        credits=group.credits,
+        usd=group.usd,
+        balance=balance,
+    )
+
+
+async def build_usage_statement(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    user_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
+    project_id: uuid.UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> UsageStatement:
+    """The statement of a member (``user_id``; a member's own by default), a group or the account
+    (administrators, neither given), optionally narrowed to one project's usage. Default range: the
+    current credit cycle. Access as for the credits statement (another account's: NotFound)."""
+    header, entries = await credits_statement.statement_lines(
+        session, actor, user_id=user_id, group_id=group_id, start=start, end=end
+    )
+    lines = [line async for line in entries]
+    call_ids = [
+        line.entry.usage_request_id
+        for line in lines
+        if line.entry.kind is EntryKind.usage_debit and line.entry.usage_request_id is not None
+    ]
+    calls = await _calls_of(session, actor.account_id, call_ids)
+
+    # Per day, in the ledger's order: the credits in and out first, then the usage groups by model.
+    days: dict[date, tuple[list[UsageLine], dict[tuple[str | None, str | None], _Group]]] = {}
+    day = header.start.date()
+    for line in lines:
+        entry = line.entry
+        if entry.kind not in credits_statement.CYCLE_BUDGET:  # a cycle's budget sits at its start
+            day = max(day, entry.created_at.date())
+        others, groups = days.setdefault(day, ([], {}))
+        if entry.kind is EntryKind.usage_debit:
+            project, integration = (
+                calls.get(entry.usage_request_id, (None, None))
+                if entry.usage_request_id is not None
+                else (None, None)
+            )
+            if project_id is not None and project != project_id:
+                continue
+            group = groups.setdefault((entry.model, integration), _Group(day, entry.model, integration))
+            group.calls += 1
+            group.input_tokens += entry.input_tokens or 0
+            group.output_tokens += entry.output_tokens or 0
+            group.credits += entry.amount
+            group.usd += entry.usd or ZERO
+        elif project_id is None:
+            others.append(
+                UsageLine(
+                    day=day,
+                    kind=entry.kind.value,
+                    description=entry.description,
+                    model=None,
+                    integration=None,
+                    calls=0,
+                    input_tokens=0,
+                    output_tokens=0,
+                    unit=None,
+                    unit_price_credits=None,
+                    unit_price_usd=None,
+                    credits=entry.amount,
+                    usd=None,
+                    balance=ZERO,
+                )
+            )
+
+    opening = header.opening_balance if project_id is None else ZERO
+    balance, result = opening, []
+    for others, groups in days.values():
+        for other in others:
+            balance += other.credits
+            result.append(_with_balance(other, balance))
+        for key in sorted(groups, key=lambda k: (k[0] or "", k[1] or "")):
+            balance += groups[key].credits
+            result.append(_group_line(groups[key], balance))
+    usage = [line for line in result if line.kind == "usage"]
+    return UsageStatement(
+        scope="project" if project_id is not None else header.scope,
+        user_id=header.user_id,
+        group_id=header.group_id,
+        project_id=project_id,
+        start=header.start,
+        end=header.end,
+        opening_balance=opening,
+        closing_balance=balance,
+        credits_in=sum((line.credits for line in result if line.credits > 0), ZERO),
+        credits_out=sum((line.credits for line in result if line.credits < 0), ZERO),
+        calls=sum(line.calls for line in usage),
+        input_tokens=sum(line.input_tokens for line in usage),
+        output_tokens=sum(line.output_tokens for line in usage),
+        usd=sum((line.usd or ZERO for line in usage), ZERO),
+        lines=result,
+    )
+
+
+def _with_balance(line: UsageLine, balance: Decimal) -> UsageLine:
+    return UsageLine(**{**line.__dict__, "balance": balance})
+
+
+COLUMNS = (
+    Column("Day", Kind.day),
+    Column("Line"),
+    Column("Model"),
+    Column("Integration"),
+    Column("Calls", Kind.number),
+    Column("Input tokens", Kind.number),
+    Column("Output tokens", Kind.number),
+    Column("Unit"),
+    Column("Unit price (credits)", Kind.credits),
+    Column("Unit price (USD)", Kind.usd),
+    Column("Credits", Kind.credits),
+    Column("USD", Kind.usd),
+    Column("Balance", Kind.credits),
+)
+
+
+def statement_table(statement: UsageStatement) -> Table:
+    rows = [
+        [
+            line.day,
+            line.description if line.kind == "usage" else f"{line.kind}: {line.description}",
+            line.model,
+            line.integration,
+            line.calls,
+            line.input_tokens,
+            line.output_tokens,
+            line.unit,
+            line.unit_price_credits,
+            line.unit_price_usd,
+            line.credits,
+            line.usd,
+            line.balance,
+        ]
+        for line in statement.lines
+    ]
+    totals = [
+        None,
+        "Totals",
+        None,
+        None,
+        statement.calls,
+        statement.input_tokens,
+        statement.output_tokens,
+        None,
+        None,
+        None,
+        statement.credits_in + statement.credits_out,
+        statement.usd,
+        statement.closing_balance,
+    ]
+    return Table("Usage statement", COLUMNS, rows, totals)
+
+
+def statement_report(statement: UsageStatement, *, account: str, generated_at: datetime) -> Report:
+    """The statement as a report, for the PDF and XLSX writers."""
+    filters = [("Scope", statement.scope)]
+    return Report(
+        title="Usage statement",
+        account=account,
+        start=statement.start,
+        end=statement.end,
+        zone="UTC",
+        generated_at=generated_at,
+        filters=filters,
+        indicators=[
+            Indicator("Opening balance", statement.opening_balance, Kind.credits),
+            Indicator("Credits in", statement.credits_in, Kind.credits),
+            Indicator("Credits out", statement.credits_out, Kind.credits),
+            Indicator("Closing balance", statement.closing_balance, Kind.credits),
+            Indicator("Cost", statement.usd, Kind.usd),
+            Indicator("Calls", statement.calls),
+        ],
+        sections=[statement_table(statement)],
+    )
