@@ -77,6 +77,7 @@ async def test_dashboard_shows_the_organisation_and_the_navigation(
         "Events",
         "Dashboard",
         "Organisation",
+        "Billing",
         "Models",
         "API tokens",
     ]

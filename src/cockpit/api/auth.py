@@ -5,10 +5,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
+from cockpit.api.profile import Profile
 from cockpit.auth import tokens
 from cockpit.auth.dependencies import ApiActor
-from cockpit.auth.schemas import Me, Token, TokenCreate, TokenCreated, TokenList
-from cockpit.authz.permissions import permissions_of
+from cockpit.auth.schemas import Token, TokenCreate, TokenCreated, TokenList
 from cockpit.kit.errors import NotFound
 from cockpit.kit.pagination import PageMeta, PageParams, catalog_page_params
 from cockpit.kit.web import DbSession
@@ -17,20 +17,12 @@ from cockpit.users import service as users
 router = APIRouter(tags=["identity"])
 
 
-@router.get("/me", response_model=Me)
-async def get_me(session: DbSession, actor: ApiActor) -> Me:
+@router.get("/me", response_model=Profile)
+async def get_me(session: DbSession, actor: ApiActor) -> Profile:
     user = await users.get_user(session, actor.account_id, actor.user_id) if actor.user_id else None
     if user is None:
         raise NotFound("user_not_found", "No such user.")
-    return Me(
-        id=user.id,
-        account_id=user.account_id,
-        email=user.email,
-        name=user.name,
-        role=user.role,
-        permissions=sorted(permissions_of(user.role)),
-        token_scopes=sorted(actor.scopes),
-    )
+    return Profile.of(user, actor)
 
 
 @router.get("/tokens", response_model=TokenList, tags=["tokens"])

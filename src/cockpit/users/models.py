@@ -44,6 +44,10 @@ class User(IdMixin, TimestampMixin, Base):
     seat_copilot: Mapped[bool] = mapped_column(default=False, server_default=false())
     seat_console: Mapped[bool] = mapped_column(default=False, server_default=false())
     seat_compute: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The person's own preferences (issue 17); None means "as the organisation".
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    locale: Mapped[str | None] = mapped_column(String(10))
+    avatar_colour: Mapped[str | None] = mapped_column(String(20))
 
     @property
     def display_name(self) -> str:
