@@ -37,10 +37,12 @@ HOSTILE = (
 async def _org(db: AsyncSession) -> tuple[Account, User]:
     account, owner = await make_account(db, name=f"Chat {uuid.uuid4().hex[:6]}")
     actor = Actor.for_user(owner)
-    for name, speed in (("sim-fast", 0), ("sim-slow", 8)):
+    # sim-slow writes for a minute or more: Stop is clicked long before the end, however busy the machine.
+    for name, speed, length in (("sim-fast", 0, 60), ("sim-slow", 8, 600)):
         provider = await providers.create_provider(
             db, actor, name=f"Simulated {name}", kind=ProviderKind.simulated, secret_key=TEST_SECRET,
-            allow_private=True, settings={"latency_ms": 0, "tokens_per_second": speed, "output_tokens": 60},
+            allow_private=True,
+            settings={"latency_ms": 0, "tokens_per_second": speed, "output_tokens": length},
         )  # fmt: skip
         model = await providers.create_model(
             db, actor, name=name, provider_id=provider.id, upstream_model=name,
@@ -159,7 +161,7 @@ async def test_stop_a_slow_answer(page: Page, live_server: str, db: AsyncSession
     tokens, cost = stopped.output_tokens, stopped.cost_usd
     assert tokens > 0
     assert cost > 0
-    for _ in range(50):  # the record is written by the recorder's next batch
+    for _ in range(600):  # the record is written by the recorder's next batch (the bound only stops a hang)
         await db.rollback()
         row = await db.scalar(select(UsageRecord).where(UsageRecord.account_id == account_id))
         if row is not None:

@@ -10,7 +10,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -31,7 +31,7 @@ from cockpit.console.markdown import render_markdown
 from cockpit.console.names import named, target_name
 from cockpit.console.nav import navigation
 from cockpit.credits import requests as credit_requests
-from cockpit.kit.errors import CockpitError, NotAuthenticated, NotFound, NotPermitted
+from cockpit.kit.errors import CockpitError, InvalidInput, NotAuthenticated, NotFound, NotPermitted
 from cockpit.kit.web import DbSession, client_ip, user_agent
 from cockpit.tenancy.models import Account
 from cockpit.tenancy.service import account_by_id
@@ -342,3 +342,18 @@ async def render_error(request: Request, exc: CockpitError) -> Response:
         {"status": exc.status, "title": titles.get(exc.status, "Something went wrong"), "error": exc},
         status_code=exc.status,
     )
+
+
+def local_datetime(value: str, viewer: Viewer, field: str) -> datetime | None:
+    """A console datetime-local input, in the organisation's time zone (None when empty)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(
+            "invalid_input",
+            f"'{value}' is not a valid date and time.",
+            details=[{"field": field, "message": "invalid date"}],
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.account.timezone))

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -12,7 +10,7 @@ from cockpit.audit import service as audit
 from cockpit.audit.queries import AuditFilters
 from cockpit.audit.web import csv_response
 from cockpit.console.names import audit_names
-from cockpit.console.web import AuditViewer, Viewer, render
+from cockpit.console.web import AuditViewer, Viewer, local_datetime, render
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import PageParams
 from cockpit.kit.web import DbSession
@@ -20,21 +18,6 @@ from cockpit.policies.service import feature_allowed, require_feature
 from cockpit.users import service as users_service
 
 router = APIRouter(prefix="/audit")
-
-
-def _local(value: str, viewer: Viewer, field: str) -> datetime | None:
-    """The console's datetime-local inputs are in the organisation's time zone."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidInput(
-            "invalid_input",
-            f"'{value}' is not a valid date and time.",
-            details=[{"field": field, "message": "invalid date"}],
-        ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.account.timezone))
 
 
 def _filters(viewer: Viewer, q: str, action: str, actor: str, since: str, until: str) -> AuditFilters:
@@ -48,8 +31,8 @@ def _filters(viewer: Viewer, q: str, action: str, actor: str, since: str, until:
         q=q.strip() or None,
         action=action or None,
         actor_id=actor_id,
-        since=_local(since, viewer, "since"),
-        until=_local(until, viewer, "until"),
+        since=local_datetime(since, viewer, "since"),
+        until=local_datetime(until, viewer, "until"),
     )
 
 

@@ -246,7 +246,7 @@ async def deleted_page(request: Request, session: DbSession, viewer: SignedIn) -
     )
     now = utcnow()
     left = {
-        c.id: max(0, service.RECOVERABLE_DAYS - (now - _aware(c.deleted_at)).days)
+        c.id: max(0, service.RECOVERABLE_DAYS - (now - c.deleted_at).days)
         for c in found.items
         if c.deleted_at is not None
     }
@@ -264,10 +264,6 @@ async def restore_conversation(
     cid = _conversation_id(conversation_id)
     await service.restore_conversation(session, viewer.actor, cid)
     return redirect(request, _url(cid), message="Conversation restored.")
-
-
-def _aware(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @router.post("")

@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
-from cockpit.console.web import Viewer, page_requires, path_id, redirect, render
+from cockpit.console.web import Viewer, local_datetime, page_requires, path_id, redirect, render
 from cockpit.jobs import runs, schedules, service
 from cockpit.jobs.models import RunStatus
 from cockpit.jobs.registry import registry
@@ -36,17 +34,6 @@ def duration_text(ms: int | None) -> str:
         return f"{ms / 1000:.1f} s"
     minutes, seconds = divmod(ms // 1000, 60)
     return f"{minutes:,} min {seconds} s"
-
-
-def _local(value: str, viewer: Viewer, field: str) -> datetime | None:
-    """The datetime-local inputs are in the organisation's time zone."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidInput("invalid_input", f"'{value}' is not a valid date and time.") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.account.timezone))
 
 
 # ---- Jobs ----
@@ -106,8 +93,8 @@ async def events_page(
         filters = runs.RunFilters(
             kind=kind or None,
             status=RunStatus(status) if status else None,
-            since=_local(since, viewer, "since"),
-            until=_local(until, viewer, "until"),
+            since=local_datetime(since, viewer, "since"),
+            until=local_datetime(until, viewer, "until"),
         )
     except InvalidInput as exc:
         error, filters = exc.message, runs.RunFilters()
