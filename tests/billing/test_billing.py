@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.billing.models import BillingAccount, BillingEvent
 from cockpit.config import Settings
+from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import EntryKind, LedgerEntry
+from cockpit.tenancy.models import Account
 from cockpit.users.models import UserRole
 from tests.builders import bearer, make_token, make_user
 from tests.credits.helpers import API, audit, org
@@ -182,8 +184,14 @@ async def test_paid_checkout_replayed_adds_credits_once(
     for _ in range(2):
         response = await client.post(f"{API}/billing/webhook", content=payload, headers=headers)
         assert response.status_code == 200, response.text
-    assert await top_ups(db, o.account.id) == [Decimal(1000)]
-    assert [e.action for e in await audit(db, o.account.id, "billing.credits_bought")] == [
+    account_id = o.account.id
+    assert await top_ups(db, account_id) == [Decimal(1000)]
+    await db.rollback()
+    account = await db.get(Account, account_id, populate_existing=True)
+    assert account is not None
+    cycle = await current_cycle(db, account)
+    assert cycle.added_credits == Decimal(1000)  # spendable this cycle, on top of the credits per cycle
+    assert [e.action for e in await audit(db, account_id, "billing.credits_bought")] == [
         "billing.credits_bought"
     ]
     body = (await client.get(f"{API}/billing", headers=o.headers)).json()
@@ -208,7 +216,8 @@ async def test_older_subscription_update_is_ignored(
     client: AsyncClient, db: AsyncSession, stripe_server: list[str]
 ) -> None:
     o = await org(db)
-    customer = await customer_of(client, db, o.headers, o.account.id)
+    account_id = o.account.id
+    customer = await customer_of(client, db, o.headers, account_id)
     now = int(time.time())
     for event in (
         sub_event(customer, "evt_new", now, "Business", 50),
@@ -220,6 +229,40 @@ async def test_older_subscription_update_is_ignored(
         ).status_code == 200
     body = (await client.get(f"{API}/billing", headers=o.headers)).json()
     assert (body["plan"], body["seat_limit"], body["included_credits"]) == ("Business", 50, 5000)
+    # The plan's limits are the account's: its seats for every product, its credits per cycle.
+    await db.rollback()
+    account = await db.get(Account, account_id, populate_existing=True)
+    assert account is not None
+    assert (account.seat_limit_console, account.seat_limit_copilot, account.seat_limit_compute) == (
+        50,
+        50,
+        50,
+    )
+    assert account.credits_per_cycle == Decimal(5000)
+
+
+async def test_a_plan_with_unreadable_metadata_changes_no_limit(
+    client: AsyncClient, db: AsyncSession, stripe_server: list[str]
+) -> None:
+    o = await org(db)
+    account_id = o.account.id
+    customer = await customer_of(client, db, o.headers, account_id)
+    event = sub_event(customer, "evt_junk", int(time.time()), "Odd", 0)
+    price = event["data"]["object"]["items"]["data"][0]["price"]
+    price["metadata"] = {"plan": "Odd", "seats": "lots", "credits": "-5"}
+    await db.rollback()
+    before = await db.get(Account, account_id, populate_existing=True)
+    assert before is not None
+    limits = (before.seat_limit_console, before.credits_per_cycle)
+    payload, headers = signed(event)
+    response = await client.post(f"{API}/billing/webhook", content=payload, headers=headers)
+    assert response.status_code == 200, response.text
+    body = (await client.get(f"{API}/billing", headers=o.headers)).json()
+    assert (body["plan"], body["seat_limit"], body["included_credits"]) == ("Odd", None, None)
+    await db.rollback()
+    after = await db.get(Account, account_id, populate_existing=True)
+    assert after is not None
+    assert (after.seat_limit_console, after.credits_per_cycle) == limits
 
 
 async def test_another_accounts_event_cannot_credit_this_account(

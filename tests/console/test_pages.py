@@ -77,6 +77,7 @@ async def test_dashboard_shows_the_organisation_and_the_navigation(
         "Events",
         "Dashboard",
         "Organisation",
+        "Usage",
         "Billing",
         "Models",
         "API tokens",
@@ -105,6 +106,7 @@ async def test_a_member_sees_no_audit_log_in_the_navigation(db: AsyncSession, cl
         "Request log",
         "Dashboard",
         "Organisation",
+        "Usage",
         "API tokens",
     ]
     assert "Audit events" not in page.text

@@ -8,7 +8,8 @@ import csv
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +22,7 @@ from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.groups.repository import default_group
 from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport
+from cockpit.projects.models import Project, ProjectMember
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User
 from tests.builders import bearer, make_account, make_token, make_user
@@ -34,12 +36,14 @@ class Setup:
     other: User
     admin_headers: dict[str, str]
     member_headers: dict[str, str]
+    other_headers: dict[str, str]
     project_id: uuid.UUID
     cycle: CreditCycle
 
 
-async def _setup(db: AsyncSession) -> Setup:
+async def _setup(db: AsyncSession, timezone: str = "UTC") -> Setup:
     account, owner = await make_account(db)
+    account.timezone = timezone
     await db.commit()
     cycle = await current_cycle(db, account)
     await db.commit()
@@ -51,7 +55,10 @@ async def _setup(db: AsyncSession) -> Setup:
     )  # fmt: skip
     db.add(slack)
     await db.flush()  # its id
-    project_id = uuid.uuid4()
+    project = Project(account_id=account.id, name="Launch", name_key="launch")
+    db.add(project)
+    await db.flush()
+    project_id = project.id
 
     def at(minutes: int) -> datetime:
         return cycle.starts_at + timedelta(minutes=minutes)
@@ -99,12 +106,14 @@ async def _setup(db: AsyncSession) -> Setup:
     entry(1450, EntryKind.request_approved, "50", member, description="Credit request approved")
     call(1460, member, "claude", "2", "0.02", (100, 100))
     call(6, other, "gpt-4o", "7", "0.07", (700, 0))
+    db.add(ProjectMember(project_id=project_id, user_id=member.id, account_id=account.id))
     await db.commit()
     return Setup(
         member=member,
         other=other,
         admin_headers=bearer(await make_token(db, owner)),
         member_headers=bearer(await make_token(db, member)),
+        other_headers=bearer(await make_token(db, other)),
         project_id=project_id,
         cycle=cycle,
     )
@@ -194,6 +203,13 @@ async def test_members_get_their_own_and_admins_the_account(client: AsyncClient,
     assert [(ln["calls"], _d(ln["credits"]), _d(ln["balance"])) for ln in project["lines"]] == [
         (1, Decimal(-10), Decimal(-10))
     ]
+    # A project the member is not in, and one that does not exist: not found.
+    theirs_only = await client.get(
+        STATEMENT, params={"project_id": str(s.project_id)}, headers=s.other_headers
+    )
+    assert theirs_only.status_code == 404
+    unknown = await client.get(STATEMENT, params={"project_id": str(uuid.uuid4())}, headers=s.admin_headers)
+    assert unknown.status_code == 404
 
 
 async def test_the_formats_download_with_their_content_types(client: AsyncClient, db: AsyncSession) -> None:
@@ -214,3 +230,16 @@ async def test_the_formats_download_with_their_content_types(client: AsyncClient
     pdf = await client.get(STATEMENT, params={"format": "pdf"}, headers=s.member_headers)
     assert pdf.headers["content-type"] == "application/pdf"
     assert pdf.content[:5] == b"%PDF-"
+
+
+async def test_days_are_the_organisations_days(client: AsyncClient, db: AsyncSession) -> None:
+    # UTC+14: the cycle starts at the organisation's midnight, 10:00 UTC the day before.
+    s = await _setup(db, timezone="Pacific/Kiritimati")
+    zone = ZoneInfo("Pacific/Kiritimati")
+    body = (await client.get(STATEMENT, headers=s.member_headers)).json()
+    local_day1 = s.cycle.starts_at.astimezone(zone).date()
+    assert local_day1 != s.cycle.starts_at.astimezone(UTC).date()
+    assert body["zone"] == "Pacific/Kiritimati"
+    assert [ln["day"] for ln in body["lines"]] == [local_day1.isoformat()] * 3 + [
+        (local_day1 + timedelta(days=1)).isoformat()
+    ] * 2

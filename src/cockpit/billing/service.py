@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
-from sqlalchemy import BigInteger, func, select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,13 +21,15 @@ from cockpit.billing.models import BillingAccount, BillingEvent
 from cockpit.config import Settings
 from cockpit.credits import figures, ledger
 from cockpit.credits.cycles import current_cycle
-from cockpit.credits.models import EntryKind, LedgerEntry
+from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.kit.errors import CockpitError, Conflict, InvalidInput, NotFound
 from cockpit.kit.time import utcnow
+from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
 
 TOP_UP_PREFIX = "Top-up"
 MAX_TOP_UP = Decimal(1_000_000_000)
+MAX_SEATS = 1_000_000
 
 
 class BadSignature(CockpitError):
@@ -104,18 +106,8 @@ async def _account(session: AsyncSession, account_id: uuid.UUID) -> Account:
 
 
 async def top_ups_this_cycle(session: AsyncSession, account: Account) -> Decimal:
-    """Credits added to the account's current cycle (purchases and by hand): account-level entries."""
-    cycle = await current_cycle(session, account)
-    total = await session.scalar(
-        select(func.coalesce(func.sum(LedgerEntry.__table__.c.amount, type_=BigInteger), 0)).where(
-            LedgerEntry.account_id == account.id,
-            LedgerEntry.cycle_id == cycle.id,
-            LedgerEntry.kind == EntryKind.extra_granted,
-            LedgerEntry.user_id.is_(None),
-            LedgerEntry.group_id.is_(None),
-        )
-    )
-    return figures.micro(total)
+    """Credits added to the account's current cycle (purchases and by hand)."""
+    return (await current_cycle(session, account)).added_credits
 
 
 async def billing_overview(session: AsyncSession, actor: Actor, settings: Settings) -> Overview:
@@ -148,7 +140,7 @@ async def billing_overview(session: AsyncSession, actor: Actor, settings: Settin
         seat_limit=row.seat_limit if row is not None else None,
         included_credits=row.included_credits if row is not None else None,
         credits_per_cycle=account.credits_per_cycle,
-        top_ups=await top_ups_this_cycle(session, account),
+        top_ups=cycle.added_credits,
         used=numbers.used,
         held=numbers.held,
         packs=packs(settings),
@@ -230,7 +222,17 @@ async def portal(session: AsyncSession, actor: Actor, settings: Settings) -> str
 async def _add_credits(
     session: AsyncSession, actor: Actor, account: Account, amount: Decimal, description: str
 ) -> LedgerEntry:
+    """Add ``amount`` to what the account may spend in its current cycle: the cycle's added credits
+    (read by enforcement under the same account lock) and an ``extra_granted`` ledger entry."""
+    account = await lock_account(session, account.id)
     cycle = await current_cycle(session, account)
+    await session.execute(
+        update(CreditCycle)
+        .where(CreditCycle.id == cycle.id)
+        .values(added_credits=CreditCycle.added_credits + amount)
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(cycle, ["added_credits"])
     return ledger.append(
         session,
         account_id=account.id,
@@ -297,6 +299,28 @@ async def _account_of_customer(session: AsyncSession, customer: Any) -> BillingA
     )
 
 
+def _count(value: Any) -> int | None:
+    """A positive whole number from Stripe metadata (text) or a quantity; None when absent or not one."""
+    text = str(value).strip() if value is not None else ""
+    if not text.isascii() or not text.isdigit() or len(text) > 12 or int(text) <= 0:
+        return None
+    return int(text)
+
+
+async def _apply_plan(session: AsyncSession, account: Account, row: BillingAccount) -> None:
+    """A plan's limits become the account's: its seats for each product, and its included credits
+    as the credits per cycle (at once, for the current cycle too). A limit the plan does not state
+    is left as it is; so is everything when a subscription ends (nothing is taken away)."""
+    locked = await lock_account(session, account.id)
+    if row.seat_limit is not None:
+        seats = min(row.seat_limit, MAX_SEATS)
+        locked.seat_limit_copilot = locked.seat_limit_console = locked.seat_limit_compute = seats
+    if row.included_credits is not None:
+        credits = Decimal(min(row.included_credits, int(MAX_TOP_UP)))
+        cycle = await current_cycle(session, locked)
+        locked.credits_per_cycle = cycle.credits_per_cycle = credits
+
+
 async def handle_webhook(session: AsyncSession, payload: bytes, signature: str, settings: Settings) -> str:
     """Verify and apply one Stripe event; returns what was done ("applied", "duplicate", "ignored")."""
     if settings.stripe_webhook_secret is None:
@@ -345,9 +369,10 @@ async def handle_webhook(session: AsyncSession, payload: bytes, signature: str, 
         price = item.get("price") or {}
         meta = {**(price.get("metadata") or {}), **(obj.get("metadata") or {})}
         row.plan = str(meta.get("plan") or price.get("nickname") or price.get("id") or "")[:100]
-        row.seat_limit = int(meta["seats"]) if meta.get("seats") else item.get("quantity")
-        row.included_credits = int(meta["credits"]) if meta.get("credits") else None
+        row.seat_limit = _count(meta.get("seats")) or _count(item.get("quantity"))
+        row.included_credits = _count(meta.get("credits"))
         row.subscription_status = str(obj.get("status") or "")[:40]
+        await _apply_plan(session, account, row)
     row.subscription_event_created, row.updated_at = int(event["created"]), utcnow()
     await audit.record(
         session,

@@ -73,6 +73,7 @@ SECTIONS: tuple[NavSection, ...] = (
         (
             NavItem("Dashboard", "/", "home"),
             NavItem("Organisation", "/account", "building"),
+            NavItem("Usage", "/usage", "list"),
             NavItem("Billing", "/billing", "wallet", Permission.account_write),
             NavItem("Models", "/models", "cpu", Permission.providers_manage),
             NavItem("API tokens", "/tokens", "key"),

@@ -198,6 +198,16 @@ class Viewer:
     def can(self, permission: Permission | str) -> bool:
         return self.actor.can(Permission(permission))
 
+    @property
+    def timezone(self) -> str:
+        """The person's time zone for dates shown to them (their profile's; else the organisation's)."""
+        return self.login_session.user.timezone or self.account.timezone
+
+    @property
+    def locale(self) -> str:
+        """How dates are written for the person (their profile's choice; else the organisation's)."""
+        return self.login_session.user.locale or self.account.locale
+
 
 async def _viewer(request: Request, session: DbSession) -> Viewer | None:
     secret = request.cookies.get(SESSION_COOKIE)
@@ -260,6 +270,8 @@ async def discard_changes(session: AsyncSession, viewer: Viewer) -> None:
     session.info.pop("after_commit", None)
     await session.rollback()
     await session.refresh(viewer.account)
+    await session.refresh(viewer.login_session)
+    await session.refresh(viewer.login_session.user)
 
 
 def set_session_cookie(response: Response, request: Request, secret: str) -> None:
@@ -289,8 +301,8 @@ def render(
     flashes = _take_flash(request)
     ctx: dict[str, Any] = {
         "viewer": viewer,
-        # Dates are shown in the organisation's time zone.
-        "tz": ZoneInfo(viewer.account.timezone) if viewer else UTC,
+        # Dates are shown in the person's time zone (as the organisation unless they chose one).
+        "tz": ZoneInfo(viewer.timezone) if viewer else UTC,
         "nav": navigation(viewer.actor, request.url.path, {"pending_requests": viewer.pending_requests})
         if viewer
         else [],
@@ -298,8 +310,8 @@ def render(
         "flashes": flashes,
         **(context or {}),
     }
-    # ... and written the way its locale writes them (macros imported without context too).
-    with formatting.date_style(viewer.account.locale if viewer else formatting.DEFAULT_STYLE):
+    # ... and written the way their locale writes them (macros imported without context too).
+    with formatting.date_style(viewer.locale if viewer else formatting.DEFAULT_STYLE):
         response = templates.TemplateResponse(request, template, ctx, status_code=status_code)
     finish(request, response)
     return response
@@ -345,7 +357,7 @@ async def render_error(request: Request, exc: CockpitError) -> Response:
 
 
 def local_datetime(value: str, viewer: Viewer, field: str) -> datetime | None:
-    """A console datetime-local input, in the organisation's time zone (None when empty)."""
+    """A console datetime-local input, in the person's time zone (None when empty)."""
     if not value:
         return None
     try:
@@ -356,4 +368,4 @@ def local_datetime(value: str, viewer: Viewer, field: str) -> datetime | None:
             f"'{value}' is not a valid date and time.",
             details=[{"field": field, "message": "invalid date"}],
         ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.account.timezone))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.timezone))

@@ -23,7 +23,7 @@ from cockpit.authz.permissions import Permission
 from cockpit.credits import figures as credit_figures
 from cockpit.credits import ledger
 from cockpit.credits.amounts import ZERO, check_credits, grouped, plain
-from cockpit.credits.cycles import current_cycle, extra_now
+from cockpit.credits.cycles import account_limit, current_cycle, extra_now
 from cockpit.credits.figures import GroupFigures, MemberFigures
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, MemberAllocation
 from cockpit.groups.models import Group
@@ -113,8 +113,9 @@ async def set_group_allocation(
 ) -> GroupFigures:
     """Set a group's monthly allocation, this cycle's extra credits and auto-approve limit (None: keep).
 
-    Refused (Conflict) when the groups' budgets would exceed the account's credits per cycle, or
-    when the group's budget would drop below what it has distributed to its members.
+    Refused (Conflict) when the groups' budgets would exceed what the account may spend this cycle
+    (``account_limit``), or when the group's budget would drop below what it has distributed to its
+    members.
     """
     actor.require(Permission.credits_manage)
     monthly = None if monthly is None else check_credits(monthly, field="monthly")
@@ -141,13 +142,17 @@ async def set_group_allocation(
         # Only a raise can break the account limit (lowering a budget is always allowed, also when
         # the account's limit was lowered below the groups' total earlier).
         total = await credit_figures.budgets_total(session, account.id, cycle) - old_budget + new_budget
-        if total > account.credits_per_cycle:
-            over = total - account.credits_per_cycle
+        limit = account_limit(account, cycle)
+        if total > limit:
+            whose = (
+                f"{grouped(limit)} credits this cycle ({grouped(cycle.added_credits)} of them added)"
+                if cycle.added_credits
+                else f"{grouped(limit)} credits per cycle"
+            )
             raise Conflict(
                 "account_budget_exceeded",
                 f"The groups' budgets would total {grouped(total)} credits, which exceeds the "
-                f"account's {grouped(account.credits_per_cycle)} credits per cycle by "
-                f"{grouped(over)}.",
+                f"account's {whose} by {grouped(total - limit)}.",
             )
     elif new_budget < old_budget:
         given = await credit_figures.distributed(session, account.id, group.id, cycle)

@@ -186,6 +186,12 @@ async def carry_allocations(session: AsyncSession, account_id: uuid.UUID, cycle:
         await session.execute(insert(LedgerEntry), rows)
 
 
+def account_limit(account: Account, cycle: CreditCycle) -> Decimal:
+    """What the account may spend in ``cycle`` (its current one): its credits per cycle plus the
+    credits added to the cycle (top-ups)."""
+    return account.credits_per_cycle + cycle.added_credits
+
+
 async def current_cycle(
     session: AsyncSession, account: Account, *, now: datetime | None = None
 ) -> CreditCycle:

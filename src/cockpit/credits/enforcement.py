@@ -45,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from cockpit.credits import balances, ledger
 from cockpit.credits.amounts import grouped
 from cockpit.credits.balances import Deltas
-from cockpit.credits.cycles import current_cycle, extra_now
+from cockpit.credits.cycles import account_limit, current_cycle, extra_now
 from cockpit.credits.holds import (
     HoldPlan,
     Refusal,
@@ -565,7 +565,9 @@ async def _room(
     rooms = [
         (member_total - totals[BalanceScope.user].used - totals[BalanceScope.user].held, BalanceScope.user),
         (
-            account.credits_per_cycle - totals[BalanceScope.account].used - totals[BalanceScope.account].held,
+            account_limit(account, cycle)
+            - totals[BalanceScope.account].used
+            - totals[BalanceScope.account].held,
             BalanceScope.account,
         ),
     ]

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.credits import ledger
 from cockpit.credits.amounts import MICRO, ZERO
-from cockpit.credits.cycles import extra_now
+from cockpit.credits.cycles import account_limit, extra_now
 from cockpit.credits.models import CreditCycle, EntryKind, GroupBudget, LedgerEntry, MemberAllocation
 from cockpit.groups import service as groups
 from cockpit.groups.models import Group
@@ -34,10 +34,15 @@ def micro(value: Any) -> Decimal:
 
 @dataclass(frozen=True)
 class AccountFigures:
-    limit: Decimal
+    limit: Decimal  # spendable this cycle: the credits per cycle plus ``added``
     used: Decimal
     held: Decimal
     budgets: Decimal  # the sum of the groups' budgets this cycle
+    added: Decimal = ZERO  # credits added to this cycle (top-ups), included in ``limit``
+
+    @property
+    def per_cycle(self) -> Decimal:
+        return self.limit - self.added
 
     @property
     def available(self) -> Decimal:
@@ -204,7 +209,8 @@ async def usage_by_user(
 
 async def account_figures(session: AsyncSession, account: Account, cycle: CreditCycle) -> AccountFigures:
     return AccountFigures(
-        limit=account.credits_per_cycle,
+        limit=account_limit(account, cycle),
+        added=cycle.added_credits,
         used=await ledger.used(session, cycle.id),
         held=await ledger.held(session, cycle.id),
         budgets=await budgets_total(session, account.id, cycle),

@@ -50,6 +50,10 @@ class CreditCycle(IdMixin, TimestampMixin, Base):
     started_by: Mapped[str] = mapped_column(String(20))
     # The account's credits per cycle while this cycle ran (the last value set during it).
     credits_per_cycle: Mapped[Decimal] = mapped_column(CREDITS, default=ZERO)
+    # Credits added to this cycle on top of that: top-ups bought through Stripe or added by hand by
+    # an owner (each one also an ``extra_granted`` ledger entry of the account). Spendable this cycle:
+    # ``credits.cycles.account_limit``.
+    added_credits: Mapped[Decimal] = mapped_column(CREDITS, default=ZERO, server_default="0")
     closed_at: Mapped[datetime | None]
 
 

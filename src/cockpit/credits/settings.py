@@ -116,10 +116,12 @@ async def change_settings(
     cadence_changes = cadence is not None and cadence.value != account.cycle_cadence
     if credits_per_cycle is not None and credits_per_cycle != account.credits_per_cycle:
         budgets = await credit_figures.budgets_total(session, account.id, None if cadence_changes else cycle)
-        if credits_per_cycle < budgets:
+        # Credits added to the current cycle (top-ups) count with it; a new cadence starts without them.
+        added = ZERO if cadence_changes else cycle.added_credits
+        if credits_per_cycle + added < budgets:
             message = (
                 f"Group budgets total {grouped(budgets)} credits; credits per cycle cannot be less "
-                f"(short by {grouped(budgets - credits_per_cycle)})."
+                f"(short by {grouped(budgets - credits_per_cycle - added)})."
             )
             raise InvalidInput(
                 "credits_below_group_budgets",

@@ -136,7 +136,7 @@ async def _figures(
     figures = []
     for scope, scope_id, used, g_monthly, g_extra, g_cycle, m_monthly, m_extra, m_cycle in rows.all():
         if scope == BalanceScope.account.value:
-            budget = cycle.credits_per_cycle
+            budget = cycle.credits_per_cycle + cycle.added_credits
         elif scope == BalanceScope.group.value:
             budget = (g_monthly or ZERO) + extra_now(g_extra or ZERO, g_cycle, cycle)
         else:

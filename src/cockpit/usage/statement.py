@@ -13,7 +13,7 @@ Jobs have no costs today (nothing of theirs is in the ledger), so there is no li
 
 With ``project_id`` only the usage of that project is listed: a project has no balance of its own,
 so the opening balance is 0 and the running balance is the project's net spend over the period.
-Days are UTC days.
+Days are the organisation's days (its time zone), as its credit cycles are.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,7 +32,9 @@ from cockpit.authz.actor import Actor
 from cockpit.credits import statement as credits_statement
 from cockpit.credits.models import EntryKind
 from cockpit.integrations.models import Integration
+from cockpit.projects import service as projects_service
 from cockpit.reports.model import Column, Indicator, Kind, Report, Table
+from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 
 ZERO = Decimal(0)
@@ -66,6 +69,7 @@ class UsageStatement:
     project_id: uuid.UUID | None
     start: datetime
     end: datetime
+    zone: str  # the time zone of the lines' days: the organisation's
     opening_balance: Decimal
     closing_balance: Decimal
     credits_in: Decimal
@@ -158,7 +162,10 @@ async def build_usage_statement(
 ) -> UsageStatement:
     """The statement of a member (``user_id``; a member's own by default), a group or the account
     (administrators, neither given), optionally narrowed to one project's usage. Default range: the
-    current credit cycle. Access as for the credits statement (another account's: NotFound)."""
+    current credit cycle. Access as for the credits statement (another account's: NotFound); a
+    project as for its pages (one the actor may not see, or another account's: NotFound)."""
+    if project_id is not None:
+        await projects_service.access_project(session, actor, project_id)
     header, entries = await credits_statement.statement_lines(
         session, actor, user_id=user_id, group_id=group_id, start=start, end=end
     )
@@ -169,14 +176,16 @@ async def build_usage_statement(
         if line.entry.kind is EntryKind.usage_debit and line.entry.usage_request_id is not None
     ]
     calls = await _calls_of(session, actor.account_id, call_ids)
+    account = await session.get(Account, actor.account_id)
+    zone = ZoneInfo(account.timezone if account is not None else "UTC")
 
     # Per day, in the ledger's order: the credits in and out first, then the usage groups by model.
     days: dict[date, tuple[list[UsageLine], dict[tuple[str | None, str | None], _Group]]] = {}
-    day = header.start.date()
+    day = header.start.astimezone(zone).date()
     for line in lines:
         entry = line.entry
         if entry.kind not in credits_statement.CYCLE_BUDGET:  # a cycle's budget sits at its start
-            day = max(day, entry.created_at.date())
+            day = max(day, entry.created_at.astimezone(zone).date())
         others, groups = days.setdefault(day, ([], {}))
         if entry.kind is EntryKind.usage_debit:
             project, integration = (
@@ -229,6 +238,7 @@ async def build_usage_statement(
         project_id=project_id,
         start=header.start,
         end=header.end,
+        zone=zone.key,
         opening_balance=opening,
         closing_balance=balance,
         credits_in=sum((line.credits for line in result if line.credits > 0), ZERO),
@@ -307,7 +317,7 @@ def statement_report(statement: UsageStatement, *, account: str, generated_at: d
         account=account,
         start=statement.start,
         end=statement.end,
-        zone="UTC",
+        zone=statement.zone,
         generated_at=generated_at,
         filters=filters,
         indicators=[

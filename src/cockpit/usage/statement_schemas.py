@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from cockpit.usage.statement import UsageLine, UsageStatement
 
@@ -39,6 +39,7 @@ class UsageStatementOut(BaseModel):
     project_id: uuid.UUID | None
     start: datetime
     end: datetime
+    zone: str = Field(description="The time zone of the lines' days: the organisation's")
     opening_balance: Decimal
     closing_balance: Decimal
     credits_in: Decimal

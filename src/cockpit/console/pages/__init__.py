@@ -32,6 +32,7 @@ from cockpit.console.pages import (
     seats,
     support,
     tokens,
+    usage,
     users,
     webhooks,
 )
@@ -55,6 +56,7 @@ for module in (
     credits_requests,
     credits_settings,
     credits_statement,
+    usage,
     account,
     imports,
     seats,

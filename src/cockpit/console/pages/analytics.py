@@ -136,7 +136,7 @@ async def _page(request: Request, session: DbSession, viewer: Viewer, project: P
         "rows": rows,
         "breakdown_chart": chart,
         "breakdown_pages": -(-breakdown.count // PER_PAGE),
-        "timeline": shown.timeline_chart(line, view.series, zone, viewer.account.locale),
+        "timeline": shown.timeline_chart(line, view.series, zone, viewer.locale),
         "top_cost": shown.top_rows(top_cost, calls),
         "top_requests": shown.top_rows(top_requests, calls),
         "pivot": shown.pivot_table(table, calls),

@@ -137,7 +137,7 @@ async def _sidebar(session: DbSession, viewer: Viewer, q: str, archived: bool) -
     )
     return {
         "searching": False,
-        "sections": grouped_by_date(list(found.items), ZoneInfo(viewer.account.timezone), utcnow()),
+        "sections": grouped_by_date(list(found.items), ZoneInfo(viewer.timezone), utcnow()),
         "conversations": found.items,
         "total": found.total,
         "agent_names": await service.agent_names_of(session, viewer.actor, found.items),

@@ -51,10 +51,10 @@ Amount = Annotated[str, Form(max_length=100)]
 
 def _local(viewer: Viewer, moment: datetime) -> str:
     try:
-        zone = ZoneInfo(viewer.account.timezone or "UTC")
+        zone = ZoneInfo(viewer.timezone or "UTC")
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
-    return datetime_text(moment, zone, viewer.account.locale)
+    return datetime_text(moment, zone, viewer.locale)
 
 
 async def _page(

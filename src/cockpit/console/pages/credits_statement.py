@@ -119,8 +119,8 @@ def _day(value: str, field: str, label: str) -> date | None:
 
 def _range(viewer: Viewer, start: str, end: str) -> tuple[datetime | None, datetime | None]:
     """The range of the date inputs: from the first day's midnight to the midnight after the last
-    day, in the organisation's time zone."""
-    zone = ZoneInfo(viewer.account.timezone)
+    day, in the person's time zone."""
+    zone = ZoneInfo(viewer.timezone)
     first, last = _day(start, "from", "start"), _day(end, "to", "end")
     if first is not None and last is not None and last < first:
         raise InvalidInput(
@@ -179,7 +179,7 @@ async def statement_page(
     except InvalidInput as exc:  # a bad range: say so, keep what was typed, show the current cycle
         error = exc.message
         result = await _statement(session, viewer, who, None, None, page)
-    zone = ZoneInfo(viewer.account.timezone)
+    zone = ZoneInfo(viewer.timezone)
     shown_from = result.start.astimezone(zone).date().isoformat()
     shown_to = (result.end - timedelta(microseconds=1)).astimezone(zone).date().isoformat()
     form = {"from": start if error else (start or shown_from), "to": end if error else (end or shown_to)}
@@ -264,7 +264,7 @@ async def statement_csv(
     header, _lines = await statements.statement_lines(
         session, viewer.actor, user_id=who.user_id, group_id=who.group_id, start=first, end=last
     )
-    zone = ZoneInfo(viewer.account.timezone)
+    zone = ZoneInfo(viewer.timezone)
     period = (
         f"{header.start.astimezone(zone):%Y%m%d}-"
         f"{(header.end - timedelta(microseconds=1)).astimezone(zone):%Y%m%d}"

@@ -54,14 +54,14 @@ def _invalid(field: str, message: str) -> InvalidInput:
 
 
 def _local(value: str, viewer: Viewer, field: str) -> datetime | None:
-    """The console's datetime-local inputs are in the organisation's time zone."""
+    """The console's datetime-local inputs are in the person's time zone."""
     if not value:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
         raise _invalid(field, f"'{value}' is not a valid date and time.") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.account.timezone))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=ZoneInfo(viewer.timezone))
 
 
 def _uuid(value: str, field: str, label: str) -> uuid.UUID | None:

@@ -1,0 +1,336 @@
+"""ACCOUNT → Usage (issue 17, section 4): the usage statement as a page, like a bank statement: one
+line per day per model (and per integration for tool calls) with its calls, tokens, unit prices,
+credits and USD, the credits that came in as lines of their own, a running balance, the opening and
+closing balances and the totals; downloads as CSV, XLSX and PDF.
+
+Everything comes from ``cockpit.usage.statement`` (the same service as ``GET /api/v1/usage/statement``),
+which decides who may see whose: administrators (``credits:manage``) the account's, a group's or a
+member's statement; members their own (another member's is refused, another account's user or group
+is not found). A project narrows the statement to that project's usage; a member picks among the
+projects they belong to.
+
+The REST API only takes bearer tokens, so the downloads are console routes here (the session's
+cookie), which build the same statement and write it with the API's writers.
+
+Dates are whole days in the organisation's time zone, both ends included, as are the statement's
+lines (the service's days).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from cockpit.authz.permissions import Permission
+from cockpit.console.web import SignedIn, Viewer, finish, render
+from cockpit.groups import service as groups_service
+from cockpit.groups.models import Group
+from cockpit.kit.errors import InvalidInput, NotFound
+from cockpit.kit.pagination import Page
+from cockpit.kit.time import utcnow
+from cockpit.kit.web import DbSession
+from cockpit.policies.service import feature_allowed, require_feature
+from cockpit.projects import service as projects_service
+from cockpit.projects.models import Project
+from cockpit.reports.csvs import table_csv
+from cockpit.reports.pdf import report_pdf
+from cockpit.reports.xlsx import report_xlsx
+from cockpit.usage import statement as statements
+from cockpit.users import service as users
+from cockpit.users.models import User
+
+router = APIRouter(prefix="/usage")
+
+# A big account's 90 days are a few thousand lines (days x models and integrations): a page shows
+# this many, and a download has them all.
+PER_PAGE = 100
+# The "Statement of" picker lists this many members; any member's statement stays reachable by link.
+MAX_MEMBERS_LISTED = 500
+# Dates outside these years are typing mistakes (and the far ends overflow a datetime).
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+PRESETS = (("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"))
+
+KIND_LABELS = {
+    "usage": ("Usage", "neutral"),
+    "allocation_set": ("Allocation", "accent"),
+    "extra_granted": ("Extra credits", "info"),
+    "signup_grant": ("Signup credits", "info"),
+    "request_approved": ("Request approved", "success"),
+    "cycle_reset": ("Cycle start", "accent"),
+    "cycle_allocation": ("Monthly allocation", "accent"),
+}
+
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
+
+Text = Annotated[str, Query(max_length=100)]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the query string asks for: whose statement, which project, which days."""
+
+    user_id: uuid.UUID | None = None
+    group_id: uuid.UUID | None = None
+    project_id: uuid.UUID | None = None
+    first: date | None = None  # the first day shown, in the organisation's time zone
+    last: date | None = None  # the last day shown (included)
+
+    @property
+    def key(self) -> str:
+        if self.user_id is not None:
+            return f"user:{self.user_id}"
+        if self.group_id is not None:
+            return f"group:{self.group_id}"
+        return "account"
+
+    def params(self, *, dates: bool = True) -> dict[str, str]:
+        """The query string of these filters (the page's, its pages' and its downloads')."""
+        found: dict[str, str] = {}
+        if self.user_id is not None:
+            found["user_id"] = str(self.user_id)
+        elif self.group_id is not None:
+            found["group_id"] = str(self.group_id)
+        if self.project_id is not None:
+            found["project_id"] = str(self.project_id)
+        if dates and self.first is not None:
+            found["from"] = self.first.isoformat()
+        if dates and self.last is not None:
+            found["to"] = self.last.isoformat()
+        return found
+
+    def span(self, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+        """From the first day's midnight to the midnight after the last day, in ``zone``."""
+        return (
+            datetime.combine(self.first, time(), zone) if self.first is not None else None,
+            datetime.combine(self.last + timedelta(days=1), time(), zone) if self.last is not None else None,
+        )
+
+
+def _uuid(value: str, what: str) -> uuid.UUID | None:
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise NotFound(f"{what}_not_found", f"No such {what}.") from None
+
+
+def _invalid(field: str, message: str, text: str) -> InvalidInput:
+    return InvalidInput("invalid_input", text, details=[{"field": field, "message": message}])
+
+
+def _day(value: str, field: str, label: str) -> date | None:
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        message = f"'{value}' is not a date (YYYY-MM-DD)"
+        raise _invalid(field, message, f"The {label} date {message}.") from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        message = f"must be between {FIRST_YEAR} and {LAST_YEAR}"
+        raise _invalid(field, message, f"The {label} date {message}.")
+    return day
+
+
+def _whom(scope: str, user_id: str, group_id: str) -> tuple[uuid.UUID | None, uuid.UUID | None]:
+    """Whose statement: from the picker (``scope=group:<id>``) or a link (``group_id=<id>``). An id
+    that is not even an id is a statement that does not exist (404)."""
+    if scope:
+        kind, _, value = scope.partition(":")
+        if kind == "account" and not value:
+            user_id = group_id = ""
+        elif kind in ("user", "group") and value:
+            user_id, group_id = (value, "") if kind == "user" else ("", value)
+        else:
+            raise NotFound("statement_not_found", "No such statement.")
+    if user_id and group_id:
+        raise _invalid(
+            "group_id", "give user_id or group_id, not both", "Give a member or a group, not both."
+        )
+    return _uuid(user_id, "user"), _uuid(group_id, "group")
+
+
+def _dates(start: str, end: str) -> tuple[date | None, date | None]:
+    first, last = _day(start, "from", "start"), _day(end, "to", "end")
+    if first is not None and last is not None and last < first:
+        raise _invalid("to", "must be on or after the start date", "The end date is before the start date.")
+    return first, last
+
+
+async def _project(session: DbSession, viewer: Viewer, project_id: uuid.UUID | None) -> Project | None:
+    """The project filter: one of the account's that the viewer may see (others: NotFound)."""
+    if project_id is None:
+        return None
+    return await projects_service.access_project(session, viewer.actor, project_id)
+
+
+async def _build(session: DbSession, viewer: Viewer, filters: Filters) -> statements.UsageStatement:
+    start, end = filters.span(ZoneInfo(viewer.account.timezone))
+    return await statements.build_usage_statement(
+        session, viewer.actor, user_id=filters.user_id, group_id=filters.group_id,
+        project_id=filters.project_id, start=start, end=end,
+    )  # fmt: skip
+
+
+def _title(s: statements.UsageStatement, viewer: Viewer, subject: Group | User | None) -> str:
+    if isinstance(subject, Group):
+        return f"Group {subject.name}"
+    if isinstance(subject, User):
+        return "You" if subject.id == viewer.actor.user_id else subject.display_name
+    return viewer.account.name
+
+
+def _presets(viewer: Viewer, filters: Filters) -> list[dict[str, str]]:
+    """Links to the usual periods, for the same statement and project."""
+    today = utcnow().astimezone(ZoneInfo(viewer.account.timezone)).date()
+    base = filters.params(dates=False)
+    links = [{"label": "This cycle", "id": "cycle", "href": "/usage?" + urlencode(base)}]
+    for days, label in PRESETS:
+        span = {"from": (today - timedelta(days=int(days) - 1)).isoformat(), "to": today.isoformat()}
+        links.append({"label": label, "id": f"last-{days}", "href": "/usage?" + urlencode(base | span)})
+    return links
+
+
+@router.get("")
+async def usage_page(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    scope: Text = "",
+    user_id: Text = "",
+    group_id: Text = "",
+    project_id: Text = "",
+    start: Annotated[str, Query(alias="from", max_length=30)] = "",
+    end: Annotated[str, Query(alias="to", max_length=30)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    admin = viewer.can(Permission.credits_manage)
+    who_user, who_group = _whom(scope, user_id, group_id)
+    filters = Filters(user_id=who_user, group_id=who_group, project_id=_uuid(project_id, "project"))
+    project = await _project(session, viewer, filters.project_id)
+    error = None
+    try:
+        first, last = _dates(start, end)
+        filters = Filters(filters.user_id, filters.group_id, filters.project_id, first, last)
+    except InvalidInput as exc:  # a bad date: say so, keep what was typed, show the current cycle
+        error = exc.message
+    s = await _build(session, viewer, filters)
+
+    zone = ZoneInfo(viewer.account.timezone)
+    shown_from = s.start.astimezone(zone).date().isoformat()
+    shown_to = (s.end - timedelta(microseconds=1)).astimezone(zone).date().isoformat()
+    form = {"from": start if error else (start or shown_from), "to": end if error else (end or shown_to)}
+
+    subject: Group | User | None = None
+    if s.group_id is not None:
+        subject = await groups_service.get_group(session, viewer.actor.account_id, s.group_id)
+    elif s.user_id is not None:
+        subject = await users.get_user(session, viewer.actor.account_id, s.user_id)
+    groups: list[Group] = []
+    members: list[User] = []
+    more_members = False
+    if admin:
+        groups = await groups_service.groups_of(session, viewer.actor.account_id)
+        listed = await users.list_all(
+            session, viewer.actor.account_id, by_name=True, limit=MAX_MEMBERS_LISTED + 1
+        )
+        more_members = len(listed) > MAX_MEMBERS_LISTED
+        members = listed[:MAX_MEMBERS_LISTED]
+        if isinstance(subject, User) and subject not in members:
+            members.append(subject)
+    projects = [p for p, _count in await projects_service.list_projects(session, viewer.actor)]
+    if project is not None and project not in projects:
+        projects.append(project)
+
+    lines = list(s.lines)
+    last_page = max(1, -(-len(lines) // PER_PAGE))
+    page = min(page, last_page)  # past the last page: the last page
+    shown = lines[(page - 1) * PER_PAGE : page * PER_PAGE]
+    brought_forward = lines[(page - 1) * PER_PAGE - 1].balance if page > 1 else s.opening_balance
+    # The members' own statements are theirs whatever the link said: keep it in the links.
+    canonical = (
+        filters if admin else Filters(s.user_id, None, filters.project_id, filters.first, filters.last)
+    )
+    query = urlencode(canonical.params())
+    context: dict[str, Any] = {
+        "admin": admin,
+        "s": s,
+        "who_key": canonical.key,
+        "title": _title(s, viewer, subject),
+        "project": project,
+        "projects": projects,
+        "groups": groups,
+        "members": members,
+        "more_members": more_members,
+        "max_members": MAX_MEMBERS_LISTED,
+        "form": form,
+        "error": error,
+        "page": Page(items=shown, total=len(lines), page=page, per_page=PER_PAGE),
+        "lines": shown,
+        "brought_forward": brought_forward,
+        "net": s.credits_in + s.credits_out,
+        # The table's days are the statement's (the organisation's days), its opening and closing
+        # rows' too.
+        "day_zone": ZoneInfo(s.zone),
+        "last_day": (s.end - timedelta(microseconds=1)).astimezone(ZoneInfo(s.zone)).date(),
+        "query": query,
+        "presets": _presets(viewer, canonical),
+        "downloads": [
+            (fmt.upper(), f"/usage/statement.{fmt}" + (f"?{query}" if query else "")) for fmt in MEDIA
+        ],
+        # An access policy may deny exports: no downloads then.
+        "export_allowed": await feature_allowed(session, viewer.actor, "export.reports"),
+        "kinds": KIND_LABELS,
+    }
+    return render(request, "usage/statement.html", context, status_code=400 if error else 200)
+
+
+@router.get("/statement.{fmt}")
+async def usage_download(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    fmt: Literal["csv", "xlsx", "pdf"],
+    scope: Text = "",
+    user_id: Text = "",
+    group_id: Text = "",
+    project_id: Text = "",
+    start: Annotated[str, Query(alias="from", max_length=30)] = "",
+    end: Annotated[str, Query(alias="to", max_length=30)] = "",
+) -> Response:
+    """The page's statement (every line) as a CSV, XLSX or PDF download, written as the API writes it."""
+    await require_feature(session, viewer.actor, "export.reports")
+    who_user, who_group = _whom(scope, user_id, group_id)
+    first, last = _dates(start, end)
+    filters = Filters(who_user, who_group, _uuid(project_id, "project"), first, last)
+    await _project(session, viewer, filters.project_id)
+    s = await _build(session, viewer, filters)
+    if fmt == "csv":
+        content = table_csv(statements.statement_table(s)).encode("utf-8-sig")
+    else:
+        report = statements.statement_report(s, account=viewer.account.name, generated_at=utcnow())
+        content = report_xlsx(report) if fmt == "xlsx" else report_pdf(report)
+    zone = ZoneInfo(viewer.account.timezone)
+    period = (
+        f"{s.start.astimezone(zone):%Y%m%d}-{(s.end - timedelta(microseconds=1)).astimezone(zone):%Y%m%d}"
+    )
+    filename = f"cockpit-usage-statement-{s.scope}-{period}.{fmt}"
+    response = Response(
+        content,
+        media_type=MEDIA[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
+    )
+    finish(request, response)
+    return response
