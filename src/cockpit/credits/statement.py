@@ -36,7 +36,7 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, and_, case, func, or_, select
+from sqlalchemy import BigInteger, ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.authz.actor import Actor
@@ -353,6 +353,21 @@ async def build_statement(
         next_cursor=encode_cursor(rows[-1][1], rows[-1][0]) if more and rows else None,
         brought_forward=brought,
     )
+
+
+async def statement_query(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    user_id: uuid.UUID | None = None,
+    group_id: uuid.UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> tuple[Statement, Select[LedgerEntry]]:
+    """The statement's header (no lines) and the query of its entries in statement order, for a
+    caller that joins or narrows them (the usage statement). Access is checked first."""
+    span = await _resolve_range(session, actor, user_id, group_id, start, end)
+    return span.header(), select(LedgerEntry).where(*span.where).order_by(*_order())
 
 
 async def statement_lines(

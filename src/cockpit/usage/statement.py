@@ -25,12 +25,12 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.authz.actor import Actor
 from cockpit.credits import statement as credits_statement
-from cockpit.credits.models import EntryKind
+from cockpit.credits.models import EntryKind, LedgerEntry
 from cockpit.integrations.models import Integration
 from cockpit.projects import service as projects_service
 from cockpit.reports.model import Column, Indicator, Kind, Report, Table
@@ -99,34 +99,6 @@ def _per(total: Decimal, quantity: int, scale: Decimal) -> Decimal | None:
     return (abs(total) * scale / quantity).quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
-async def _calls_of(
-    session: AsyncSession, account_id: uuid.UUID, ids: list[uuid.UUID]
-) -> dict[uuid.UUID, tuple[uuid.UUID | None, str | None]]:
-    """Recorded call id -> (project, integration name) for the calls of these usage debits."""
-    found: dict[uuid.UUID, tuple[uuid.UUID | None, str | None]] = {}
-    integration_ids: dict[uuid.UUID, uuid.UUID] = {}
-    for at in range(0, len(ids), CHUNK):
-        rows = await session.execute(
-            select(UsageRecord.id, UsageRecord.project_id, UsageRecord.integration_id).where(
-                UsageRecord.account_id == account_id, UsageRecord.id.in_(ids[at : at + CHUNK])
-            )
-        )
-        for call_id, project_id, integration_id in rows:
-            found[call_id] = (project_id, None)
-            if integration_id is not None:
-                integration_ids[call_id] = integration_id
-    if integration_ids:
-        named = await session.execute(
-            select(Integration.id, Integration.name).where(
-                Integration.account_id == account_id, Integration.id.in_(set(integration_ids.values()))
-            )
-        )
-        names = {integration_id: name for integration_id, name in named.all()}
-        for call_id, integration_id in integration_ids.items():
-            found[call_id] = (found[call_id][0], names.get(integration_id, "Deleted integration"))
-    return found
-
-
 def _group_line(group: _Group, balance: Decimal) -> UsageLine:
     tokens = group.input_tokens + group.output_tokens
     per_call = group.integration is not None and tokens == 0
@@ -166,42 +138,41 @@ async def build_usage_statement(
     project as for its pages (one the actor may not see, or another account's: NotFound)."""
     if project_id is not None:
         await projects_service.access_project(session, actor, project_id)
-    header, entries = await credits_statement.statement_lines(
+    header, query = await credits_statement.statement_query(
         session, actor, user_id=user_id, group_id=group_id, start=start, end=end
     )
-    lines = [line async for line in entries]
-    call_ids = [
-        line.entry.usage_request_id
-        for line in lines
-        if line.entry.kind is EntryKind.usage_debit and line.entry.usage_request_id is not None
-    ]
-    calls = await _calls_of(session, actor.account_id, call_ids)
     account = await session.get(Account, actor.account_id)
     zone = ZoneInfo(account.timezone if account is not None else "UTC")
+    # Each usage debit with its recorded call's project and integration, in one streamed query (a
+    # cycle of a busy account has millions of entries: only the day's groups are kept in memory).
+    call, tool = UsageRecord, Integration
+    joined = (
+        query.add_columns(call.integration_id, tool.name)
+        .outerjoin(
+            call, and_(call.id == LedgerEntry.usage_request_id, call.account_id == LedgerEntry.account_id)
+        )
+        .outerjoin(tool, and_(tool.id == call.integration_id, tool.account_id == LedgerEntry.account_id))
+        .execution_options(yield_per=CHUNK)
+    )
+    if project_id is not None:
+        joined = joined.where(LedgerEntry.kind == EntryKind.usage_debit, call.project_id == project_id)
 
     # Per day, in the ledger's order: the credits in and out first, then the usage groups by model.
     days: dict[date, tuple[list[UsageLine], dict[tuple[str | None, str | None], _Group]]] = {}
     day = header.start.astimezone(zone).date()
-    for line in lines:
-        entry = line.entry
+    async for entry, integration_id, integration_name in await session.stream(joined):
         if entry.kind not in credits_statement.CYCLE_BUDGET:  # a cycle's budget sits at its start
             day = max(day, entry.created_at.astimezone(zone).date())
         others, groups = days.setdefault(day, ([], {}))
         if entry.kind is EntryKind.usage_debit:
-            project, integration = (
-                calls.get(entry.usage_request_id, (None, None))
-                if entry.usage_request_id is not None
-                else (None, None)
-            )
-            if project_id is not None and project != project_id:
-                continue
+            integration = integration_name or ("Deleted integration" if integration_id is not None else None)
             group = groups.setdefault((entry.model, integration), _Group(day, entry.model, integration))
             group.calls += 1
             group.input_tokens += entry.input_tokens or 0
             group.output_tokens += entry.output_tokens or 0
             group.credits += entry.amount
             group.usd += entry.usd or ZERO
-        elif project_id is None:
+        else:
             others.append(
                 UsageLine(
                     day=day,
