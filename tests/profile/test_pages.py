@@ -53,7 +53,7 @@ async def test_the_account_menu_shows_the_entries_of_the_role(
     expected = {
         "Dashboard": "/",
         "Profile": "/profile",
-        "Usage": "/credits/statement",
+        "Usage": "/usage",
         "API tokens": "/tokens",
     }
     # Billing and the catalogue are other changes' pages: the menu links to them once served.

@@ -9,13 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.accounts.schemas import MAX_CONVERSATION_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
+from cockpit.auth.images import check_image
 from cockpit.auth.passwords import check_policy, hash_password_async
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.groups.service import create_default_group
 from cockpit.kit.errors import Conflict, InvalidInput, NotFound
+from cockpit.kit.time import utcnow
 from cockpit.kit.validation import normalize_email, require_text
-from cockpit.tenancy.models import Account
+from cockpit.tenancy.models import Account, AccountLogo
 from cockpit.tenancy.service import add_account
 from cockpit.users import service as users
 from cockpit.users.models import User, UserRole, UserStatus
@@ -256,3 +258,65 @@ def _profile_state(account: Account) -> dict[str, object]:
         "report_cadence": account.report_cadence,
         "report_format": account.report_format,
     }
+
+
+# ---- the organisation's logo (issue 17): shown at the top of every member's sidebar ----
+
+
+async def set_logo(session: AsyncSession, actor: Actor, data: bytes) -> Account:
+    """Make ``data`` (a PNG, JPEG or WebP image of at most 1 MB) the organisation's logo."""
+    actor.require(Permission.account_write)
+    account = await get_account(session, actor)
+    image = check_image(data)
+    now = utcnow()
+    logo = await session.get(AccountLogo, account.id)
+    replaced = logo is not None
+    if logo is None:
+        logo = AccountLogo(account_id=account.id)
+        session.add(logo)
+    logo.media_type, logo.width, logo.height = image.media_type, image.width, image.height
+    logo.data, logo.updated_at = image.data, now
+    account.logo_updated_at = now
+    await audit.record(
+        session,
+        actor,
+        "account.logo_changed",
+        target=Target("account", account.id, account.name),
+        after={
+            "logo": "replaced" if replaced else "added",
+            "media_type": image.media_type,
+            "width": image.width,
+            "height": image.height,
+            "bytes": len(image.data),
+        },
+    )
+    return account
+
+
+async def remove_logo(session: AsyncSession, actor: Actor) -> Account:
+    """Remove the organisation's logo (the initial shows again); no logo is no change."""
+    actor.require(Permission.account_write)
+    account = await get_account(session, actor)
+    logo = await session.get(AccountLogo, account.id)
+    if logo is None and account.logo_updated_at is None:
+        return account
+    if logo is not None:
+        await session.delete(logo)
+    account.logo_updated_at = None
+    await audit.record(
+        session,
+        actor,
+        "account.logo_changed",
+        target=Target("account", account.id, account.name),
+        after={"logo": "removed"},
+    )
+    return account
+
+
+async def logo_of(session: AsyncSession, actor: Actor) -> AccountLogo:
+    """The caller's organisation's logo (every member sees it); none is NotFound."""
+    actor.require(Permission.account_read)
+    logo = await session.get(AccountLogo, actor.account_id)
+    if logo is None:
+        raise NotFound("logo_not_found", "The organisation has no logo.")
+    return logo

@@ -120,6 +120,20 @@ async def update_profile(
     return user
 
 
+async def sign_out_other_sessions(session: AsyncSession, actor: Actor, user: User) -> int:
+    """Sign out every console session of ``user`` but the caller's own; how many were signed out."""
+    conditions = [LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)]
+    if actor.session_id is not None:
+        conditions.append(LoginSession.id != actor.session_id)
+    result = await session.execute(
+        update(LoginSession)
+        .where(*conditions)
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def change_password(session: AsyncSession, actor: Actor, *, current: str, new: str) -> int:
     """Set a new password (the current one is required) and sign out every OTHER console session.
 
@@ -133,16 +147,7 @@ async def change_password(session: AsyncSession, actor: Actor, *, current: str, 
             "new_password", "password_unchanged", "The new password must differ from the current one."
         )
     user.password_hash = await hash_password_async(new)
-    conditions = [LoginSession.user_id == user.id, LoginSession.revoked_at.is_(None)]
-    if actor.session_id is not None:
-        conditions.append(LoginSession.id != actor.session_id)
-    result = await session.execute(
-        update(LoginSession)
-        .where(*conditions)
-        .values(revoked_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    signed_out = int(getattr(result, "rowcount", 0) or 0)
+    signed_out = await sign_out_other_sessions(session, actor, user)
     await audit.record(
         session,
         actor,

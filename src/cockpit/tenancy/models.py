@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, ForeignKey, String, Text, false, text
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin, MicroDecimal, TimestampMixin
@@ -49,6 +50,8 @@ class Account(IdMixin, TimestampMixin, Base):
     # queue and announced to the administrators ("off", "weekly", "monthly"), in this format.
     report_cadence: Mapped[str] = mapped_column(String(10), default="off", server_default="off")
     report_format: Mapped[str] = mapped_column(String(10), default="pdf", server_default="pdf")
+    # When the organisation's logo (``AccountLogo``) was set; None: no logo, the initial shows.
+    logo_updated_at: Mapped[datetime | None]
     # The lock of account-wide invariants (and the head of the account's audit chain) is a row of
     # ``audit_chain_heads`` (see cockpit.tenancy.lock).
 
@@ -73,3 +76,18 @@ class AuditChainHead(Base):
     )
     seq: Mapped[int] = mapped_column(default=0)
     head: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AccountLogo(Base):
+    """The organisation's logo (accounts.service): a checked PNG, JPEG or WebP image."""
+
+    __tablename__ = "account_logos"
+
+    account_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    media_type: Mapped[str] = mapped_column(String(20))
+    width: Mapped[int]
+    height: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime]

@@ -4,13 +4,18 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Enum, ForeignKey, Index, String, false
+from sqlalchemy import Enum, ForeignKey, Index, LargeBinary, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.authz.roles import UserRole
 from cockpit.kit.db import Base, IdMixin, TimestampMixin
 
-__all__ = ["User", "UserRole", "UserStatus"]  # the role's home is authz.roles; many import it from here
+__all__ = [
+    "User",
+    "UserAvatar",
+    "UserRole",
+    "UserStatus",
+]  # the role's home is authz.roles; many import it from here
 
 
 class UserStatus(StrEnum):
@@ -48,7 +53,29 @@ class User(IdMixin, TimestampMixin, Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(10))
     avatar_colour: Mapped[str | None] = mapped_column(String(20))
+    # When the person's avatar picture (``UserAvatar``) was set; None: no picture, the initial shows.
+    # Kept here so that every page can tell (and version the picture's URL) without loading it.
+    avatar_updated_at: Mapped[datetime | None]
+    # A change of the sign-in e-mail waiting for its confirmation (auth.email_change): the new
+    # address, the SHA-256 of the one-time link's token and when the link stops working.
+    pending_email: Mapped[str | None] = mapped_column(String(254))
+    pending_email_token_hash: Mapped[str | None] = mapped_column(String(64))
+    pending_email_expires_at: Mapped[datetime | None]
 
     @property
     def display_name(self) -> str:
         return self.name or self.email
+
+
+class UserAvatar(Base):
+    """The picture of a person's avatar (auth.profile_media): a checked PNG, JPEG or WebP image."""
+
+    __tablename__ = "user_avatars"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    media_type: Mapped[str] = mapped_column(String(20))
+    width: Mapped[int]
+    height: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime]

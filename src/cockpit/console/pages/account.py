@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from cockpit.accounts import service
 from cockpit.accounts.schemas import MAX_CONVERSATION_RETENTION_DAYS, MAX_RETENTION_DAYS, MIN_RETENTION_DAYS
+from cockpit.auth.images import ACCEPT
 from cockpit.console import formatting
+from cockpit.console.pages.profile import image_response, read_upload
 from cockpit.console.web import AdminViewer, SignedIn, Viewer, discard_changes, redirect, render
 from cockpit.kit.errors import CockpitError
 from cockpit.kit.web import DbSession
@@ -26,6 +28,7 @@ async def _page(
         "min_retention": MIN_RETENTION_DAYS,
         "max_retention": MAX_RETENTION_DAYS,
         "max_conversation_retention": MAX_CONVERSATION_RETENTION_DAYS,
+        "accept": ACCEPT,
     }
     return render(request, "account/profile.html", context | extra, status_code=status_code)
 
@@ -144,3 +147,31 @@ async def update_custom_instructions(
             instructions_form={"custom_instructions": custom_instructions[:40_000]},
         )  # fmt: skip
     return redirect(request, "/account", message="Custom instructions saved.")
+
+
+@router.get("/logo")
+async def logo_image(session: DbSession, viewer: SignedIn) -> Response:
+    """The organisation's logo, for its own people only (the sidebar shows it on every page)."""
+    logo = await service.logo_of(session, viewer.actor)
+    return image_response(logo.media_type, logo.data)
+
+
+@router.post("/logo")
+async def upload_logo(
+    request: Request,
+    session: DbSession,
+    viewer: AdminViewer,
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    try:
+        await service.set_logo(session, viewer.actor, await read_upload(file))
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        return await _page(request, session, viewer, status_code=exc.status, logo_error=exc.message)
+    return redirect(request, "/account#logo", message="The organisation's logo is saved.")
+
+
+@router.post("/logo/remove")
+async def remove_logo(request: Request, session: DbSession, viewer: AdminViewer) -> Response:
+    await service.remove_logo(session, viewer.actor)
+    return redirect(request, "/account#logo", message="The organisation's logo is removed.")

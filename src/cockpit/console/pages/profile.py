@@ -1,27 +1,34 @@
-"""Issue 17: the person's own profile page — details, password, console sessions."""
+"""Issue 17: the person's own profile page — details, sign-in e-mail, avatar, password, sessions.
+
+The e-mail change is confirmed from a link (``/profile/email/confirm?token=...``) opened while signed
+in as that person: opened signed out, it shows the sign-in form, which comes back to it (the token
+travels in the form's body, never in another URL that access logs would keep unredacted)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 from sqlalchemy import inspect as sa_inspect
 
 from cockpit.accounts.service import timezone_choices
-from cockpit.auth import profile
+from cockpit.auth import email_change, profile, profile_media
+from cockpit.auth.images import ACCEPT, MAX_IMAGE_BYTES
 from cockpit.console import formatting
 from cockpit.console.web import (
+    OptionalViewer,
     SignedIn,
     Viewer,
     clear_session_cookie,
     discard_changes,
+    path_id,
     redirect,
     render,
     templates,
 )
-from cockpit.kit.errors import CockpitError
+from cockpit.kit.errors import CockpitError, InvalidInput
 from cockpit.kit.web import AppSettings, DbSession
 
 router = APIRouter(prefix="/profile")
@@ -46,6 +53,43 @@ def avatar_hex(viewer: Viewer) -> str | None:
     return AVATAR_HEX.get(colour or "")
 
 
+def avatar_url(viewer: Viewer) -> str | None:
+    """The person's avatar picture (versioned by when it was set), from what is loaded (as above)."""
+    user = sa_inspect(viewer.login_session).dict.get("user")
+    if user is None:
+        return None
+    updated = sa_inspect(user).dict.get("avatar_updated_at")
+    return f"/profile/avatar/{user.id}?v={int(updated.timestamp())}" if updated is not None else None
+
+
+def logo_url(viewer: Viewer) -> str | None:
+    """The organisation's logo (versioned by when it was set), from what is loaded (as above)."""
+    updated = sa_inspect(viewer.account).dict.get("logo_updated_at")
+    return f"/account/logo?v={int(updated.timestamp())}" if updated is not None else None
+
+
+def image_response(media_type: str, data: bytes) -> Response:
+    """A stored picture, for the people of its account only: its checked type, never sniffed as
+    anything else, never run as a page; the browser may keep it (its URL changes with it)."""
+    return Response(
+        content=data,
+        media_type=media_type,
+        headers={
+            "Cache-Control": "private, max-age=86400",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Content-Disposition": "inline",
+        },
+    )
+
+
+async def read_upload(file: UploadFile | None) -> bytes:
+    """The bytes of an uploaded picture (one byte past the limit is enough to refuse it)."""
+    if file is None or not file.filename:
+        raise InvalidInput("file_required", "Choose an image to upload.")
+    return await file.read(MAX_IMAGE_BYTES + 1)
+
+
 def page_exists(request: Request, path: str) -> bool:
     """Whether the console serves ``path`` (the menu links to pages other work adds, e.g. /billing,
     only once they exist: a menu entry must never lead to "Page not found")."""
@@ -54,6 +98,8 @@ def page_exists(request: Request, path: str) -> bool:
 
 # The sidebar's account manager (every page) paints the person's avatar and checks its links.
 templates.env.globals["avatar_hex"] = avatar_hex
+templates.env.globals["avatar_url"] = avatar_url
+templates.env.globals["logo_url"] = logo_url
 templates.env.globals["page_exists"] = page_exists
 
 
@@ -66,8 +112,12 @@ async def _page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
+    me = await profile.own_user(session, viewer.actor)
     context: dict[str, Any] = {
-        "me": await profile.own_user(session, viewer.actor),
+        "me": me,
+        "pending_email": email_change.pending_email(me),
+        "change_hours": email_change.EMAIL_CHANGE_HOURS,
+        "accept": ACCEPT,
         "timezones": timezone_choices(),
         "locales": {code: formatting.LOCALES[code] for code in profile.PROFILE_LOCALES},
         "colours": AVATAR_HEX,
@@ -144,3 +194,118 @@ async def sign_out_session(
         clear_session_cookie(response)
         return response
     return redirect(request, "/profile", message="The session is signed out.")
+
+
+# ---- the sign-in e-mail ----
+
+
+@router.post("/email")
+async def start_email_change(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    settings: AppSettings,
+    new_email: Annotated[str, Form(max_length=320)] = "",
+    current_password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    try:
+        user, _ = await email_change.start_email_change(
+            session, viewer.actor, settings, new_email=new_email, current_password=current_password
+        )
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        return await _page(
+            request, session, viewer, settings, status_code=exc.status, email_error=exc.message,
+            email_form={"new_email": new_email[:254]},
+        )  # fmt: skip
+    return redirect(
+        request,
+        "/profile#email",
+        message=f"A confirmation link is on its way to {user.pending_email}: open it to finish the change.",
+    )
+
+
+@router.post("/email/cancel")
+async def cancel_email_change(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    await email_change.cancel_email_change(session, viewer.actor)
+    return redirect(request, "/profile#email", message="The change of e-mail is cancelled.")
+
+
+@router.get("/email/confirm")
+async def email_confirmation_page(
+    request: Request, session: DbSession, viewer: OptionalViewer, token: str = ""
+) -> Response:
+    """Shows what the link confirms, with a button (a link opened by a mail scanner changes nothing)."""
+    token = token[: email_change.MAX_TOKEN + 1]
+    if viewer is None:
+        target = f"{email_change.CONFIRM_PATH}?token={token}" if token.isalnum() else "/profile"
+        note = "Sign in to confirm your new e-mail address (with your current e-mail)."
+        login: dict[str, Any] = {"next": target, "email": "", "flashes": [{"kind": "info", "message": note}]}
+        response = render(request, "auth/login.html", login)
+    else:
+        me = await profile.own_user(session, viewer.actor)
+        try:
+            new_email = email_change.check_token(me, token)
+        except CockpitError as exc:
+            response = render(
+                request, "profile/confirm_email.html", {"error": exc.message}, status_code=exc.status
+            )
+        else:
+            context: dict[str, Any] = {"token": token, "new_email": new_email, "me": me}
+            response = render(request, "profile/confirm_email.html", context)
+    # The page's address holds the one-time token: it must not leave in a Referer header.
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@router.post("/email/confirm")
+async def confirm_email_change(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    settings: AppSettings,
+    token: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    try:
+        user, count = await email_change.confirm_email_change(session, viewer.actor, settings, token=token)
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        return render(request, "profile/confirm_email.html", {"error": exc.message}, status_code=exc.status)
+    others = f" {count} other session{'' if count == 1 else 's'} signed out." if count else ""
+    message = f"You now sign in with {user.email}.{others}"
+    return redirect(request, "/profile#email", message=message)
+
+
+# ---- the avatar picture ----
+
+
+@router.post("/avatar")
+async def upload_avatar(
+    request: Request,
+    session: DbSession,
+    viewer: SignedIn,
+    settings: AppSettings,
+    file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    try:
+        await profile_media.set_avatar(session, viewer.actor, await read_upload(file))
+    except CockpitError as exc:
+        await discard_changes(session, viewer)
+        return await _page(
+            request, session, viewer, settings, status_code=exc.status, avatar_error=exc.message
+        )
+    return redirect(request, "/profile#avatar", message="Your picture is saved.")
+
+
+@router.post("/avatar/remove")
+async def remove_avatar(request: Request, session: DbSession, viewer: SignedIn) -> Response:
+    await profile_media.remove_avatar(session, viewer.actor)
+    return redirect(request, "/profile#avatar", message="Your picture is removed.")
+
+
+@router.get("/avatar/{user_id}")
+async def avatar_image(session: DbSession, viewer: SignedIn, user_id: str) -> Response:
+    """Anyone's avatar in the viewer's organisation; another organisation's is not found."""
+    uid = path_id(user_id, "avatar_not_found", "No such avatar.")
+    avatar = await profile_media.avatar_of(session, viewer.actor, uid)
+    return image_response(avatar.media_type, avatar.data)
