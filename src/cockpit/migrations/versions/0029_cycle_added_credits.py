@@ -21,8 +21,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("credit_cycles") as batch:
-        batch.add_column(sa.Column("added_credits", sa.BigInteger(), nullable=False, server_default="0"))
+    # Plain ADD/DROP COLUMN (SQLite does both in place): a batch copy of credit_cycles would drop the
+    # table, and the ledger's ON DELETE SET NULL would forget every entry's cycle.
+    op.add_column(
+        "credit_cycles", sa.Column("added_credits", sa.BigInteger(), nullable=False, server_default="0")
+    )
     op.execute(
         "UPDATE credit_cycles SET added_credits = COALESCE(("
         " SELECT SUM(e.amount) FROM credit_ledger e"
@@ -32,5 +35,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("credit_cycles") as batch:
-        batch.drop_column("added_credits")
+    op.drop_column("credit_cycles", "added_credits")
