@@ -199,6 +199,12 @@ class Viewer:
         return self.actor.can(Permission(permission))
 
     @property
+    def display_name(self) -> str:
+        """How the console names the person to themselves: their name, else their e-mail."""
+        user = self.login_session.user
+        return user.name.strip() or user.email
+
+    @property
     def timezone(self) -> str:
         """The person's time zone for dates shown to them (their profile's; else the organisation's)."""
         return self.login_session.user.timezone or self.account.timezone

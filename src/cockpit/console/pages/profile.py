@@ -90,17 +90,10 @@ async def read_upload(file: UploadFile | None) -> bytes:
     return await file.read(MAX_IMAGE_BYTES + 1)
 
 
-def page_exists(request: Request, path: str) -> bool:
-    """Whether the console serves ``path`` (the menu links to pages other work adds, e.g. /billing,
-    only once they exist: a menu entry must never lead to "Page not found")."""
-    return any(getattr(route, "path", None) == path for route in request.app.routes)
-
-
-# The sidebar's account manager (every page) paints the person's avatar and checks its links.
+# The sidebar's account manager (every page) paints the person's avatar.
 templates.env.globals["avatar_hex"] = avatar_hex
 templates.env.globals["avatar_url"] = avatar_url
 templates.env.globals["logo_url"] = logo_url
-templates.env.globals["page_exists"] = page_exists
 
 
 async def _page(
