@@ -36,6 +36,9 @@ async def test_not_connected_owner_adds_credits_by_hand(client: AsyncClient, db:
     assert added.status_code == 303
     after = await client.get("/billing")
     assert "1,500.5" in after.text
+    # Nothing used yet (the account has no credits per cycle): all of it is available.
+    available = after.text.split('data-testid="available">', 1)[1].split("</dd>", 1)[0]
+    assert ">1,500.50<" in available, available
     actions = list(await db.scalars(select(AuditEntry.action).where(AuditEntry.account_id == account_id)))
     assert actions.count("billing.credits_added") == 1
     checkout = await client.post("/billing/checkout", data={"csrf_token": token, "pack": "0"})
