@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -27,6 +28,9 @@ class CheckoutIn(BaseModel):
 
 class UrlOut(BaseModel):
     url: str
+
+
+AMOUNT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,6})?", re.ASCII)
 
 
 class TopUpIn(BaseModel):
@@ -89,9 +93,13 @@ async def stripe_webhook(
 @router.post("/credits/top-ups", response_model=TopUpOut, status_code=201)
 async def add_credits(body: TopUpIn, session: DbSession, actor: Owner) -> TopUpOut:
     """Owners add credits to this cycle by hand, with a reason (audited; a ledger entry)."""
-    try:
-        amount = Decimal(body.credits.strip())
-    except InvalidOperation as exc:
-        raise InvalidInput("invalid_credits", "Credits must be a number.") from exc
+    text = body.credits.strip()
+    if not AMOUNT.fullmatch(text):
+        raise InvalidInput(
+            "invalid_credits",
+            "Credits must be a positive number such as 500 or 1250.5 (at most 6 decimals).",
+            details=[{"field": "credits", "message": "not a number"}],
+        )
+    amount = Decimal(text)
     entry = await service.add_credits_by_hand(session, actor, amount, body.reason)
     return TopUpOut(id=str(entry.id), credits=str(entry.amount), description=entry.description)

@@ -252,7 +252,12 @@ async def add_credits_by_hand(
     reason = reason.strip()
     if not reason:
         raise InvalidInput("reason_required", "Say why these credits are added.")
-    if amount <= 0 or amount > MAX_TOP_UP or amount != amount.quantize(Decimal("0.000001")):
+    if (
+        not amount.is_finite()
+        or amount <= 0
+        or amount > MAX_TOP_UP
+        or amount != amount.quantize(Decimal("0.000001"))
+    ):
         raise InvalidInput("invalid_credits", "Credits must be a positive amount (at most 6 decimals).")
     account = await _account(session, actor.account_id)
     entry = await _add_credits(session, actor, account, amount, f"{TOP_UP_PREFIX} by hand: {reason}")
