@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -299,3 +300,23 @@ async def test_not_connected_and_manual_top_up(client: AsyncClient, db: AsyncSes
     ]
     bad = {"credits": "-1", "reason": "x"}
     assert (await client.post(f"{API}/credits/top-ups", json=bad, headers=o.headers)).status_code == 422
+
+
+async def test_the_same_paid_event_delivered_concurrently_adds_credits_once(
+    client: AsyncClient, db: AsyncSession, stripe_server: list[str]
+) -> None:
+    o = await org(db)
+    account_id = o.account.id
+    customer = await customer_of(client, db, o.headers, account_id)
+    payload, headers = signed(paid_event(account_id, customer, 700, eid="evt_race"))
+
+    async def deliver() -> int:
+        return (await client.post(f"{API}/billing/webhook", content=payload, headers=headers)).status_code
+
+    statuses = await asyncio.gather(*(deliver() for _ in range(8)))
+    assert set(statuses) == {200}
+    assert await top_ups(db, account_id) == [Decimal(700)]
+    await db.rollback()
+    account = await db.get(Account, account_id, populate_existing=True)
+    assert account is not None
+    assert (await current_cycle(db, account)).added_credits == Decimal(700)
