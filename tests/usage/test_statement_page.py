@@ -27,6 +27,7 @@ from cockpit.integrations.models import AuthType, Integration, IntegrationKind, 
 from cockpit.projects import service as projects
 from cockpit.projects.models import ProjectRole
 from cockpit.tenancy.models import Account
+from cockpit.usage import statement as statements
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User
 from tests.builders import bearer, console_login, make_account, make_token, make_user
@@ -405,3 +406,27 @@ async def test_a_long_statement_is_paged_with_its_balance_brought_forward(
     assert figure(second, "usage-closing") == Decimal(-130)
     past_the_end = (await client.get(PAGE, params={"page": 99})).text
     assert len(rows(past_the_end)) == 31
+
+
+async def test_one_line_per_call_on_the_page_and_in_its_download(
+    client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = await _setup(db)
+    await console_login(client, s.member.email)
+    page = await client.get(PAGE, params={"lines": "call"})
+    assert page.status_code == 200, page.text
+    lines = rows(page.text)
+    assert [line[7] for line in lines] == ["+1,000.00", "-10.00", "-5.00", "-3.00", "+50.00", "-2.00"]
+    assert lines[-1][9] == "1,030.00"
+    assert 'value="call" selected' in page.text
+    assert "lines=call" in page.text  # the downloads and periods keep the choice
+    download = await client.get("/usage/statement.csv", params={"lines": "call"})
+    assert download.status_code == 200
+    assert download.text.count("gpt-4o - chat") == 2
+
+    # Too many calls for a line each: said on the page, which shows one line per day instead.
+    monkeypatch.setattr(statements, "MAX_CALL_LINES", 2)
+    capped = await client.get(PAGE, params={"lines": "call"})
+    assert capped.status_code == 400
+    assert "more than 2 calls" in capped.text
+    assert [line[7] for line in rows(capped.text)] == ["+1,000.00", "-15.00", "-3.00", "+50.00", "-2.00"]

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.groups.repository import default_group
 from cockpit.integrations.models import AuthType, Integration, IntegrationKind, Transport
 from cockpit.projects.models import Project, ProjectMember
+from cockpit.usage import statement as statement_service
 from cockpit.usage.models import UsageRecord
 from cockpit.users.models import User
 from tests.builders import bearer, make_account, make_token, make_user
@@ -243,3 +245,38 @@ async def test_days_are_the_organisations_days(client: AsyncClient, db: AsyncSes
     assert [ln["day"] for ln in body["lines"]] == [local_day1.isoformat()] * 3 + [
         (local_day1 + timedelta(days=1)).isoformat()
     ] * 2
+
+
+async def test_one_line_per_call(
+    client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = await _setup(db)
+    body = (await client.get(STATEMENT, params={"lines": "call"}, headers=s.member_headers)).json()
+    got = [
+        (ln["kind"], ln["model"], ln["calls"], _d(ln["credits"]), _d(ln["balance"])) for ln in body["lines"]
+    ]
+    # The ledger's order: each call its own line, the credits in between.
+    assert got == [
+        ("allocation_set", None, 0, Decimal(1000), Decimal(1000)),
+        ("usage", "gpt-4o", 1, Decimal(-10), Decimal(990)),
+        ("usage", "gpt-4o", 1, Decimal(-5), Decimal(985)),
+        ("usage", "slack.search", 1, Decimal(-3), Decimal(982)),
+        ("request_approved", None, 0, Decimal(50), Decimal(1032)),
+        ("usage", "claude", 1, Decimal(-2), Decimal(1030)),
+    ]
+    calls = [ln for ln in body["lines"] if ln["kind"] == "usage"]
+    assert all(ln["request_id"] and ln["at"] for ln in calls)
+    first = calls[0]
+    assert (first["input_tokens"], first["output_tokens"]) == (1000, 500)
+    assert _d(first["unit_price_credits"]) == Decimal("6666.666667")  # 10 credits / 1,500 tokens
+    assert first["description"].endswith("gpt-4o - chat")
+    # The same totals as the statement by day.
+    by_day = (await client.get(STATEMENT, headers=s.member_headers)).json()
+    for field in ("closing_balance", "credits_in", "credits_out", "usd"):
+        assert _d(body[field]) == _d(by_day[field]), field
+    assert body["calls"] == by_day["calls"] == 4
+
+    monkeypatch.setattr(statement_service, "MAX_CALL_LINES", 3)
+    refused = await client.get(STATEMENT, params={"lines": "call"}, headers=s.member_headers)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "too_many_lines"

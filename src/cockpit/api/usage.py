@@ -90,16 +90,22 @@ async def usage_statement(
     end: Annotated[
         datetime | None, Query(alias="to", description="Exclusive, ISO 8601 with time zone")
     ] = None,
+    lines: Annotated[
+        Literal["day", "call"], Query(description="One line per day, model and integration, or per call")
+    ] = "day",
     format: Literal["json", "csv", "xlsx", "pdf"] = "json",
 ) -> UsageStatementOut | Response:
     """One line per day per model (and per integration for tool calls) with calls, tokens, unit prices,
     credits and USD; credits in (allocations, extra credits, top-ups) as lines; opening, running and
     closing balances and totals. Members get their own; administrators the account's, a group's
     (`group_id`) or a member's (`user_id`); `project_id` narrows to one project's usage. Default
-    range: the current credit cycle. `format=csv|xlsx|pdf` downloads it."""
+    range: the current credit cycle. `lines=call` gives each call a line of its own (with `at` and
+    `request_id`; at most 50,000 calls, else 422 `too_many_lines`). `format=csv|xlsx|pdf` downloads
+    it."""
     found = await statements.build_usage_statement(
-        session, actor, user_id=user_id, group_id=group_id, project_id=project_id, start=start, end=end
-    )
+        session, actor, user_id=user_id, group_id=group_id, project_id=project_id, start=start, end=end,
+        per_call=lines == "call",
+    )  # fmt: skip
     if format == "json":
         return UsageStatementOut.of(found)
     await require_feature(session, actor, "export.reports")

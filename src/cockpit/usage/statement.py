@@ -32,6 +32,7 @@ from cockpit.authz.actor import Actor
 from cockpit.credits import statement as credits_statement
 from cockpit.credits.models import EntryKind, LedgerEntry
 from cockpit.integrations.models import Integration
+from cockpit.kit.errors import InvalidInput
 from cockpit.projects import service as projects_service
 from cockpit.reports.model import Column, Indicator, Kind, Report, Table
 from cockpit.tenancy.models import Account
@@ -41,6 +42,9 @@ ZERO = Decimal(0)
 MILLION = Decimal(1_000_000)
 QUANTUM = Decimal("0.000001")
 CHUNK = 500
+# A statement of one line per call is built in memory: its length is bounded (the credits statement's
+# CSV streams every entry of any range).
+MAX_CALL_LINES = 50_000
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class UsageLine:
     credits: Decimal  # signed: credits in are positive, usage negative
     usd: Decimal | None
     balance: Decimal  # after this line
+    # Lines of one call each (``per_call``): when it was made and the recorded call.
+    at: datetime | None = None
+    request_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,26 @@ def _group_line(group: _Group, balance: Decimal) -> UsageLine:
     )
 
 
+def _call_line(entry: LedgerEntry, day: date, integration: str | None, zone: ZoneInfo) -> UsageLine:
+    """One call's line (``per_call``): its group of one, with its time and id."""
+    group = _Group(
+        day,
+        entry.model,
+        integration,
+        calls=1,
+        input_tokens=entry.input_tokens or 0,
+        output_tokens=entry.output_tokens or 0,
+        credits=entry.amount,
+        usd=entry.usd or ZERO,
+    )
+    line = _group_line(group, ZERO)
+    at = entry.created_at.astimezone(zone)
+    description = f"{at:%H:%M:%S} {entry.description}"[:300]
+    return UsageLine(
+        **{**line.__dict__, "description": description, "at": at, "request_id": entry.usage_request_id}
+    )
+
+
 async def build_usage_statement(
     session: AsyncSession,
     actor: Actor,
@@ -131,11 +158,16 @@ async def build_usage_statement(
     project_id: uuid.UUID | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    per_call: bool = False,
 ) -> UsageStatement:
     """The statement of a member (``user_id``; a member's own by default), a group or the account
     (administrators, neither given), optionally narrowed to one project's usage. Default range: the
     current credit cycle. Access as for the credits statement (another account's: NotFound); a
-    project as for its pages (one the actor may not see, or another account's: NotFound)."""
+    project as for its pages (one the actor may not see, or another account's: NotFound).
+
+    With ``per_call`` each call is a line of its own (its time and id), in the ledger's order, instead
+    of one line per day, model and integration; a range of more than ``MAX_CALL_LINES`` calls is
+    refused (InvalidInput)."""
     if project_id is not None:
         await projects_service.access_project(session, actor, project_id)
     header, query = await credits_statement.statement_query(
@@ -160,12 +192,24 @@ async def build_usage_statement(
     # Per day, in the ledger's order: the credits in and out first, then the usage groups by model.
     days: dict[date, tuple[list[UsageLine], dict[tuple[str | None, str | None], _Group]]] = {}
     day = header.start.astimezone(zone).date()
+    calls = 0
     async for entry, integration_id, integration_name in await session.stream(joined):
         if entry.kind not in credits_statement.CYCLE_BUDGET:  # a cycle's budget sits at its start
             day = max(day, entry.created_at.astimezone(zone).date())
         others, groups = days.setdefault(day, ([], {}))
         if entry.kind is EntryKind.usage_debit:
             integration = integration_name or ("Deleted integration" if integration_id is not None else None)
+            if per_call:
+                calls += 1
+                if calls > MAX_CALL_LINES:
+                    raise InvalidInput(
+                        "too_many_lines",
+                        f"This period has more than {MAX_CALL_LINES:,} calls: choose a shorter period "
+                        "for one line per call, or one line per day.",
+                        details=[{"field": "lines", "message": "too many calls for one line each"}],
+                    )
+                others.append(_call_line(entry, day, integration, zone))
+                continue
             group = groups.setdefault((entry.model, integration), _Group(day, entry.model, integration))
             group.calls += 1
             group.input_tokens += entry.input_tokens or 0

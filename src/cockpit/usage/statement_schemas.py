@@ -26,6 +26,8 @@ class UsageLineOut(BaseModel):
     credits: Decimal
     usd: Decimal | None
     balance: Decimal
+    at: datetime | None = Field(default=None, description="Lines of one call (lines=call): when it was made")
+    request_id: uuid.UUID | None = Field(default=None, description="Lines of one call: the recorded call")
 
     @classmethod
     def of(cls, line: UsageLine) -> UsageLineOut:

@@ -19,7 +19,7 @@ lines (the service's days).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -85,6 +85,7 @@ class Filters:
     project_id: uuid.UUID | None = None
     first: date | None = None  # the first day shown, in the organisation's time zone
     last: date | None = None  # the last day shown (included)
+    per_call: bool = False  # one line per call instead of per day, model and integration
 
     @property
     def key(self) -> str:
@@ -107,6 +108,8 @@ class Filters:
             found["from"] = self.first.isoformat()
         if dates and self.last is not None:
             found["to"] = self.last.isoformat()
+        if self.per_call:
+            found["lines"] = "call"
         return found
 
     def span(self, zone: ZoneInfo) -> tuple[datetime | None, datetime | None]:
@@ -180,7 +183,7 @@ async def _build(session: DbSession, viewer: Viewer, filters: Filters) -> statem
     start, end = filters.span(ZoneInfo(viewer.account.timezone))
     return await statements.build_usage_statement(
         session, viewer.actor, user_id=filters.user_id, group_id=filters.group_id,
-        project_id=filters.project_id, start=start, end=end,
+        project_id=filters.project_id, start=start, end=end, per_call=filters.per_call,
     )  # fmt: skip
 
 
@@ -215,18 +218,30 @@ async def usage_page(
     start: Annotated[str, Query(alias="from", max_length=30)] = "",
     end: Annotated[str, Query(alias="to", max_length=30)] = "",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    lines: Literal["day", "call"] = "day",
 ) -> Response:
     admin = viewer.can(Permission.credits_manage)
     who_user, who_group = _whom(scope, user_id, group_id)
-    filters = Filters(user_id=who_user, group_id=who_group, project_id=_uuid(project_id, "project"))
+    filters = Filters(
+        user_id=who_user,
+        group_id=who_group,
+        project_id=_uuid(project_id, "project"),
+        per_call=lines == "call",
+    )
     project = await _project(session, viewer, filters.project_id)
     error = None
     try:
         first, last = _dates(start, end)
-        filters = Filters(filters.user_id, filters.group_id, filters.project_id, first, last)
+        filters = replace(filters, first=first, last=last)
     except InvalidInput as exc:  # a bad date: say so, keep what was typed, show the current cycle
         error = exc.message
-    s = await _build(session, viewer, filters)
+    try:
+        s = await _build(session, viewer, filters)
+    except InvalidInput as exc:  # too many calls for a line each: say so, show one line per day
+        if not filters.per_call:
+            raise
+        error, filters = exc.message, replace(filters, per_call=False)
+        s = await _build(session, viewer, filters)
 
     zone = ZoneInfo(viewer.account.timezone)
     shown_from = s.start.astimezone(zone).date().isoformat()
@@ -254,15 +269,13 @@ async def usage_page(
     if project is not None and project not in projects:
         projects.append(project)
 
-    lines = list(s.lines)
-    last_page = max(1, -(-len(lines) // PER_PAGE))
+    every = list(s.lines)
+    last_page = max(1, -(-len(every) // PER_PAGE))
     page = min(page, last_page)  # past the last page: the last page
-    shown = lines[(page - 1) * PER_PAGE : page * PER_PAGE]
-    brought_forward = lines[(page - 1) * PER_PAGE - 1].balance if page > 1 else s.opening_balance
+    shown = every[(page - 1) * PER_PAGE : page * PER_PAGE]
+    brought_forward = every[(page - 1) * PER_PAGE - 1].balance if page > 1 else s.opening_balance
     # The members' own statements are theirs whatever the link said: keep it in the links.
-    canonical = (
-        filters if admin else Filters(s.user_id, None, filters.project_id, filters.first, filters.last)
-    )
+    canonical = filters if admin else replace(filters, user_id=s.user_id, group_id=None)
     query = urlencode(canonical.params())
     context: dict[str, Any] = {
         "admin": admin,
@@ -277,7 +290,7 @@ async def usage_page(
         "max_members": MAX_MEMBERS_LISTED,
         "form": form,
         "error": error,
-        "page": Page(items=shown, total=len(lines), page=page, per_page=PER_PAGE),
+        "page": Page(items=shown, total=len(every), page=page, per_page=PER_PAGE),
         "lines": shown,
         "brought_forward": brought_forward,
         "net": s.credits_in + s.credits_out,
@@ -293,6 +306,7 @@ async def usage_page(
         # An access policy may deny exports: no downloads then.
         "export_allowed": await feature_allowed(session, viewer.actor, "export.reports"),
         "kinds": KIND_LABELS,
+        "per_call": filters.per_call,
     }
     return render(request, "usage/statement.html", context, status_code=400 if error else 200)
 
@@ -309,12 +323,13 @@ async def usage_download(
     project_id: Text = "",
     start: Annotated[str, Query(alias="from", max_length=30)] = "",
     end: Annotated[str, Query(alias="to", max_length=30)] = "",
+    lines: Literal["day", "call"] = "day",
 ) -> Response:
     """The page's statement (every line) as a CSV, XLSX or PDF download, written as the API writes it."""
     await require_feature(session, viewer.actor, "export.reports")
     who_user, who_group = _whom(scope, user_id, group_id)
     first, last = _dates(start, end)
-    filters = Filters(who_user, who_group, _uuid(project_id, "project"), first, last)
+    filters = Filters(who_user, who_group, _uuid(project_id, "project"), first, last, lines == "call")
     await _project(session, viewer, filters.project_id)
     s = await _build(session, viewer, filters)
     if fmt == "csv":
