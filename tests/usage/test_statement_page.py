@@ -430,3 +430,21 @@ async def test_one_line_per_call_on_the_page_and_in_its_download(
     assert capped.status_code == 400
     assert "more than 2 calls" in capped.text
     assert [line[7] for line in rows(capped.text)] == ["+1,000.00", "-15.00", "-3.00", "+50.00", "-2.00"]
+
+
+async def test_a_statement_too_long_for_a_pdf_is_offered_as_csv_and_xlsx(
+    client: AsyncClient, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = await _setup(db)
+    await console_login(client, s.member.email)
+    monkeypatch.setattr(statements, "MAX_PDF_LINES", 3)
+    page = await client.get(PAGE)
+    assert "/usage/statement.csv" in page.text
+    assert "/usage/statement.pdf" not in page.text
+    refused = await client.get("/usage/statement.pdf")
+    assert refused.status_code == 422
+    assert "more than a PDF holds" in refused.text
+    api = await client.get(API, params={"format": "pdf"}, headers=s.member_headers)
+    assert api.status_code == 422
+    assert api.json()["error"]["code"] == "too_many_lines"
+    assert (await client.get(API, params={"format": "xlsx"}, headers=s.member_headers)).status_code == 200

@@ -13,9 +13,6 @@ from cockpit.kit.periods import check_period
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import require_feature
-from cockpit.reports.csvs import table_csv
-from cockpit.reports.pdf import report_pdf
-from cockpit.reports.xlsx import report_xlsx
 from cockpit.tenancy.service import account_by_id
 from cockpit.usage import service
 from cockpit.usage import statement as statements
@@ -100,8 +97,8 @@ async def usage_statement(
     closing balances and totals. Members get their own; administrators the account's, a group's
     (`group_id`) or a member's (`user_id`); `project_id` narrows to one project's usage. Default
     range: the current credit cycle. `lines=call` gives each call a line of its own (with `at` and
-    `request_id`; at most 50,000 calls, else 422 `too_many_lines`). `format=csv|xlsx|pdf` downloads
-    it."""
+    `request_id`; at most 20,000 calls, else 422 `too_many_lines`). `format=csv|xlsx|pdf` downloads
+    it (a PDF holds at most 2,000 lines: 422 `too_many_lines`)."""
     found = await statements.build_usage_statement(
         session, actor, user_id=user_id, group_id=group_id, project_id=project_id, start=start, end=end,
         per_call=lines == "call",
@@ -110,12 +107,10 @@ async def usage_statement(
         return UsageStatementOut.of(found)
     await require_feature(session, actor, "export.reports")
     now = utcnow()
-    if format == "csv":
-        content = table_csv(statements.statement_table(found)).encode("utf-8-sig")
-    else:
-        account = await account_by_id(session, actor.account_id)
-        report = statements.statement_report(found, account=account.name if account else "", generated_at=now)
-        content = report_xlsx(report) if format == "xlsx" else report_pdf(report)
+    account = await account_by_id(session, actor.account_id)
+    content = await statements.statement_file(
+        found, format, account=account.name if account else "", generated_at=now
+    )
     filename = f"cockpit-usage-statement-{found.scope}-{now:%Y%m%d-%H%M%S}.{format}"
     return Response(
         content,

@@ -18,6 +18,7 @@ Days are the organisation's days (its time zone), as its credit cycles are.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,10 @@ from cockpit.credits.models import EntryKind, LedgerEntry
 from cockpit.integrations.models import Integration
 from cockpit.kit.errors import InvalidInput
 from cockpit.projects import service as projects_service
+from cockpit.reports.csvs import table_csv
 from cockpit.reports.model import Column, Indicator, Kind, Report, Table
+from cockpit.reports.pdf import report_pdf
+from cockpit.reports.xlsx import report_xlsx
 from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 
@@ -44,7 +48,9 @@ QUANTUM = Decimal("0.000001")
 CHUNK = 500
 # A statement of one line per call is built in memory: its length is bounded (the credits statement's
 # CSV streams every entry of any range).
-MAX_CALL_LINES = 50_000
+MAX_CALL_LINES = 20_000
+# A PDF is drawn page by page (about 35 lines a page): a longer statement is a CSV or XLSX.
+MAX_PDF_LINES = 2_000
 
 
 @dataclass(frozen=True)
@@ -345,3 +351,24 @@ def statement_report(statement: UsageStatement, *, account: str, generated_at: d
         ],
         sections=[statement_table(statement)],
     )
+
+
+async def statement_file(
+    statement: UsageStatement, fmt: str, *, account: str, generated_at: datetime
+) -> bytes:
+    """The statement as a CSV, XLSX or PDF file, written in a worker thread (drawing a PDF or a
+    workbook is CPU work that would hold up every other request on the event loop). A PDF of more
+    than ``MAX_PDF_LINES`` lines is refused (InvalidInput): the CSV and XLSX have every line."""
+    if fmt == "csv":
+        return await asyncio.to_thread(lambda: table_csv(statement_table(statement)).encode("utf-8-sig"))
+    if fmt == "pdf" and len(statement.lines) > MAX_PDF_LINES:
+        raise InvalidInput(
+            "too_many_lines",
+            f"This statement has {len(statement.lines):,} lines, more than a PDF holds "
+            f"({MAX_PDF_LINES:,}): download it as CSV or XLSX, or choose a shorter period or one line "
+            "per day.",
+            details=[{"field": "format", "message": "too many lines for a PDF"}],
+        )
+    report = statement_report(statement, account=account, generated_at=generated_at)
+    writer = report_xlsx if fmt == "xlsx" else report_pdf
+    return await asyncio.to_thread(writer, report)

@@ -39,9 +39,6 @@ from cockpit.kit.web import DbSession
 from cockpit.policies.service import feature_allowed, require_feature
 from cockpit.projects import service as projects_service
 from cockpit.projects.models import Project
-from cockpit.reports.csvs import table_csv
-from cockpit.reports.pdf import report_pdf
-from cockpit.reports.xlsx import report_xlsx
 from cockpit.usage import statement as statements
 from cockpit.users import service as users
 from cockpit.users.models import User
@@ -300,8 +297,11 @@ async def usage_page(
         "last_day": (s.end - timedelta(microseconds=1)).astimezone(ZoneInfo(s.zone)).date(),
         "query": query,
         "presets": _presets(viewer, canonical),
+        # A PDF holds MAX_PDF_LINES lines: a longer statement is offered as CSV and XLSX only.
         "downloads": [
-            (fmt.upper(), f"/usage/statement.{fmt}" + (f"?{query}" if query else "")) for fmt in MEDIA
+            (fmt.upper(), f"/usage/statement.{fmt}" + (f"?{query}" if query else ""))
+            for fmt in MEDIA
+            if fmt != "pdf" or len(every) <= statements.MAX_PDF_LINES
         ],
         # An access policy may deny exports: no downloads then.
         "export_allowed": await feature_allowed(session, viewer.actor, "export.reports"),
@@ -332,11 +332,7 @@ async def usage_download(
     filters = Filters(who_user, who_group, _uuid(project_id, "project"), first, last, lines == "call")
     await _project(session, viewer, filters.project_id)
     s = await _build(session, viewer, filters)
-    if fmt == "csv":
-        content = table_csv(statements.statement_table(s)).encode("utf-8-sig")
-    else:
-        report = statements.statement_report(s, account=viewer.account.name, generated_at=utcnow())
-        content = report_xlsx(report) if fmt == "xlsx" else report_pdf(report)
+    content = await statements.statement_file(s, fmt, account=viewer.account.name, generated_at=utcnow())
     zone = ZoneInfo(viewer.account.timezone)
     period = (
         f"{s.start.astimezone(zone):%Y%m%d}-{(s.end - timedelta(microseconds=1)).astimezone(zone):%Y%m%d}"
