@@ -101,7 +101,13 @@ def paid_event(
         "customer": customer,
         "payment_status": "paid",
         "amount_total": 1000,
-        "metadata": {"account_id": str(account_id), "credits": str(credits)},
+        "currency": "usd",
+        "metadata": {
+            "account_id": str(account_id),
+            "credits": str(credits),
+            "price_cents": "1000",
+            "currency": "usd",
+        },
     }
     return {
         "id": eid,

@@ -251,7 +251,7 @@ async def test_usage_statement_a_members_own_and_the_owners_with_a_member_picker
     try:
         await member.goto(f"{live_server}/usage")
         await expect(member.locator("#usage-scope")).to_have_count(0)
-        await expect(member.locator(".stmt-whom")).to_have_text(f"You ({mia.email})")
+        await expect(member.locator(".stmt-whom")).to_have_text("You (Mia Usage)")
         await expect(member.locator("#usage-title")).to_have_text("You")
         await expect(member.locator("#usage-calls")).to_have_text("2")
         await expect(member.locator("#usage-closing")).to_have_text("985.00")

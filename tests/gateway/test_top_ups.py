@@ -11,13 +11,17 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.authz.actor import Actor
 from cockpit.billing import service as billing
+from cockpit.billing import webhook
 from cockpit.config import Settings
 from cockpit.credits import allocations, figures
+from cockpit.credits import settings as credit_settings
 from cockpit.credits.cycles import account_limit, current_cycle
+from cockpit.credits.models import EntryKind, LedgerEntry
 from cockpit.kit.errors import Conflict
 from cockpit.tenancy.models import Account
 from tests.gateway.conftest import Org, client_for, fund
@@ -108,7 +112,7 @@ async def test_a_plan_change_sets_the_seats_and_credits_per_cycle(
     account = await _account(db, org)
     row = await billing._ensure_billing_account(db, account.id)
     row.seat_limit, row.included_credits = 40, 25_000
-    await billing._apply_plan(db, account, row)
+    await webhook._apply_plan(db, account, row)
     await db.commit()
     account = await _account(db, org)
     cycle = await current_cycle(db, account)
@@ -118,3 +122,34 @@ async def test_a_plan_change_sets_the_seats_and_credits_per_cycle(
         40,
     )
     assert account.credits_per_cycle == cycle.credits_per_cycle == Decimal(25_000)
+
+
+async def test_a_new_credits_per_cycle_mid_cycle_is_a_ledger_entry(
+    db: AsyncSession, org: Org, gateway_app: Any
+) -> None:
+    await fund(db, org, account="1000", group="500")
+    actor = Actor.system(org.account_id, label="Owner")
+    await credit_settings.change_settings(db, actor, credits_per_cycle=Decimal(1500))
+    await db.commit()
+    await credit_settings.change_settings(db, actor, credits_per_cycle=Decimal(1200))
+    await db.commit()
+    account = await _account(db, org)
+    cycle = await current_cycle(db, account)
+    entries = list(
+        await db.execute(
+            select(LedgerEntry.kind, LedgerEntry.amount)
+            .where(
+                LedgerEntry.cycle_id == cycle.id,
+                LedgerEntry.user_id.is_(None),
+                LedgerEntry.group_id.is_(None),
+            )
+            .order_by(LedgerEntry.created_at)
+        )
+    )
+    # The cycle opened with 1,000; the changes are +500 and -300: the account's entries add up to 1,200.
+    assert [(kind, amount) for kind, amount in entries] == [
+        (EntryKind.cycle_reset, Decimal(1000)),
+        (EntryKind.allocation_set, Decimal(500)),
+        (EntryKind.allocation_set, Decimal(-300)),
+    ]
+    assert cycle.credits_per_cycle == account.credits_per_cycle == Decimal(1200)

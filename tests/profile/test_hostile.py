@@ -4,15 +4,20 @@ and changes nothing (lone surrogates, NUL, deep nesting, huge bodies, odd number
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 from httpx import AsyncClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cockpit.authz.actor import Actor
+from cockpit.billing import service as billing
 from cockpit.credits.models import EntryKind, LedgerEntry
+from cockpit.kit.errors import InvalidInput
 from cockpit.users.models import User
-from tests.builders import bearer, make_account, make_token
+from tests.builders import bearer, console_login, csrf_for, make_account, make_token
+from tests.profile.test_avatar import png
 
 pytestmark = pytest.mark.usefixtures("cheap_passwords")
 
@@ -135,3 +140,37 @@ async def test_an_avatar_too_large_is_refused(client: AsyncClient, db: AsyncSess
     user = await db.get(User, user_id, populate_existing=True)
     assert user is not None
     assert user.avatar_updated_at is None
+
+
+async def test_a_nul_in_a_multipart_form_field_is_refused(client: AsyncClient, db: AsyncSession) -> None:
+    account, owner = await make_account(db)
+    account_id, email = account.id, owner.email
+    await db.commit()
+    await console_login(client, email)
+    token = await csrf_for(client, "/billing")
+    fields = {"csrf_token": (None, token), "credits": (None, "5"), "reason": (None, "a\x00b")}
+    response = await client.post("/billing/top-ups", files=fields)
+    assert response.status_code == 400, response.text
+    assert "reason" in response.text
+    # A file's bytes may hold NULs (a PNG's always do): an avatar upload is not refused for them.
+    picture = png()
+    assert b"\x00" in picture
+    uploaded = await client.post(
+        "/profile/avatar", files={"csrf_token": (None, token), "file": ("a.png", picture, "image/png")}
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    added = await db.scalar(
+        select(func.count())
+        .select_from(LedgerEntry)
+        .where(LedgerEntry.account_id == account_id, LedgerEntry.kind == EntryKind.extra_granted)
+    )
+    assert added == 0
+
+
+async def test_the_service_refuses_an_unstorable_reason(db: AsyncSession) -> None:
+    account, _owner = await make_account(db)
+    await db.commit()
+    for reason in ("a\x00b", "x\ud800y"):
+        with pytest.raises(InvalidInput) as refused:
+            await billing.add_credits_by_hand(db, Actor.system(account.id), Decimal(5), reason)
+        assert refused.value.code == "invalid_text"

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from cockpit.auth.dependencies import require
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
-from cockpit.billing import service
+from cockpit.billing import service, webhook
 from cockpit.kit.errors import InvalidInput
 from cockpit.kit.web import AppSettings, DbSession
 
@@ -87,7 +87,7 @@ async def stripe_webhook(
 ) -> dict[str, str]:
     """Stripe's events (no sign-in; the signature is required). A replayed event changes nothing."""
     payload = await request.body()
-    return {"result": await service.handle_webhook(session, payload, stripe_signature, settings)}
+    return {"result": await webhook.handle_webhook(session, payload, stripe_signature, settings)}
 
 
 @router.post("/credits/top-ups", response_model=TopUpOut, status_code=201)

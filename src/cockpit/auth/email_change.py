@@ -20,6 +20,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
@@ -230,7 +231,12 @@ async def confirm_email_change(
     if taken_by is not None and taken_by.id != user.id:
         raise Conflict("email_taken", f"{new_email} is already used by another person on Cockpit.")
     old_email = user.email
-    user.email = new_email
+    try:
+        async with session.begin_nested():  # another person confirming the same address just now
+            user.email = new_email
+            await session.flush()
+    except IntegrityError:
+        raise Conflict("email_taken", f"{new_email} is already used by another person on Cockpit.") from None
     _clear_pending(user)
     signed_out = await sign_out_other_sessions(session, actor, user)
     await audit.record(

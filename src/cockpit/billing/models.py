@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base, IdMixin
@@ -24,6 +25,9 @@ class BillingAccount(IdMixin, Base):
     subscription_status: Mapped[str] = mapped_column(String(40), default="")
     # Stripe's ``created`` of the last subscription event applied: older ones are ignored.
     subscription_event_created: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The account's own limits (seats per product, credits per cycle) from before a plan set them:
+    # given back when the subscription ends. None while no plan's limits are applied.
+    limits_before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     updated_at: Mapped[datetime]
 
 

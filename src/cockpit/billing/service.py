@@ -10,19 +10,19 @@ from typing import Any
 
 import stripe
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.audit import service as audit
 from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
-from cockpit.billing.models import BillingAccount, BillingEvent
+from cockpit.billing.models import BillingAccount
 from cockpit.config import Settings
 from cockpit.credits import figures, ledger
 from cockpit.credits.cycles import current_cycle
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
 from cockpit.kit.errors import CockpitError, Conflict, InvalidInput, NotFound
+from cockpit.kit.text import is_storable
 from cockpit.kit.time import utcnow
 from cockpit.tenancy.lock import lock_account
 from cockpit.tenancy.models import Account
@@ -30,6 +30,8 @@ from cockpit.tenancy.models import Account
 TOP_UP_PREFIX = "Top-up"
 MAX_TOP_UP = Decimal(1_000_000_000)
 MAX_SEATS = 1_000_000
+# What one cycle may be given on top of its credits per cycle (far inside the ledger's integers).
+MAX_ADDED = Decimal(1_000_000_000_000)
 
 
 class BadSignature(CockpitError):
@@ -150,7 +152,10 @@ async def billing_overview(session: AsyncSession, actor: Actor, settings: Settin
 
 async def _customer(session: AsyncSession, actor: Actor, settings: Settings) -> tuple[BillingAccount, str]:
     client = _client(settings)
+    # Under the account's lock: two first purchases at once make one Stripe customer, not two.
+    await lock_account(session, actor.account_id)
     row = await _ensure_billing_account(session, actor.account_id)
+    await session.refresh(row)
     if not row.stripe_customer_id:
         account = await _account(session, actor.account_id)
         customer = await client.v1.customers.create_async(
@@ -177,7 +182,14 @@ async def checkout(session: AsyncSession, actor: Actor, settings: Settings, pack
         raise InvalidInput("unknown_pack", "No such top-up pack.")
     chosen = choices[pack]
     _row, customer = await _customer(session, actor, settings)
-    metadata = {"account_id": str(actor.account_id), "credits": str(chosen.credits)}
+    # What the webhook checks the payment against: the credits are added only when the session paid
+    # exactly this price in this currency.
+    metadata = {
+        "account_id": str(actor.account_id),
+        "credits": str(chosen.credits),
+        "price_cents": str(chosen.price_cents),
+        "currency": chosen.currency.lower(),
+    }
     created = await _client(settings).v1.checkout.sessions.create_async(
         {
             "mode": "payment",
@@ -219,7 +231,7 @@ async def portal(session: AsyncSession, actor: Actor, settings: Settings) -> str
     return str(created.url)
 
 
-async def _add_credits(
+async def add_credits(
     session: AsyncSession, actor: Actor, account: Account, amount: Decimal, description: str
 ) -> LedgerEntry:
     """Add ``amount`` to what the account may spend in its current cycle: the cycle's added credits
@@ -252,6 +264,12 @@ async def add_credits_by_hand(
     reason = reason.strip()
     if not reason:
         raise InvalidInput("reason_required", "Say why these credits are added.")
+    if not is_storable(reason):
+        raise InvalidInput(
+            "invalid_text",
+            "The reason contains characters that cannot be stored (NUL or a lone surrogate).",
+            details=[{"field": "reason", "message": "contains characters that cannot be stored"}],
+        )
     if (
         not amount.is_finite()
         or amount <= 0
@@ -259,8 +277,13 @@ async def add_credits_by_hand(
         or amount != amount.quantize(Decimal("0.000001"))
     ):
         raise InvalidInput("invalid_credits", "Credits must be a positive amount (at most 6 decimals).")
-    account = await _account(session, actor.account_id)
-    entry = await _add_credits(session, actor, account, amount, f"{TOP_UP_PREFIX} by hand: {reason}")
+    account = await lock_account(session, actor.account_id)
+    if (await current_cycle(session, account)).added_credits + amount > MAX_ADDED:
+        raise InvalidInput(
+            "invalid_credits", f"At most {MAX_ADDED:,} credits can be added to one cycle.",
+            details=[{"field": "credits", "message": "too many credits for one cycle"}],
+        )  # fmt: skip
+    entry = await add_credits(session, actor, account, amount, f"{TOP_UP_PREFIX} by hand: {reason}")
     await audit.record(
         session,
         actor,
@@ -269,122 +292,3 @@ async def add_credits_by_hand(
         after={"credits": amount, "reason": reason},
     )
     return entry
-
-
-# ---- the webhook ----
-
-
-async def _record_event(
-    session: AsyncSession, event: Any, account_id: uuid.UUID | None, outcome: str
-) -> bool:
-    """Insert the event's row; False when it was processed before (the unique event id)."""
-    try:
-        async with session.begin_nested():
-            session.add(
-                BillingEvent(
-                    id=uuid.uuid4(),
-                    stripe_event_id=str(event["id"]),
-                    type=str(event["type"]),
-                    account_id=account_id,
-                    created=int(event["created"]),
-                    processed_at=utcnow(),
-                    outcome=outcome,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
-
-
-async def _account_of_customer(session: AsyncSession, customer: Any) -> BillingAccount | None:
-    if not customer:
-        return None
-    return await session.scalar(
-        select(BillingAccount).where(BillingAccount.stripe_customer_id == str(customer))
-    )
-
-
-def _count(value: Any) -> int | None:
-    """A positive whole number from Stripe metadata (text) or a quantity; None when absent or not one."""
-    text = str(value).strip() if value is not None else ""
-    if not text.isascii() or not text.isdigit() or len(text) > 12 or int(text) <= 0:
-        return None
-    return int(text)
-
-
-async def _apply_plan(session: AsyncSession, account: Account, row: BillingAccount) -> None:
-    """A plan's limits become the account's: its seats for each product, and its included credits
-    as the credits per cycle (at once, for the current cycle too). A limit the plan does not state
-    is left as it is; so is everything when a subscription ends (nothing is taken away)."""
-    locked = await lock_account(session, account.id)
-    if row.seat_limit is not None:
-        seats = min(row.seat_limit, MAX_SEATS)
-        locked.seat_limit_copilot = locked.seat_limit_console = locked.seat_limit_compute = seats
-    if row.included_credits is not None:
-        credits = Decimal(min(row.included_credits, int(MAX_TOP_UP)))
-        cycle = await current_cycle(session, locked)
-        locked.credits_per_cycle = cycle.credits_per_cycle = credits
-
-
-async def handle_webhook(session: AsyncSession, payload: bytes, signature: str, settings: Settings) -> str:
-    """Verify and apply one Stripe event; returns what was done ("applied", "duplicate", "ignored")."""
-    if settings.stripe_webhook_secret is None:
-        raise Conflict("billing_not_connected", "Billing is not connected.")
-    try:
-        event = stripe.Webhook.construct_event(
-            payload, signature, settings.stripe_webhook_secret.get_secret_value()
-        )
-    except (stripe.SignatureVerificationError, ValueError) as exc:
-        raise BadSignature("bad_signature", "The Stripe signature could not be verified.") from exc
-    if await session.scalar(select(BillingEvent.id).where(BillingEvent.stripe_event_id == event["id"])):
-        return "duplicate"
-    obj: dict[str, Any] = event.to_dict()["data"]["object"]
-    kind = str(event["type"])
-    row = await _account_of_customer(session, obj.get("customer"))
-    outcome = "ignored"
-    if kind == "checkout.session.completed" and obj.get("payment_status") == "paid" and row is not None:
-        metadata = obj.get("metadata") or {}
-        # The metadata must name the customer's own account: another account's event credits nobody.
-        if metadata.get("account_id") == str(row.account_id):
-            outcome = "applied"
-    elif kind.startswith("customer.subscription.") and row is not None:
-        outcome = "applied" if int(event["created"]) >= row.subscription_event_created else "stale"
-    if not await _record_event(session, event, row.account_id if row else None, outcome):
-        return "duplicate"
-    if outcome != "applied" or row is None:
-        return outcome
-    account = await _account(session, row.account_id)
-    actor = Actor.system(account.id, label="Stripe")
-    if kind == "checkout.session.completed":
-        amount = Decimal(int(obj["metadata"]["credits"]))
-        await _add_credits(session, actor, account, amount, f"{TOP_UP_PREFIX}: {amount:,} credits bought")
-        await audit.record(
-            session,
-            actor,
-            "billing.credits_bought",
-            target=Target("account", account.id, account.name),
-            after={"credits": amount, "amount_total": obj.get("amount_total"), "event": event["id"]},
-        )
-        return outcome
-    before = {"plan": row.plan, "seat_limit": row.seat_limit, "included_credits": row.included_credits}
-    if kind == "customer.subscription.deleted":
-        row.plan, row.seat_limit, row.included_credits, row.subscription_status = "", None, None, "canceled"
-    else:
-        item = ((obj.get("items") or {}).get("data") or [{}])[0]
-        price = item.get("price") or {}
-        meta = {**(price.get("metadata") or {}), **(obj.get("metadata") or {})}
-        row.plan = str(meta.get("plan") or price.get("nickname") or price.get("id") or "")[:100]
-        row.seat_limit = _count(meta.get("seats")) or _count(item.get("quantity"))
-        row.included_credits = _count(meta.get("credits"))
-        row.subscription_status = str(obj.get("status") or "")[:40]
-        await _apply_plan(session, account, row)
-    row.subscription_event_created, row.updated_at = int(event["created"]), utcnow()
-    await audit.record(
-        session,
-        actor,
-        "billing.plan_changed",
-        target=Target("account", account.id, account.name),
-        before=before,
-        after={"plan": row.plan, "seat_limit": row.seat_limit, "included_credits": row.included_credits},
-    )
-    return outcome

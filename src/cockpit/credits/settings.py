@@ -24,6 +24,7 @@ from cockpit.audit.service import Target
 from cockpit.authz.actor import Actor
 from cockpit.authz.permissions import Permission
 from cockpit.credits import figures as credit_figures
+from cockpit.credits import ledger
 from cockpit.credits.amounts import MICRO, ZERO, check_credits, grouped, plain
 from cockpit.credits.cycles import current_cycle, start_cycle
 from cockpit.credits.figures import AccountFigures, GroupFigures, MemberFigures
@@ -84,6 +85,26 @@ def _state(account: Account) -> dict[str, Any]:
     }
 
 
+def set_cycle_credits(
+    session: AsyncSession, account: Account, cycle: CreditCycle, credits: Decimal, *, actor_label: str
+) -> None:
+    """Make ``credits`` the credits per cycle of the account's current ``cycle`` at once, with the
+    difference as an account-level ledger entry (so that the account's statement, which opened the
+    cycle with the old amount, shows the change)."""
+    change = credits - cycle.credits_per_cycle
+    account.credits_per_cycle = cycle.credits_per_cycle = credits
+    if change:
+        ledger.append(
+            session,
+            account_id=account.id,
+            cycle=cycle,
+            kind=EntryKind.allocation_set,
+            amount=change,
+            description=f"Credits per cycle changed to {grouped(credits)}",
+            actor_label=actor_label[:254],
+        )
+
+
 async def change_settings(
     session: AsyncSession,
     actor: Actor,
@@ -131,9 +152,9 @@ async def change_settings(
 
     before = _state(account)
     if credits_per_cycle is not None:
-        account.credits_per_cycle = credits_per_cycle
         if not cadence_changes:  # takes effect for the current cycle at once (a new cycle copies it)
-            cycle.credits_per_cycle = credits_per_cycle
+            set_cycle_credits(session, account, cycle, credits_per_cycle, actor_label=actor.label)
+        account.credits_per_cycle = credits_per_cycle
     if credit_factor is not None:
         account.credit_factor = credit_factor
     if signup_credits is not None:

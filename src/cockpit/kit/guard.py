@@ -21,8 +21,10 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl
 
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -171,6 +173,8 @@ def _check_body(body: bytes, content_type: str) -> CockpitError | None:
         except Unstorable as exc:
             return invalid_text(exc.path, exc.reason)
         return None
+    if kind == "multipart/form-data":
+        return _check_multipart(body, content_type)
     if kind == "application/x-www-form-urlencoded":
         if b"\x00" in body:
             return invalid_text("body", "contains a NUL character")
@@ -179,6 +183,57 @@ def _check_body(body: bytes, content_type: str) -> CockpitError | None:
             for name, value in parse_qsl(text, keep_blank_values=True, errors="replace"):
                 if "\x00" in name or "\x00" in value:
                     return invalid_text(name.replace("\x00", "")[:40] or "form", "contains a NUL character")
+    return None
+
+
+def _check_multipart(body: bytes, content_type: str) -> CockpitError | None:
+    """A NUL in a text field of a multipart form (files may hold any bytes): refused like the
+    urlencoded form's. A form that cannot be parsed is the route's to refuse."""
+    if b"\x00" not in body:
+        return None
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        return None
+    found: list[str] = []
+    state: dict[str, Any] = {"name": "", "file": False, "header": b"", "value": b""}
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        state["header"] += data[start:end]
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        if state["header"].lower() == b"content-disposition":
+            _, disposition = parse_options_header(data[start:end])
+            state["name"] = disposition.get(b"name", b"").decode("latin-1")
+            state["file"] = b"filename" in disposition
+
+    def on_header_end() -> None:
+        state["header"] = b""
+
+    def on_part_begin() -> None:
+        state.update(name="", file=False, header=b"")
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        if not state["file"] and b"\x00" in data[start:end]:
+            found.append(state["name"])
+
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": on_part_begin,
+            "on_part_data": on_part_data,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except Exception:  # not a well-formed form: the route answers in its own words
+        return None
+    if found:
+        return invalid_text(found[0].replace("\x00", "")[:40] or "form", "contains a NUL character")
     return None
 
 

@@ -43,6 +43,7 @@ async def lock_account(session: AsyncSession, account_id: uuid.UUID) -> Account:
     lock must come first (see the module's docstring). Pending, unflushed changes are fine: they are
     written after the lock is taken.
     """
+    await _begin(session)
     locks = _locks(session)
     account = locks.accounts.get(account_id)
     if account is None:
@@ -59,6 +60,7 @@ async def lock_account_chain(session: AsyncSession, account_id: uuid.UUID) -> Au
 
     Returns the locked row: the audit log appends to the chain whose head it keeps.
     """
+    await _begin(session)
     return await _lock_head(session, account_id)
 
 
@@ -69,6 +71,14 @@ class _Locks:
     transaction: object
     heads: dict[uuid.UUID, AuditChainHead]
     accounts: dict[uuid.UUID, Account]
+
+
+async def _begin(session: AsyncSession) -> None:
+    """Begin the session's transaction if none has begun yet: the locks are remembered per
+    transaction, and a lock asked for before the transaction began must not be taken for one held in
+    an earlier transaction (committed or rolled back since, so no longer held)."""
+    if session.sync_session.get_transaction() is None:
+        await session.connection()
 
 
 def _locks(session: AsyncSession) -> _Locks:
