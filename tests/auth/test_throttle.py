@@ -183,16 +183,22 @@ async def test_once_the_delay_has_passed_the_right_password_works(
         assert (await client.get("/")).status_code == 200
 
 
-@pytest.mark.parametrize(("failures", "ago", "refused"), [(3, 3, False), (5, 1, True)])
+@pytest.mark.parametrize(("failures", "ago", "delay_after", "refused"), [(3, 3, 3, False), (5, 1, 1, True)])
 async def test_delays_grow_with_each_failure(
-    throttled_app: Callable[..., Any], db: AsyncSession, failures: int, ago: int, refused: bool
+    throttled_app: Callable[..., Any],
+    db: AsyncSession,
+    failures: int,
+    ago: int,
+    delay_after: int,
+    refused: bool,
 ):
-    # The first delay is 1 s and doubles with each further failure: 3 s after the last of
-    # 3 failures is enough; 1 s after the last of 5 failures (a 4 s delay) is not, with seconds to
-    # spare for a slow machine.
+    # The first delay is 1 s (at the ``delay_after``-th failure) and doubles with each further
+    # failure: 3 s after the last of 3 failures is enough when delays start at the third; 1 s after
+    # the last of 5 failures when they start at the first (a 16 s delay) is not, with 15 s to spare
+    # for a slow machine (a 4 s delay was not enough spare under a loaded CI run).
     _, owner = await make_account(db)
     await add_failures(db, owner.email, failures, age=timedelta(seconds=ago), account_id=owner.account_id)
-    async with throttled_app() as browser, browser() as client:
+    async with throttled_app(login_delay_after=delay_after) as browser, browser() as client:
         response = await login(client, owner.email, PASSWORD)
     if refused:
         assert_refused(response, "Wait")
