@@ -82,8 +82,11 @@ async def test_describe_draft_preview_and_publish(page: Page, live_server: str, 
     )
     await expect(chat.locator("textarea[name=message]")).to_have_value("")
 
-    # Publish: the agent is created and its page opens with a message.
-    await form.locator("input[name=name]").fill("Delivery helper")
+    # Publish: the agent is created and its page opens with a message. The name's live check
+    # answers first (it re-renders the lines above the button: a click during it could miss).
+    async with page.expect_response(lambda r: "/agents/check" in r.url):
+        await form.locator("input[name=name]").fill("Delivery helper")
+    await expect(page.locator("#agent-live-check")).to_contain_text("Everything looks right")
     await page.get_by_role("button", name="Publish agent").click()
     await expect(page).to_have_url(re.compile(rf"{re.escape(live_server)}/agents/[0-9a-f-]{{36}}$"))
     await expect(page.locator(".banner-success")).to_contain_text("Agent “Delivery helper” published.")
