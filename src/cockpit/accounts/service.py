@@ -274,21 +274,14 @@ async def set_logo(session: AsyncSession, actor: Actor, data: bytes) -> Account:
     if logo is None:
         logo = AccountLogo(account_id=account.id)
         session.add(logo)
-    logo.media_type, logo.width, logo.height = image.media_type, image.width, image.height
-    logo.data, logo.updated_at = image.data, now
+    image.store(logo, now)
     account.logo_updated_at = now
     await audit.record(
         session,
         actor,
         "account.logo_changed",
         target=Target("account", account.id, account.name),
-        after={
-            "logo": "replaced" if replaced else "added",
-            "media_type": image.media_type,
-            "width": image.width,
-            "height": image.height,
-            "bytes": len(image.data),
-        },
+        after=image.audited("logo", replaced=replaced),
     )
     return account
 

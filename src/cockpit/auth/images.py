@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from cockpit.kit.errors import CockpitError, InvalidInput
 
@@ -36,6 +38,21 @@ class Image:
     width: int
     height: int
     data: bytes
+
+    def store(self, row: Any, now: datetime) -> None:
+        """Write the picture into its row (a ``UserAvatar`` or an ``AccountLogo``: the same columns)."""
+        row.media_type, row.width, row.height = self.media_type, self.width, self.height
+        row.data, row.updated_at = self.data, now
+
+    def audited(self, what: str, *, replaced: bool) -> dict[str, Any]:
+        """The audit entry's ``after`` of setting this picture as ``what`` (avatar, logo)."""
+        return {
+            what: "replaced" if replaced else "added",
+            "media_type": self.media_type,
+            "width": self.width,
+            "height": self.height,
+            "bytes": len(self.data),
+        }
 
 
 def _not_an_image(field: str, why: str) -> InvalidInput:

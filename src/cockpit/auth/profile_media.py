@@ -31,21 +31,14 @@ async def set_avatar(session: AsyncSession, actor: Actor, data: bytes) -> User:
     if avatar is None:
         avatar = UserAvatar(user_id=user.id, account_id=user.account_id)
         session.add(avatar)
-    avatar.media_type, avatar.width, avatar.height = image.media_type, image.width, image.height
-    avatar.data, avatar.updated_at = image.data, now
+    image.store(avatar, now)
     user.avatar_updated_at = now
     await audit.record(
         session,
         actor,
         "user.avatar_changed",
         target=users.target(user),
-        after={
-            "avatar": "replaced" if replaced else "added",
-            "media_type": image.media_type,
-            "width": image.width,
-            "height": image.height,
-            "bytes": len(image.data),
-        },
+        after=image.audited("avatar", replaced=replaced),
     )
     return user
 

@@ -107,11 +107,6 @@ async def _account(session: AsyncSession, account_id: uuid.UUID) -> Account:
     return account
 
 
-async def top_ups_this_cycle(session: AsyncSession, account: Account) -> Decimal:
-    """Credits added to the account's current cycle (purchases and by hand)."""
-    return (await current_cycle(session, account)).added_credits
-
-
 async def billing_overview(session: AsyncSession, actor: Actor, settings: Settings) -> Overview:
     actor.require(Permission.account_write)
     account = await _account(session, actor.account_id)

@@ -381,13 +381,13 @@ async def statement_lines(
 ) -> tuple[Statement, AsyncIterator[StatementLine]]:
     """The statement's header (no lines) and every line, oldest first, read as they are consumed
     (for a CSV of any length in bounded memory). Access is checked before anything is returned."""
-    span = await _resolve_range(session, actor, user_id, group_id, start, end)
-    header = span.header()
+    header, query = await statement_query(
+        session, actor, user_id=user_id, group_id=group_id, start=start, end=end
+    )
 
     async def lines() -> AsyncIterator[StatementLine]:
-        stmt = select(LedgerEntry).where(*span.where).order_by(*_order()).execution_options(yield_per=1000)
-        balance = span.opening
-        async for entry in await session.stream_scalars(stmt):
+        balance = header.opening_balance
+        async for entry in await session.stream_scalars(query.execution_options(yield_per=1000)):
             balance += entry.amount
             yield _line(entry, balance)
 

@@ -9,8 +9,6 @@ Dates are whole days in the organisation's time zone, both ends included.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -21,23 +19,19 @@ from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, finish, render
+from cockpit.console.whose import MAX_MEMBERS_LISTED, Who, picker, who_of
 from cockpit.credits import statement as statements
 from cockpit.credits.models import EntryKind
 from cockpit.credits.web import statement_csv_response
-from cockpit.groups import service as groups_service
-from cockpit.groups.models import Group
-from cockpit.kit.errors import InvalidInput, NotFound
+from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import Page
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import feature_allowed, require_feature
 from cockpit.users import service as users
-from cockpit.users.models import User
 
 router = APIRouter(prefix="/credits")
 
 PER_PAGE = 100
-# The scope picker lists this many members; any member's statement stays reachable by its link.
-MAX_MEMBERS_LISTED = 500
 
 KIND_LABELS = {
     EntryKind.allocation_set: ("Allocation", "accent"),
@@ -52,57 +46,6 @@ KIND_LABELS = {
 }
 
 Text = Annotated[str, Query(max_length=100)]
-
-
-@dataclass(frozen=True)
-class Who:
-    """Whose statement: from the picker (``scope=group:<id>``) or a link (``group_id=<id>``)."""
-
-    user_id: uuid.UUID | None = None
-    group_id: uuid.UUID | None = None
-
-    @property
-    def key(self) -> str:
-        if self.user_id is not None:
-            return f"user:{self.user_id}"
-        if self.group_id is not None:
-            return f"group:{self.group_id}"
-        return "account"
-
-    def params(self) -> dict[str, str]:
-        if self.user_id is not None:
-            return {"user_id": str(self.user_id)}
-        if self.group_id is not None:
-            return {"group_id": str(self.group_id)}
-        return {}
-
-
-def _uuid(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound(f"{what}_not_found", f"No such {what}.") from None
-
-
-def _who(scope: str, user_id: str, group_id: str) -> Who:
-    if scope:
-        kind, _, value = scope.partition(":")
-        if kind == "account" and not value:
-            return Who()
-        if kind in ("user", "group") and value:
-            user_id, group_id = (value, "") if kind == "user" else ("", value)
-        else:
-            raise NotFound("statement_not_found", "No such statement.")
-    if user_id and group_id:
-        raise InvalidInput(
-            "invalid_input",
-            "Give a member or a group, not both.",
-            details=[{"field": "group_id", "message": "give user_id or group_id, not both"}],
-        )
-    return Who(
-        user_id=_uuid(user_id, "user") if user_id else None,
-        group_id=_uuid(group_id, "group") if group_id else None,
-    )
 
 
 def _day(value: str, field: str, label: str) -> date | None:
@@ -148,16 +91,6 @@ async def _statement(
     return result
 
 
-def _title(statement: statements.Statement, viewer: Viewer, subject: Group | User | None) -> str:
-    if statement.scope == "account":
-        return viewer.account.name
-    if isinstance(subject, Group):
-        return f"Group {subject.name}"
-    if isinstance(subject, User):
-        return "You" if subject.id == viewer.actor.user_id else subject.display_name
-    return ""
-
-
 @router.get("/statement")
 async def statement_page(
     request: Request,
@@ -171,7 +104,7 @@ async def statement_page(
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
     admin = viewer.can(Permission.credits_manage)
-    who = _who(scope, user_id, group_id)
+    who = who_of(scope, user_id, group_id)
     error = None
     try:
         first, last = _range(viewer, start, end)
@@ -184,23 +117,7 @@ async def statement_page(
     shown_to = (result.end - timedelta(microseconds=1)).astimezone(zone).date().isoformat()
     form = {"from": start if error else (start or shown_from), "to": end if error else (end or shown_to)}
 
-    subject: Group | User | None = None
-    if result.group_id is not None:
-        subject = await groups_service.get_group(session, viewer.actor.account_id, result.group_id)
-    elif result.user_id is not None:
-        subject = await users.get_user(session, viewer.actor.account_id, result.user_id)
-    groups: list[Group] = []
-    members: list[User] = []
-    more_members = False
-    if admin:
-        groups = await groups_service.groups_of(session, viewer.actor.account_id)
-        listed = await users.list_all(
-            session, viewer.actor.account_id, by_name=True, limit=MAX_MEMBERS_LISTED + 1
-        )
-        more_members = len(listed) > MAX_MEMBERS_LISTED
-        members = listed[:MAX_MEMBERS_LISTED]
-        if isinstance(subject, User) and subject not in members:
-            members.append(subject)
+    picked = await picker(session, viewer, admin=admin, user_id=result.user_id, group_id=result.group_id)
 
     shown = list(result.lines)
     page = min(page, max(1, -(-result.total_lines // PER_PAGE)))  # past the last page: the last page
@@ -222,11 +139,11 @@ async def statement_page(
         "admin": admin,
         "s": result,
         "who": who if admin else Who(user_id=result.user_id),
-        "title": _title(result, viewer, subject),
-        "subject": subject,
-        "groups": groups,
-        "members": members,
-        "more_members": more_members,
+        "title": picked.title(viewer),
+        "subject": picked.subject,
+        "groups": picked.groups,
+        "members": picked.members,
+        "more_members": picked.more_members,
         "max_members": MAX_MEMBERS_LISTED,
         "form": form,
         "error": error,
@@ -259,7 +176,7 @@ async def statement_csv(
 ) -> Response:
     """The lines of the statement page (every page) as a CSV download, streamed."""
     await require_feature(session, viewer.actor, "export.reports")
-    who = _who(scope, user_id, group_id)
+    who = who_of(scope, user_id, group_id)
     first, last = _range(viewer, start, end)
     header, _lines = await statements.statement_lines(
         session, viewer.actor, user_id=who.user_id, group_id=who.group_id, start=first, end=last

@@ -30,9 +30,8 @@ from fastapi.responses import Response
 
 from cockpit.authz.permissions import Permission
 from cockpit.console.web import SignedIn, Viewer, finish, render
-from cockpit.groups import service as groups_service
-from cockpit.groups.models import Group
-from cockpit.kit.errors import InvalidInput, NotFound
+from cockpit.console.whose import MAX_MEMBERS_LISTED, Who, id_of, picker, who_of
+from cockpit.kit.errors import InvalidInput
 from cockpit.kit.pagination import Page
 from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
@@ -40,16 +39,12 @@ from cockpit.policies.service import feature_allowed, require_feature
 from cockpit.projects import service as projects_service
 from cockpit.projects.models import Project
 from cockpit.usage import statement as statements
-from cockpit.users import service as users
-from cockpit.users.models import User
 
 router = APIRouter(prefix="/usage")
 
 # A big account's 90 days are a few thousand lines (days x models and integrations): a page shows
 # this many, and a download has them all.
 PER_PAGE = 100
-# The "Statement of" picker lists this many members; any member's statement stays reachable by link.
-MAX_MEMBERS_LISTED = 500
 # Dates outside these years are typing mistakes (and the far ends overflow a datetime).
 FIRST_YEAR, LAST_YEAR = 1970, 9998
 PRESETS = (("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"))
@@ -86,19 +81,11 @@ class Filters:
 
     @property
     def key(self) -> str:
-        if self.user_id is not None:
-            return f"user:{self.user_id}"
-        if self.group_id is not None:
-            return f"group:{self.group_id}"
-        return "account"
+        return Who(self.user_id, self.group_id).key
 
     def params(self, *, dates: bool = True) -> dict[str, str]:
         """The query string of these filters (the page's, its pages' and its downloads')."""
-        found: dict[str, str] = {}
-        if self.user_id is not None:
-            found["user_id"] = str(self.user_id)
-        elif self.group_id is not None:
-            found["group_id"] = str(self.group_id)
+        found = Who(self.user_id, self.group_id).params()
         if self.project_id is not None:
             found["project_id"] = str(self.project_id)
         if dates and self.first is not None:
@@ -117,15 +104,6 @@ class Filters:
         )
 
 
-def _uuid(value: str, what: str) -> uuid.UUID | None:
-    if not value:
-        return None
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise NotFound(f"{what}_not_found", f"No such {what}.") from None
-
-
 def _invalid(field: str, message: str, text: str) -> InvalidInput:
     return InvalidInput("invalid_input", text, details=[{"field": field, "message": message}])
 
@@ -142,24 +120,6 @@ def _day(value: str, field: str, label: str) -> date | None:
         message = f"must be between {FIRST_YEAR} and {LAST_YEAR}"
         raise _invalid(field, message, f"The {label} date {message}.")
     return day
-
-
-def _whom(scope: str, user_id: str, group_id: str) -> tuple[uuid.UUID | None, uuid.UUID | None]:
-    """Whose statement: from the picker (``scope=group:<id>``) or a link (``group_id=<id>``). An id
-    that is not even an id is a statement that does not exist (404)."""
-    if scope:
-        kind, _, value = scope.partition(":")
-        if kind == "account" and not value:
-            user_id = group_id = ""
-        elif kind in ("user", "group") and value:
-            user_id, group_id = (value, "") if kind == "user" else ("", value)
-        else:
-            raise NotFound("statement_not_found", "No such statement.")
-    if user_id and group_id:
-        raise _invalid(
-            "group_id", "give user_id or group_id, not both", "Give a member or a group, not both."
-        )
-    return _uuid(user_id, "user"), _uuid(group_id, "group")
 
 
 def _dates(start: str, end: str) -> tuple[date | None, date | None]:
@@ -182,14 +142,6 @@ async def _build(session: DbSession, viewer: Viewer, filters: Filters) -> statem
         session, viewer.actor, user_id=filters.user_id, group_id=filters.group_id,
         project_id=filters.project_id, start=start, end=end, per_call=filters.per_call,
     )  # fmt: skip
-
-
-def _title(s: statements.UsageStatement, viewer: Viewer, subject: Group | User | None) -> str:
-    if isinstance(subject, Group):
-        return f"Group {subject.name}"
-    if isinstance(subject, User):
-        return "You" if subject.id == viewer.actor.user_id else subject.display_name
-    return viewer.account.name
 
 
 def _presets(viewer: Viewer, filters: Filters) -> list[dict[str, str]]:
@@ -218,11 +170,11 @@ async def usage_page(
     lines: Literal["day", "call"] = "day",
 ) -> Response:
     admin = viewer.can(Permission.credits_manage)
-    who_user, who_group = _whom(scope, user_id, group_id)
+    who = who_of(scope, user_id, group_id)
     filters = Filters(
-        user_id=who_user,
-        group_id=who_group,
-        project_id=_uuid(project_id, "project"),
+        user_id=who.user_id,
+        group_id=who.group_id,
+        project_id=id_of(project_id, "project") if project_id else None,
         per_call=lines == "call",
     )
     project = await _project(session, viewer, filters.project_id)
@@ -245,23 +197,7 @@ async def usage_page(
     shown_to = (s.end - timedelta(microseconds=1)).astimezone(zone).date().isoformat()
     form = {"from": start if error else (start or shown_from), "to": end if error else (end or shown_to)}
 
-    subject: Group | User | None = None
-    if s.group_id is not None:
-        subject = await groups_service.get_group(session, viewer.actor.account_id, s.group_id)
-    elif s.user_id is not None:
-        subject = await users.get_user(session, viewer.actor.account_id, s.user_id)
-    groups: list[Group] = []
-    members: list[User] = []
-    more_members = False
-    if admin:
-        groups = await groups_service.groups_of(session, viewer.actor.account_id)
-        listed = await users.list_all(
-            session, viewer.actor.account_id, by_name=True, limit=MAX_MEMBERS_LISTED + 1
-        )
-        more_members = len(listed) > MAX_MEMBERS_LISTED
-        members = listed[:MAX_MEMBERS_LISTED]
-        if isinstance(subject, User) and subject not in members:
-            members.append(subject)
+    picked = await picker(session, viewer, admin=admin, user_id=s.user_id, group_id=s.group_id)
     projects = [p for p, _count in await projects_service.list_projects(session, viewer.actor)]
     if project is not None and project not in projects:
         projects.append(project)
@@ -278,12 +214,12 @@ async def usage_page(
         "admin": admin,
         "s": s,
         "who_key": canonical.key,
-        "title": _title(s, viewer, subject),
+        "title": picked.title(viewer),
         "project": project,
         "projects": projects,
-        "groups": groups,
-        "members": members,
-        "more_members": more_members,
+        "groups": picked.groups,
+        "members": picked.members,
+        "more_members": picked.more_members,
         "max_members": MAX_MEMBERS_LISTED,
         "form": form,
         "error": error,
@@ -327,9 +263,10 @@ async def usage_download(
 ) -> Response:
     """The page's statement (every line) as a CSV, XLSX or PDF download, written as the API writes it."""
     await require_feature(session, viewer.actor, "export.reports")
-    who_user, who_group = _whom(scope, user_id, group_id)
+    who = who_of(scope, user_id, group_id)
     first, last = _dates(start, end)
-    filters = Filters(who_user, who_group, _uuid(project_id, "project"), first, last, lines == "call")
+    project = id_of(project_id, "project") if project_id else None
+    filters = Filters(who.user_id, who.group_id, project, first, last, lines == "call")
     await _project(session, viewer, filters.project_id)
     s = await _build(session, viewer, filters)
     content = await statements.statement_file(s, fmt, account=viewer.account.name, generated_at=utcnow())
