@@ -11,9 +11,9 @@ and one gateway process started with ``cockpit serve`` (recording on, as in prod
    one by one so that both see the same machine; reports p50/p99 of each and their difference;
 2. time to first chunk of a stream, direct vs gateway;
 3. throughput of the gateway at 32 concurrent callers (keep-alive connections), counting errors,
-   and the gateway process's CPU time per call (user + system, all threads: less sensitive than
-   calls/s to what else the machine runs), then the rows in the database once the recorder has
-   flushed (every call must be there);
+   and the gateway process's CPU time per call (user + system, all threads, with its usage writer
+   process: less sensitive than calls/s to what else the machine runs), then the rows in the
+   database once the recorder has flushed (every call must be there);
 4. resident memory (VmRSS) of the gateway process after that many calls.
 
 With ``--baseline-ref REF`` the same run also measures the code of another commit: a temporary

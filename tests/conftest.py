@@ -158,6 +158,9 @@ def make_settings(database_url: str, data_dir: Path, **overrides: object) -> Set
         "data_dir": data_dir,
         "secret_key": TEST_SECRET,
         "base_url": "http://testserver",
+        # A writer process per test application would start hundreds of interpreters; the process
+        # itself is tested in tests/usage/test_writer_process.py and by every `cockpit serve` test.
+        "usage_writer": "thread",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

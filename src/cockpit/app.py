@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         flush_seconds=settings.usage_flush_seconds,
         batch_size=settings.usage_batch_size,
         writer_url=settings.database_url,
+        writer=settings.usage_writer,
     )
     # Other processes' changes reach this one's gateway directory through PostgreSQL's LISTEN/NOTIFY
     # (any machine), or with SQLite through a stamp file in the shared data directory.
@@ -87,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # collector's generations, which makes every later collection cheaper.
         gc.collect()
         gc.freeze()
-        # Usage rows are written from a thread (see usage.recorder._WriterThread); with the default
+        # Usage rows may be written from a thread (usage.writers.WriterThread); with the default
         # 5 ms switch interval a gateway call can wait that long for the interpreter lock behind
         # it. Measured: p99 added latency 2.3 ms at 5 ms, 1.4 ms at 0.1 ms.
         sys.setswitchinterval(0.0001)

@@ -7,6 +7,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, FilePath, SecretStr, field_validator, model_validator
@@ -112,6 +113,9 @@ class Settings(BaseSettings):
     # Usage recording: each finished call is appended to a journal file at once, then written to
     # the database in batches at least this often (seconds) or when this many are waiting.
     usage_flush_seconds: float = Field(default=0.25, gt=0)
+    # Where the batches are written: "process" (a process of its own, started by the server: the
+    # work does not compete with the gateway for the interpreter lock) or "thread".
+    usage_writer: Literal["process", "thread"] = "process"
     # The analytics rollups take in the newly recorded calls this often (seconds): the most a view
     # of whole days waits for a call is this (the calls since are read directly, so none is missed).
     rollup_seconds: int = Field(default=5, ge=1, le=3600)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.credits import balances, thresholds
@@ -23,6 +23,7 @@ from cockpit.credits.balances import Deltas
 from cockpit.credits.cycles import current_cycle, cycles_of
 from cockpit.credits.leases import release_from_lease
 from cockpit.credits.models import CreditCycle, EntryKind, LedgerEntry
+from cockpit.kit.bulk import insert_unnest
 from cockpit.kit.db import dialect_name
 from cockpit.kit.text import storable
 from cockpit.tenancy.models import Account
@@ -109,14 +110,15 @@ async def debit_usage(session: AsyncSession, records: list[dict[str, Any]]) -> i
     await session.flush()  # cycles created above go first
     dialect = dialect_name(session)
     stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        stmt = insert(_TABLE)
-    result = await session.execute(stmt.returning(_TABLE.c.id), rows)
-    new = set(result.scalars().all())
+    if dialect == "postgresql":  # one statement for the whole batch (kit.bulk)
+        new = set(await insert_unnest(session, _TABLE, rows, on_conflict_do_nothing=("id",), returning="id"))
+    else:
+        if dialect == "sqlite":
+            stmt = sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            stmt = insert(_TABLE)
+        result = await session.execute(stmt.returning(_TABLE.c.id), rows)
+        new = set(result.scalars().all())
     await _move_to_used(
         session, [(row, leases.get(row["usage_request_id"])) for row in rows if row["id"] in new]
     )

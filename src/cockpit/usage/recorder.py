@@ -29,27 +29,28 @@ import itertools
 import json
 import logging
 import os
-import threading
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Table, insert, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from cockpit.auth import tokens
 from cockpit.credits.usage import debit_usage
-from cockpit.kit.db import dialect_name, make_engine, make_sessionmaker
+from cockpit.kit.bulk import insert_unnest
+from cockpit.kit.db import dialect_name
 from cockpit.kit.text import storable, storable_json
 from cockpit.kit.time import utcnow
 from cockpit.usage.models import UsageRecord
+from cockpit.usage.writers import WriterProcess, WriterThread
 
 try:
     import fcntl
@@ -57,7 +58,6 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("cockpit.usage")
-T = TypeVar("T")
 
 _UUID_FIELDS = (
     "id",
@@ -133,29 +133,77 @@ _DEFAULTS = {
 async def insert_records(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Insert records, skipping ids that are already there (a replayed journal).
 
-    On SQLite multi-row ``INSERT … VALUES (…), (…)`` statements rather than a driver ``executemany``: the
-    SQLite driver runs in a thread that must take the GIL back for every row of an executemany,
-    and behind a busy event loop each of those waits (measured: about 1 ms per row under load).
+    On PostgreSQL one ``INSERT … SELECT * FROM unnest(…)`` (kit.bulk). On SQLite multi-row
+    ``INSERT … VALUES (…), (…)`` statements rather than a driver ``executemany``: the SQLite driver
+    runs in a thread that must take the GIL back for every row of an executemany, and behind a busy
+    event loop each of those waits (measured: about 1 ms per row under load).
     The Core table, not the ORM entity: the ORM's bulk path costs several times more per row."""
     if not rows:
         return
     dialect = dialect_name(session)
-    stmt: Any
     if dialect == "postgresql":
-        stmt = postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
-    elif dialect == "sqlite":
+        # One statement for the whole batch (kit.bulk): one round trip, prepared once.
+        await insert_unnest(session, _TABLE, rows, defaults=_DEFAULTS, on_conflict_do_nothing=("id",))
+        return
+    stmt: Any
+    if dialect == "sqlite":
         stmt = sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["id"])
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         stmt = insert(_TABLE)
-    if dialect != "postgresql":
-        # RETURNING makes SQLAlchemy batch the rows into multi-row statements ("insertmanyvalues")
-        # from one cached compilation, instead of handing the driver a row-by-row executemany.
-        # Not on PostgreSQL: a statement with as many rows as the batch has differs from one batch
-        # to the next, so the server prepares (parses and plans) a new one every time; the driver's
-        # executemany sends every row's values to one statement prepared once.
-        stmt = stmt.returning(_TABLE.c.id)
+    # RETURNING makes SQLAlchemy batch the rows into multi-row statements ("insertmanyvalues")
+    # from one cached compilation, instead of handing the driver a row-by-row executemany.
+    stmt = stmt.returning(_TABLE.c.id)
     values = [{name: row.get(name, _DEFAULTS.get(name)) for name in _COLUMNS} for row in rows]
     await session.execute(stmt, values)
+
+
+class BatchWriter:
+    """Writes a batch of records in one transaction: their rows, their usage debits and their tokens'
+    last use. Used in the writer process, the writer thread or on the caller's loop (writers.py)."""
+
+    def __init__(self) -> None:
+        self._token_touched: dict[uuid.UUID, datetime] = {}
+
+    async def write(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        batch: list[dict[str, Any]],
+        *,
+        sliced: bool = False,
+    ) -> None:
+        """One transaction. ``sliced`` (on the gateway's own event loop) goes in slices, yielding
+        between them: preparing rows is Python work, and short stretches of it do not hold up gateway
+        calls. A batch that has grown under a sustained load is then written in one go (each slice
+        would queue behind the calls being served, and the writer would fall behind)."""
+        size = WRITE_SLICE if sliced and len(batch) <= BACKLOG_ROWS else len(batch)
+        async with sessionmaker() as session:
+            for start in range(0, len(batch), size):
+                await insert_records(session, [to_row(r) for r in batch[start : start + size]])
+                if sliced:
+                    await asyncio.sleep(0)
+            await debit_usage(session, batch)
+            await self._touch_tokens(session, batch)
+            await session.commit()
+
+    async def _touch_tokens(self, session: AsyncSession, batch: Iterable[dict[str, Any]]) -> None:
+        latest: dict[uuid.UUID, datetime] = {}
+        for record in batch:
+            token_id = record.get("api_token_id")
+            if token_id:
+                key = uuid.UUID(str(token_id))
+                created = record["created_at"]
+                when = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
+                if key not in latest or when > latest[key]:
+                    latest[key] = when
+        touches = []
+        for token_id, when in latest.items():
+            previous = self._token_touched.get(token_id)
+            if previous is not None and when - previous < TOKEN_TOUCH_INTERVAL:
+                continue
+            self._token_touched[token_id] = when
+            touches.append({"token_id": token_id, "when": when})
+        if touches:
+            await tokens.mark_used(session, touches)
 
 
 @dataclass
@@ -186,22 +234,26 @@ class Recorder:
         flush_seconds: float = 0.25,
         batch_size: int = 1000,
         writer_url: str | None = None,
+        writer: str = "process",
     ) -> None:
         self.sessionmaker = sessionmaker
-        # With a database URL, rows are written from a thread of their own (see _WriterThread).
-        self._writer = _WriterThread(writer_url) if writer_url else None
+        # With a database URL, batches are written by a process of their own, or a thread (writers.py);
+        # without, on the caller's event loop.
+        self._process = WriterProcess(writer_url) if writer_url and writer == "process" else None
+        self._thread = WriterThread(writer_url) if writer_url else None
+        self._batches = BatchWriter()
         self.directory = directory
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
         self.stats = RecorderStats()
         self._pending: list[dict[str, Any]] = []
+        self._pending_lines: list[bytes] = []  # their journal lines (what the writer process reads)
         self._sealed: list[_Segment] = []  # rotated segments whose records are not in the database yet
         self._segment: _Segment | None = None
         self._counter = itertools.count()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flush_lock = asyncio.Lock()
-        self._token_touched: dict[uuid.UUID, datetime] = {}
         self._closed = False
         self._recovery_due = False  # a journal left by a dead process waits to be replayed
 
@@ -214,6 +266,7 @@ class Recorder:
         _write_all(segment.fd, line)
         segment.bytes += len(line)
         self._pending.append(record)
+        self._pending_lines.append(line)
         self.stats.recorded += 1
         if self._task is None and not self._closed:
             self._start_task()
@@ -285,12 +338,14 @@ class Recorder:
             if not self._pending:
                 return 0
             batch, self._pending = self._pending, []
+            lines, self._pending_lines = self._pending_lines, []
             self._seal()
             await asyncio.to_thread(self._sync_segments)
             try:
-                await self._write_batch(batch)
+                await self._write_batch(batch, lines)
             except Exception as exc:
                 self._pending[:0] = batch  # keep order; their segments stay on disk
+                self._pending_lines[:0] = lines
                 self.stats.failed_flushes += 1
                 self.stats.last_error = type(exc).__name__
                 log.warning(
@@ -301,40 +356,25 @@ class Recorder:
             self.stats.written += len(batch)
             return len(batch)
 
-    async def _write_batch(self, batch: list[dict[str, Any]]) -> None:
+    async def _write_batch(self, batch: list[dict[str, Any]], lines: list[bytes] | None = None) -> None:
         """Write a batch in one transaction; if a record of it cannot be written, write the others
         one by one and set that one aside. Raises only when the database cannot be used just now
         (then every record waits for the next round)."""
         try:
-            await self._write(batch)
+            await self._write(batch, lines)
         except Exception as exc:
             if unavailable(exc):
                 raise
             log.warning("a batch of usage records failed (%s); writing them one by one", type(exc).__name__)
             await self._write_one_by_one(batch)
 
-    async def _write(self, batch: list[dict[str, Any]]) -> None:
-        if self._writer is not None:
-            await self._writer.run(lambda sessionmaker: self._write_rows(batch, sessionmaker, threaded=True))
+    async def _write(self, batch: list[dict[str, Any]], lines: list[bytes] | None) -> None:
+        if self._process is not None and not self._process.given_up:
+            await self._process.write(lines if lines is not None else [journal_line(r) for r in batch])
+        elif self._thread is not None:
+            await self._thread.run(lambda sessionmaker: self._batches.write(sessionmaker, batch))
         else:
-            await self._write_rows(batch, self.sessionmaker, threaded=False)
-
-    async def _write_rows(
-        self, batch: list[dict[str, Any]], sessionmaker: async_sessionmaker[AsyncSession], *, threaded: bool
-    ) -> None:
-        """One transaction. On the gateway's own event loop (no writer thread) it goes in slices,
-        yielding between them: preparing rows is Python work, and short stretches of it do not hold
-        up gateway calls. A batch that has grown under a sustained load is then written in one go
-        (each slice would queue behind the calls being served, and the writer would fall behind)."""
-        size = len(batch) if threaded or len(batch) > BACKLOG_ROWS else WRITE_SLICE
-        async with sessionmaker() as session:
-            for start in range(0, len(batch), size):
-                await insert_records(session, [to_row(r) for r in batch[start : start + size]])
-                if not threaded:
-                    await asyncio.sleep(0)
-            await debit_usage(session, batch)
-            await self._touch_tokens(session, batch)
-            await session.commit()
+            await self._batches.write(self.sessionmaker, batch, sliced=True)
 
     async def _write_one_by_one(self, batch: list[dict[str, Any]]) -> None:
         """Write the rows that can be written; a record that cannot (its account was deleted
@@ -361,26 +401,6 @@ class Recorder:
                 for record in rejected:
                     handle.write(journal_line(record))
 
-    async def _touch_tokens(self, session: AsyncSession, batch: Iterable[dict[str, Any]]) -> None:
-        latest: dict[uuid.UUID, datetime] = {}
-        for record in batch:
-            token_id = record.get("api_token_id")
-            if token_id:
-                key = uuid.UUID(str(token_id))
-                created = record["created_at"]
-                when = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
-                if key not in latest or when > latest[key]:
-                    latest[key] = when
-        touches = []
-        for token_id, when in latest.items():
-            previous = self._token_touched.get(token_id)
-            if previous is not None and when - previous < TOKEN_TOUCH_INTERVAL:
-                continue
-            self._token_touched[token_id] = when
-            touches.append({"token_id": token_id, "when": when})
-        if touches:
-            await tokens.mark_used(session, touches)
-
     async def _housekeeping(self) -> None:
         if self._recovery_due:
             await self.recover()
@@ -394,8 +414,10 @@ class Recorder:
                 await self._task
             self._task = None
         await self.flush()
-        if self._writer is not None:
-            await asyncio.to_thread(self._writer.stop)
+        if self._process is not None:
+            await self._process.stop()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.stop)
         if not self._pending:
             self._seal()
             self._drop_sealed()
@@ -459,58 +481,6 @@ def unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, OSError) and not isinstance(exc, UnicodeError)
-
-
-class _WriterThread:
-    """An event loop in a thread of its own, with its own engine, where batches are written.
-
-    On the gateway's event loop, preparing a batch's rows (SQLAlchemy's parameter processing) holds
-    up the calls being served: measured, it raised the 99th percentile of added latency from
-    0.5 ms to about 3 ms. In a thread, that work only competes for the interpreter lock, which the
-    event loop gets back within the switch interval, and the writer is never starved by a busy loop.
-    """
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, async_sessionmaker[AsyncSession]]:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                ready = threading.Event()
-                self._thread = threading.Thread(
-                    target=self._main, args=(ready,), name="cockpit-usage-writer", daemon=True
-                )
-                self._thread.start()
-                ready.wait()
-        assert self.loop is not None
-        assert self.sessionmaker is not None
-        return self.loop, self.sessionmaker
-
-    def _main(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        engine = make_engine(self.url)
-        self.loop, self.sessionmaker = loop, make_sessionmaker(engine)
-        ready.set()
-        try:
-            loop.run_forever()
-            loop.run_until_complete(engine.dispose())
-        finally:
-            loop.close()
-
-    async def run(self, job: Callable[[async_sessionmaker[AsyncSession]], Coroutine[Any, Any, T]]) -> T:
-        loop, sessionmaker = self._ensure()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(job(sessionmaker), loop))
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._thread is not None and self.loop is not None and self._thread.is_alive():
-                self.loop.call_soon_threadsafe(self.loop.stop)
-                self._thread.join(timeout=30)
-            self._thread = None
 
 
 def read_segment(path: Path) -> Iterable[dict[str, Any]]:

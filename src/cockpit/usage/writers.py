@@ -1,0 +1,227 @@
+"""Where the usage recorder's batches are written: a process of their own (the default), or a thread.
+
+Writing a batch is Python work (the rows' values, the usage debits, SQLAlchemy's statements): about
+25 to 40 ms of CPU for a few hundred calls, four times a second under load. In a thread of the gateway's
+process, that work holds the interpreter lock against the event loop that serves the calls; in a
+process of its own it only shares the machine's cores (docs/usage-recording.md, docs/benchmarks.md).
+
+The writer process (``python -m cockpit.usage.writers``) is started by the recorder when it first
+has records, reads batches on its standard input (journal lines, framed by their length) and answers
+each with one JSON line: written, or why not. It stops when its input closes — the gateway stopped,
+or was killed — and ignores SIGINT and SIGTERM meanwhile, so that the gateway's own shutdown can
+still hand it the last batch. If it dies, the batch it had stays in the journal and is retried; a
+writer that keeps dying is replaced by a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cockpit.kit.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("cockpit.usage")
+T = TypeVar("T")
+URL_VARIABLE = "COCKPIT_USAGE_WRITER_URL"  # the database URL: in the environment, not on a command line
+_HEADER = 8  # a frame's length, big-endian
+# A writer that dies this many times within RESTARTS_WINDOW seconds is replaced by a thread.
+MAX_RESTARTS = 3
+RESTARTS_WINDOW = 60.0
+
+
+class WriterUnavailable(ConnectionError):
+    """The batch was not written for a reason that is not the records' (the writer or the database
+    is unavailable just now): every record waits for the next round."""
+
+
+class BatchRefused(Exception):
+    """Something about the batch's records made the writer refuse it: they are written one by one
+    (and the one that cannot be, set aside)."""
+
+
+class WriterThread:
+    """An event loop in a thread of its own, with its own engine, where batches are written."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, async_sessionmaker[AsyncSession]]:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                ready = threading.Event()
+                self._thread = threading.Thread(
+                    target=self._main, args=(ready,), name="cockpit-usage-writer", daemon=True
+                )
+                self._thread.start()
+                ready.wait()
+        assert self.loop is not None
+        assert self.sessionmaker is not None
+        return self.loop, self.sessionmaker
+
+    def _main(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        engine = make_engine(self.url)
+        self.loop, self.sessionmaker = loop, make_sessionmaker(engine)
+        ready.set()
+        try:
+            loop.run_forever()
+            loop.run_until_complete(engine.dispose())
+        finally:
+            loop.close()
+
+    async def run(self, job: Callable[[async_sessionmaker[AsyncSession]], Coroutine[Any, Any, T]]) -> T:
+        loop, sessionmaker = self._ensure()
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(job(sessionmaker), loop))
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._thread is not None and self.loop is not None and self._thread.is_alive():
+                self.loop.call_soon_threadsafe(self.loop.stop)
+                self._thread.join(timeout=30)
+            self._thread = None
+
+
+class WriterProcess:
+    """The gateway's side of the writer process."""
+
+    command: tuple[str, ...] = (sys.executable, "-m", "cockpit.usage.writers")
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._process: asyncio.subprocess.Process | None = None
+        self._deaths: list[float] = []
+        self.given_up = False  # it kept dying: the recorder writes from a thread instead
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def _ensure(self) -> asyncio.subprocess.Process:
+        if self._process is not None and self._process.returncode is None:
+            return self._process
+        self._process = await asyncio.create_subprocess_exec(
+            *self.command,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, URL_VARIABLE: self.url},
+        )
+        return self._process
+
+    async def write(self, lines: list[bytes]) -> None:
+        """Write one batch (its journal lines); raises WriterUnavailable or BatchRefused."""
+        process = await self._ensure()
+        assert process.stdin is not None
+        assert process.stdout is not None
+        payload = b"".join(lines)
+        try:
+            process.stdin.write(len(payload).to_bytes(_HEADER, "big") + payload)
+            await process.stdin.drain()
+            answer = await process.stdout.readline()
+        except (ConnectionError, OSError) as exc:
+            self._died()
+            raise WriterUnavailable("the usage writer process stopped") from exc
+        if not answer:
+            self._died()
+            raise WriterUnavailable("the usage writer process stopped")
+        reply = json.loads(answer)
+        if reply.get("ok"):
+            return
+        if reply.get("unavailable"):
+            raise WriterUnavailable(str(reply.get("error")))
+        raise BatchRefused(str(reply.get("error")))
+
+    def _died(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < RESTARTS_WINDOW] + [now]
+        log.error("the usage writer process stopped (%d time(s) in the last minute)", len(self._deaths))
+        if len(self._deaths) >= MAX_RESTARTS:
+            self.given_up = True
+            log.error("usage records are written from a thread of the gateway's process from now on")
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.returncode is not None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()  # its input ends: it finishes and exits
+        try:
+            await asyncio.wait_for(process.wait(), timeout=30)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+# ---- the writer process itself ----
+
+
+async def _serve(reader: asyncio.StreamReader, out: Any) -> None:
+    from cockpit.usage.recorder import BatchWriter, unavailable
+
+    engine = make_engine(os.environ[URL_VARIABLE])
+    sessionmaker = make_sessionmaker(engine)
+    writer = BatchWriter()
+    try:
+        while True:
+            try:
+                header = await reader.readexactly(_HEADER)
+                payload = await reader.readexactly(int.from_bytes(header, "big"))
+            except asyncio.IncompleteReadError:
+                return  # the gateway closed our input: it stopped
+            try:
+                batch = [json.loads(line) for line in payload.splitlines() if line]
+                await writer.write(sessionmaker, batch)
+
+                reply: dict[str, Any] = {"ok": True}
+            except Exception as exc:
+                reply = {"ok": False, "unavailable": unavailable(exc), "error": type(exc).__name__}
+                log.warning("usage batch not written (%s)", type(exc).__name__)
+            try:
+                out.write(json.dumps(reply).encode() + b"\n")
+                out.flush()
+            except BrokenPipeError:
+                return  # the gateway is gone (killed): what it gave us is in its journal
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    # The gateway decides when this process stops (it closes our input): a Ctrl-C in a terminal or a
+    # SIGTERM sent to the whole group must not cut the gateway's last batch short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s cockpit-usage-writer: %(message)s")
+    # Answers go to a private copy of standard output; anything else printed goes to standard error.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+
+    async def run() -> None:
+        reader = asyncio.StreamReader(limit=2**20)
+        loop = asyncio.get_running_loop()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
+        await _serve(reader, out)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

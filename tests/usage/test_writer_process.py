@@ -1,0 +1,169 @@
+"""The usage writer process: batches written outside the gateway's process, nothing lost when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cockpit.kit.db import make_engine, make_sessionmaker
+from cockpit.usage.models import UsageRecord
+from cockpit.usage.recorder import Recorder
+from cockpit.usage.writers import WriterProcess
+from tests.builders import make_account
+from tests.gateway.test_recording import make_record, segments
+
+
+@pytest.fixture
+async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+async def account_id(db: AsyncSession) -> uuid.UUID:
+    account, _ = await make_account(db, name="Writer Co")
+    return account.id
+
+
+@pytest.fixture
+async def recorder(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str, tmp_path: Path
+) -> AsyncIterator[Recorder]:
+    rec = Recorder(sessionmaker, tmp_path / "journal", flush_seconds=3600, writer_url=database_url)
+    yield rec
+    await rec.stop()
+
+
+async def stored(sessionmaker: async_sessionmaker[AsyncSession], account_id: uuid.UUID) -> list[UsageRecord]:
+    async with sessionmaker() as session:
+        rows = await session.scalars(
+            select(UsageRecord).where(UsageRecord.account_id == account_id).order_by(UsageRecord.latency_ms)
+        )
+        return list(rows.all())
+
+
+def writer_of(recorder: Recorder) -> WriterProcess:
+    process = recorder._process
+    assert process is not None
+    return process
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_batches_are_written_by_a_process_of_their_own(
+    recorder: Recorder, sessionmaker: Any, account_id: uuid.UUID, tmp_path: Path
+) -> None:
+    batch = [
+        make_record(account_id, latency_ms=1, input_tokens=3),
+        make_record(account_id, latency_ms=2, model="x\ud800y\x00z"),  # a caller's hostile model name
+        make_record(account_id, latency_ms=3, cost_usd="0.000000000001"),
+    ]
+    for record in batch:
+        recorder.record(record)
+    assert await recorder.flush() == 3
+    pid = writer_of(recorder).pid
+    assert pid is not None
+    assert pid != os.getpid()
+    assert alive(pid)
+    rows = await stored(sessionmaker, account_id)
+    assert [str(r.id) for r in rows] == [r["id"] for r in batch]
+    assert rows[0].input_tokens == 3
+    assert rows[1].model == "x\ufffdy\ufffdz"
+    assert rows[2].cost_usd == Decimal("0.000000000001")
+    assert segments(tmp_path / "journal") == []
+
+    # The same process writes the next batch; stopping the recorder stops it.
+    recorder.record(make_record(account_id, latency_ms=4))
+    assert await recorder.flush() == 1
+    assert writer_of(recorder).pid == pid
+    await recorder.stop()
+    for _ in range(100):
+        if not alive(pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not alive(pid)
+
+
+async def test_a_killed_writer_process_loses_nothing(
+    recorder: Recorder,
+    sessionmaker: Any,
+    account_id: uuid.UUID,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    recorder.record(make_record(account_id, latency_ms=0))
+    assert await recorder.flush() == 1
+    pid = writer_of(recorder).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)  # between two batches: the next one starts a new writer
+    await asyncio.sleep(0.2)
+    recorder.record(make_record(account_id, latency_ms=1))
+    assert await recorder.flush() == 1
+    second = writer_of(recorder).pid
+    assert second not in (None, pid)
+
+    # A writer that dies holding a batch (it read it, then exited without an answer): the records
+    # wait in memory and in the journal, and the next round writes them, once.
+    real = WriterProcess.command
+    monkeypatch.setattr(
+        WriterProcess, "command", (sys.executable, "-c", "import sys; sys.stdin.buffer.read(8); sys.exit(9)")
+    )
+    assert second is not None
+    os.kill(second, signal.SIGKILL)
+    await asyncio.sleep(0.2)
+    for n in (2, 3):
+        recorder.record(make_record(account_id, latency_ms=n))
+    assert await recorder.flush() == 0
+    assert recorder.stats.failed_flushes == 1
+    assert len(segments(tmp_path / "journal")) == 1
+    monkeypatch.setattr(WriterProcess, "command", real)
+    assert await recorder.flush() == 2
+    rows = await stored(sessionmaker, account_id)
+    assert [r.latency_ms for r in rows] == [0, 1, 2, 3]
+    assert segments(tmp_path / "journal") == []
+
+
+async def test_a_record_the_writer_process_cannot_write_is_set_aside_alone(
+    recorder: Recorder, sessionmaker: Any, account_id: uuid.UUID, tmp_path: Path
+) -> None:
+    good = [make_record(account_id, latency_ms=n) for n in range(2)]
+    orphan = make_record(uuid.uuid4(), latency_ms=5)  # its account does not exist
+    for record in (good[0], orphan, good[1]):
+        recorder.record(record)
+    assert await recorder.flush() == 3
+    assert [str(r.id) for r in await stored(sessionmaker, account_id)] == [r["id"] for r in good]
+    rejected = (tmp_path / "journal" / "rejected.jsonl").read_bytes().splitlines()
+    assert [json.loads(line) for line in rejected] == [orphan]
+    assert recorder.stats.rejected == 1
+
+
+async def test_a_writer_process_that_keeps_dying_is_replaced_by_a_thread(
+    recorder: Recorder, sessionmaker: Any, account_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(WriterProcess, "command", (sys.executable, "-c", "import sys; sys.exit(3)"))
+    record = make_record(account_id)
+    recorder.record(record)
+    for _ in range(3):
+        assert await recorder.flush() == 0
+    assert writer_of(recorder).given_up
+    assert await recorder.flush() == 1  # from the gateway's thread now
+    assert [str(r.id) for r in await stored(sessionmaker, account_id)] == [record["id"]]
