@@ -274,7 +274,7 @@ async def test_failed_write_is_retried_once(
 ) -> None:
     real_write = recorder._write
 
-    async def fail(_batch: list[dict[str, Any]], _lines: list[bytes] | None) -> None:
+    async def fail(_batch: list[dict[str, Any]]) -> None:
         raise ConnectionError("database down")
 
     monkeypatch.setattr(recorder, "_write", fail)

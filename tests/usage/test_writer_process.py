@@ -79,6 +79,8 @@ async def test_batches_are_written_by_a_process_of_their_own(
     ]
     for record in batch:
         recorder.record(record)
+    # They wait once in memory, as the journal lines the writer process reads.
+    assert [json.loads(item) for item in recorder._pending if isinstance(item, bytes)] == batch
     assert await recorder.flush() == 3
     pid = writer_of(recorder).pid
     assert pid is not None

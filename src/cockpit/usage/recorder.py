@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -246,8 +246,9 @@ class Recorder:
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
         self.stats = RecorderStats()
-        self._pending: list[dict[str, Any]] = []
-        self._pending_lines: list[bytes] = []  # their journal lines (what the writer process reads)
+        # The records waiting: their journal lines for the writer process (which reads those), else
+        # the records themselves (kept once in memory, not twice).
+        self._pending: list[dict[str, Any] | bytes] = []
         self._sealed: list[_Segment] = []  # rotated segments whose records are not in the database yet
         self._segment: _Segment | None = None
         self._counter = itertools.count()
@@ -265,8 +266,7 @@ class Recorder:
         segment = self._segment or self._open_segment()
         _write_all(segment.fd, line)
         segment.bytes += len(line)
-        self._pending.append(record)
-        self._pending_lines.append(line)
+        self._pending.append(line if self._process is not None else record)
         self.stats.recorded += 1
         if self._task is None and not self._closed:
             self._start_task()
@@ -338,14 +338,12 @@ class Recorder:
             if not self._pending:
                 return 0
             batch, self._pending = self._pending, []
-            lines, self._pending_lines = self._pending_lines, []
             self._seal()
             await asyncio.to_thread(self._sync_segments)
             try:
-                await self._write_batch(batch, lines)
+                await self._write_batch(batch)
             except Exception as exc:
                 self._pending[:0] = batch  # keep order; their segments stay on disk
-                self._pending_lines[:0] = lines
                 self.stats.failed_flushes += 1
                 self.stats.last_error = type(exc).__name__
                 log.warning(
@@ -356,25 +354,27 @@ class Recorder:
             self.stats.written += len(batch)
             return len(batch)
 
-    async def _write_batch(self, batch: list[dict[str, Any]], lines: list[bytes] | None = None) -> None:
-        """Write a batch in one transaction; if a record of it cannot be written, write the others
-        one by one and set that one aside. Raises only when the database cannot be used just now
-        (then every record waits for the next round)."""
+    async def _write_batch(self, batch: Sequence[dict[str, Any] | bytes]) -> None:
+        """Write a batch (records, or their journal lines) in one transaction; if a record of it
+        cannot be written, write the others one by one and set that one aside. Raises only when the
+        database cannot be used just now (then every record waits for the next round)."""
         try:
-            await self._write(batch, lines)
+            await self._write(batch)
         except Exception as exc:
             if unavailable(exc):
                 raise
             log.warning("a batch of usage records failed (%s); writing them one by one", type(exc).__name__)
-            await self._write_one_by_one(batch)
+            await self._write_one_by_one(_records(batch))
 
-    async def _write(self, batch: list[dict[str, Any]], lines: list[bytes] | None) -> None:
+    async def _write(self, batch: Sequence[dict[str, Any] | bytes]) -> None:
         if self._process is not None and not self._process.given_up:
-            await self._process.write(lines if lines is not None else [journal_line(r) for r in batch])
+            lines = [item if isinstance(item, bytes) else journal_line(item) for item in batch]
+            await self._process.write(lines)
         elif self._thread is not None:
-            await self._thread.run(lambda sessionmaker: self._batches.write(sessionmaker, batch))
+            records = _records(batch)
+            await self._thread.run(lambda sessionmaker: self._batches.write(sessionmaker, records))
         else:
-            await self._batches.write(self.sessionmaker, batch, sliced=True)
+            await self._batches.write(self.sessionmaker, _records(batch), sliced=True)
 
     async def _write_one_by_one(self, batch: list[dict[str, Any]]) -> None:
         """Write the rows that can be written; a record that cannot (its account was deleted
@@ -471,6 +471,10 @@ class Recorder:
             return len(records)
         finally:
             os.close(fd)
+
+
+def _records(batch: Sequence[dict[str, Any] | bytes]) -> list[dict[str, Any]]:
+    return [json.loads(item) if isinstance(item, bytes) else item for item in batch]
 
 
 def unavailable(exc: BaseException) -> bool:
