@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -169,3 +170,125 @@ async def test_a_writer_process_that_keeps_dying_is_replaced_by_a_thread(
     assert writer_of(recorder).given_up
     assert await recorder.flush() == 1  # from the gateway's thread now
     assert [str(r.id) for r in await stored(sessionmaker, account_id)] == [record["id"]]
+
+
+async def test_stopping_during_a_write_that_hangs_loses_nothing(
+    recorder: Recorder, sessionmaker: Any, account_id: uuid.UUID, tmp_path: Path
+) -> None:
+    """The server stops while a batch is being written and the database does not answer within the
+    grace period: the stop does not wait longer, and the batch stays in the journal (it used to be
+    dropped with it), which the next start writes."""
+    hung = asyncio.Event()
+
+    async def hangs(_batch: Any) -> None:
+        hung.set()
+        await asyncio.Event().wait()  # the database never answers
+
+    recorder._write = hangs  # type: ignore[method-assign]
+    recorder.stop_grace_seconds = 0.3
+    batch = [make_record(account_id, latency_ms=n) for n in range(3)]
+    for record in batch:
+        recorder.record(record)
+    recorder._wake.set()
+    await asyncio.wait_for(hung.wait(), 10)
+    started = time.monotonic()
+    await recorder.stop()
+    assert time.monotonic() - started < 5
+    assert await stored(sessionmaker, account_id) == []
+    journal = segments(tmp_path / "journal")
+    assert [json.loads(line) for path in journal for line in path.read_bytes().splitlines()] == batch
+
+    for segment in recorder._sealed:  # what the process's exit does
+        os.close(segment.fd)
+    recorder._sealed.clear()
+    again = Recorder(sessionmaker, tmp_path / "journal", flush_seconds=3600)
+    assert await again.recover() == 3
+    assert [str(r.id) for r in await stored(sessionmaker, account_id)] == [r["id"] for r in batch]
+    assert segments(tmp_path / "journal") == []
+    await again.stop()
+
+
+async def test_stopping_lets_a_write_in_progress_finish(
+    recorder: Recorder, sessionmaker: Any, account_id: uuid.UUID, tmp_path: Path
+) -> None:
+    """A write that takes a moment is not cut short by the stop (it was cancelled, and its batch lost)."""
+    real_write = recorder._write
+    started = asyncio.Event()
+
+    async def slow(batch: Any) -> None:
+        started.set()
+        await asyncio.sleep(0.5)
+        await real_write(batch)
+
+    recorder._write = slow  # type: ignore[method-assign]
+    batch = [make_record(account_id, latency_ms=n) for n in range(3)]
+    for record in batch:
+        recorder.record(record)
+    recorder._wake.set()
+    await asyncio.wait_for(started.wait(), 10)
+    await recorder.stop()
+    assert [str(r.id) for r in await stored(sessionmaker, account_id)] == [r["id"] for r in batch]
+    assert segments(tmp_path / "journal") == []
+
+
+async def test_a_writer_process_that_does_not_answer_is_replaced(
+    recorder: Recorder, sessionmaker: Any, account_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    silent = "import sys, time; sys.stdin.buffer.read(8); time.sleep(60)"
+    monkeypatch.setattr(WriterProcess, "command", (sys.executable, "-c", silent))
+    monkeypatch.setattr(WriterProcess, "answer_seconds", 0.5)
+    record = make_record(account_id)
+    recorder.record(record)
+    assert await recorder.flush() == 0
+    assert writer_of(recorder).pid is None  # stopped: a late answer cannot be taken for another batch
+    monkeypatch.undo()
+    assert await recorder.flush() == 1
+    assert [str(r.id) for r in await stored(sessionmaker, account_id)] == [record["id"]]
+
+
+async def test_texts_longer_than_their_columns_are_cut_not_refused(
+    recorder: Recorder, sessionmaker: Any, account_id: uuid.UUID, tmp_path: Path
+) -> None:
+    long = make_record(account_id, agent_id="a" * 150, error_message="e" * 600, model="m" * 300)
+    listed = [
+        make_record(account_id, latency_ms=1, request_content=[1, 2]),
+        make_record(account_id, latency_ms=2, request_content=[{"k": 0}]),
+        make_record(account_id, latency_ms=3, request_content={"messages": [[1], []]}),
+    ]
+    for record in (long, *listed):
+        recorder.record(record)
+    assert await recorder.flush() == 4
+    rows = {str(r.id): r for r in await stored(sessionmaker, account_id)}
+    cut = rows[long["id"]]
+    assert (len(cut.agent_id or ""), len(cut.error_message or ""), len(cut.model)) == (100, 500, 200)
+    assert [rows[r["id"]].request_content for r in listed] == [[1, 2], [{"k": 0}], {"messages": [[1], []]}]
+    assert not (tmp_path / "journal" / "rejected.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("state", "waits"),
+    [
+        ("25006", True),  # read-only server (after a failover)
+        ("53300", True),  # too many connections
+        ("55P03", True),  # lock timeout
+        ("57014", True),  # statement cancelled / timeout
+        ("57P01", True),  # administrator shutdown
+        ("3D000", True),  # the database does not exist
+        ("28P01", True),  # authentication failed
+        ("40P01", True),  # deadlock
+        ("42703", True),  # an unknown column (a migration not applied): not the record's fault
+        ("23503", False),  # a foreign key: the record's account is gone
+        ("23505", False),
+        ("22021", False),  # a character the server refuses
+        ("22003", False),  # a number out of range
+    ],
+)
+def test_why_a_write_failed_is_read_from_the_sqlstate(state: str, waits: bool) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from cockpit.usage.recorder import unavailable
+
+    class DriverError(Exception):
+        sqlstate = state
+
+    assert unavailable(DBAPIError("INSERT …", {}, DriverError("x"))) is waits

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import String, Table, Text, bindparam, text
+from sqlalchemy import Enum, String, Table, Text, bindparam, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import TextClause
@@ -30,11 +30,14 @@ def _statement(table: Table, conflict: tuple[str, ...], returning: str | None) -
     arrays = []
     params = []
     for index, column in enumerate(table.columns):
-        array = postgresql.ARRAY(column.type)
-        # Texts as text[]: a cast to varchar(n)[] would cut a longer value short without a word;
-        # the insert into the column refuses it, as an ordinary insert does.
-        cast = postgresql.ARRAY(Text()) if isinstance(column.type, String) else array
-        arrays.append(f"CAST(:c{index} AS {cast.compile(dialect=_DIALECT)})")
+        # Texts as text[]: a cast to varchar(n)[] would cut a longer value short without a word; the
+        # insert into the column refuses it, as an ordinary insert does. (An Enum keeps its type: its
+        # conversion of the values, which are never longer than the column.) One dimension: a value
+        # that is itself a list (JSON) is one element, not a dimension more.
+        plain_text = isinstance(column.type, String) and not isinstance(column.type, Enum)
+        item = Text() if plain_text else column.type
+        array = postgresql.ARRAY(item, dimensions=1)
+        arrays.append(f"CAST(:c{index} AS {postgresql.ARRAY(item).compile(dialect=_DIALECT)})")
         params.append(bindparam(f"c{index}", type_=array))
     # Names and types come from the table's definition, never from values (those are parameters).
     quoted = ", ".join(_DIALECT.identifier_preparer.quote(name) for name in names)

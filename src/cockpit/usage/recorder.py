@@ -37,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import String, Table, insert, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -105,6 +105,10 @@ def to_row(record: dict[str, Any]) -> dict[str, Any]:
         value = row.get(name)
         if isinstance(value, str):
             row[name] = storable(value)
+    for name, length in _LENGTHS.items():  # never longer than its column (a record is never refused for it)
+        value = row.get(name)
+        if isinstance(value, str) and len(value) > length:
+            row[name] = value[:length]
     content = row.get("request_content")
     if content is not None:
         row["request_content"] = storable_json(content)
@@ -124,6 +128,7 @@ def to_row(record: dict[str, Any]) -> dict[str, Any]:
 
 _TABLE = cast(Table, UsageRecord.__table__)
 _COLUMNS = tuple(c.name for c in _TABLE.columns)
+_LENGTHS = {c.name: c.type.length for c in _TABLE.columns if isinstance(c.type, String) and c.type.length}
 # Values for columns a record leaves out (e.g. one journaled by an older version).
 _DEFAULTS = {
     c.name: c.default.arg for c in _TABLE.columns if isinstance(c.default, ScalarElementColumnDefault)
@@ -245,6 +250,7 @@ class Recorder:
         self.directory = directory
         self.flush_seconds = flush_seconds
         self.batch_size = batch_size
+        self.stop_grace_seconds = 10.0
         self.stats = RecorderStats()
         # The records waiting: their journal lines for the writer process (which reads those), else
         # the records themselves (kept once in memory, not twice).
@@ -319,11 +325,13 @@ class Recorder:
             self._start_task()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closed:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.flush_seconds):
                     await self._wake.wait()
             self._wake.clear()
+            if self._closed:
+                return  # stop() writes what waits
             try:
                 await self.flush()
                 await self._housekeeping()
@@ -339,20 +347,28 @@ class Recorder:
                 return 0
             batch, self._pending = self._pending, []
             self._seal()
-            await asyncio.to_thread(self._sync_segments)
+            written = 0
             try:
-                await self._write_batch(batch)
-            except Exception as exc:
-                self._pending[:0] = batch  # keep order; their segments stay on disk
+                await asyncio.to_thread(self._sync_segments)
+                # A backlog (after an outage) goes in transactions of at most batch_size records.
+                for start in range(0, len(batch), self.batch_size):
+                    chunk = batch[start : start + self.batch_size]
+                    await self._write_batch(chunk)
+                    written += len(chunk)
+            except BaseException as exc:  # also when cancelled: what was not written waits
+                self._pending[:0] = batch[written:]  # keep order; their segments stay on disk
+                self.stats.written += written
+                if not isinstance(exc, Exception):
+                    raise
                 self.stats.failed_flushes += 1
                 self.stats.last_error = type(exc).__name__
                 log.warning(
                     "usage records not written yet (%s); %d waiting", type(exc).__name__, len(self._pending)
                 )
-                return 0
+                return written
             self._drop_sealed()
-            self.stats.written += len(batch)
-            return len(batch)
+            self.stats.written += written
+            return written
 
     async def _write_batch(self, batch: Sequence[dict[str, Any] | bytes]) -> None:
         """Write a batch (records, or their journal lines) in one transaction; if a record of it
@@ -408,12 +424,23 @@ class Recorder:
     async def stop(self) -> None:
         """Write everything that waits and stop the background writer."""
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.flush()
+        # A flush in progress finishes, then what waits is written, within the grace period; if the
+        # database hangs longer, the flush is cancelled: its records go back to waiting, and stay in
+        # the journal, which the next start replays. Shutdown does not wait for the database longer.
+        task, self._task = self._task, None
+        try:
+            async with asyncio.timeout(self.stop_grace_seconds):
+                if task is not None:
+                    self._wake.set()
+                    await asyncio.wait([task])
+                await self.flush()
+        except TimeoutError:
+            log.error("usage records not written at stop (the database hangs): kept in the journal")
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._process is not None:
             await self._process.stop()
         if self._thread is not None:
@@ -482,8 +509,15 @@ def unavailable(exc: BaseException) -> bool:
     connection lost, locked), as opposed to something about the rows themselves."""
     if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        # PostgreSQL says why (SQLSTATE): only a data exception (22) or a violated constraint (23) is
+        # about the rows; a read-only server after a failover, too many connections, a lock or
+        # statement timeout, a shutdown, a missing database or role, a deadlock are not.
+        state = getattr(exc.orig, "sqlstate", None)
+        if isinstance(state, str) and len(state) == 5:
+            return state[:2] not in ("22", "23")
     return isinstance(exc, OSError) and not isinstance(exc, UnicodeError)
 
 

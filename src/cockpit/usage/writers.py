@@ -100,6 +100,9 @@ class WriterProcess:
     """The gateway's side of the writer process."""
 
     command: tuple[str, ...] = (sys.executable, "-m", "cockpit.usage.writers")
+    # A batch not answered within this long (the database hangs) is taken back: the process is
+    # stopped (its transaction rolls back) and the records wait for the next round.
+    answer_seconds = 120.0
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -127,19 +130,21 @@ class WriterProcess:
         process = await self._ensure()
         assert process.stdin is not None
         assert process.stdout is not None
-        payload = b"".join(lines)
         try:
-            process.stdin.write(len(payload).to_bytes(_HEADER, "big") + payload)
+            process.stdin.write(sum(map(len, lines)).to_bytes(_HEADER, "big"))
+            process.stdin.writelines(lines)
             await process.stdin.drain()
-            answer = await process.stdout.readline()
-        except (ConnectionError, OSError) as exc:
+            answer = await asyncio.wait_for(process.stdout.readline(), self.answer_seconds)
+            reply = json.loads(answer) if answer else None
+            if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+                raise ConnectionError("the usage writer process gave no answer")
+        except BaseException as exc:
+            # Whatever it may still answer would be taken for the next batch's answer: it goes.
             self._died()
-            raise WriterUnavailable("the usage writer process stopped") from exc
-        if not answer:
-            self._died()
-            raise WriterUnavailable("the usage writer process stopped")
-        reply = json.loads(answer)
-        if reply.get("ok"):
+            if isinstance(exc, OSError | TimeoutError | ValueError):
+                raise WriterUnavailable(f"the usage writer process failed ({type(exc).__name__})") from exc
+            raise
+        if reply["ok"]:
             return
         if reply.get("unavailable"):
             raise WriterUnavailable(str(reply.get("error")))
@@ -162,9 +167,9 @@ class WriterProcess:
         if process is None or process.returncode is not None:
             return
         assert process.stdin is not None
-        process.stdin.close()  # its input ends: it finishes and exits
+        process.stdin.close()  # its input ends: it exits (nothing of ours is in flight by now)
         try:
-            await asyncio.wait_for(process.wait(), timeout=30)
+            await asyncio.wait_for(process.wait(), timeout=5)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
@@ -180,6 +185,7 @@ async def _serve(reader: asyncio.StreamReader, out: Any) -> None:
     engine = make_engine(os.environ[URL_VARIABLE])
     sessionmaker = make_sessionmaker(engine)
     writer = BatchWriter()
+    watchdog = asyncio.create_task(_exit_without_parent(os.getppid()))
     try:
         while True:
             try:
@@ -201,7 +207,17 @@ async def _serve(reader: asyncio.StreamReader, out: Any) -> None:
             except BrokenPipeError:
                 return  # the gateway is gone (killed): what it gave us is in its journal
     finally:
+        watchdog.cancel()
         await engine.dispose()
+
+
+async def _exit_without_parent(parent: int) -> None:
+    """The gateway died (killed) while a batch hangs on the database: nobody waits for it, and its
+    records are in the gateway's journal, replayed at the next start. Leave at once."""
+    while True:
+        await asyncio.sleep(1)
+        if os.getppid() != parent:
+            os._exit(0)
 
 
 def main() -> None:
