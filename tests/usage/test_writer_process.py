@@ -292,3 +292,36 @@ def test_why_a_write_failed_is_read_from_the_sqlstate(state: str, waits: bool) -
         sqlstate = state
 
     assert unavailable(DBAPIError("INSERT …", {}, DriverError("x"))) is waits
+
+
+async def test_a_backlog_is_written_in_bounded_transactions_and_a_failed_part_waits(
+    recorder: Recorder,
+    sessionmaker: Any,
+    account_id: uuid.UUID,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from cockpit.usage import recorder as recorder_module
+
+    monkeypatch.setattr(recorder_module, "BACKLOG_CHUNK", 2)
+    real_write = recorder._write
+    sizes: list[int] = []
+
+    async def second_fails(batch: Any) -> None:
+        sizes.append(len(batch))
+        if len(sizes) == 2:
+            raise ConnectionError("the database went away")
+        await real_write(batch)
+
+    recorder._write = second_fails  # type: ignore[method-assign]
+    batch = [make_record(account_id, latency_ms=n) for n in range(5)]
+    for record in batch:
+        recorder.record(record)
+    assert await recorder.flush() == 2  # the first part; the rest waits, in order, with its journal
+    assert sizes == [2, 2]
+    assert len(recorder._pending) == 3
+    assert segments(tmp_path / "journal")
+    assert await recorder.flush() == 3
+    assert sizes == [2, 2, 2, 1]
+    assert [str(r.id) for r in await stored(sessionmaker, account_id)] == [r["id"] for r in batch]
+    assert segments(tmp_path / "journal") == []

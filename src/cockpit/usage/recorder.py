@@ -76,6 +76,11 @@ TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
 # Rows prepared at a time when writing a batch (see Recorder._write).
 WRITE_SLICE = 64
 BACKLOG_ROWS = 1024
+# A backlog (after an outage, or a writer behind a load) is written in transactions of at most this
+# many records and this many bytes of journal lines: each a bounded message and transaction, few
+# enough that the writer catches up (on SQLite every transaction waits for the write lock).
+BACKLOG_CHUNK = 20_000
+BACKLOG_BYTES = 64 * 2**20
 # Expired stored content is cleared this often.
 
 
@@ -350,9 +355,8 @@ class Recorder:
             written = 0
             try:
                 await asyncio.to_thread(self._sync_segments)
-                # A backlog (after an outage) goes in transactions of at most batch_size records.
-                for start in range(0, len(batch), self.batch_size):
-                    chunk = batch[start : start + self.batch_size]
+                # A backlog (after an outage) goes in transactions of at most BACKLOG_CHUNK records.
+                for chunk in _chunks(batch):
                     await self._write_batch(chunk)
                     written += len(chunk)
             except BaseException as exc:  # also when cancelled: what was not written waits
@@ -498,6 +502,18 @@ class Recorder:
             return len(records)
         finally:
             os.close(fd)
+
+
+def _chunks(batch: list[dict[str, Any] | bytes]) -> Iterable[list[dict[str, Any] | bytes]]:
+    """A batch in parts of at most BACKLOG_CHUNK records and (journal lines) BACKLOG_BYTES."""
+    start, size = 0, 0
+    for index, item in enumerate(batch):
+        size += len(item) if isinstance(item, bytes) else 0
+        if index - start >= BACKLOG_CHUNK or size > BACKLOG_BYTES:
+            yield batch[start:index]
+            start, size = index, len(item) if isinstance(item, bytes) else 0
+    if start < len(batch):
+        yield batch[start:]
 
 
 def _records(batch: Sequence[dict[str, Any] | bytes]) -> list[dict[str, Any]]:
