@@ -509,7 +509,7 @@ def _chunks(batch: list[dict[str, Any] | bytes]) -> Iterable[list[dict[str, Any]
     start, size = 0, 0
     for index, item in enumerate(batch):
         size += len(item) if isinstance(item, bytes) else 0
-        if index - start >= BACKLOG_CHUNK or size > BACKLOG_BYTES:
+        if index > start and (index - start >= BACKLOG_CHUNK or size > BACKLOG_BYTES):
             yield batch[start:index]
             start, size = index, len(item) if isinstance(item, bytes) else 0
     if start < len(batch):

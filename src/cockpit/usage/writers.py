@@ -196,7 +196,6 @@ async def _serve(reader: asyncio.StreamReader, out: Any) -> None:
             try:
                 batch = [json.loads(line) for line in payload.splitlines() if line]
                 await writer.write(sessionmaker, batch)
-
                 reply: dict[str, Any] = {"ok": True}
             except Exception as exc:
                 reply = {"ok": False, "unavailable": unavailable(exc), "error": type(exc).__name__}
