@@ -1,7 +1,7 @@
 """Cost tracking at scale: millions of recorded calls, and how long each analytics view takes.
 
     python benchmarks/analytics.py [--backend sqlite|postgresql|both] [--calls 10000000] [--accounts 1]
-                                   [--users 5000] [--days 90] [--repeat 5] [--keep]
+                                   [--users 5000] [--days 90] [--repeat 5] [--keep] [--dir D]
 
 For each backend: a fresh database migrated to head, one measured account (5,000 users in 50 groups,
 200 projects, 40 models, 100 agents) and, with ``--accounts N``, N-1 other accounts sharing the calls;
@@ -234,7 +234,8 @@ async def run(backend: str, args: argparse.Namespace) -> None:
     end = datetime(2026, 12, 1, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as folder:
         if backend == "sqlite":
-            path: Path | None = Path(folder) / "analytics.db"
+            path: Path | None = Path(args.dir or folder) / "analytics.db"
+            path.unlink(missing_ok=True)  # noqa: ASYNC240 (before anything runs)
             url = f"sqlite+aiosqlite:///{path}"
         else:
             import asyncpg
@@ -281,6 +282,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
+    parser.add_argument("--dir", help="keep the SQLite database in this folder (analytics.db)")
     parser.add_argument("--no-rollups", action="store_true", help="read every view from the calls")
     parser.add_argument("--batch", type=int, default=10_000, help="new calls for the lag measurement")
     args = parser.parse_args()

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics import queries, rollup_read, rollups
+from cockpit.analytics import queries, rollup_read, rollups, service
 from cockpit.analytics.figures import Totals
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount
@@ -242,3 +242,69 @@ async def test_hostile_filter_values_read_nothing_from_the_rollups(db: AsyncSess
         assert await queries.totals(db, calls.scope(), f) == expected([])
         assert await queries.grouped(db, calls.scope(), f, Dimension.user, users=False) == {}
     assert await db.scalar(select(func.count()).select_from(UsageRollup)) == count
+
+
+def _direct_pivot(
+    rows: list[Row], columns: str, metric: Callable[[list[Row]], Any]
+) -> dict[Any, dict[Any, Any]]:
+    cells: dict[Any, dict[Any, list[Row]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        cells[r["user_id"]][r[columns]].append(r)
+    return {user: {col: metric(found) for col, found in by.items()} for user, by in cells.items()}
+
+
+async def _no_labels(*_: Any) -> dict[Any, str]:
+    return {}
+
+
+@pytest.mark.parametrize("value", [service.Metric.requests, service.Metric.cost])
+async def test_a_pivot_page_from_the_rollups_matches_the_rows(
+    db: AsyncSession, calls: Calls, value: service.Metric
+) -> None:
+    """The pivot of people's activity reads the rows' and the columns' totals and only the page's
+    cells from the rollups: every page's rows, order, cells and totals equal the direct computation,
+    without a filter, under a model filter (the model|user pairs) and under a group filter (calls)."""
+    await _roll(db)
+    late = [{**r, "id": uuid.uuid4()} for r in sorted(calls.rows, key=lambda r: r["created_at"])[-30:]]
+    await _insert(db, late)  # calls since the watermark count too
+    rows_all = calls.rows + late
+    scope = calls.scope()
+
+    def metric(found: list[Row]) -> Any:
+        return len(found) if value is service.Metric.requests else expected(found).cost_usd
+
+    for f0 in PERIODS:
+        for values, keep in (
+            ({}, lambda r: True),
+            ({"model": "gpt-4o"}, lambda r: r["model"] == "gpt-4o"),
+            ({"group_id": calls.groups[0]}, lambda r: r["group_id"] == calls.groups[0]),
+        ):
+            f = f0.narrowed(**values)
+            rows = [r for r in rows_all if f.start <= r["created_at"] < f.end and keep(r)]
+            # A breakdown by person counts the period's people from its own rows.
+            assert (await service.breakdown(db, scope, f, Dimension.user, _no_labels)).total == expected(rows)
+            for columns, column in ((Dimension.model, "model"), (Dimension.agent, "agent_id")):
+                direct = _direct_pivot(rows, column, metric)
+                totals = {user: sum(by.values()) for user, by in direct.items()}
+                order = sorted(totals, key=lambda k: (-totals[k], str(k)))
+                rolled = not values or ("model" in values and columns is Dimension.model)  # model|user
+                assert await queries.pairs_rolled(db, scope, f, Dimension.user, columns) is rolled
+                for offset in (0, 5, 10):
+                    table = await service.pivot(
+                        db, scope, f, _no_labels, columns_by=columns, value=value, limit=5, offset=offset
+                    )
+                    assert table.count == len(order)
+                    assert table.total == sum(totals.values())
+                    assert [r.key for r in table.rows] == order[offset : offset + 5]
+                    column_totals = {
+                        c: sum(by.get(c, 0) for by in direct.values())
+                        for c in {c for by in direct.values() for c in by}
+                    }
+                    assert {k: t for k, _, t in table.columns if k != "__other__"} == {
+                        k: column_totals[k] for k, _, _ in table.columns if k != "__other__"
+                    }
+                    for row in table.rows:
+                        assert row.total == totals[row.key]
+                        assert {k: v for k, v in row.cells.items() if v} == {
+                            k: v for k, v in direct[row.key].items() if v
+                        }

@@ -6,12 +6,13 @@ of each stretch of the period between two changes is added to the UTC time befor
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, func, select, text
+from sqlalchemy import ColumnElement, Row, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.analytics import rollup_read
@@ -25,6 +26,7 @@ from cockpit.analytics.columns import (
     local_bucket,
     offsets,
     per_call,
+    read_total,
     total,
 )
 from cockpit.analytics.figures import Totals
@@ -53,8 +55,12 @@ def where(scope: Scope, f: Filters) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _measures(*, users: bool) -> list[Any]:
-    measures = [total(value).label(name) for name, value in per_call().items()]
+def _measures(dialect: str | None, *, users: bool) -> list[Any]:
+    """The sums (read as ``read_total`` gives them; plain sums without a dialect) and the people."""
+    measures = [
+        (read_total(value, dialect) if dialect else total(value)).label(name)
+        for name, value in per_call().items()
+    ]
     if users:
         measures.append(func.count(func.distinct(T.user_id)).label("active_users"))
     return measures
@@ -81,22 +87,28 @@ def totals_of(row: Row[Any]) -> Totals:
 SUMS = tuple(per_call())  # every figure but distinct people
 
 
-async def raw_totals(session: AsyncSession, scope: Scope, f: Filters) -> Totals:
-    if dialect_name(session) == "postgresql":
+async def raw_totals(session: AsyncSession, scope: Scope, f: Filters, *, people: bool = True) -> Totals:
+    """The totals of the period from the calls; ``people=False``: without its distinct people."""
+    dialect = dialect_name(session)
+    if not people:
+        return totals_of(
+            (await session.execute(select(*_measures(dialect, users=False)).where(*where(scope, f)))).one()
+        )
+    if dialect == "postgresql":
         # count(DISTINCT user_id) sorts every call; summing per person first is a hash aggregate over
         # a few thousand groups (measured: 620 → 220 ms over 1M calls). Not on SQLite, which would
         # read the calls through the (account, user, time) index, in person order (4x slower).
         per_person = (
-            select(T.user_id.label("person"), *_measures(users=False))
+            select(T.user_id.label("person"), *_measures(None, users=False))  # summed again below
             .where(*where(scope, f))
             .group_by(T.user_id)
             .subquery()
         )
-        sums = [total(per_person.c[name]).label(name) for name in SUMS]
-        people = func.count(per_person.c.person).label("active_users")
-        stmt: Any = select(*sums, people)  # eleven sums and a count: typed as a plain row
+        sums = [read_total(per_person.c[name], "postgresql").label(name) for name in SUMS]
+        persons = func.count(per_person.c.person).label("active_users")
+        stmt: Any = select(*sums, persons)  # eleven sums and a count: typed as a plain row
         return totals_of((await session.execute(stmt)).one())
-    row = (await session.execute(select(*_measures(users=True)).where(*where(scope, f)))).one()
+    row = (await session.execute(select(*_measures("sqlite", users=True)).where(*where(scope, f)))).one()
     return totals_of(row)
 
 
@@ -110,18 +122,34 @@ async def raw_grouped(
     """The totals of each value of a dimension (None: calls without one, e.g. no agent); with
     ``users=False`` without the distinct people of each value, which saves a sort of the calls."""
     column = COLUMNS[dim]
-    stmt = select(column.label("key"), *_measures(users=users)).where(*where(scope, f)).group_by(column)
+    stmt = (
+        select(column.label("key"), *_measures(dialect_name(session), users=users))
+        .where(*where(scope, f))
+        .group_by(column)
+    )
     return {_key(row.key): totals_of(row) for row in await session.execute(stmt)}
 
 
+def _among(column: Any, keys: Collection[Key]) -> ColumnElement[bool]:
+    values = [k for k in keys if k is not None]
+    condition = column.in_(values)
+    return or_(condition, column.is_(None)) if None in keys else condition
+
+
 async def raw_pairs(
-    session: AsyncSession, scope: Scope, f: Filters, rows: Dimension, columns: Dimension
+    session: AsyncSession,
+    scope: Scope,
+    f: Filters,
+    rows: Dimension,
+    columns: Dimension,
+    row_keys: Collection[Key] | None = None,
 ) -> dict[tuple[Key, Key], Totals]:
-    """The totals of each (row value, column value) pair that has calls."""
+    """The totals of each (row value, column value) pair that has calls (of ``row_keys`` only)."""
     first, second = COLUMNS[rows], COLUMNS[columns]
+    only = [] if row_keys is None else [_among(first, row_keys)]
     stmt = (
-        select(first.label("a"), second.label("b"), *_measures(users=False))
-        .where(*where(scope, f))
+        select(first.label("a"), second.label("b"), *_measures(dialect_name(session), users=False))
+        .where(*where(scope, f), *only)
         .group_by(first, second)
     )
     return {(_key(row.a), _key(row.b)): totals_of(row) for row in await session.execute(stmt)}
@@ -145,7 +173,11 @@ async def raw_buckets(
     if dim is not None:
         keys.append(COLUMNS[dim].label("key"))
         grouping.append(COLUMNS[dim])
-    stmt = select(*keys, *_measures(users=users)).where(*where(scope, f)).group_by(*grouping)
+    stmt = (
+        select(*keys, *_measures(dialect_name(session), users=users))
+        .where(*where(scope, f))
+        .group_by(*grouping)
+    )
     found: dict[tuple[int, Key], Totals] = {}
     for row in await session.execute(stmt):
         key = _key(row.key) if len(keys) > 1 else None
@@ -179,17 +211,24 @@ def _totals(row: Any, people: int = 0) -> Totals:
     )  # fmt: skip
 
 
-async def totals(session: AsyncSession, scope: Scope, f: Filters) -> Totals:
+async def totals(session: AsyncSession, scope: Scope, f: Filters, *, people: int | None = None) -> Totals:
+    """The totals of the period; ``people``: its distinct people when the caller has counted them
+    already (e.g. from a breakdown by user), which saves reading the person rows again."""
+
     async def read(plan: rollup_read.Plan) -> Totals | None:
         src = rollup_read.source(plan, None)
-        people = await rollup_read.people(session, plan)
-        if src is None or people is None:
+        count = people if people is not None else await rollup_read.people(session, plan)
+        if src is None or count is None:
             return None
         rows = await rollup_read.grouped(session, plan, src)
-        return _totals(rows[0], people) if rows else Totals()
+        return _totals(rows[0], count) if rows else Totals()
 
     found = await _from_rollups(session, scope, f, read)
-    return found if found is not None else await raw_totals(session, scope, f)
+    if found is not None:
+        return found
+    if people is not None:
+        return replace(await raw_totals(session, scope, f, people=False), active_users=people)
+    return await raw_totals(session, scope, f)
 
 
 async def grouped(
@@ -215,17 +254,27 @@ async def grouped(
 
 
 async def pairs(
-    session: AsyncSession, scope: Scope, f: Filters, rows: Dimension, columns: Dimension
+    session: AsyncSession,
+    scope: Scope,
+    f: Filters,
+    rows: Dimension,
+    columns: Dimension,
+    *,
+    row_keys: Collection[Key] | None = None,
 ) -> dict[tuple[Key, Key], Totals]:
-    """The totals of each (row value, column value) pair that has calls."""
+    """The totals of each (row value, column value) pair that has calls; ``row_keys``: of these row
+    values only (a pivot's page)."""
 
     async def read(plan: rollup_read.Plan) -> dict[tuple[Key, Key], Totals] | None:
         straight = rollup_read.source(plan, rows, columns)
         src = straight or rollup_read.source(plan, columns, rows)
         if src is None:
             return None
+        keys = None
+        if row_keys is not None:
+            keys = (0 if straight is not None else 1, [rollup_read.stored(plan.dialect, k) for k in row_keys])
         found: dict[tuple[Key, Key], Totals] = {}
-        for row in await rollup_read.grouped(session, plan, src):
+        for row in await rollup_read.grouped(session, plan, src, keys):
             a, b = rollup_read.to_key(src.dims[0], row.key), rollup_read.to_key(src.dims[1], row.key2)
             found[(a, b) if straight is not None else (b, a)] = _totals(row)
         return found
@@ -234,7 +283,21 @@ async def pairs(
         found = await _from_rollups(session, scope, f, read)
         if found is not None:
             return found
-    return await raw_pairs(session, scope, f, rows, columns)
+    return await raw_pairs(session, scope, f, rows, columns, row_keys)
+
+
+async def pairs_rolled(
+    session: AsyncSession, scope: Scope, f: Filters, rows: Dimension, columns: Dimension
+) -> bool:
+    """Whether the rollups keep the pairs of ``rows`` and ``columns`` for this view (then a few rows'
+    pairs are a few ranges of them)."""
+    if Dimension.integration in (rows, columns):
+        return False
+    plan = await rollup_read.plan(session, scope, f)
+    return plan is not None and (
+        rollup_read.source(plan, rows, columns) is not None
+        or rollup_read.source(plan, columns, rows) is not None
+    )
 
 
 async def buckets(

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics.columns import T, bucket_start, local_bucket, offsets, per_call, total
+from cockpit.analytics.columns import T, bucket_start, local_bucket, offsets, per_call, read_total
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.analytics.rollups import (
@@ -170,9 +170,16 @@ def _filter(dialect: str, f: Filters) -> tuple[Dimension, str] | bool | None:
     if not chosen:
         return None
     dim, value = chosen[0]
-    if isinstance(value, uuid.UUID):  # as the database writes it as text
-        return dim, (str(value) if dialect == "postgresql" else value.hex)
-    return dim, str(value)
+    return dim, stored(dialect, value)
+
+
+def stored(dialect: str, value: object) -> str:
+    """A dimension's value as the rollups store it (as the database writes it as text; '' for none)."""
+    if value is None:
+        return ""
+    if isinstance(value, uuid.UUID):
+        return str(value) if dialect == "postgresql" else value.hex
+    return str(value)
 
 
 async def _versions(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, str | None, str | None]:
@@ -250,10 +257,17 @@ def source(p: Plan, first: Dimension | None, second: Dimension | None = None) ->
 
 
 def _union(
-    p: Plan, src: Source, *, by_day: bool = False, people: bool = False, only: Sequence[int] = ()
+    p: Plan,
+    src: Source,
+    *,
+    by_day: bool = False,
+    people: bool = False,
+    only: Sequence[int] = (),
+    keys: tuple[int, Sequence[str]] | None = None,
 ) -> Any:
     """The rollup rows of ``src`` over S and the parts' calls, as one derived table of (day,) key,
-    key2, the sums (and ``people``/``raw`` for the whole-day timeline)."""
+    key2, the sums (and ``people``/``raw`` for the whole-day timeline); ``keys`` (n, values): only
+    these values (stored text) of the source's n-th dimension (not shifted)."""
     day: list[Any] = [R.block.label("day")] if by_day else []
     if only:
         rows = and_(R.level == 0, R.block.in_(list(only)))
@@ -264,16 +278,21 @@ def _union(
     conditions = [R.account_id == p.account_id, R.dim == src.rolled.name, rows]
     if src.value is not None:
         conditions.append(R.key == src.value)
+    first: list[Any] = []
+    if keys is not None:
+        position, values = keys
+        conditions.append((R.key2 if position else R.key).in_(list(values)))
+        first.append(key_of(src.dims[position]).in_(list(values)))
     empty = literal("", String)
     if src.shifted:
-        keys = [R.key2.label("key"), empty.label("key2")]
+        columns = [R.key2.label("key"), empty.label("key2")]
     elif src.dims[0] is None:
-        keys = [empty.label("key"), empty.label("key2")]
+        columns = [empty.label("key"), empty.label("key2")]
     else:
-        keys = [R.key.label("key"), R.key2.label("key2")]
+        columns = [R.key.label("key"), R.key2.label("key2")]
     extra: list[Any] = [R.people.label("people"), literal(0, BigInteger).label("raw")] if people else []
     selects: list[Select[Any]] = [
-        select(*day, *keys, *[R[name] for name in SUM_COLUMNS], *extra).where(*conditions)
+        select(*day, *columns, *[R[name] for name in SUM_COLUMNS], *extra).where(*conditions)
     ]
     raw_day: list[Any] = [p.day().label("day")] if by_day else []
     for part in p.parts:
@@ -287,19 +306,24 @@ def _union(
                 key_of(src.dims[1]).label("key2"),
                 *[value.label(name) for name, value in per_call(part.sign).items()],
                 *extras,
-            ).where(part.condition)
+            ).where(part.condition, *first)
         )
     return union_all(*selects).subquery("calls")
 
 
-def _sums(u: Any) -> list[Any]:
-    return [total(u.c[name]).label(name) for name in SUM_COLUMNS]
+def _sums(p: Plan, u: Any) -> list[Any]:
+    return [read_total(u.c[name], p.dialect).label(name) for name in SUM_COLUMNS]
 
 
-async def grouped(session: AsyncSession, p: Plan, src: Source) -> list[Any]:
-    """Rows of (key, key2, sums) with requests, in no order."""
-    u = _union(p, src)
-    stmt = select(u.c.key, u.c.key2, *_sums(u)).group_by(u.c.key, u.c.key2).having(func.sum(u.c.requests) > 0)
+async def grouped(
+    session: AsyncSession, p: Plan, src: Source, keys: tuple[int, Sequence[str]] | None = None
+) -> list[Any]:
+    """Rows of (key, key2, sums) with requests, in no order; ``keys`` (n, values): of these values
+    of the source's n-th dimension only."""
+    u = _union(p, src, keys=keys)
+    stmt = (
+        select(u.c.key, u.c.key2, *_sums(p, u)).group_by(u.c.key, u.c.key2).having(func.sum(u.c.requests) > 0)
+    )
     return list(await session.execute(stmt))
 
 
@@ -328,7 +352,7 @@ async def days(session: AsyncSession, p: Plan, src: Source, *, whole: bool) -> l
         else []
     )
     stmt = (
-        select(u.c.day, u.c.key, *_sums(u), *extra)
+        select(u.c.day, u.c.key, *_sums(p, u), *extra)
         .group_by(u.c.day, u.c.key)
         .having(func.sum(u.c.requests) > 0)
     )

@@ -78,6 +78,9 @@ DIMS: dict[str, RolledDim] = {
         RolledDim("agent|user", Dimension.agent, Dimension.user, levels=LEVELS),
         RolledDim("group|user", Dimension.group, Dimension.user, levels=LEVELS),
         RolledDim("model|agent", Dimension.model, Dimension.agent, levels=LEVELS),
+        # The pivot of people's activity: the cells of one page of people are ranges of these.
+        RolledDim("user|model", Dimension.user, Dimension.model, levels=LEVELS),
+        RolledDim("user|agent", Dimension.user, Dimension.agent, levels=LEVELS),
         RolledDim("model|group", Dimension.model, Dimension.group),
         RolledDim("group|model", Dimension.group, Dimension.model),
         RolledDim("group|agent", Dimension.group, Dimension.agent),

@@ -142,7 +142,9 @@ async def breakdown(
     _page(limit, offset)
     # A breakdown's rows do not show distinct people (its total does).
     groups = await queries.grouped(session, scope, filters, dim, users=False)
-    whole = await queries.totals(session, scope, filters)
+    # By person, the groups are the period's people: no need to read them again for the total.
+    people = sum(1 for key in groups if key is not None) if dim is Dimension.user else None
+    whole = await queries.totals(session, scope, filters, people=people)
     ordered = sorted(groups.items(), key=lambda kv: (-measure(kv[1], sort), -kv[1].requests, str(kv[0])))
     page = ordered[offset : offset + limit]
     names = await _labels(session, scope, dim, [k for k, _ in page], labeler)
@@ -279,17 +281,31 @@ async def pivot(
     offset: int = 0,
 ) -> Pivot:
     _page(limit, offset)
-    cells = await queries.pairs(session, scope, filters, rows_by, columns_by)
     row_totals: dict[Key, Decimal | int] = {}
     column_totals: dict[Key, Decimal | int] = {}
-    for (row, column), totals in cells.items():
-        amount = measure(totals, value)
-        row_totals[row] = row_totals.get(row, 0) + amount
-        column_totals[column] = column_totals.get(column, 0) + amount
+    if await queries.pairs_rolled(session, scope, filters, rows_by, columns_by):
+        # Kept in the rollups: the rows' and the columns' totals from their own dimensions, then
+        # only the page's cells (a person's pairs are a few ranges of the rollups, where all the
+        # cells of a large account are tens of thousands of rows).
+        for key, totals in (await queries.grouped(session, scope, filters, rows_by, users=False)).items():
+            row_totals[key] = measure(totals, value)
+        for key, totals in (await queries.grouped(session, scope, filters, columns_by, users=False)).items():
+            column_totals[key] = measure(totals, value)
+        ordered = sorted(row_totals, key=lambda k: (-row_totals[k], str(k)))
+        page = ordered[offset : offset + limit]
+        cells = {}
+        if page:
+            cells = await queries.pairs(session, scope, filters, rows_by, columns_by, row_keys=page)
+    else:
+        cells = await queries.pairs(session, scope, filters, rows_by, columns_by)
+        for (row, column), totals in cells.items():
+            amount = measure(totals, value)
+            row_totals[row] = row_totals.get(row, 0) + amount
+            column_totals[column] = column_totals.get(column, 0) + amount
+        ordered = sorted(row_totals, key=lambda k: (-row_totals[k], str(k)))
+        page = ordered[offset : offset + limit]
     columns = sorted(column_totals, key=lambda k: (-column_totals[k], str(k)))
     shown, others = columns[:PIVOT_COLUMNS], columns[PIVOT_COLUMNS:]
-    ordered = sorted(row_totals, key=lambda k: (-row_totals[k], str(k)))
-    page = ordered[offset : offset + limit]
     row_names = await _labels(session, scope, rows_by, page, labeler)
     column_names = await _labels(session, scope, columns_by, shown, labeler)
     listed = [(key, column_names[key], column_totals[key]) for key in shown]

@@ -153,7 +153,12 @@ def make_engine(url: str, *, sqlite_immediate: bool = True, **kwargs: Any) -> As
                 record.info.pop("cockpit_writing", None)  # the pool rolled back what was left open
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    # No JIT compilation: Cockpit's statements are short, and compiling one (70-80 ms measured on an
+    # analytics view's aggregate over ~170,000 rollup rows) costs more than it saves.
+    connect_args = {"server_settings": {"jit": "off"}}
+    return create_async_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs
+    )
 
 
 def dialect_name(session: AsyncSession) -> str:
