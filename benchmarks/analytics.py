@@ -2,6 +2,7 @@
 
     python benchmarks/analytics.py [--backend sqlite|postgresql|both] [--calls 10000000] [--accounts 1]
                                    [--users 5000] [--days 90] [--repeat 5] [--keep] [--dir D]
+    python benchmarks/analytics.py --existing URL [--repeat 5]   # the views again over a kept database
 
 For each backend: a fresh database migrated to head, one measured account (5,000 users in 50 groups,
 200 projects, 40 models, 100 agents) and, with ``--accounts N``, N-1 other accounts sharing the calls;
@@ -38,6 +39,7 @@ from cockpit.analytics.rollup_models import UsageRollup
 from cockpit.analytics.service import Metric
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
+from cockpit.usage.models import UsageRecord
 
 PG_ADMIN = os.environ.get("COCKPIT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 COLUMNS = [
@@ -196,14 +198,14 @@ def _probes(scope: Scope, zone: ZoneInfo) -> list[tuple[str, Probe]]:
     ]  # fmt: skip
 
 
-async def _measure(url: str, account_id: uuid.UUID, world: World, end: datetime, repeat: int) -> None:
+async def _measure(url: str, account_id: uuid.UUID, group: uuid.UUID, end: datetime, repeat: int) -> None:
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     zone, scope = ZoneInfo("Europe/Paris"), Scope(account_id)
     filters = {
         "none": {},
-        "model": {"model": world.models[0]},
-        "group": {"group_id": world.groups[0]},
+        "model": {"model": "model-00"},
+        "group": {"group_id": group},
     }
     print(f"{'view':40} {'days':>4} {'filter':>6} {'median ms':>10} {'max ms':>9}")
     for days in (7, 30, 90):
@@ -229,13 +231,29 @@ async def drop_database(name: str) -> None:
     await admin.close()
 
 
+async def measure_existing(url: str, repeat: int) -> None:
+    """The views again over a database an earlier run kept (``--keep`` or ``--dir``)."""
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as session:
+        busiest = text(
+            "SELECT account_id FROM usage_requests GROUP BY account_id ORDER BY count(*) DESC LIMIT 1"
+        )
+        account_id = uuid.UUID(str(await session.scalar(busiest)))
+        first_group = select(func.min(UsageRecord.group_id)).where(UsageRecord.account_id == account_id)
+        group = uuid.UUID(str(await session.scalar(first_group)))
+    await engine.dispose()
+    print(f"\n=== {url.split('://')[0]}: the views over the kept database ===")
+    await _measure(url, account_id, group, datetime(2026, 12, 1, tzinfo=UTC), repeat)
+
+
 async def run(backend: str, args: argparse.Namespace) -> None:
     rng = random.Random(args.seed)
     end = datetime(2026, 12, 1, tzinfo=UTC)
     with tempfile.TemporaryDirectory() as folder:
         if backend == "sqlite":
-            path: Path | None = Path(args.dir or folder) / "analytics.db"
-            path.unlink(missing_ok=True)  # noqa: ASYNC240 (before anything runs)
+            kept = Path(args.dir or folder) / "analytics.db"
+            kept.unlink(missing_ok=True)
+            path: Path | None = kept
             url = f"sqlite+aiosqlite:///{path}"
         else:
             import asyncpg
@@ -261,7 +279,7 @@ async def run(backend: str, args: argparse.Namespace) -> None:
             print(f"database file: {path.stat().st_size / 2**30:.2f} GiB")
         if not args.no_rollups:
             await _roll(url, "rollups built from")
-        await _measure(url, accounts[0], world, end, args.repeat)
+        await _measure(url, accounts[0], world.groups[0], end, args.repeat)
         if not args.no_rollups:
             # The lag: a batch of new calls (a few seconds of a busy gateway) taken in by one roll.
             fresh = await _load(url, path, _calls(rng, world, accounts[0], args.batch, 1, end), analyze=False)
@@ -285,7 +303,11 @@ def main() -> None:
     parser.add_argument("--dir", help="keep the SQLite database in this folder (analytics.db)")
     parser.add_argument("--no-rollups", action="store_true", help="read every view from the calls")
     parser.add_argument("--batch", type=int, default=10_000, help="new calls for the lag measurement")
+    parser.add_argument("--existing", metavar="URL", help="only measure the views over a kept database")
     args = parser.parse_args()
+    if args.existing:
+        asyncio.run(measure_existing(args.existing, args.repeat))
+        return
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
         asyncio.run(run(backend, args))
 

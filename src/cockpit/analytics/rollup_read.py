@@ -74,9 +74,11 @@ class Plan:
     filters: Filters
     where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
 
-    def blocks(self, dim: RolledDim) -> ColumnElement[bool]:
-        """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days."""
-        if dim.levels == 1:
+    def blocks(self, dim: RolledDim, *, each: bool = False) -> ColumnElement[bool]:
+        """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days; ``each``:
+        every block named (where a few keys are read from each: a range of blocks before the key in
+        the index would be scanned once per key)."""
+        if dim.levels == 1 and not each:
             return and_(R.level == 0, R.block >= self.first_day, R.block < self.last_day)
         ranges: dict[int, list[list[int]]] = {}
         day = self.first_day
@@ -91,6 +93,15 @@ class Plan:
             else:
                 runs.append([block, block])
             day += 4**level
+        if each:
+            return or_(
+                *(
+                    and_(
+                        R.level == level, R.block.in_([b for low, high in runs for b in range(low, high + 1)])
+                    )
+                    for level, runs in ranges.items()
+                )
+            )
         return or_(
             *(
                 and_(R.level == level, R.block >= low, R.block <= high)
@@ -274,7 +285,7 @@ def _union(
     elif by_day:
         rows = and_(R.level == 0, R.block >= p.first_day, R.block < p.last_day)
     else:
-        rows = p.blocks(src.rolled)
+        rows = p.blocks(src.rolled, each=keys is not None)
     conditions = [R.account_id == p.account_id, R.dim == src.rolled.name, rows]
     if src.value is not None:
         conditions.append(R.key == src.value)
