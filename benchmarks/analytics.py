@@ -239,7 +239,12 @@ async def measure_existing(url: str, repeat: int) -> None:
             "SELECT account_id FROM usage_requests GROUP BY account_id ORDER BY count(*) DESC LIMIT 1"
         )
         account_id = uuid.UUID(str(await session.scalar(busiest)))
-        first_group = select(func.min(UsageRecord.group_id)).where(UsageRecord.account_id == account_id)
+        first_group = (
+            select(UsageRecord.group_id)
+            .where(UsageRecord.account_id == account_id, UsageRecord.group_id.is_not(None))
+            .order_by(UsageRecord.created_at)
+            .limit(1)
+        )
         group = uuid.UUID(str(await session.scalar(first_group)))
     await engine.dispose()
     print(f"\n=== {url.split('://')[0]}: the views over the kept database ===")

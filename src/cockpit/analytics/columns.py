@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -71,8 +72,11 @@ def read_total(value: Any, dialect: str) -> Any:
     return cast(summed, Text) if dialect == "postgresql" else summed
 
 
-def offsets(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
-    """The zone's UTC offset (seconds) over [start, end) as (from, offset) stretches, oldest first."""
+@lru_cache(maxsize=512)
+def offsets(zone: ZoneInfo, start: datetime, end: datetime) -> tuple[tuple[datetime, int], ...]:
+    """The zone's UTC offset (seconds) over [start, end) as (from, offset) stretches, oldest first.
+    Probed every 6 hours (no zone changes its clocks twice within 6 hours), each change then found to
+    the second; remembered, as a view asks for the same period several times."""
 
     def offset(moment: datetime) -> int:
         value = moment.astimezone(zone).utcoffset()
@@ -81,7 +85,7 @@ def offsets(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[dateti
     stretches = [(start, offset(start))]
     probe = start
     while probe < end:
-        following = min(probe + timedelta(hours=1), end)
+        following = min(probe + timedelta(hours=6), end)
         if offset(following) != stretches[-1][1] and following < end:
             low, high = probe, following  # the change is in (low, high]: find its second
             while high - low > timedelta(seconds=1):
@@ -89,7 +93,7 @@ def offsets(zone: ZoneInfo, start: datetime, end: datetime) -> list[tuple[dateti
                 low, high = (middle, high) if offset(middle) == stretches[-1][1] else (low, middle)
             stretches.append((high.replace(microsecond=0), offset(high)))
         probe = following
-    return stretches
+    return tuple(stretches)
 
 
 def _epoch(dialect: str) -> Any:

@@ -3,7 +3,7 @@ them (Decimals, never floats)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 ZERO = Decimal(0)
@@ -35,9 +35,14 @@ class Totals:
 
     def __add__(self, other: Totals) -> Totals:
         """Sums add up; distinct people cannot be added (the result keeps the larger count)."""
-        values = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
-        values["active_users"] = max(self.active_users, other.active_users)
-        return Totals(**values)
+        return Totals(
+            self.requests + other.requests, self.errors + other.errors, self.successes + other.successes,
+            self.cost_usd + other.cost_usd, self.credits + other.credits,
+            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens,
+            self.cached_tokens + other.cached_tokens, self.latency_ms + other.latency_ms,
+            self.ttft_ms + other.ttft_ms, self.ttft_calls + other.ttft_calls,
+            max(self.active_users, other.active_users),
+        )  # fmt: skip
 
     @property
     def tokens(self) -> int:

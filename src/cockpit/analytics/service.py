@@ -34,6 +34,7 @@ MAX_LIMIT = 500
 STACKS = 8  # a stacked timeline shows the largest values; the rest is "Other"
 PIVOT_COLUMNS = 12
 NONE = Totals()
+LOCAL_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 (a wall time: local bucket n starts at it + n x its length)
 
 # The names of a dimension's values in the caller's account ({} for the values it does not know).
 Labeler = Callable[[AsyncSession, uuid.UUID, Dimension, Collection[Key]], Awaitable[dict[Key, str]]]
@@ -218,8 +219,16 @@ async def timeline(
         raise InvalidInput("invalid_input", "Hourly timelines cover at most 31 days: choose days.")
     index = {start.replace(tzinfo=None): n for n, start in enumerate(starts)}
     points = [NONE] * len(starts)
+    walls: dict[int, int | None] = {}
+
+    def position(number: int) -> int | None:
+        """The bucket's place in the period (its local wall time: the epoch plus number x step)."""
+        if number not in walls:
+            walls[number] = index.get(LOCAL_EPOCH + timedelta(seconds=number * step))
+        return walls[number]
+
     for (number, _), totals in (await queries.buckets(session, scope, filters, zone, step)).items():
-        n = index.get(queries.bucket_start(number, step, zone).replace(tzinfo=None))
+        n = position(number)
         if n is not None:  # every bucket of the period is listed
             points[n] = totals
     per_key: dict[Key, list[Totals]] = {}
@@ -227,7 +236,7 @@ async def timeline(
         for (number, key), totals in (
             await queries.buckets(session, scope, filters, zone, step, stack_by, users=False)
         ).items():
-            n = index.get(queries.bucket_start(number, step, zone).replace(tzinfo=None))
+            n = position(number)
             if n is not None:
                 if key not in per_key:
                     per_key[key] = [NONE] * len(starts)  # one shared empty Totals (immutable)
