@@ -289,6 +289,9 @@ async def test_a_pivot_page_from_the_rollups_matches_the_rows(
                 order = sorted(totals, key=lambda k: (-totals[k], str(k)))
                 rolled = not values or ("model" in values and columns is Dimension.model)  # model|user
                 assert await queries.pairs_rolled(db, scope, f, Dimension.user, columns) is rolled
+                # The rows' and columns' totals always from the rollups here (e.g. group|user and
+                # group|model under a group filter); the cells not kept come from the page's calls.
+                assert await queries.breakdowns_rolled(db, scope, f, Dimension.user, columns)
                 for offset in (0, 5, 10):
                     table = await service.pivot(
                         db, scope, f, _no_labels, columns_by=columns, value=value, limit=5, offset=offset

@@ -299,6 +299,14 @@ async def pairs_rolled(
     )
 
 
+async def breakdowns_rolled(session: AsyncSession, scope: Scope, f: Filters, *dims: Dimension) -> bool:
+    """Whether the rollups give the breakdown by each of ``dims`` for this view."""
+    if Dimension.integration in dims:
+        return False
+    plan = await rollup_read.plan(session, scope, f)
+    return plan is not None and all(rollup_read.source(plan, dim) is not None for dim in dims)
+
+
 async def buckets(
     session: AsyncSession,
     scope: Scope,

@@ -292,10 +292,11 @@ async def pivot(
     _page(limit, offset)
     row_totals: dict[Key, Decimal | int] = {}
     column_totals: dict[Key, Decimal | int] = {}
-    if await queries.pairs_rolled(session, scope, filters, rows_by, columns_by):
-        # Kept in the rollups: the rows' and the columns' totals from their own dimensions, then
-        # only the page's cells (a person's pairs are a few ranges of the rollups, where all the
-        # cells of a large account are tens of thousands of rows).
+    if await queries.breakdowns_rolled(session, scope, filters, rows_by, columns_by):
+        # The rows' and the columns' totals from the rollups of their own dimensions, then only the
+        # page's cells: a few ranges of the rollups where the pairs are kept (all the cells of a large
+        # account are tens of thousands of rows), else the page's people's calls (e.g. under a group
+        # filter: their (account, person, time) index ranges, not every call of the period).
         for key, totals in (await queries.grouped(session, scope, filters, rows_by, users=False)).items():
             row_totals[key] = measure(totals, value)
         for key, totals in (await queries.grouped(session, scope, filters, columns_by, users=False)).items():
