@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
@@ -117,7 +117,14 @@ def local_bucket(dialect: str, stretches: Sequence[tuple[datetime, int]], step: 
     return local // step  # integers, divided whole
 
 
+LOCAL_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 (a wall time: local bucket n starts at it + n x its length)
+
+
+def local_wall(number: int, step: int) -> datetime:
+    """The local wall time (naive) a local bucket starts at."""
+    return LOCAL_EPOCH + timedelta(seconds=number * step)
+
+
 def bucket_start(number: int, step: int, zone: ZoneInfo) -> datetime:
     """The instant a local bucket starts (its local wall time in the zone)."""
-    wall = datetime.fromtimestamp(number * step, UTC).replace(tzinfo=None)
-    return wall.replace(tzinfo=zone)
+    return local_wall(number, step).replace(tzinfo=zone)

@@ -24,6 +24,7 @@ from cockpit.analytics.columns import (
     T,
     bucket_start,
     local_bucket,
+    local_wall,
     offsets,
     per_call,
     read_total,
@@ -34,7 +35,12 @@ from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.kit.db import dialect_name
 
 _R = TypeVar("_R")
-__all__ = ["Key", "bucket_start", "offsets"]  # used through this module by the service and tests
+__all__ = [
+    "Key",
+    "bucket_start",
+    "local_wall",
+    "offsets",
+]  # used through this module by the service and tests
 
 
 def where(scope: Scope, f: Filters) -> list[ColumnElement[bool]]:
@@ -108,7 +114,7 @@ async def raw_totals(session: AsyncSession, scope: Scope, f: Filters, *, people:
         persons = func.count(per_person.c.person).label("active_users")
         stmt: Any = select(*sums, persons)  # eleven sums and a count: typed as a plain row
         return totals_of((await session.execute(stmt)).one())
-    row = (await session.execute(select(*_measures("sqlite", users=True)).where(*where(scope, f)))).one()
+    row = (await session.execute(select(*_measures(dialect, users=True)).where(*where(scope, f)))).one()
     return totals_of(row)
 
 

@@ -34,7 +34,6 @@ MAX_LIMIT = 500
 STACKS = 8  # a stacked timeline shows the largest values; the rest is "Other"
 PIVOT_COLUMNS = 12
 NONE = Totals()
-LOCAL_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 (a wall time: local bucket n starts at it + n x its length)
 
 # The names of a dimension's values in the caller's account ({} for the values it does not know).
 Labeler = Callable[[AsyncSession, uuid.UUID, Dimension, Collection[Key]], Awaitable[dict[Key, str]]]
@@ -222,9 +221,9 @@ async def timeline(
     walls: dict[int, int | None] = {}
 
     def position(number: int) -> int | None:
-        """The bucket's place in the period (its local wall time: the epoch plus number x step)."""
+        """The bucket's place in the period (by its local wall time)."""
         if number not in walls:
-            walls[number] = index.get(LOCAL_EPOCH + timedelta(seconds=number * step))
+            walls[number] = index.get(queries.local_wall(number, step))
         return walls[number]
 
     for (number, _), totals in (await queries.buckets(session, scope, filters, zone, step)).items():
@@ -277,6 +276,10 @@ class Pivot:
     total: Decimal | int
 
 
+def _largest_first(amounts: dict[Key, Decimal | int]) -> list[Key]:
+    return sorted(amounts, key=lambda k: (-amounts[k], str(k)))
+
+
 async def pivot(
     session: AsyncSession,
     scope: Scope,
@@ -301,7 +304,7 @@ async def pivot(
             row_totals[key] = measure(totals, value)
         for key, totals in (await queries.grouped(session, scope, filters, columns_by, users=False)).items():
             column_totals[key] = measure(totals, value)
-        ordered = sorted(row_totals, key=lambda k: (-row_totals[k], str(k)))
+        ordered = _largest_first(row_totals)
         page = ordered[offset : offset + limit]
         cells = {}
         if page:
@@ -312,9 +315,9 @@ async def pivot(
             amount = measure(totals, value)
             row_totals[row] = row_totals.get(row, 0) + amount
             column_totals[column] = column_totals.get(column, 0) + amount
-        ordered = sorted(row_totals, key=lambda k: (-row_totals[k], str(k)))
+        ordered = _largest_first(row_totals)
         page = ordered[offset : offset + limit]
-    columns = sorted(column_totals, key=lambda k: (-column_totals[k], str(k)))
+    columns = _largest_first(column_totals)
     shown, others = columns[:PIVOT_COLUMNS], columns[PIVOT_COLUMNS:]
     row_names = await _labels(session, scope, rows_by, page, labeler)
     column_names = await _labels(session, scope, columns_by, shown, labeler)
