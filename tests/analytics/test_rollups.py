@@ -162,7 +162,8 @@ async def test_the_views_read_the_rollups(db: AsyncSession, calls: Calls) -> Non
 
 
 async def test_people_blocks_cover_long_periods(db: AsyncSession) -> None:
-    """Person rows have blocks of 4, 16 and 64 days; a 200-day period reads the fewest blocks and
+    """Person and token figures come from running sums per day (two days' rows whatever the
+    period's length); the pairs with people keep blocks of 4, 16 and 64 days. A 200-day period
     still counts every call once."""
     account, _ = await make_account(db)
     made = make_calls(account.id, n=400)
@@ -170,20 +171,99 @@ async def test_people_blocks_cover_long_periods(db: AsyncSession) -> None:
     spread = [{**r, "created_at": first + timedelta(hours=12 * n)} for n, r in enumerate(made.rows)]
     await _insert(db, spread)
     await _roll(db)
-    levels = set(
-        await db.scalars(
-            select(UsageRollup.level).where(UsageRollup.dim == "user").group_by(UsageRollup.level)
-        )
-    )
-    assert levels == {0, 1, 2, 3}
+
+    async def levels(dim: str) -> set[int]:
+        found = select(UsageRollup.level).where(UsageRollup.dim == dim).group_by(UsageRollup.level)
+        return set(await db.scalars(found))
+
+    assert await levels("user") == await levels("user+") == await levels("token+") == {0}
+    assert await levels("model|user") == {0, 1, 2, 3}
     f = Filters(datetime(2026, 3, 2, tzinfo=UTC), datetime(2026, 9, 17, tzinfo=UTC))
     plan = await rollup_read.plan(db, Calls(account.id, [], [], []).scope(), f)
     assert plan is not None
+    assert set(plan.newest) == {"user+", "token+"}
     rows = selected(Calls(account.id, spread, made.users, made.groups), f)
     assert await queries.totals(db, Calls(account.id, [], [], []).scope(), f) == expected(rows)
     people = await queries.grouped(db, Calls(account.id, [], [], []).scope(), f, Dimension.user, users=False)
     assert people == figures_by(rows, lambda r: r["user_id"])
-    assert await db.scalar(select(func.count()).select_from(UsageRollup)) > 0
+
+
+async def _running_rows(db: AsyncSession, account_id: uuid.UUID, dim: str) -> dict[tuple[int, str], int]:
+    found = await db.execute(
+        select(UsageRollup.block, UsageRollup.key, UsageRollup.requests).where(
+            UsageRollup.account_id == account_id, UsageRollup.dim == dim, UsageRollup.level == 0
+        )
+    )
+    return {(int(day), key): int(n) for day, key, n in found}
+
+
+async def test_running_sums_over_gaps_late_calls_and_any_period(db: AsyncSession) -> None:
+    """Rolled in time order with idle stretches between the rolls (some people absent from a
+    stretch), then late calls into past days: after every roll each value has a row for each day
+    from its first call to the newest day, holding its requests up to that day, and every period
+    (before the first call, across the gaps, past the newest day, partial days) gives each person's
+    and token's figures and the people exactly."""
+    account, _ = await make_account(db)
+    made = make_calls(account.id, n=360)
+    first = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+    # Three stretches of calls, 6 hours apart, with 10 and 25 idle days between them.
+    moments = [first + timedelta(hours=6 * n) for n in range(120)]
+    moments += [moments[-1] + timedelta(days=10, hours=6 * n) for n in range(1, 121)]
+    moments += [moments[-1] + timedelta(days=25, hours=6 * n) for n in range(1, 121)]
+    spread = [{**r, "created_at": moment} for r, moment in zip(made.rows, moments, strict=True)]
+    some, others = made.users[:6], made.users[3:]
+    late = [
+        {**r, "id": uuid.uuid4(), "created_at": r["created_at"] - timedelta(days=3, hours=1)}
+        for r in spread[100:300:9]
+    ]
+    late.append({**spread[0], "id": uuid.uuid4(), "created_at": first - timedelta(days=4)})  # before all
+    batches = [
+        spread[:120],
+        [r for r in spread[120:240] if r["user_id"] in some],  # the others are carried forward
+        [r for r in spread[240:] if r["user_id"] in others],
+        late,
+    ]
+    edges = [
+        first - timedelta(days=9), first - timedelta(days=4), first + timedelta(hours=30),
+        moments[119] + timedelta(days=2, hours=7), moments[239] - timedelta(days=1),
+        moments[240] + timedelta(hours=13), moments[-1] - timedelta(hours=20),
+        moments[-1] + timedelta(days=3),
+    ]  # fmt: skip
+    scope = Calls(account.id, [], [], []).scope()
+
+    def day(moment: datetime) -> int:  # a UTC account's local day
+        return int(moment.timestamp()) // 86400
+
+    def key(row: dict[str, Any]) -> str:
+        return rollup_read.stored(db.bind.dialect.name, row["user_id"])
+
+    everything: list[Row] = []
+    for batch in batches:
+        await _insert(db, batch)
+        await _roll(db)
+        everything += batch
+        newest = max(day(r["created_at"]) for r in everything)
+        wanted: dict[tuple[int, str], int] = {}
+        for person in {key(r) for r in everything}:
+            mine = sorted(day(r["created_at"]) for r in everything if key(r) == person)
+            for d in range(mine[0], newest + 1):
+                wanted[(d, person)] = sum(1 for c in mine if c <= d)
+        assert await _running_rows(db, account.id, "user+") == wanted
+
+        whole = Calls(account.id, everything, made.users, made.groups)
+        for a in edges:
+            for b in edges:
+                if a >= b:
+                    continue
+                f = Filters(a, b)
+                rows = selected(whole, f)
+                assert await queries.totals(db, scope, f) == expected(rows), f
+                for dim in (Dimension.user, Dimension.token):
+                    found = await queries.grouped(db, scope, f, dim, users=False)
+                    assert found == figures_by(rows, lambda r, c=DIMENSION_OF[dim]: r[c]), (f, dim)
+                narrowed = f.narrowed(user_id=made.users[0])
+                mine_rows = selected(whole, narrowed, lambda r: r["user_id"] == made.users[0])
+                assert await queries.totals(db, scope, narrowed) == expected(mine_rows), f
 
 
 async def test_views_under_one_filter_match_the_rows(db: AsyncSession, calls: Calls) -> None:

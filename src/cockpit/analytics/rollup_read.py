@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,6 +40,7 @@ from cockpit.analytics.columns import T, bucket_start, local_bucket, offsets, pe
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.analytics.rollups import (
+    DIMS,
     RolledDim,
     key_of,
     not_rolled_condition,
@@ -73,6 +74,7 @@ class Plan:
     parts: list[Part]
     filters: Filters
     where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
+    newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest day (rollups._accumulate)
 
     def blocks(self, dim: RolledDim, *, each: bool = False) -> ColumnElement[bool]:
         """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days; ``each``:
@@ -227,9 +229,16 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     if isinstance(where, tuple):
         only = key_of(where[0]) == where[1]
         raw = [Part(and_(part.condition, only), part.sign) for part in raw]
-    return Plan(
-        scope.account_id, dialect, zone, mark, d0, d1, raw, f, where if isinstance(where, tuple) else None
+    running = [dim.running for dim in DIMS.values() if dim.cumulative]
+    newest = await session.execute(
+        select(R.dim, func.max(R.block))
+        .where(R.account_id == scope.account_id, R.dim.in_(running), R.level == 0)
+        .group_by(R.dim)
     )
+    return Plan(
+        scope.account_id, dialect, zone, mark, d0, d1, raw, f, where if isinstance(where, tuple) else None,
+        {name: int(day) for name, day in newest},
+    )  # fmt: skip
 
 
 async def unchanged(session: AsyncSession, p: Plan) -> bool:
@@ -280,19 +289,20 @@ def _union(
     key2, the sums (and ``people``/``raw`` for the whole-day timeline); ``keys`` (n, values): only
     these values (stored text) of the source's n-th dimension (not shifted)."""
     day: list[Any] = [R.block.label("day")] if by_day else []
+    newest = p.newest.get(src.rolled.running) if src.rolled.cumulative and not (by_day or only) else None
     if only:
         rows = and_(R.level == 0, R.block.in_(list(only)))
     elif by_day:
         rows = and_(R.level == 0, R.block >= p.first_day, R.block < p.last_day)
     else:
         rows = p.blocks(src.rolled, each=keys is not None)
-    conditions = [R.account_id == p.account_id, R.dim == src.rolled.name, rows]
+    keyed: list[Any] = []
     if src.value is not None:
-        conditions.append(R.key == src.value)
+        keyed.append(R.key == src.value)
     first: list[Any] = []
     if keys is not None:
         position, values = keys
-        conditions.append((R.key2 if position else R.key).in_(list(values)))
+        keyed.append((R.key2 if position else R.key).in_(list(values)))
         first.append(key_of(src.dims[position]).in_(list(values)))
     empty = literal("", String)
     if src.shifted:
@@ -302,9 +312,25 @@ def _union(
     else:
         columns = [R.key.label("key"), R.key2.label("key2")]
     extra: list[Any] = [R.people.label("people"), literal(0, BigInteger).label("raw")] if people else []
-    selects: list[Select[Any]] = [
-        select(*day, *columns, *[R[name] for name in SUM_COLUMNS], *extra).where(*conditions)
-    ]
+    mine = R.account_id == p.account_id
+    selects: list[Select[Any]]
+    if newest is None:
+        selects = [
+            select(*day, *columns, *[R[name] for name in SUM_COLUMNS], *extra).where(
+                mine, R.dim == src.rolled.name, rows, *keyed
+            )
+        ]
+    else:
+        # Running sums: S's sums are the rows of its last day less those of the day before it (the
+        # newest day's rows for a day after it: no call was rolled after that day).
+        last, before = min(p.last_day - 1, newest), min(p.first_day - 1, newest)
+        selects = [
+            select(*columns, *[(R[name] * sign).label(name) for name in SUM_COLUMNS]).where(
+                mine, R.dim == src.rolled.running, R.level == 0, R.block == block, *keyed
+            )
+            for block, sign in ((last, 1), (before, -1))
+            if last > before
+        ]
     raw_day: list[Any] = [p.day().label("day")] if by_day else []
     for part in p.parts:
         extras: list[Any] = (

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     String,
     Text,
     and_,
@@ -47,6 +48,7 @@ from cockpit.usage.models import UsageRecord
 R = UsageRollup.__table__.c
 STATE = "usage"
 LEVELS = 4  # blocks of 1, 4, 16 and 64 local days
+KEY_COLUMNS = ["account_id", "dim", "level", "block", "key", "key2"]
 SQLITE_CHUNK = 200_000  # calls per transaction on SQLite (one writer: keep each lock short)
 
 
@@ -58,6 +60,13 @@ class RolledDim:
     first: Dimension | None = None
     second: Dimension | None = None
     levels: int = 1
+    # Also kept as running sums per value and local day (dim ``running``): a period's sums of every
+    # value are the difference of two days' rows (see ``_accumulate``).
+    cumulative: bool = False
+
+    @property
+    def running(self) -> str:
+        return f"{self.name}+"
 
 
 WHOLE = RolledDim("*")
@@ -68,10 +77,10 @@ DIMS: dict[str, RolledDim] = {
     for d in (
         WHOLE,
         *(RolledDim(dim.value, dim) for dim in _DAYS),
-        # Values that are people (or their tokens) number in the thousands every day: a long period
-        # reads a few blocks of up to 64 days rather than every day.
-        RolledDim("user", Dimension.user, levels=LEVELS),
-        RolledDim("token", Dimension.token, levels=LEVELS),
+        # Values that are people (or their tokens) number in the thousands every day: a period of
+        # any length reads two days of their running sums rather than every day.
+        RolledDim("user", Dimension.user, cumulative=True),
+        RolledDim("token", Dimension.token, cumulative=True),
         # Pairs "F|D": D's values under a filter on F (the first key, so a filter reads one range of
         # the primary key), the pivot users x models/agents and the assistants' models.
         RolledDim("model|user", Dimension.model, Dimension.user, levels=LEVELS),
@@ -224,6 +233,99 @@ async def _count_people(session: AsyncSession, account_id: uuid.UUID, days: Sequ
         )
 
 
+def _day_range(first: int, last: int) -> Any:
+    """The days first..last as a one-column table ``d`` (a recursive CTE: both databases have it)."""
+    days = select(cast(literal(first), Integer).label("d")).cte("days", recursive=True)
+    return days.union_all(select((days.c.d + 1).label("d")).where(days.c.d < cast(literal(last), Integer)))
+
+
+async def _accumulate(
+    session: AsyncSession,
+    dialect: str,
+    account_id: uuid.UUID,
+    dim: RolledDim,
+    calls: ColumnElement[bool],
+    first: int,
+    last: int,
+) -> None:
+    """Keep ``dim``'s running sums after its day rows took ``calls`` (local days first..last).
+
+    A running row (dim ``running``, level 0, block = day D) holds a value's sums over every day up to
+    D. The rows are dense: from a value's first day to the newest day M any roll touched, each value
+    has a row for every day, so a period [d0, d1) is row(min(d1 - 1, M)) - row(min(d0 - 1, M)) for
+    every value (no row: nothing before that day). Here the values of ``calls`` are recomputed from
+    their day rows over [first, max(M, last)], starting from their row of the day before, and every
+    other value's row of M is carried forward to the new days (M, last].
+    """
+    mine = and_(R.account_id == account_id, R.level == 0)
+    found = await session.scalar(select(func.max(R.block)).where(mine, R.dim == dim.running))
+    top = int(found) if found is not None else None
+    end = max(top, last) if top is not None else last
+    touched = (
+        select(key_of(dim.first).label("key"))
+        .where(T.account_id == account_id, calls)
+        .group_by(text("key"))
+        .subquery("touched")
+    )
+    days = _day_range(first, end)
+    daily = (
+        select(R.block.label("d"), R.key, *[R[name] for name in SUM_COLUMNS])
+        .where(mine, R.dim == dim.name, R.block >= first, R.block <= end, R.key.in_(select(touched.c.key)))
+        .subquery("daily")
+    )
+    base = (
+        select(R.key, *[R[name] for name in SUM_COLUMNS])
+        .where(mine, R.dim == dim.running, R.block == (first - 1 if top is None else min(first - 1, top)))
+        .subquery("base")
+    )
+    window = {"partition_by": touched.c.key, "order_by": days.c.d, "rows": (None, 0)}
+    grid = (
+        select(
+            days.c.d.label("block"),
+            touched.c.key.label("key"),
+            *[
+                (
+                    func.coalesce(base.c[name], 0) + func.sum(func.coalesce(daily.c[name], 0)).over(**window)
+                ).label(name)
+                for name in SUM_COLUMNS
+            ],
+        )
+        .select_from(touched)
+        .join(days, true())
+        .join(daily, and_(daily.c.key == touched.c.key, daily.c.d == days.c.d), isouter=True)
+        .join(base, base.c.key == touched.c.key, isouter=True)
+        .subquery("grid")
+    )
+    names = [*KEY_COLUMNS, *SUM_COLUMNS, "people"]
+    fresh = select(
+        literal(account_id).label("account_id"),
+        literal(dim.running, String).label("dim"),
+        literal(0).label("level"),
+        grid.c.block,
+        grid.c.key,
+        literal("", String).label("key2"),
+        *[grid.c[name] for name in SUM_COLUMNS],
+        literal(0).label("people"),
+    ).where(grid.c.requests > 0)  # a value has no row before its first call
+    stmt = _insert(dialect).from_select(names, fresh)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=KEY_COLUMNS, set_={name: stmt.excluded[name] for name in SUM_COLUMNS}
+        )
+    )
+    if top is not None and last > top:
+        new_days = _day_range(top + 1, last)
+        columns = [R.account_id, R.dim, R.level, new_days.c.d, R.key, R.key2, *[R[n] for n in SUM_COLUMNS]]
+        carried = (
+            select(*columns, R.people)
+            .select_from(UsageRollup.__table__)
+            .join(new_days, true())
+            .where(mine, R.dim == dim.running, R.block == top)
+        )
+        carry = _insert(dialect).from_select(names, carried)
+        await session.execute(carry.on_conflict_do_nothing(index_elements=KEY_COLUMNS))
+
+
 @dataclass(frozen=True)
 class _Calls:
     account_id: uuid.UUID
@@ -253,10 +355,14 @@ async def _roll_account(
     for dim in DIMS.values():
         for level in range(dim.levels):
             await _upsert(session, dialect, calls.account_id, dim, level, condition, day)
-    days = await session.scalars(
+    found = await session.scalars(
         select(day.label("day")).where(T.account_id == calls.account_id, condition).group_by(text("day"))
     )
-    await _count_people(session, calls.account_id, sorted(int(d) for d in days))
+    days = sorted(int(d) for d in found)
+    await _count_people(session, calls.account_id, days)
+    for dim in DIMS.values():
+        if dim.cumulative and days:
+            await _accumulate(session, dialect, calls.account_id, dim, condition, days[0], days[-1])
 
 
 async def _zones(
