@@ -231,10 +231,16 @@ def start(cmd: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.P
 
 
 def _drain(proc: subprocess.Popen[str]) -> None:
+    """Print the server's warnings and errors, each traceback whole (up to its exception line)."""
     assert proc.stdout is not None
+    in_traceback = False
     for line in proc.stdout:
-        if "Traceback" in line or "ERROR" in line or "WARNING" in line:
-            print("  [server]", line.rstrip())
+        if "Traceback" in line:
+            in_traceback = True
+        if in_traceback or "ERROR" in line or "WARNING" in line:
+            print("  [server]", line.rstrip(), flush=True)
+        if in_traceback and line.strip() and not line.startswith((" ", "Traceback", "\t")):
+            in_traceback = False  # the exception's own line ends the traceback
 
 
 def free_port() -> int:

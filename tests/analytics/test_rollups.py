@@ -142,19 +142,31 @@ async def test_a_new_time_zone_rebuilds_the_rollups(db: AsyncSession, calls: Cal
 
 
 async def test_the_views_read_the_rollups(db: AsyncSession, calls: Calls) -> None:
-    """Not a fallback to the calls: a change to a rolled whole day shows in the figures."""
+    """Not a fallback to the calls: a change to a rolled whole day shows in the figures (the totals
+    from the people's running sums of S's last day, a day's timeline from its whole-day row)."""
     await _roll(db)
-    f = PERIODS[1]
+    f = PERIODS[1]  # 24 Oct - 2 Nov: S is 24 Oct - 1 Nov
     before = await queries.totals(db, calls.scope(), f)
+    days_before = await queries.buckets(db, calls.scope(), f, ZoneInfo("UTC"), 86400)
+    last = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) // 86400
+    mine = (UsageRollup.account_id == calls.account_id, UsageRollup.level == 0)
+    person = rollup_read.stored(db.bind.dialect.name, calls.users[0])
+    await db.execute(
+        update(UsageRollup)
+        .where(*mine, UsageRollup.dim == "user+", UsageRollup.block == last, UsageRollup.key == person)
+        .values(requests=UsageRollup.requests + 1000)
+    )
     day = int(datetime(2026, 10, 27, tzinfo=UTC).timestamp()) // 86400
     await db.execute(
         update(UsageRollup)
-        .where(UsageRollup.account_id == calls.account_id, UsageRollup.dim == "*", UsageRollup.block == day)
+        .where(*mine, UsageRollup.dim == "*", UsageRollup.block == day)
         .values(requests=UsageRollup.requests + 1000)
     )
     await db.commit()
     after = await queries.totals(db, calls.scope(), f)
     assert after.requests == before.requests + 1000
+    days_after = await queries.buckets(db, calls.scope(), f, ZoneInfo("UTC"), 86400)
+    assert days_after[(day, None)].requests == days_before[(day, None)].requests + 1000
     # A project's view, a person's own view or two filters read the calls.
     assert await rollup_read.plan(db, calls.scope(project_id=uuid.uuid4()), f) is None
     assert await rollup_read.plan(db, calls.scope(user_id=calls.users[0]), f) is None

@@ -221,12 +221,17 @@ async def totals(session: AsyncSession, scope: Scope, f: Filters, *, people: int
     already (e.g. from a breakdown by user), which saves reading the person rows again."""
 
     async def read(plan: rollup_read.Plan) -> Totals | None:
+        if people is None:  # the sums and the people from the person rows, in one read
+            found = await rollup_read.totals(session, plan)
+            if found is None:
+                return None
+            row, count = found
+            return _totals(row, count) if row is not None else Totals()
         src = rollup_read.source(plan, None)
-        count = people if people is not None else await rollup_read.people(session, plan)
-        if src is None or count is None:
+        if src is None:
             return None
         rows = await rollup_read.grouped(session, plan, src)
-        return _totals(rows[0], count) if rows else Totals()
+        return _totals(rows[0], people) if rows else Totals()
 
     found = await _from_rollups(session, scope, f, read)
     if found is not None:

@@ -229,15 +229,23 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     if isinstance(where, tuple):
         only = key_of(where[0]) == where[1]
         raw = [Part(and_(part.condition, only), part.sign) for part in raw]
+    # One max() per dim: each is one step back along the primary key (with GROUP BY dim, every row).
     running = [dim.running for dim in DIMS.values() if dim.cumulative]
-    newest = await session.execute(
-        select(R.dim, func.max(R.block))
-        .where(R.account_id == scope.account_id, R.dim.in_(running), R.level == 0)
-        .group_by(R.dim)
-    )
+    newest = (
+        await session.execute(
+            select(
+                *(
+                    select(func.max(R.block))
+                    .where(R.account_id == scope.account_id, R.dim == name, R.level == 0)
+                    .scalar_subquery()
+                    for name in running
+                )
+            )
+        )
+    ).one()
     return Plan(
         scope.account_id, dialect, zone, mark, d0, d1, raw, f, where if isinstance(where, tuple) else None,
-        {name: int(day) for name, day in newest},
+        {name: int(day) for name, day in zip(running, newest, strict=True) if day is not None},
     )  # fmt: skip
 
 
@@ -364,16 +372,29 @@ async def grouped(
     return list(await session.execute(stmt))
 
 
-async def people(session: AsyncSession, p: Plan) -> int | None:
-    """The distinct people of the period; None when the rollups do not keep them under the filter."""
+async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
+    """The period's sums (a row of two keys and the sums, None without calls) and its distinct
+    people, in one statement: the person rows (or running sums) under the filter hold every call
+    once, split by person, so their sums are the totals; None when the rollups keep no person rows
+    under the filter."""
     src = source(p, Dimension.user)
     if src is None:
         return None
     u = _union(p, src)
-    persons = (
-        select(u.c.key).where(u.c.key != "").group_by(u.c.key).having(func.sum(u.c.requests) > 0).subquery()
+    per_person = (
+        select(u.c.key, *[func.sum(u.c[name]).label(name) for name in SUM_COLUMNS])
+        .group_by(u.c.key)
+        .having(func.sum(u.c.requests) > 0)
+        .subquery()
     )
-    return int(await session.scalar(select(func.count()).select_from(persons)) or 0)
+    persons = func.count().filter(per_person.c.key != "")
+    empty = literal("", String)
+    row = (
+        await session.execute(
+            select(empty, empty, *_sums(p, per_person), persons.label("people")).select_from(per_person)
+        )
+    ).one()
+    return (row if row.requests is not None and int(row.requests) > 0 else None), int(row.people)
 
 
 async def days(session: AsyncSession, p: Plan, src: Source, *, whole: bool) -> list[Any]:
