@@ -403,3 +403,34 @@ async def test_a_pivot_page_from_the_rollups_matches_the_rows(
                         assert {k: v for k, v in row.cells.items() if v} == {
                             k: v for k, v in direct[row.key].items() if v
                         }
+
+
+async def test_a_breakdown_by_person_is_paged_like_the_rows(db: AsyncSession, calls: Calls) -> None:
+    """A breakdown by person is sorted and paged by the database: every page, for every metric (ties
+    on errors broken by requests, then by the key as text; calls without a person as 'None'), with
+    the count and the whole (people included) equal to the direct computation, also past the end."""
+    await _roll(db)
+    late = [{**r, "id": uuid.uuid4()} for r in sorted(calls.rows, key=lambda r: r["created_at"])[-30:]]
+    await _insert(db, late)  # calls since the watermark count too
+    rows_all = calls.rows + late
+    scope = calls.scope()
+    for f0 in PERIODS:
+        for values, keep in (({}, lambda r: True), ({"model": "gpt-4o"}, lambda r: r["model"] == "gpt-4o")):
+            f = f0.narrowed(**values)
+            rows = [r for r in rows_all if f.start <= r["created_at"] < f.end and keep(r)]
+            groups = figures_by(rows, lambda r: r["user_id"])
+            assert await queries.ranked(
+                db, scope, f, Dimension.user, "cost", then_requests=True, limit=1, offset=0
+            ), "read from the rollups"
+            for metric in service.Metric:
+                order = sorted(
+                    groups, key=lambda k: (-service.measure(groups[k], metric), -groups[k].requests, str(k))
+                )
+                for offset in (0, 4, 8, 12, 40):
+                    found = await service.breakdown(
+                        db, scope, f, Dimension.user, _no_labels, sort=metric, limit=4, offset=offset
+                    )
+                    assert [item.key for item in found.items] == order[offset : offset + 4], (f, metric)
+                    assert all(item.totals == groups[item.key] for item in found.items)
+                    assert found.count == len(order)
+                    assert found.total == expected(rows)

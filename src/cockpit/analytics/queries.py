@@ -6,8 +6,8 @@ of each stretch of the period between two changes is added to the UTC time befor
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Collection
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -212,7 +212,11 @@ def _totals(row: Any, people: int = 0) -> Totals:
     """A rollup read's row as Totals: its sums are its 3rd to 13th columns, in SUM_COLUMNS' order
     (every rollup read selects two keys first). By position: a Row's attribute lookups by name cost
     more than everything else here (17 µs a row against 3 µs; the pivot reads 5,000 such rows)."""
-    r, e, s, cost, credits, i, o, c, lat, ttft, calls = map(int, row[2:13])
+    return _totals_of(row[2:13], people)
+
+
+def _totals_of(sums: Sequence[Any], people: int = 0) -> Totals:
+    r, e, s, cost, credits, i, o, c, lat, ttft, calls = map(int, sums)
     return Totals(r, e, s, Decimal(cost) / PICO, Decimal(credits) / MICRO, i, o, c, lat, ttft, calls, people)
 
 
@@ -261,6 +265,51 @@ async def grouped(
         if found is not None:
             return found
     return await raw_grouped(session, scope, f, dim, users=users)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    page: list[tuple[Key, Totals]]  # largest first
+    count: int  # values on every page
+    whole: Totals  # of every value; active_users: the values that are not None (people, by user)
+
+
+async def ranked(
+    session: AsyncSession,
+    scope: Scope,
+    f: Filters,
+    dim: Dimension,
+    metric: str,
+    *,
+    then_requests: bool,
+    limit: int,
+    offset: int,
+) -> Ranked | None:
+    """One page of a dimension's values, largest ``metric`` first, sorted and paged by the database
+    (see rollup_read.ranked); None when the rollups cannot answer (then group, sort and page the
+    calls' figures)."""
+    if dim is Dimension.integration:
+        return None
+
+    async def read(plan: rollup_read.Plan) -> Ranked | None:
+        src = rollup_read.source(plan, dim)
+        if src is None:
+            return None
+
+        async def page(limit: int, offset: int) -> list[Any]:
+            return await rollup_read.ranked(
+                session, plan, src, metric, then_requests=then_requests, limit=limit, offset=offset
+            )
+
+        rows = await page(limit, offset)
+        shown = [(rollup_read.to_key(dim, row.key), _totals(row)) for row in rows]
+        if not rows and offset:  # past the last page: the count and the whole from the first row
+            rows = await page(1, 0)
+        if not rows:
+            return Ranked([], 0, Totals())
+        return Ranked(shown, int(rows[0].n), _totals_of(rows[0][15:26], int(rows[0].people)))
+
+    return await _from_rollups(session, scope, f, read)
 
 
 async def pairs(

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,10 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     String,
+    Text,
     and_,
+    case,
+    cast,
     func,
     literal,
     literal_column,
@@ -369,7 +373,7 @@ async def grouped(
     stmt = (
         select(u.c.key, u.c.key2, *_sums(p, u)).group_by(u.c.key, u.c.key2).having(func.sum(u.c.requests) > 0)
     )
-    return list(await session.execute(stmt))
+    return list((await session.execute(stmt)).all())  # all(): one fetch, not one per row
 
 
 async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
@@ -397,6 +401,47 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
     return (row if row.requests is not None and int(row.requests) > 0 else None), int(row.people)
 
 
+def _as_read(value: Any, dialect: str) -> Any:
+    """An already summed column for reading (see columns.read_total: text on PostgreSQL)."""
+    return cast(value, Text) if dialect == "postgresql" else value
+
+
+async def ranked(
+    session: AsyncSession, p: Plan, src: Source, metric: str, *, then_requests: bool, limit: int, offset: int
+) -> list[Any]:
+    """One page of the values of ``src`` (``key``), largest ``metric`` first (``cost``, ``requests``,
+    ``errors`` or ``tokens``; then most requests if ``then_requests``; then by the key as text, a
+    value without one as 'None', as the views order them): rows of (key, key2, the sums, ``n``: how
+    many values, ``people``: how many are not '', and the sums of all values). Sorted and paged in the
+    database: a breakdown by person is one page of ~5,000 people."""
+    u = _union(p, src)
+    g = (
+        select(u.c.key, u.c.key2, *[func.sum(u.c[name]).label(name) for name in SUM_COLUMNS])
+        .group_by(u.c.key, u.c.key2)
+        .having(func.sum(u.c.requests) > 0)
+        .subquery()
+    )
+    amount = {
+        "cost": g.c.cost_usd, "requests": g.c.requests, "errors": g.c.errors,
+        "tokens": g.c.input_tokens + g.c.output_tokens,
+    }[metric]  # fmt: skip
+    spelled: Any = case((g.c.key == "", literal("None", String)), else_=g.c.key)
+    if p.dialect == "postgresql":
+        spelled = spelled.collate("C")  # code point order, as Python compares the keys
+    order = [amount.desc(), *([g.c.requests.desc()] if then_requests else []), spelled]
+    sums = [_as_read(g.c[name], p.dialect).label(name) for name in SUM_COLUMNS]
+    everything = [_as_read(func.sum(g.c[n]).over(), p.dialect).label(f"all_{n}") for n in SUM_COLUMNS]
+    values = func.count().over().label("n")
+    people = func.sum(case((g.c.key != "", 1), else_=0)).over().label("people")
+    stmt = (
+        select(g.c.key, g.c.key2, *sums, values, people, *everything)
+        .order_by(*order)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await session.execute(stmt)).all())
+
+
 async def days(session: AsyncSession, p: Plan, src: Source, *, whole: bool) -> list[Any]:
     """Rows of (day, key, sums[, people, raw]) per local day; ``whole``: the whole-day rows, with their
     people and how many calls were read for the day."""
@@ -414,7 +459,7 @@ async def days(session: AsyncSession, p: Plan, src: Source, *, whole: bool) -> l
         .group_by(u.c.day, u.c.key)
         .having(func.sum(u.c.requests) > 0)
     )
-    return list(await session.execute(stmt))
+    return list((await session.execute(stmt)).all())  # all(): one fetch, not one per row
 
 
 async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -> dict[int, int] | None:
@@ -434,7 +479,7 @@ async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -
         .having(func.sum(u.c.requests) > 0)
         .subquery()
     )
-    rows = await session.execute(select(persons.c.day, func.count()).group_by(persons.c.day))
+    rows = (await session.execute(select(persons.c.day, func.count()).group_by(persons.c.day))).all()
     return {int(day): int(n) for day, n in rows}
 
 
@@ -444,4 +489,10 @@ def to_key(dim: Dimension | None, text: str) -> str | uuid.UUID | None:
         return None
     if dim in (Dimension.model, Dimension.agent, Dimension.operation, Dimension.status):
         return text
+    return _uuid(text)
+
+
+@lru_cache(maxsize=1 << 16)
+def _uuid(text: str) -> uuid.UUID:
+    """The same people's ids come back in every view (parsing one: ~5 µs, 25 ms for 5,000 people)."""
     return uuid.UUID(text)

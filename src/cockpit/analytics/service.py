@@ -140,6 +140,14 @@ async def breakdown(
     offset: int = 0,
 ) -> Breakdown:
     _page(limit, offset)
+    if dim is Dimension.user:  # thousands of people: sorted and paged by the database where it can
+        found = await queries.ranked(
+            session, scope, filters, dim, sort.value, then_requests=True, limit=limit, offset=offset
+        )
+        if found is not None:
+            names = await _labels(session, scope, dim, [k for k, _ in found.page], labeler)
+            items = [Item(key, names[key], totals, _share(totals, found.whole)) for key, totals in found.page]
+            return Breakdown(dim, items, found.count, found.whole)
     # A breakdown's rows do not show distinct people (its total does).
     groups = await queries.grouped(session, scope, filters, dim, users=False)
     # By person, the groups are the period's people: no need to read them again for the total.
@@ -295,20 +303,26 @@ async def pivot(
     _page(limit, offset)
     row_totals: dict[Key, Decimal | int] = {}
     column_totals: dict[Key, Decimal | int] = {}
+    ranked = None
     if await queries.breakdowns_rolled(session, scope, filters, rows_by, columns_by):
-        # The rows' and the columns' totals from the rollups of their own dimensions, then only the
-        # page's cells: a few ranges of the rollups where the pairs are kept (all the cells of a large
-        # account are tens of thousands of rows), else the page's people's calls (e.g. under a group
-        # filter: their (account, person, time) index ranges, not every call of the period).
-        for key, totals in (await queries.grouped(session, scope, filters, rows_by, users=False)).items():
+        # The rows' and the columns' totals from the rollups of their own dimensions (the page of
+        # rows sorted by the database), then only the page's cells: a few ranges of the rollups where
+        # the pairs are kept (all the cells of a large account are tens of thousands of rows), else
+        # the page's people's calls (e.g. under a group filter: their (account, person, time) index
+        # ranges, not every call of the period).
+        ranked = await queries.ranked(
+            session, scope, filters, rows_by, value.value, then_requests=False, limit=limit, offset=offset
+        )
+    if ranked is not None:
+        for key, totals in ranked.page:
             row_totals[key] = measure(totals, value)
         for key, totals in (await queries.grouped(session, scope, filters, columns_by, users=False)).items():
             column_totals[key] = measure(totals, value)
-        ordered = _largest_first(row_totals)
-        page = ordered[offset : offset + limit]
+        page = [key for key, _ in ranked.page]
         cells = {}
         if page:
             cells = await queries.pairs(session, scope, filters, rows_by, columns_by, row_keys=page)
+        count, total = ranked.count, measure(ranked.whole, value)
     else:
         cells = await queries.pairs(session, scope, filters, rows_by, columns_by)
         for (row, column), totals in cells.items():
@@ -317,6 +331,9 @@ async def pivot(
             column_totals[column] = column_totals.get(column, 0) + amount
         ordered = _largest_first(row_totals)
         page = ordered[offset : offset + limit]
+        count = len(ordered)
+        amounts = row_totals.values()
+        total = sum(amounts, ZERO) if value is Metric.cost else sum(int(v) for v in amounts)
     columns = _largest_first(column_totals)
     shown, others = columns[:PIVOT_COLUMNS], columns[PIVOT_COLUMNS:]
     row_names = await _labels(session, scope, rows_by, page, labeler)
@@ -332,10 +349,7 @@ async def pivot(
             target = column if column in shown else "__other__"
             row_cells[target] = row_cells.get(target, 0) + amount
         rows.append(PivotRow(key, row_names[key], row_totals[key], row_cells))
-    total = (
-        sum(row_totals.values(), ZERO) if value is Metric.cost else sum(int(v) for v in row_totals.values())
-    )
-    return Pivot(rows_by, columns_by, value, listed, rows, len(ordered), total)
+    return Pivot(rows_by, columns_by, value, listed, rows, count, total)
 
 
 # ---- assistants ----
