@@ -209,12 +209,15 @@ async def _running_rows(db: AsyncSession, account_id: uuid.UUID, dim: str) -> di
     return {(int(day), key): int(n) for day, key, n in found}
 
 
-async def test_running_sums_over_gaps_late_calls_and_any_period(db: AsyncSession) -> None:
+async def test_running_sums_over_gaps_late_calls_and_any_period(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Rolled in time order with idle stretches between the rolls (some people absent from a
     stretch), then late calls into past days: after every roll each value has a row for each day
     from its first call to the newest day, holding its requests up to that day, and every period
     (before the first call, across the gaps, past the newest day, partial days) gives each person's
     and token's figures and the people exactly."""
+    monkeypatch.setattr(rollups, "KEYS_PER_STATEMENT", 5)  # the people recomputed 5 by 5
     account, _ = await make_account(db)
     made = make_calls(account.id, n=360)
     first = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)

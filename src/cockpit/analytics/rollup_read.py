@@ -296,10 +296,12 @@ def _union(
     people: bool = False,
     only: Sequence[int] = (),
     keys: tuple[int, Sequence[str]] | None = None,
+    sums: Sequence[str] = SUM_COLUMNS,
 ) -> Any:
     """The rollup rows of ``src`` over S and the parts' calls, as one derived table of (day,) key,
     key2, the sums (and ``people``/``raw`` for the whole-day timeline); ``keys`` (n, values): only
-    these values (stored text) of the source's n-th dimension (not shifted)."""
+    these values (stored text) of the source's n-th dimension (not shifted); ``sums``: only these
+    sums (counting people needs only the requests)."""
     day: list[Any] = [R.block.label("day")] if by_day else []
     newest = p.newest.get(src.rolled.running) if src.rolled.cumulative and not (by_day or only) else None
     if only:
@@ -328,7 +330,7 @@ def _union(
     selects: list[Select[Any]]
     if newest is None:
         selects = [
-            select(*day, *columns, *[R[name] for name in SUM_COLUMNS], *extra).where(
+            select(*day, *columns, *[R[name] for name in sums], *extra).where(
                 mine, R.dim == src.rolled.name, rows, *keyed
             )
         ]
@@ -337,7 +339,7 @@ def _union(
         # newest day's rows for a day after it: no call was rolled after that day).
         last, before = min(p.last_day - 1, newest), min(p.first_day - 1, newest)
         selects = [
-            select(*columns, *[(R[name] * sign).label(name) for name in SUM_COLUMNS]).where(
+            select(*columns, *[(R[name] * sign).label(name) for name in sums]).where(
                 mine, R.dim == src.rolled.running, R.level == 0, R.block == block, *keyed
             )
             for block, sign in ((last, 1), (before, -1))
@@ -353,7 +355,7 @@ def _union(
                 *raw_day,
                 key_of(src.dims[0]).label("key"),
                 key_of(src.dims[1]).label("key2"),
-                *[value.label(name) for name, value in per_call(part.sign).items()],
+                *[value.label(name) for name, value in per_call(part.sign).items() if name in sums],
                 *extras,
             ).where(part.condition, *first)
         )
@@ -471,7 +473,7 @@ async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -
     if not wanted:
         return {}
     kept = [d for d in wanted if p.first_day <= d < p.last_day] or [p.first_day - 1]  # the days in S
-    u = _union(p, src, by_day=True, only=kept)
+    u = _union(p, src, by_day=True, only=kept, sums=("requests",))
     persons = (
         select(u.c.day, u.c.key)
         .where(u.c.key != "", u.c.day.in_(list(wanted)))

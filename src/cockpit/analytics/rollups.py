@@ -10,6 +10,7 @@ changed is rebuilt from all its calls in the same transaction.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -49,6 +51,7 @@ R = UsageRollup.__table__.c
 STATE = "usage"
 LEVELS = 4  # blocks of 1, 4, 16 and 64 local days
 KEY_COLUMNS = ["account_id", "dim", "level", "block", "key", "key2"]
+KEYS_PER_STATEMENT = 2000  # values whose running sums one statement recomputes (two lists of bound keys)
 SQLITE_CHUNK = 200_000  # calls per transaction on SQLite (one writer: keep each lock short)
 
 
@@ -239,43 +242,45 @@ def _day_range(first: int, last: int) -> Any:
     return days.union_all(select((days.c.d + 1).label("d")).where(days.c.d < cast(literal(last), Integer)))
 
 
-async def _accumulate(
+def _keys_table(dialect: str, keys: Sequence[str]) -> Any:
+    """``keys`` as a one-column table ``key`` (PostgreSQL: unnest of an array; SQLite: json_each)."""
+    if dialect == "postgresql":
+        listed = bindparam("keys", list(keys), type_=postgresql.ARRAY(String))
+        return select(func.unnest(listed).label("key")).subquery("touched")
+    listed = func.json_each(bindparam("keys", json.dumps(list(keys)), type_=String)).table_valued(
+        "value", name="touched"
+    )
+    return select(listed.c.value.label("key")).subquery("touched")
+
+
+async def _recompute(
     session: AsyncSession,
     dialect: str,
     account_id: uuid.UUID,
     dim: RolledDim,
-    calls: ColumnElement[bool],
+    keys: Sequence[str],
     first: int,
-    last: int,
+    end: int,
+    top: int | None,
 ) -> None:
-    """Keep ``dim``'s running sums after its day rows took ``calls`` (local days first..last).
-
-    A running row (dim ``running``, level 0, block = day D) holds a value's sums over every day up to
-    D. The rows are dense: from a value's first day to the newest day M any roll touched, each value
-    has a row for every day, so a period [d0, d1) is row(min(d1 - 1, M)) - row(min(d0 - 1, M)) for
-    every value (no row: nothing before that day). Here the values of ``calls`` are recomputed from
-    their day rows over [first, max(M, last)], starting from their row of the day before, and every
-    other value's row of M is carried forward to the new days (M, last].
-    """
+    """The running rows of ``keys`` over days first..end, from their day rows and their running row
+    of the day before ``first`` (the newest one, ``top``, when first is after it)."""
     mine = and_(R.account_id == account_id, R.level == 0)
-    found = await session.scalar(select(func.max(R.block)).where(mine, R.dim == dim.running))
-    top = int(found) if found is not None else None
-    end = max(top, last) if top is not None else last
-    touched = (
-        select(key_of(dim.first).label("key"))
-        .where(T.account_id == account_id, calls)
-        .group_by(text("key"))
-        .subquery("touched")
-    )
+    touched = _keys_table(dialect, keys)
     days = _day_range(first, end)
     daily = (
         select(R.block.label("d"), R.key, *[R[name] for name in SUM_COLUMNS])
-        .where(mine, R.dim == dim.name, R.block >= first, R.block <= end, R.key.in_(select(touched.c.key)))
+        .where(mine, R.dim == dim.name, R.block >= first, R.block <= end, R.key.in_(list(keys)))
         .subquery("daily")
     )
     base = (
         select(R.key, *[R[name] for name in SUM_COLUMNS])
-        .where(mine, R.dim == dim.running, R.block == (first - 1 if top is None else min(first - 1, top)))
+        .where(
+            mine,
+            R.dim == dim.running,
+            R.block == (first - 1 if top is None else min(first - 1, top)),
+            R.key.in_(list(keys)),
+        )
         .subquery("base")
     )
     window = {"partition_by": touched.c.key, "order_by": days.c.d, "rows": (None, 0)}
@@ -313,6 +318,37 @@ async def _accumulate(
             index_elements=KEY_COLUMNS, set_={name: stmt.excluded[name] for name in SUM_COLUMNS}
         )
     )
+
+
+async def _accumulate(
+    session: AsyncSession,
+    dialect: str,
+    account_id: uuid.UUID,
+    dim: RolledDim,
+    calls: ColumnElement[bool],
+    first: int,
+    last: int,
+) -> None:
+    """Keep ``dim``'s running sums after its day rows took ``calls`` (local days first..last).
+
+    A running row (dim ``running``, level 0, block = day D) holds a value's sums over every day up to
+    D. The rows are dense: from a value's first day to the newest day M any roll touched, each value
+    has a row for every day, so a period [d0, d1) is row(min(d1 - 1, M)) - row(min(d0 - 1, M)) for
+    every value (no row: nothing before that day). Here the values of ``calls`` are recomputed from
+    their day rows over [first, max(M, last)], starting from their row of the day before, and every
+    other value's row of M is carried forward to the new days (M, last].
+    """
+    mine = and_(R.account_id == account_id, R.level == 0)
+    found = await session.scalar(select(func.max(R.block)).where(mine, R.dim == dim.running))
+    top = int(found) if found is not None else None
+    end = max(top, last) if top is not None else last
+    # The values first, as a list: the planner cannot tell how many calls lie above the watermark
+    # (it guesses one), and a subquery of them re-read inside a nested loop took minutes.
+    values = select(key_of(dim.first).label("key")).where(T.account_id == account_id, calls)
+    touched = list(await session.scalars(values.group_by(text("key"))))
+    for n in range(0, len(touched), KEYS_PER_STATEMENT):
+        chunk = touched[n : n + KEYS_PER_STATEMENT]
+        await _recompute(session, dialect, account_id, dim, chunk, first, end, top)
     if top is not None and last > top:
         new_days = _day_range(top + 1, last)
         columns = [R.account_id, R.dim, R.level, new_days.c.d, R.key, R.key2, *[R[n] for n in SUM_COLUMNS]]
@@ -322,7 +358,7 @@ async def _accumulate(
             .join(new_days, true())
             .where(mine, R.dim == dim.running, R.block == top)
         )
-        carry = _insert(dialect).from_select(names, carried)
+        carry = _insert(dialect).from_select([*KEY_COLUMNS, *SUM_COLUMNS, "people"], carried)
         await session.execute(carry.on_conflict_do_nothing(index_elements=KEY_COLUMNS))
 
 
