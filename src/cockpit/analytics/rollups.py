@@ -245,12 +245,11 @@ def _day_range(first: int, last: int) -> Any:
 def _keys_table(dialect: str, keys: Sequence[str]) -> Any:
     """``keys`` as a one-column table ``key`` (PostgreSQL: unnest of an array; SQLite: json_each)."""
     if dialect == "postgresql":
-        listed = bindparam("keys", list(keys), type_=postgresql.ARRAY(String))
-        return select(func.unnest(listed).label("key")).subquery("touched")
-    listed = func.json_each(bindparam("keys", json.dumps(list(keys)), type_=String)).table_valued(
-        "value", name="touched"
-    )
-    return select(listed.c.value.label("key")).subquery("touched")
+        array = bindparam("keys", list(keys), type_=postgresql.ARRAY(String))
+        return select(func.unnest(array).label("key")).subquery("touched")
+    listed = bindparam("keys", json.dumps(list(keys)), type_=String)
+    each = func.json_each(listed).table_valued("value", name="touched")
+    return select(each.c.value.label("key")).subquery("touched")
 
 
 async def _recompute(
