@@ -264,24 +264,19 @@ async def _recompute(
 ) -> None:
     """The running rows of ``keys`` over days first..end, from their day rows and their running row
     of the day before ``first`` (the newest one, ``top``, when first is after it)."""
-    mine = and_(R.account_id == account_id, R.level == 0)
     touched = _keys_table(dialect, keys)
     days = _day_range(first, end)
-    daily = (
-        select(R.block.label("d"), R.key, *[R[name] for name in SUM_COLUMNS])
-        .where(mine, R.dim == dim.name, R.block >= first, R.block <= end, R.key.in_(list(keys)))
-        .subquery("daily")
-    )
-    base = (
-        select(R.key, *[R[name] for name in SUM_COLUMNS])
-        .where(
-            mine,
-            R.dim == dim.running,
-            R.block == (first - 1 if top is None else min(first - 1, top)),
-            R.key.in_(list(keys)),
-        )
-        .subquery("base")
-    )
+    # The day rows and the running rows of the day before as primary-key lookups per (value, day)
+    # (joined to derived tables, SQLite scanned them again for every pair).
+    daily, base = UsageRollup.__table__.alias("daily"), UsageRollup.__table__.alias("base")
+
+    def row_of(t: Any, dim_name: str, day: Any) -> ColumnElement[bool]:
+        return and_(
+            t.c.account_id == account_id, t.c.dim == dim_name, t.c.level == 0, t.c.block == day,
+            t.c.key == touched.c.key, t.c.key2 == "",
+        )  # fmt: skip
+
+    before = first - 1 if top is None else min(first - 1, top)
     window = {"partition_by": touched.c.key, "order_by": days.c.d, "rows": (None, 0)}
     grid = (
         select(
@@ -296,8 +291,8 @@ async def _recompute(
         )
         .select_from(touched)
         .join(days, true())
-        .join(daily, and_(daily.c.key == touched.c.key, daily.c.d == days.c.d), isouter=True)
-        .join(base, base.c.key == touched.c.key, isouter=True)
+        .join(daily, row_of(daily, dim.name, days.c.d), isouter=True)
+        .join(base, row_of(base, dim.running, before), isouter=True)
         .subquery("grid")
     )
     names = [*KEY_COLUMNS, *SUM_COLUMNS, "people"]
