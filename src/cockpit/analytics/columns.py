@@ -68,7 +68,11 @@ def read_total(value: Any, dialect: str) -> Any:
     """``total`` for reading (the caller takes ``int()`` of it). PostgreSQL sums integers as
     ``numeric``, which the driver decodes into Decimals four times slower than text (measured: 5,000
     rows of 11 sums, 75 ms against 18 ms); as text it stays exact whatever its size."""
-    summed = total(value)
+    return as_read(total(value), dialect)
+
+
+def as_read(summed: Any, dialect: str) -> Any:
+    """An already summed value for reading, as ``read_total`` reads one (text on PostgreSQL)."""
     return cast(summed, Text) if dialect == "postgresql" else summed
 
 

@@ -27,10 +27,8 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     String,
-    Text,
     and_,
     case,
-    cast,
     func,
     literal,
     literal_column,
@@ -40,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics.columns import T, bucket_start, local_bucket, offsets, per_call, read_total
+from cockpit.analytics.columns import T, as_read, bucket_start, local_bucket, offsets, per_call, read_total
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.analytics.rollups import (
@@ -378,6 +376,13 @@ async def grouped(
     return list((await session.execute(stmt)).all())  # all(): one fetch, not one per row
 
 
+def _per_value(u: Any, *by: str) -> Any:
+    """The sums of a union's rows per value of the ``by`` columns, for values with calls left."""
+    group = [u.c[name] for name in by]
+    summed = [func.sum(u.c[name]).label(name) for name in SUM_COLUMNS]
+    return select(*group, *summed).group_by(*group).having(func.sum(u.c.requests) > 0).subquery()
+
+
 async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
     """The period's sums (a row of two keys and the sums, None without calls) and its distinct
     people, in one statement: the person rows (or running sums) under the filter hold every call
@@ -386,13 +391,7 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
     src = source(p, Dimension.user)
     if src is None:
         return None
-    u = _union(p, src)
-    per_person = (
-        select(u.c.key, *[func.sum(u.c[name]).label(name) for name in SUM_COLUMNS])
-        .group_by(u.c.key)
-        .having(func.sum(u.c.requests) > 0)
-        .subquery()
-    )
+    per_person = _per_value(_union(p, src), "key")
     persons = func.count().filter(per_person.c.key != "")
     empty = literal("", String)
     row = (
@@ -403,11 +402,6 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
     return (row if row.requests is not None and int(row.requests) > 0 else None), int(row.people)
 
 
-def _as_read(value: Any, dialect: str) -> Any:
-    """An already summed column for reading (see columns.read_total: text on PostgreSQL)."""
-    return cast(value, Text) if dialect == "postgresql" else value
-
-
 async def ranked(
     session: AsyncSession, p: Plan, src: Source, metric: str, *, then_requests: bool, limit: int, offset: int
 ) -> list[Any]:
@@ -416,13 +410,7 @@ async def ranked(
     value without one as 'None', as the views order them): rows of (key, key2, the sums, ``n``: how
     many values, ``people``: how many are not '', and the sums of all values). Sorted and paged in the
     database: a breakdown by person is one page of ~5,000 people."""
-    u = _union(p, src)
-    g = (
-        select(u.c.key, u.c.key2, *[func.sum(u.c[name]).label(name) for name in SUM_COLUMNS])
-        .group_by(u.c.key, u.c.key2)
-        .having(func.sum(u.c.requests) > 0)
-        .subquery()
-    )
+    g = _per_value(_union(p, src), "key", "key2")
     amount = {
         "cost": g.c.cost_usd, "requests": g.c.requests, "errors": g.c.errors,
         "tokens": g.c.input_tokens + g.c.output_tokens,
@@ -431,8 +419,8 @@ async def ranked(
     if p.dialect == "postgresql":
         spelled = spelled.collate("C")  # code point order, as Python compares the keys
     order = [amount.desc(), *([g.c.requests.desc()] if then_requests else []), spelled]
-    sums = [_as_read(g.c[name], p.dialect).label(name) for name in SUM_COLUMNS]
-    everything = [_as_read(func.sum(g.c[n]).over(), p.dialect).label(f"all_{n}") for n in SUM_COLUMNS]
+    sums = [as_read(g.c[name], p.dialect).label(name) for name in SUM_COLUMNS]
+    everything = [as_read(func.sum(g.c[n]).over(), p.dialect).label(f"all_{n}") for n in SUM_COLUMNS]
     values = func.count().over().label("n")
     people = func.sum(case((g.c.key != "", 1), else_=0)).over().label("people")
     stmt = (

@@ -51,6 +51,7 @@ R = UsageRollup.__table__.c
 STATE = "usage"
 LEVELS = 4  # blocks of 1, 4, 16 and 64 local days
 KEY_COLUMNS = ["account_id", "dim", "level", "block", "key", "key2"]
+ROW_COLUMNS = [*KEY_COLUMNS, *SUM_COLUMNS, "people"]  # a rollup row, in insert order
 KEYS_PER_STATEMENT = 2000  # values whose running sums one statement recomputes (two lists of bound keys)
 SQLITE_CHUNK = 200_000  # calls per transaction on SQLite (one writer: keep each lock short)
 
@@ -199,12 +200,10 @@ async def _upsert(
         .where(true())  # SQLite: an INSERT … SELECT … ON CONFLICT needs the SELECT's WHERE
         .group_by(text("block"), inner.c.key, inner.c.key2)
     )
-    stmt = _insert(dialect).from_select(
-        ["account_id", "dim", "level", "block", "key", "key2", *SUM_COLUMNS, "people"], source
-    )
+    stmt = _insert(dialect).from_select(ROW_COLUMNS, source)
     excluded = stmt.excluded
     stmt = stmt.on_conflict_do_update(
-        index_elements=["account_id", "dim", "level", "block", "key", "key2"],
+        index_elements=KEY_COLUMNS,
         set_={name: R[name] + excluded[name] for name in SUM_COLUMNS},
     )
     await session.execute(stmt)
@@ -295,7 +294,6 @@ async def _recompute(
         .join(base, row_of(base, dim.running, before), isouter=True)
         .subquery("grid")
     )
-    names = [*KEY_COLUMNS, *SUM_COLUMNS, "people"]
     fresh = select(
         literal(account_id).label("account_id"),
         literal(dim.running, String).label("dim"),
@@ -306,7 +304,7 @@ async def _recompute(
         *[grid.c[name] for name in SUM_COLUMNS],
         literal(0).label("people"),
     ).where(grid.c.requests > 0)  # a value has no row before its first call
-    stmt = _insert(dialect).from_select(names, fresh)
+    stmt = _insert(dialect).from_select(ROW_COLUMNS, fresh)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=KEY_COLUMNS, set_={name: stmt.excluded[name] for name in SUM_COLUMNS}
@@ -352,7 +350,7 @@ async def _accumulate(
             .join(new_days, true())
             .where(mine, R.dim == dim.running, R.block == top)
         )
-        carry = _insert(dialect).from_select([*KEY_COLUMNS, *SUM_COLUMNS, "people"], carried)
+        carry = _insert(dialect).from_select(ROW_COLUMNS, carried)
         await session.execute(carry.on_conflict_do_nothing(index_elements=KEY_COLUMNS))
 
 
