@@ -167,6 +167,25 @@ async def test_the_views_read_the_rollups(db: AsyncSession, calls: Calls) -> Non
     assert after.requests == before.requests + 1000
     days_after = await queries.buckets(db, calls.scope(), f, ZoneInfo("UTC"), 86400)
     assert days_after[(day, None)].requests == days_before[(day, None)].requests + 1000
+    # A pivot's page under a group filter: a person who stayed in the group has their cells without
+    # the filter, from the user|model rows (every level: whichever blocks the period is made of).
+    stayed, under = calls.users[3], f.narrowed(group_id=calls.groups[0])
+    ranked = await queries.ranked(
+        db, calls.scope(), under, Dimension.user, "requests", then_requests=False, limit=50, offset=0
+    )
+    assert ranked is not None and stayed in dict(ranked.page)
+    cells_before = await queries.page_cells(db, calls.scope(), under, Dimension.model, ranked.page)
+    stored = rollup_read.stored(db.bind.dialect.name, stayed)
+    await db.execute(
+        update(UsageRollup)
+        .where(UsageRollup.account_id == calls.account_id, UsageRollup.dim == "user|model")
+        .where(UsageRollup.key == stored, UsageRollup.key2 == "gpt-4o")
+        .values(requests=UsageRollup.requests + 1000)
+    )
+    await db.commit()
+    cells_after = await queries.page_cells(db, calls.scope(), under, Dimension.model, ranked.page)
+    grown = cells_after[(stayed, "gpt-4o")].requests - cells_before[(stayed, "gpt-4o")].requests
+    assert grown > 0 and grown % 1000 == 0  # 1,000 more in each block read
     # A project's view, a person's own view or two filters read the calls.
     assert await rollup_read.plan(db, calls.scope(project_id=uuid.uuid4()), f) is None
     assert await rollup_read.plan(db, calls.scope(user_id=calls.users[0]), f) is None
@@ -358,11 +377,20 @@ async def test_a_pivot_page_from_the_rollups_matches_the_rows(
 ) -> None:
     """The pivot of people's activity reads the rows' and the columns' totals and only the page's
     cells from the rollups: every page's rows, order, cells and totals equal the direct computation,
-    without a filter, under a model filter (the model|user pairs) and under a group filter (calls)."""
+    without a filter, under a model filter (the model|user pairs) and under a group filter (the
+    people who stayed in the group: their cells without the filter; the others' from their calls:
+    two people who also called from another group, rolled and since the watermark)."""
+    moved = [
+        {**r, "id": uuid.uuid4(), "group_id": calls.groups[(calls.users.index(r["user_id"]) + 1) % 3]}
+        for r in calls.rows[::9]
+        if r["user_id"] in calls.users[:2]
+    ]
+    await _insert(db, moved)
     await _roll(db)
     late = [{**r, "id": uuid.uuid4()} for r in sorted(calls.rows, key=lambda r: r["created_at"])[-30:]]
+    late.append({**moved[-1], "id": uuid.uuid4()})
     await _insert(db, late)  # calls since the watermark count too
-    rows_all = calls.rows + late
+    rows_all = calls.rows + moved + late
     scope = calls.scope()
 
     def metric(found: list[Row]) -> Any:

@@ -325,24 +325,87 @@ async def pairs(
     values only (a pivot's page)."""
 
     async def read(plan: rollup_read.Plan) -> dict[tuple[Key, Key], Totals] | None:
-        straight = rollup_read.source(plan, rows, columns)
-        src = straight or rollup_read.source(plan, columns, rows)
-        if src is None:
-            return None
-        keys = None
-        if row_keys is not None:
-            keys = (0 if straight is not None else 1, [rollup_read.stored(plan.dialect, k) for k in row_keys])
-        found: dict[tuple[Key, Key], Totals] = {}
-        for row in await rollup_read.grouped(session, plan, src, keys):
-            a, b = rollup_read.to_key(src.dims[0], row.key), rollup_read.to_key(src.dims[1], row.key2)
-            found[(a, b) if straight is not None else (b, a)] = _totals(row)
-        return found
+        return await _rolled_pairs(session, plan, rows, columns, row_keys)
 
     if Dimension.integration not in (rows, columns):
         found = await _from_rollups(session, scope, f, read)
         if found is not None:
             return found
     return await raw_pairs(session, scope, f, rows, columns, row_keys)
+
+
+async def _rolled_pairs(
+    session: AsyncSession,
+    plan: rollup_read.Plan,
+    rows: Dimension,
+    columns: Dimension,
+    row_keys: Collection[Key] | None,
+) -> dict[tuple[Key, Key], Totals] | None:
+    """``pairs`` from the rollups; None when they do not keep these pairs under the plan's filter."""
+    straight = rollup_read.source(plan, rows, columns)
+    src = straight or rollup_read.source(plan, columns, rows)
+    if src is None:
+        return None
+    keys = None
+    if row_keys is not None:
+        keys = (0 if straight is not None else 1, [rollup_read.stored(plan.dialect, k) for k in row_keys])
+    found: dict[tuple[Key, Key], Totals] = {}
+    for row in await rollup_read.grouped(session, plan, src, keys):
+        a, b = rollup_read.to_key(src.dims[0], row.key), rollup_read.to_key(src.dims[1], row.key2)
+        found[(a, b) if straight is not None else (b, a)] = _totals(row)
+    return found
+
+
+async def page_cells(
+    session: AsyncSession,
+    scope: Scope,
+    f: Filters,
+    columns: Dimension,
+    page: Sequence[tuple[Key, Totals]],
+) -> dict[tuple[Key, Key], Totals]:
+    """The cells (person, column value) of a pivot's page of people, given each person's totals
+    under ``f``. Under a filter whose pairs the rollups do not keep (e.g. users x models of one group):
+    a person all of whose calls of the period pass the filter (as many requests with it as without:
+    the usual case, people stay in their group) has the same cells as without the filter, which the
+    rollups keep; the other people's cells come from their calls."""
+    keys = [key for key, _ in page]
+    plain = Filters(f.start, f.end)
+    if (
+        not keys
+        or plain == f
+        or Dimension.integration is columns
+        or await pairs_rolled(session, scope, f, Dimension.user, columns)
+    ):
+        return await pairs(session, scope, f, Dimension.user, columns, row_keys=keys) if keys else {}
+
+    async def read(plan: rollup_read.Plan) -> tuple[dict[tuple[Key, Key], Totals], list[Key]] | None:
+        people = rollup_read.source(plan, Dimension.user)
+        kept = rollup_read.source(plan, Dimension.user, columns) or rollup_read.source(
+            plan, columns, Dimension.user
+        )
+        if people is None or kept is None:
+            return None
+        stored = [rollup_read.stored(plan.dialect, key) for key in keys]
+        read = await rollup_read.grouped(session, plan, people, (0, stored))
+        overall = {row.key: int(row.requests) for row in read}
+        whole = [
+            key
+            for (key, totals), text in zip(page, stored, strict=True)
+            if overall.get(text) == totals.requests
+        ]
+        cells = await _rolled_pairs(session, plan, Dimension.user, columns, whole) if whole else {}
+        if cells is None:
+            return None
+        taken = set(whole)
+        return cells, [key for key in keys if key not in taken]
+
+    found = await _from_rollups(session, scope, plain, read)
+    if found is None:
+        return await pairs(session, scope, f, Dimension.user, columns, row_keys=keys)
+    cells, rest = found
+    if rest:
+        cells.update(await raw_pairs(session, scope, f, Dimension.user, columns, rest))
+    return cells
 
 
 async def pairs_rolled(

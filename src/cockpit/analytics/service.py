@@ -319,9 +319,12 @@ async def pivot(
         for key, totals in (await queries.grouped(session, scope, filters, columns_by, users=False)).items():
             column_totals[key] = measure(totals, value)
         page = [key for key, _ in ranked.page]
-        cells = {}
-        if page:
+        if rows_by is Dimension.user:
+            cells = await queries.page_cells(session, scope, filters, columns_by, ranked.page)
+        elif page:
             cells = await queries.pairs(session, scope, filters, rows_by, columns_by, row_keys=page)
+        else:
+            cells = {}
         count, total = ranked.count, measure(ranked.whole, value)
     else:
         cells = await queries.pairs(session, scope, filters, rows_by, columns_by)
