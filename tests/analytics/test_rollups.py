@@ -167,6 +167,21 @@ async def test_the_views_read_the_rollups(db: AsyncSession, calls: Calls) -> Non
     assert after.requests == before.requests + 1000
     days_after = await queries.buckets(db, calls.scope(), f, ZoneInfo("UTC"), 86400)
     assert days_after[(day, None)].requests == days_before[(day, None)].requests + 1000
+    # Under a model filter a whole day's people are those counted on the model's day row.
+    under_model = f.narrowed(model="gpt-4o")
+    people_before = (await queries.buckets(db, calls.scope(), under_model, ZoneInfo("UTC"), 86400))[
+        (day, None)
+    ]
+    await db.execute(
+        update(UsageRollup)
+        .where(*mine, UsageRollup.dim == "model", UsageRollup.block == day, UsageRollup.key == "gpt-4o")
+        .values(people=UsageRollup.people + 50)
+    )
+    await db.commit()
+    people_after = (await queries.buckets(db, calls.scope(), under_model, ZoneInfo("UTC"), 86400))[
+        (day, None)
+    ]
+    assert people_after.active_users == people_before.active_users + 50
     # A pivot's page under a group filter: a person who stayed in the group has their cells without
     # the filter, from the user|model rows (every level: whichever blocks the period is made of).
     stayed, under = calls.users[3], f.narrowed(group_id=calls.groups[0])

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Row, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics import rollup_read
+from cockpit.analytics import rollup_read, rollups
 from cockpit.analytics.columns import (
     COLUMNS,
     MICRO,
@@ -450,7 +450,9 @@ async def buckets(
         if dim is not None:
             rows = await rollup_read.days(session, plan, src, whole=False)
             return {(int(r.day), rollup_read.to_key(dim, r.key)): _totals(r) for r in rows}
-        whole = plan.where is None  # only the whole-day rows keep their people
+        # The day rows that keep their people: the whole account's, and those of a dimension in
+        # PEOPLE_COUNTED under a filter on it.
+        whole = plan.where is None or plan.where[0] in rollups.PEOPLE_COUNTED
         rows = await rollup_read.days(session, plan, src, whole=whole)
         wanted = [int(r.day) for r in rows if not whole or r.raw] if users else []
         recount = await rollup_read.people_by_day(session, plan, wanted)

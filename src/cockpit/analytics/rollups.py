@@ -101,6 +101,13 @@ DIMS: dict[str, RolledDim] = {
 }
 
 
+# Dimensions whose day rows also count their distinct people (from their ``F|user`` day rows), as
+# the whole-day rows do: a daily timeline under such a filter reads them instead of the person rows.
+PEOPLE_COUNTED = tuple(
+    d.first for d in DIMS.values() if d.first and d.second is None and f"{d.name}|user" in DIMS
+)
+
+
 def rolled(first: Dimension | None, second: Dimension | None = None) -> RolledDim | None:
     """The rollup of a dimension (or of the pair first|second), if there is one."""
     if first is None:
@@ -210,29 +217,29 @@ async def _upsert(
 
 
 async def _count_people(session: AsyncSession, account_id: uuid.UUID, days: Sequence[int]) -> None:
-    """The distinct people of each of ``days``, on its whole-day row (from the day's person rows)."""
+    """The distinct people of each of ``days`` on its day rows: the whole-day row's from the day's
+    person rows, the day rows of a dimension in PEOPLE_COUNTED from its ``F|user`` rows."""
     u = UsageRollup.__table__.alias("u")
-    people = (
-        select(func.count())
-        .select_from(u)
-        .where(
-            u.c.account_id == account_id,
-            u.c.dim == "user",
-            u.c.level == 0,
-            u.c.block == R.block,
-            u.c.key != "",
+    counted = [(WHOLE.name, and_(u.c.dim == "user", u.c.key != ""))] + [
+        (dim.value, and_(u.c.dim == f"{dim.value}|user", u.c.key == R.key, u.c.key2 != ""))
+        for dim in PEOPLE_COUNTED
+    ]
+    for name, persons in counted:
+        people = (
+            select(func.count())
+            .select_from(u)
+            .where(u.c.account_id == account_id, u.c.level == 0, u.c.block == R.block, persons)
+            .correlate(UsageRollup.__table__)
+            .scalar_subquery()
         )
-        .correlate(UsageRollup.__table__)
-        .scalar_subquery()
-    )
-    for n in range(0, len(days), 500):
-        await session.execute(
-            update(UsageRollup)
-            .where(
-                R.account_id == account_id, R.dim == WHOLE.name, R.level == 0, R.block.in_(days[n : n + 500])
+        for n in range(0, len(days), 500):
+            await session.execute(
+                update(UsageRollup)
+                .where(
+                    R.account_id == account_id, R.dim == name, R.level == 0, R.block.in_(days[n : n + 500])
+                )
+                .values(people=people)
             )
-            .values(people=people)
-        )
 
 
 def _day_range(first: int, last: int) -> Any:
