@@ -187,6 +187,10 @@ class Timeline:
     stacks: list[Stack] = field(default_factory=list)
 
 
+# Where a metric's amount is in queries.Sums (cost in pico-USD: the same order as in dollars).
+_SUMS_INDEX = {Metric.cost: (3,), Metric.requests: (0,), Metric.errors: (1,), Metric.tokens: (5, 6)}
+
+
 def _starts(filters: Filters, zone: ZoneInfo, step: int) -> list[datetime]:
     """The local hours or days that [start, end) touches, in order."""
     local = filters.start.astimezone(zone)
@@ -238,26 +242,30 @@ async def timeline(
         n = position(number)
         if n is not None:  # every bucket of the period is listed
             points[n] = totals
-    per_key: dict[Key, list[Totals]] = {}
+    stacks: list[Stack] = []
     if stack_by is not None:
-        for (number, key), totals in (
-            await queries.buckets(session, scope, filters, zone, step, stack_by, users=False)
+        per_key: dict[Key, dict[int, queries.Sums]] = {}
+        for (number, key), sums in (
+            await queries.stack_sums(session, scope, filters, zone, step, stack_by)
         ).items():
             n = position(number)
             if n is not None:
-                if key not in per_key:
-                    per_key[key] = [NONE] * len(starts)  # one shared empty Totals (immutable)
-                per_key[key][n] = totals
-    stacks: list[Stack] = []
-    if stack_by is not None:
-        ranked = sorted(per_key, key=lambda k: -sum(measure(t, stack_metric) for t in per_key[k]))
+                per_key.setdefault(key, {})[n] = sums
+        at = _SUMS_INDEX[stack_metric]
+        ranked = sorted(per_key, key=lambda k: -sum(sum(s[i] for i in at) for s in per_key[k].values()))
         kept, rest = ranked[:STACKS], ranked[STACKS:]
         names = await _labels(session, scope, stack_by, kept, labeler)
-        stacks = [Stack(key, names[key], per_key[key]) for key in kept]
+        for key in kept:
+            found = per_key[key]
+            points_of = [queries.totals_from(found[n]) if n in found else NONE for n in range(len(starts))]
+            stacks.append(Stack(key, names[key], points_of))
         if rest:
-            other = [NONE] * len(starts)
-            for key in rest:
-                other = [a + b for a, b in zip(other, per_key[key], strict=True)]
+            other = []
+            for n in range(len(starts)):
+                items = [per_key[key][n] for key in rest if n in per_key[key]]
+                other.append(
+                    queries.totals_from(tuple(map(sum, zip(*items, strict=True)))) if items else NONE
+                )
             stacks.append(Stack("__other__", "Other", other))
     return Timeline(granularity, starts, points, stacks)
 
