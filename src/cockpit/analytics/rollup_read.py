@@ -78,12 +78,14 @@ class Plan:
     where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
     newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest day (rollups._accumulate)
 
-    def blocks(self, dim: RolledDim, *, each: bool = False) -> ColumnElement[bool]:
-        """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days; ``each``:
-        every block named (where a few keys are read from each: a range of blocks before the key in
-        the index would be scanned once per key)."""
+    def blocks(self, dim: RolledDim, *, each: bool = False) -> list[ColumnElement[bool]]:
+        """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days, as one
+        condition per level (each read by a statement of its own: SQLite reads an OR of them with
+        only (account, dim) of the index, i.e. every row of the dim); ``each``: every block named
+        (where a few keys are read from each block: a range of blocks before the key in the index
+        would be scanned once per key, or whole)."""
         if dim.levels == 1 and not each:
-            return and_(R.level == 0, R.block >= self.first_day, R.block < self.last_day)
+            return [and_(R.level == 0, R.block >= self.first_day, R.block < self.last_day)]
         ranges: dict[int, list[list[int]]] = {}
         day = self.first_day
         while day < self.last_day:
@@ -98,21 +100,14 @@ class Plan:
                 runs.append([block, block])
             day += 4**level
         if each:
-            return or_(
-                *(
-                    and_(
-                        R.level == level, R.block.in_([b for low, high in runs for b in range(low, high + 1)])
-                    )
-                    for level, runs in ranges.items()
-                )
-            )
-        return or_(
-            *(
-                and_(R.level == level, R.block >= low, R.block <= high)
+            return [
+                and_(R.level == level, R.block.in_([b for low, high in runs for b in range(low, high + 1)]))
                 for level, runs in ranges.items()
-                for low, high in runs
-            )
-        )
+            ]
+        return [
+            and_(R.level == level, or_(*(and_(R.block >= low, R.block <= high) for low, high in runs)))
+            for level, runs in ranges.items()
+        ]
 
     def day(self) -> Any:
         """A call's local day (for the parts read from the calls)."""
@@ -303,11 +298,11 @@ def _union(
     day: list[Any] = [R.block.label("day")] if by_day else []
     newest = p.newest.get(src.rolled.running) if src.rolled.cumulative and not (by_day or only) else None
     if only:
-        rows = and_(R.level == 0, R.block.in_(list(only)))
+        rows = [and_(R.level == 0, R.block.in_(list(only)))]
     elif by_day:
-        rows = and_(R.level == 0, R.block >= p.first_day, R.block < p.last_day)
-    else:
-        rows = p.blocks(src.rolled, each=keys is not None)
+        rows = [and_(R.level == 0, R.block >= p.first_day, R.block < p.last_day)]
+    else:  # one value's rows (a filter) or a few keys': each block named, then the key in the index
+        rows = p.blocks(src.rolled, each=keys is not None or src.value is not None)
     keyed: list[Any] = []
     if src.value is not None:
         keyed.append(R.key == src.value)
@@ -329,8 +324,9 @@ def _union(
     if newest is None:
         selects = [
             select(*day, *columns, *[R[name] for name in sums], *extra).where(
-                mine, R.dim == src.rolled.name, rows, *keyed
+                mine, R.dim == src.rolled.name, level, *keyed
             )
+            for level in rows
         ]
     else:
         # Running sums: S's sums are the rows of its last day less those of the day before it (the
