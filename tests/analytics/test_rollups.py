@@ -482,3 +482,27 @@ async def test_a_breakdown_by_person_is_paged_like_the_rows(db: AsyncSession, ca
                     assert all(item.totals == groups[item.key] for item in found.items)
                     assert found.count == len(order)
                     assert found.total == expected(rows)
+
+
+async def test_the_agent_choices_are_the_periods_agents(db: AsyncSession, calls: Calls) -> None:
+    """A filter's agent choices come from the rollups and the calls since the watermark: exactly the
+    agents of the period's calls the scope sees (a member: their own calls), by name."""
+    await _roll(db)
+    late = {
+        **calls.rows[-1],
+        "id": uuid.uuid4(),
+        "agent_id": "late-agent",
+        "created_at": END - timedelta(hours=1),
+    }
+    await _insert(db, [late])
+    rows_all = [*calls.rows, late]
+    for f in PERIODS:
+        for scope, keep in (
+            (calls.scope(), lambda r: True),
+            (calls.scope(user_id=calls.users[1]), lambda r: r["user_id"] == calls.users[1]),
+        ):
+            direct = sorted(
+                {r["agent_id"] for r in rows_all if f.start <= r["created_at"] < f.end and keep(r)} - {None}
+            )
+            assert await service.agents_in(db, scope, f.narrowed(model="gpt-4o")) == direct
+    assert "late-agent" in await service.agents_in(db, calls.scope(), PERIODS[0])  # since the watermark

@@ -83,6 +83,16 @@ async def summary(session: AsyncSession, scope: Scope, filters: Filters) -> Summ
     )
 
 
+async def agents_in(session: AsyncSession, scope: Scope, filters: Filters, *, limit: int = 200) -> list[str]:
+    """The agents of the calls the scope sees in the filters' period, by name (at most ``limit``),
+    for a filter's choices: from the rollups where they answer (a DISTINCT over the calls of 30 days
+    at 10M calls took a second)."""
+    found = await queries.grouped(
+        session, scope, Filters(filters.start, filters.end), Dimension.agent, users=False
+    )
+    return sorted(str(key) for key in found if key)[:limit]
+
+
 # ---- breakdowns ----
 
 

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 
 from cockpit.analytics import service
+from cockpit.analytics.filters import Scope
 from cockpit.analytics.labels import names
 from cockpit.analytics.service import Metric
 from cockpit.auth import tokens
@@ -56,7 +57,9 @@ FORMATS = {ExportFormat.pdf.value: "PDF", ExportFormat.xlsx.value: "Excel", Expo
 CALL_FORMATS = {ExportFormat.csv.value: "CSV", ExportFormat.xlsx.value: "Excel"}  # every call, one row each
 
 
-async def _choices(session: DbSession, viewer: Viewer, project: Project | None, view: View) -> dict[str, Any]:
+async def _choices(
+    session: DbSession, viewer: Viewer, project: Project | None, view: View, scope: Scope
+) -> dict[str, Any]:
     """The filter bar's options: what the viewer may see (a project's members, on its page)."""
     actor = viewer.actor
     admin = viewer.can(Permission.usage_read_all)
@@ -67,7 +70,7 @@ async def _choices(session: DbSession, viewer: Viewer, project: Project | None, 
         people = [
             (str(u.id), u.display_name) for _, u in await projects.list_members(session, actor, project.id)
         ]
-    agents = await usage.agent_choices(session, actor, since=view.filters.start, until=view.filters.end)
+    agents = await service.agents_in(session, scope, view.filters)
     token_rows = await tokens.token_choices(session, actor)
     options: dict[str, Any] = {
         "groups": [(str(g.id), g.name) for g in await groups.groups_of(session, actor.account_id)]
@@ -147,7 +150,7 @@ async def _page(request: Request, session: DbSession, viewer: Viewer, project: P
         "sorts": SORTS, "series": SERIES, "pivot_columns": PIVOT_COLUMNS, "pivot_values": PIVOT_VALUES,
         "formats": FORMATS, "call_formats": CALL_FORMATS, "filter_fields": FILTER_FIELDS,
         "narrowable": view.by in shown.NARROWS,
-        **await _choices(session, viewer, project, view),
+        **await _choices(session, viewer, project, view, scope),
     }  # fmt: skip
     return render(request, "analytics/page.html", context)
 

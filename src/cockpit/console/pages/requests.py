@@ -13,7 +13,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from cockpit.analytics import labels
-from cockpit.analytics.filters import Dimension
+from cockpit.analytics import service as analytics
+from cockpit.analytics.filters import MAX_RANGE, Dimension, Filters
 from cockpit.auth import tokens
 from cockpit.authz.permissions import Permission
 from cockpit.console.names import names_of
@@ -154,7 +155,7 @@ async def requests_page(
     params = PageParams(page=page, per_page=PER_PAGE)
     results = await usage.search_requests(session, viewer.actor, filters, params)
     query = urlencode({key: value for key, value in form.items() if value})
-    choices = await usage.agent_choices(session, viewer.actor, since=filters.since, until=filters.until)
+    choices = await _agent_choices(session, viewer, filters)
     # An agent run records the agent's id: shown by its name ("Deleted agent" once it is gone).
     agent_ids = {*choices, *(r.record.agent_id for r in results.items if r.record.agent_id), agent}
     agent_names = await labels.names(
@@ -218,3 +219,16 @@ async def request_detail(
         "retention_days": viewer.account.content_retention_days,
     }
     return render(request, "requests/detail.html", context)
+
+
+async def _agent_choices(session: DbSession, viewer: Viewer, filters: RequestFilters) -> list[str]:
+    """The agents of the period's calls the viewer may see, for the agent picker: from the rollups
+    when the period is bounded (a DISTINCT over a month of calls took a second at 10M calls)."""
+    since, until = filters.since, filters.until
+    if (
+        since is not None and until is not None and since.tzinfo is not None and until.tzinfo is not None
+        and since < until <= since + MAX_RANGE
+    ):  # fmt: skip
+        scope = await analytics.scope_for(session, viewer.actor)
+        return await analytics.agents_in(session, scope, Filters(since, until))
+    return await usage.agent_choices(session, viewer.actor, since=since, until=until)
