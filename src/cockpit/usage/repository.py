@@ -62,12 +62,21 @@ def _with_names() -> Select[UsageRecord, str, str]:
 
 
 async def search(
-    session: AsyncSession, account_id: uuid.UUID, filters: RequestFilters, params: PageParams
+    session: AsyncSession,
+    account_id: uuid.UUID,
+    filters: RequestFilters,
+    params: PageParams,
+    *,
+    counted: bool = True,
 ) -> Page[RequestRow]:
-    """One page of matching records, newest first (created_at desc, id desc)."""
+    """One page of matching records, newest first (created_at desc, id desc); ``counted=False``: without
+    counting every match (the page's total is then its own length: counting all of an account's
+    calls took ~0.4 s at 10M calls)."""
     conditions = _conditions(account_id, filters)
     # The count needs no joins: they are outer joins on unique keys and never change it.
-    total = await session.scalar(select(func.count()).select_from(UsageRecord).where(*conditions))
+    total = None
+    if counted:
+        total = await session.scalar(select(func.count()).select_from(UsageRecord).where(*conditions))
     stmt = (
         _with_names()
         .where(*conditions)
@@ -77,7 +86,8 @@ async def search(
     )
     rows = await session.execute(stmt)
     items = [RequestRow(record, email, name) for record, email, name in rows.all()]
-    return Page(items=items, total=total or 0, page=params.page, per_page=params.per_page)
+    total = len(items) if total is None else total
+    return Page(items=items, total=total, page=params.page, per_page=params.per_page)
 
 
 async def get_record(

@@ -43,6 +43,18 @@ async def search_requests(
     return await repository.search(session, actor.account_id, filters, params)
 
 
+async def latest_requests(session: AsyncSession, actor: Actor, limit: int) -> list[RequestRow]:
+    """The latest calls the actor may read, newest first (without counting them all)."""
+    page = await repository.search(
+        session,
+        actor.account_id,
+        RequestFilters(user_id=_own_user(actor)),
+        PageParams(1, limit),
+        counted=False,
+    )
+    return list(page.items)
+
+
 async def access_request(session: AsyncSession, actor: Actor, record_id: uuid.UUID) -> RequestRow:
     """One call the actor may read; NotFound for another account's or (members) another user's call."""
     row = await repository.get_record(session, actor.account_id, record_id, user_id=_own_user(actor))

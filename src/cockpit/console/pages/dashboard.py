@@ -34,7 +34,7 @@ from cockpit.kit.time import utcnow
 from cockpit.kit.web import DbSession
 from cockpit.policies.service import feature_allowed
 from cockpit.usage import service as usage
-from cockpit.usage.queries import RequestFilters, RequestRow
+from cockpit.usage.queries import RequestRow
 from cockpit.users import service as users_service
 from cockpit.users.models import UserStatus
 
@@ -94,8 +94,8 @@ async def trend(
 
 async def recent_calls(session: AsyncSession, actor: Actor) -> list[dict[str, Any]]:
     """The latest calls the viewer may read, newest first, each with a person's name (never an id)."""
-    page = await usage.search_requests(session, actor, RequestFilters(), PageParams(1, RECENT_CALLS))
-    ids = {row.record.user_id for row in page.items if row.record.user_id is not None}
+    latest = await usage.latest_requests(session, actor, RECENT_CALLS)
+    ids = {row.record.user_id for row in latest if row.record.user_id is not None}
     names = await labels.names(session, actor.account_id, Dimension.user, ids) if ids else {}
 
     def who(row: RequestRow) -> str | None:
@@ -104,7 +104,7 @@ async def recent_calls(session: AsyncSession, actor: Actor) -> list[dict[str, An
             return None
         return str(names.get(user_id) or row.user_email or "Deleted user")
 
-    return [{"r": row.record, "who": who(row), "project": row.project_name} for row in page.items]
+    return [{"r": row.record, "who": who(row), "project": row.project_name} for row in latest]
 
 
 async def top_five(session: AsyncSession, scope: Scope, period: Filters) -> dict[str, Any]:
