@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from httpx import AsyncClient
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cockpit.auth.tokens import issue_token
 from cockpit.authz.actor import Actor
 from cockpit.console.formatting import datetime_text
+from cockpit.console.pages import requests as requests_page
 from cockpit.projects.models import Project
 from cockpit.tenancy.models import Account
 from cockpit.users.models import User, UserRole
@@ -181,6 +183,28 @@ async def test_pagination_pages_through_the_calls(db: AsyncSession, client: Asyn
     assert 'href="?range=7d&amp;status=error&page=2" rel="next"' in first.text
     assert len(_rows(second.text)) == 5
     assert "51\u201355 of 55" in second.text
+
+
+async def test_a_long_log_is_counted_up_to_a_cap(
+    db: AsyncSession, client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pager counts the matches up to a cap (a month of a busy account's calls is millions): past
+    it the page says "N+" and still offers the next page, whose rows are the right ones."""
+    monkeypatch.setattr(requests_page, "COUNT_CAP", 60)
+    account, owner, _, _ = await _org(db)
+    db.add_all([usage_record(account.id, minutes_ago=i, status="error") for i in range(120)])
+    await db.commit()
+    await _sign_in(db, client, owner)
+
+    first = await client.get("/requests", params={"status": "error"})
+    assert "1\u201350 of 60+" in first.text
+    assert "Page 1 of 2+" in first.text
+    assert 'rel="next"' in first.text
+    third = await client.get("/requests", params={"status": "error", "page": "3"})
+    assert len(_rows(third.text)) == 20
+    assert "101\u2013120 of 120+" not in third.text  # a page past the cap with fewer rows: the end
+    assert "101\u2013120 of" in third.text
+    assert 'rel="next"' not in third.text
 
 
 async def test_empty_states(db: AsyncSession, client: AsyncClient) -> None:

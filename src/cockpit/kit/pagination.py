@@ -51,6 +51,7 @@ class Page(Generic[T]):
     total: int
     page: int
     per_page: int
+    more: bool = False  # the total was counted only up to a cap: there are more than ``total``
 
     @property
     def pages(self) -> int:
@@ -58,7 +59,7 @@ class Page(Generic[T]):
 
     @property
     def has_next(self) -> bool:
-        return self.page < self.pages
+        return self.page < self.pages or (self.more and len(self.items) == self.per_page)
 
     @property
     def has_prev(self) -> bool:

@@ -32,15 +32,21 @@ def _own_user(actor: Actor) -> uuid.UUID | None:
 
 
 async def search_requests(
-    session: AsyncSession, actor: Actor, filters: RequestFilters, params: PageParams
+    session: AsyncSession,
+    actor: Actor,
+    filters: RequestFilters,
+    params: PageParams,
+    *,
+    count_cap: int | None = None,
 ) -> Page[RequestRow]:
-    """Calls matching ``filters``, newest first. A member asking for someone else's calls gets none."""
+    """Calls matching ``filters``, newest first. A member asking for someone else's calls gets none.
+    ``count_cap``: count the matches only up to that many (the page then says there are more)."""
     own = _own_user(actor)
     if own is not None:
         if filters.user_id is not None and filters.user_id != own:
             return Page(items=[], total=0, page=params.page, per_page=params.per_page)
         filters = replace(filters, user_id=own)
-    return await repository.search(session, actor.account_id, filters, params)
+    return await repository.search(session, actor.account_id, filters, params, count_cap=count_cap)
 
 
 async def latest_requests(session: AsyncSession, actor: Actor, limit: int) -> list[RequestRow]:

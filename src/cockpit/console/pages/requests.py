@@ -40,6 +40,7 @@ RANGES: dict[str, tuple[str, timedelta | None]] = {
     "custom": ("Custom range", None),
 }
 DEFAULT_RANGE = "7d"
+COUNT_CAP = 10_000  # the pager says "10,000+" beyond
 STATUSES = {
     CallStatus.success.value: "Success",
     CallStatus.error.value: "Error",
@@ -153,7 +154,8 @@ async def requests_page(
         error, form["range"] = exc.message, DEFAULT_RANGE
         filters = _filters(viewer, {key: "" for key in form} | {"range": DEFAULT_RANGE})
     params = PageParams(page=page, per_page=PER_PAGE)
-    results = await usage.search_requests(session, viewer.actor, filters, params)
+    # Counted up to a cap: counting a month of a busy account's calls took 1.6 s (10M calls).
+    results = await usage.search_requests(session, viewer.actor, filters, params, count_cap=COUNT_CAP)
     query = urlencode({key: value for key, value in form.items() if value})
     choices = await _agent_choices(session, viewer, filters)
     # An agent run records the agent's id: shown by its name ("Deleted agent" once it is gone).
@@ -224,7 +226,8 @@ async def request_detail(
 async def _agent_choices(session: DbSession, viewer: Viewer, filters: RequestFilters) -> list[str]:
     """The agents of the period's calls the viewer may see, for the agent picker: from the rollups
     when the period is bounded (a DISTINCT over a month of calls took a second at 10M calls)."""
-    since, until = filters.since, filters.until
+    since = filters.since
+    until = filters.until or utcnow() + timedelta(minutes=1)  # a range preset: up to now
     if (
         since is not None and until is not None and since.tzinfo is not None and until.tzinfo is not None
         and since < until <= since + MAX_RANGE
