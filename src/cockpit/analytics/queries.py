@@ -212,10 +212,11 @@ def _totals(row: Any, people: int = 0) -> Totals:
     """A rollup read's row as Totals: its sums are its 3rd to 13th columns, in SUM_COLUMNS' order
     (every rollup read selects two keys first). By position: a Row's attribute lookups by name cost
     more than everything else here (17 µs a row against 3 µs; the pivot reads 5,000 such rows)."""
-    return _totals_of(row[2:13], people)
+    return totals_from(row[2:13], people)
 
 
-def _totals_of(sums: Sequence[Any], people: int = 0) -> Totals:
+def totals_from(sums: Sequence[Any], people: int = 0) -> Totals:
+    """Totals of the 11 stored integers of SUM_COLUMNS (as integers or their text)."""
     r, e, s, cost, credits, i, o, c, lat, ttft, calls = map(int, sums)
     return Totals(r, e, s, Decimal(cost) / PICO, Decimal(credits) / MICRO, i, o, c, lat, ttft, calls, people)
 
@@ -307,7 +308,7 @@ async def ranked(
             rows = await page(1, 0)
         if not rows:
             return Ranked([], 0, Totals())
-        return Ranked(shown, int(rows[0].n), _totals_of(rows[0][15:26], int(rows[0].people)))
+        return Ranked(shown, int(rows[0].n), totals_from(rows[0][15:26], int(rows[0].people)))
 
     return await _from_rollups(session, scope, f, read)
 
@@ -386,8 +387,8 @@ async def page_cells(
         if people is None or kept is None:
             return None
         stored = [rollup_read.stored(plan.dialect, key) for key in keys]
-        read = await rollup_read.grouped(session, plan, people, (0, stored))
-        overall = {row.key: int(row.requests) for row in read}
+        found = await rollup_read.grouped(session, plan, people, (0, stored))
+        overall = {row.key: int(row.requests) for row in found}
         whole = [
             key
             for (key, totals), text in zip(page, stored, strict=True)
@@ -451,7 +452,7 @@ async def buckets(
 
     async def read(plan: rollup_read.Plan) -> dict[tuple[int, Key], Totals] | None:
         src = rollup_read.source(plan, dim)
-        if plan.zone.key != zone.key or src is None or dim is not None:
+        if plan.zone.key != zone.key or src is None:
             return None
         # The day rows that keep their people: the whole account's, and those of a dimension in
         # PEOPLE_COUNTED under a filter on it.
@@ -476,10 +477,6 @@ async def buckets(
 
 
 Sums = tuple[int, ...]  # the stored integers of SUM_COLUMNS: requests, errors, successes, pico-USD, ...
-
-
-def totals_from(sums: Sums) -> Totals:
-    return _totals_of(sums)
 
 
 def sums_of(t: Totals) -> Sums:

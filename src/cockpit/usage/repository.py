@@ -61,6 +61,18 @@ def _with_names() -> Select[UsageRecord, str, str]:
     )
 
 
+async def _count(
+    session: AsyncSession, conditions: list[ColumnElement[bool]], cap: int | None
+) -> tuple[int, bool]:
+    """The matches, counted up to ``cap`` when given; and whether there are more than that."""
+    if cap is None:
+        every = await session.scalar(select(func.count()).select_from(UsageRecord).where(*conditions))
+        return int(every or 0), False
+    capped = select(UsageRecord.id).where(*conditions).limit(cap + 1).subquery()
+    found = int(await session.scalar(select(func.count()).select_from(capped)) or 0)
+    return min(found, cap), found > cap
+
+
 async def search(
     session: AsyncSession,
     account_id: uuid.UUID,
@@ -75,13 +87,7 @@ async def search(
     calls took ~0.4 s at 10M calls); ``count_cap``: counted up to that many (the page says "more")."""
     conditions = _conditions(account_id, filters)
     # The count needs no joins: they are outer joins on unique keys and never change it.
-    total, more = None, False
-    if counted and count_cap is None:
-        total = await session.scalar(select(func.count()).select_from(UsageRecord).where(*conditions))
-    elif counted and count_cap is not None:
-        capped = select(UsageRecord.id).where(*conditions).limit(count_cap + 1).subquery()
-        total = int(await session.scalar(select(func.count()).select_from(capped)) or 0)
-        more, total = total > count_cap, min(total, count_cap)
+    total, more = await _count(session, conditions, count_cap) if counted else (None, False)
     stmt = (
         _with_names()
         .where(*conditions)

@@ -229,9 +229,11 @@ async def _agent_choices(session: DbSession, viewer: Viewer, filters: RequestFil
     since = filters.since
     until = filters.until or utcnow() + timedelta(minutes=1)  # a range preset: up to now
     if (
-        since is not None and until is not None and since.tzinfo is not None and until.tzinfo is not None
+        since is not None
+        and since.tzinfo is not None
+        and until.tzinfo is not None
         and since < until <= since + MAX_RANGE
-    ):  # fmt: skip
+    ):
         scope = await analytics.scope_for(session, viewer.actor)
         return await analytics.agents_in(session, scope, Filters(since, until))
     return await usage.agent_choices(session, viewer.actor, since=since, until=until)
