@@ -231,8 +231,11 @@ async def drop_database(name: str) -> None:
     await admin.close()
 
 
-async def measure_existing(url: str, repeat: int) -> None:
-    """The views again over a database an earlier run kept (``--keep`` or ``--dir``)."""
+async def measure_existing(url: str, repeat: int, *, build: bool = False) -> None:
+    """The views again over a database an earlier run kept (``--keep``, ``--dir`` or
+    ``--load-only``); ``build``: roll its calls first (the rollups of a ``--load-only`` database)."""
+    if build:
+        await _roll(url, "rollups built from")
     engine = make_engine(url)
     async with make_sessionmaker(engine)() as session:
         busiest = text(
@@ -282,6 +285,9 @@ async def run(backend: str, args: argparse.Namespace) -> None:
               f"loaded in {time.perf_counter() - started:.0f} s ===")  # fmt: skip
         if path is not None:
             print(f"database file: {path.stat().st_size / 2**30:.2f} GiB")
+        if args.load_only:
+            print(f"kept: {url}")
+            return
         if not args.no_rollups:
             await _roll(url, "rollups built from")
         await _measure(url, accounts[0], world.groups[0], end, args.repeat)
@@ -309,9 +315,13 @@ def main() -> None:
     parser.add_argument("--no-rollups", action="store_true", help="read every view from the calls")
     parser.add_argument("--batch", type=int, default=10_000, help="new calls for the lag measurement")
     parser.add_argument("--existing", metavar="URL", help="only measure the views over a kept database")
+    parser.add_argument("--load-only", action="store_true", help="load the calls, keep the database, stop")
+    parser.add_argument("--build", action="store_true", help="with --existing: build the rollups first")
     args = parser.parse_args()
+    if args.load_only:
+        args.keep = True
     if args.existing:
-        asyncio.run(measure_existing(args.existing, args.repeat))
+        asyncio.run(measure_existing(args.existing, args.repeat, build=args.build))
         return
     for backend in ("sqlite", "postgresql") if args.backend == "both" else (args.backend,):
         asyncio.run(run(backend, args))

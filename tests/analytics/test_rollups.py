@@ -143,20 +143,28 @@ async def test_a_new_time_zone_rebuilds_the_rollups(db: AsyncSession, calls: Cal
 
 async def test_the_views_read_the_rollups(db: AsyncSession, calls: Calls) -> None:
     """Not a fallback to the calls: a change to a rolled whole day shows in the figures (the totals
-    from the people's running sums of S's last day, a day's timeline from its whole-day row)."""
+    from the people's running sums and day rows, a day's timeline from its whole-day row)."""
     await _roll(db)
     f = PERIODS[1]  # 24 Oct - 2 Nov: S is 24 Oct - 1 Nov
     before = await queries.totals(db, calls.scope(), f)
     days_before = await queries.buckets(db, calls.scope(), f, ZoneInfo("UTC"), 86400)
-    last = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) // 86400
+    plan = await rollup_read.plan(db, calls.scope(), f)
+    assert plan is not None
+    # S = 24 Oct - 1 Nov is read as the difference of two checkpoints' running rows and a few days.
+    reads = rollup_read.running_reads(plan.first_day, plan.last_day, plan.newest["user+"])
+    assert sorted(reads.rows.values()) == [-1, 1]
     mine = (UsageRollup.account_id == calls.account_id, UsageRollup.level == 0)
     person = rollup_read.stored(db.bind.dialect.name, calls.users[0])
-    await db.execute(
-        update(UsageRollup)
-        .where(*mine, UsageRollup.dim == "user+", UsageRollup.block == last, UsageRollup.key == person)
-        .values(requests=UsageRollup.requests + 1000)
-    )
+    # A person's calls of 27 Oct grow by 1000 in the rollups: their day row and their running rows
+    # of the checkpoints from that day on.
     day = int(datetime(2026, 10, 27, tzinfo=UTC).timestamp()) // 86400
+    for dim, since in (("user", UsageRollup.block == day), ("user+", UsageRollup.block >= day)):
+        changed = await db.execute(
+            update(UsageRollup)
+            .where(*mine, UsageRollup.dim == dim, since, UsageRollup.key == person)
+            .values(requests=UsageRollup.requests + 1000)
+        )
+        assert changed.rowcount > 0  # type: ignore[attr-defined]
     await db.execute(
         update(UsageRollup)
         .where(*mine, UsageRollup.dim == "*", UsageRollup.block == day)
@@ -249,8 +257,9 @@ async def test_running_sums_over_gaps_late_calls_and_any_period(
     db: AsyncSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rolled in time order with idle stretches between the rolls (some people absent from a
-    stretch), then late calls into past days: after every roll each value has a row for each day
-    from its first call to the newest day, holding its requests up to that day, and every period
+    stretch), then late calls into past days: after every roll each value has a row for each
+    checkpoint day from its first call to the newest day's checkpoint, holding its requests up to
+    that day (and no other running row), and every period
     (before the first call, across the gaps, past the newest day, partial days) gives each person's
     and token's figures and the people exactly."""
     monkeypatch.setattr(rollups, "KEYS_PER_STATEMENT", 5)  # the people recomputed 5 by 5
@@ -297,8 +306,9 @@ async def test_running_sums_over_gaps_late_calls_and_any_period(
         wanted: dict[tuple[int, str], int] = {}
         for person in {key(r) for r in everything}:
             mine = sorted(day(r["created_at"]) for r in everything if key(r) == person)
-            for d in range(mine[0], newest + 1):
-                wanted[(d, person)] = sum(1 for c in mine if c <= d)
+            for d in range(mine[0], rollups.checkpoint(newest) + 1):
+                if d % rollups.CHECKPOINT == 0:
+                    wanted[(d, person)] = sum(1 for c in mine if c <= d)
         assert await _running_rows(db, account.id, "user+") == wanted
 
         whole = Calls(account.id, everything, made.users, made.groups)

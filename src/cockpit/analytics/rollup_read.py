@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -42,8 +43,10 @@ from cockpit.analytics.columns import T, as_read, bucket_start, local_bucket, of
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.analytics.rollups import (
+    CHECKPOINT,
     DIMS,
     RolledDim,
+    checkpoint,
     key_of,
     not_rolled_condition,
     rolled,
@@ -55,6 +58,63 @@ from cockpit.tenancy.models import Account
 
 R = UsageRollup.__table__.c
 DAY = 86400
+EARLIEST = -(2**31)  # a day before any: "every day row up to …"
+RUNNING_COST = 2  # a checkpoint's running rows (every value with a past) weigh as two days' rows
+
+
+@dataclass(frozen=True)
+class RunningReads:
+    """The rows whose signed sums are every value's sums over the days [d0, d1): running rows of
+    checkpoint days (``rows``: day -> sign) and day rows of ranges of days (``days``: low, high, sign;
+    low may be EARLIEST)."""
+
+    rows: dict[int, int]
+    days: list[tuple[int, int, int]]
+
+
+def _up_to(day: int, top: int | None) -> list[tuple[str, int, int, int]]:
+    """Readings of every value's sums over the days up to ``day``, as ("row", C, C, sign) and ("days",
+    low, high, sign) terms: back from the checkpoint before it (the newest one, ``top``, at most), or
+    forward from the next one less the days between (when that checkpoint has rows)."""
+    if top is None:  # no checkpoint has rows: every day row is after the newest checkpoint
+        return [("days", EARLIEST, day, 1)]
+    back = min(checkpoint(day), top)
+    terms = [("row", back, back, 1)] + ([("days", back + 1, day, 1)] if day > back else [])
+    ahead = checkpoint(day) + CHECKPOINT
+    if day % CHECKPOINT and ahead <= top and ahead - day < day - back:
+        return [("row", ahead, ahead, 1), ("days", day + 1, ahead, -1)]
+    return terms
+
+
+def _cost(terms: Sequence[tuple[str, int, int, int]]) -> int:
+    def days(low: int, high: int) -> int:  # "every day up to": only the days after the newest checkpoint
+        return CHECKPOINT if low == EARLIEST else max(high - low + 1, 0)
+
+    return sum(RUNNING_COST if kind == "row" else days(low, high) for kind, low, high, _ in terms)
+
+
+def running_reads(d0: int, d1: int, top: int | None) -> RunningReads:
+    """What to read for every value's sums over [d0, d1) from running rows kept on checkpoint days up
+    to ``top`` and the day rows: the sums up to d1 - 1 less those up to d0 - 1, or the period's own
+    day rows when fewer; terms that cancel are not read."""
+    whole = [("days", d0, d1 - 1, 1)] if d1 > d0 else []
+    difference = [*_up_to(d1 - 1, top), *[(k, lo, hi, -s) for k, lo, hi, s in _up_to(d0 - 1, top)]]
+    terms = whole if _cost(whole) <= _cost(difference) else difference
+    rows: dict[int, int] = {}
+    edges: dict[int, int] = {}  # the day ranges' signs as steps at their edges
+    for kind, low, high, sign in terms:
+        if kind == "row":
+            rows[low] = rows.get(low, 0) + sign
+        elif high >= low:
+            edges[low] = edges.get(low, 0) + sign
+            edges[high + 1] = edges.get(high + 1, 0) - sign
+    days: list[tuple[int, int, int]] = []
+    level, points = 0, sorted(edges)
+    for at, following in pairwise(points):
+        level += edges[at]
+        if level:
+            days.append((at, following - 1, level))
+    return RunningReads({day: sign for day, sign in rows.items() if sign}, days)
 
 
 @dataclass(frozen=True)
@@ -76,7 +136,7 @@ class Plan:
     parts: list[Part]
     filters: Filters
     where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
-    newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest day (rollups._accumulate)
+    newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest checkpoint (rollups)
 
     def blocks(self, dim: RolledDim, *, each: bool = False) -> list[ColumnElement[bool]]:
         """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days, as one
@@ -329,15 +389,23 @@ def _union(
             for level in rows
         ]
     else:
-        # Running sums: S's sums are the rows of its last day less those of the day before it (the
-        # newest day's rows for a day after it: no call was rolled after that day).
-        last, before = min(p.last_day - 1, newest), min(p.first_day - 1, newest)
+        # Running sums: S's sums from running rows of (at most) two checkpoint days and a few days'
+        # rows, whatever S's length (rollups._accumulate).
+        reads = running_reads(p.first_day, p.last_day, newest)
+
+        def since(low: int) -> list[Any]:
+            return [R.block >= low] if low != EARLIEST else []
+
         selects = [
             select(*columns, *[(R[name] * sign).label(name) for name in sums]).where(
                 mine, R.dim == src.rolled.running, R.level == 0, R.block == block, *keyed
             )
-            for block, sign in ((last, 1), (before, -1))
-            if last > before
+            for block, sign in reads.rows.items()
+        ] + [
+            select(*columns, *[(R[name] * sign).label(name) for name in sums]).where(
+                mine, R.dim == src.rolled.name, R.level == 0, R.block <= high, *keyed, *since(low)
+            )
+            for low, high, sign in reads.days
         ]
     raw_day: list[Any] = [p.day().label("day")] if by_day else []
     for part in p.parts:

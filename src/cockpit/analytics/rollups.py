@@ -52,6 +52,7 @@ STATE = "usage"
 LEVELS = 4  # blocks of 1, 4, 16 and 64 local days
 KEY_COLUMNS = ["account_id", "dim", "level", "block", "key", "key2"]
 ROW_COLUMNS = [*KEY_COLUMNS, *SUM_COLUMNS, "people"]  # a rollup row, in insert order
+CHECKPOINT = 4  # the running sums keep rows on every 4th local day (docs/analytics-rollups.md)
 KEYS_PER_STATEMENT = 2000  # values whose running sums one statement recomputes (two lists of bound keys)
 SQLITE_CHUNK = 200_000  # calls per transaction on SQLite (one writer: keep each lock short)
 
@@ -242,10 +243,12 @@ async def _count_people(session: AsyncSession, account_id: uuid.UUID, days: Sequ
             )
 
 
-def _day_range(first: int, last: int) -> Any:
-    """The days first..last as a one-column table ``d`` (a recursive CTE: both databases have it)."""
+def _day_range(first: int, last: int, step: int = 1) -> Any:
+    """The days first, first + step, … up to last as a one-column table ``d`` (a recursive CTE:
+    both databases have it)."""
     days = select(cast(literal(first), Integer).label("d")).cte("days", recursive=True)
-    return days.union_all(select((days.c.d + 1).label("d")).where(days.c.d < cast(literal(last), Integer)))
+    following = (days.c.d + step).label("d")
+    return days.union_all(select(following).where(days.c.d + step <= cast(literal(last), Integer)))
 
 
 def _keys_table(dialect: str, keys: Sequence[str]) -> Any:
@@ -258,20 +261,25 @@ def _keys_table(dialect: str, keys: Sequence[str]) -> Any:
     return select(each.c.value.label("key")).subquery("touched")
 
 
+def checkpoint(day: int) -> int:
+    """The checkpoint day of the running sums at or before ``day`` (every CHECKPOINT-th local day)."""
+    return day - day % CHECKPOINT
+
+
 async def _recompute(
     session: AsyncSession,
     dialect: str,
     account_id: uuid.UUID,
     dim: RolledDim,
     keys: Sequence[str],
-    first: int,
+    start: int,
     end: int,
-    top: int | None,
+    before: int | None,
 ) -> None:
-    """The running rows of ``keys`` over days first..end, from their day rows and their running row
-    of the day before ``first`` (the newest one, ``top``, when first is after it)."""
+    """The running rows of ``keys`` on the checkpoint days of start..end, from their day rows over
+    start..end and their running row of checkpoint ``before`` (start - 1; None: no row before)."""
     touched = _keys_table(dialect, keys)
-    days = _day_range(first, end)
+    days = _day_range(start, end)
     # The day rows and the running rows of the day before as primary-key lookups per (value, day)
     # (joined to derived tables, SQLite scanned them again for every pair).
     daily, base = UsageRollup.__table__.alias("daily"), UsageRollup.__table__.alias("base")
@@ -282,35 +290,35 @@ async def _recompute(
             t.c.key == touched.c.key, t.c.key2 == "",
         )  # fmt: skip
 
-    before = first - 1 if top is None else min(first - 1, top)
     window = {"partition_by": touched.c.key, "order_by": days.c.d, "rows": (None, 0)}
+
+    def running(name: str) -> ColumnElement[Any]:
+        summed = func.sum(func.coalesce(daily.c[name], 0)).over(**window)
+        return summed if before is None else func.coalesce(base.c[name], 0) + summed
+
+    sums_of = [running(name).label(name) for name in SUM_COLUMNS]
     grid = (
-        select(
-            days.c.d.label("block"),
-            touched.c.key.label("key"),
-            *[
-                (
-                    func.coalesce(base.c[name], 0) + func.sum(func.coalesce(daily.c[name], 0)).over(**window)
-                ).label(name)
-                for name in SUM_COLUMNS
-            ],
-        )
+        select(days.c.d.label("block"), touched.c.key.label("key"), *sums_of)
         .select_from(touched)
         .join(days, true())
         .join(daily, row_of(daily, dim.name, days.c.d), isouter=True)
-        .join(base, row_of(base, dim.running, before), isouter=True)
-        .subquery("grid")
     )
+    if before is not None:
+        grid = grid.join(base, row_of(base, dim.running, before), isouter=True)
+    sums = grid.subquery("grid")
     fresh = select(
         literal(account_id).label("account_id"),
         literal(dim.running, String).label("dim"),
         literal(0).label("level"),
-        grid.c.block,
-        grid.c.key,
+        sums.c.block,
+        sums.c.key,
         literal("", String).label("key2"),
-        *[grid.c[name] for name in SUM_COLUMNS],
+        *[sums.c[name] for name in SUM_COLUMNS],
         literal(0).label("people"),
-    ).where(grid.c.requests > 0)  # a value has no row before its first call
+    ).where(
+        sums.c.requests > 0,  # a value has no row before its first call
+        sums.c.block % literal_column(str(CHECKPOINT)) == 0,  # rows on checkpoint days only
+    )
     stmt = _insert(dialect).from_select(ROW_COLUMNS, fresh)
     await session.execute(
         stmt.on_conflict_do_update(
@@ -330,26 +338,41 @@ async def _accumulate(
 ) -> None:
     """Keep ``dim``'s running sums after its day rows took ``calls`` (local days first..last).
 
-    A running row (dim ``running``, level 0, block = day D) holds a value's sums over every day up to
-    D. The rows are dense: from a value's first day to the newest day M any roll touched, each value
-    has a row for every day, so a period [d0, d1) is row(min(d1 - 1, M)) - row(min(d0 - 1, M)) for
-    every value (no row: nothing before that day). Here the values of ``calls`` are recomputed from
-    their day rows over [first, max(M, last)], starting from their row of the day before, and every
-    other value's row of M is carried forward to the new days (M, last].
+    A running row (dim ``running``, level 0, block = a checkpoint day C, every CHECKPOINT-th day)
+    holds a value's sums over every day up to C. On every checkpoint day from a value's first call
+    to T (the newest checkpoint at or before the newest day any roll touched) each value has a row,
+    so a value's sums up to any day D are the row of min(checkpoint(D), T) plus its day rows after
+    it (rollup_read.running_parts). Here the values of ``calls`` are recomputed over the checkpoints
+    from ``first`` on (from their row of the checkpoint before), and when ``last`` reaches new
+    checkpoints, the values with day rows since T too; every other value's row of T is carried
+    forward to the new checkpoints. A roll between two checkpoints writes no running row.
     """
     mine = and_(R.account_id == account_id, R.level == 0)
     found = await session.scalar(select(func.max(R.block)).where(mine, R.dim == dim.running))
     top = int(found) if found is not None else None
-    end = max(top, last) if top is not None else last
+    newest = checkpoint(last)
     # The values first, as a list: the planner cannot tell how many calls lie above the watermark
     # (it guesses one), and a subquery of them re-read inside a nested loop took minutes.
     values = select(key_of(dim.first).label("key")).where(T.account_id == account_id, calls)
-    touched = list(await session.scalars(values.group_by(text("key"))))
-    for n in range(0, len(touched), KEYS_PER_STATEMENT):
-        chunk = touched[n : n + KEYS_PER_STATEMENT]
-        await _recompute(session, dialect, account_id, dim, chunk, first, end, top)
-    if top is not None and last > top:
-        new_days = _day_range(top + 1, last)
+    touched = set(await session.scalars(values.group_by(text("key"))))
+    if top is None or newest > top:  # new checkpoints: they also take the day rows since T
+        since = [R.block > top] if top is not None else []
+        days = select(R.key).where(mine, R.dim == dim.name, R.key2 == "", R.block <= newest, *since)
+        touched.update(await session.scalars(days.group_by(R.key)))
+    if top is None:  # no checkpoint yet: every day row is after the newest one (a few days)
+        earliest = await session.scalar(select(func.min(R.block)).where(mine, R.dim == dim.name))
+        before, start = None, int(earliest)
+    else:
+        before = min(checkpoint(first - 1), top)
+        start = before + 1
+    end = newest if top is None else max(top, newest)
+    if start <= end:
+        ordered = sorted(touched)
+        for n in range(0, len(ordered), KEYS_PER_STATEMENT):
+            chunk = ordered[n : n + KEYS_PER_STATEMENT]
+            await _recompute(session, dialect, account_id, dim, chunk, start, end, before)
+    if top is not None and newest > top:
+        new_days = _day_range(top + CHECKPOINT, newest, CHECKPOINT)
         columns = [R.account_id, R.dim, R.level, new_days.c.d, R.key, R.key2, *[R[n] for n in SUM_COLUMNS]]
         carried = (
             select(*columns, R.people)
