@@ -72,18 +72,23 @@ class RunningReads:
     days: list[tuple[int, int, int]]
 
 
-def _up_to(day: int, top: int | None) -> list[tuple[str, int, int, int]]:
-    """Readings of every value's sums over the days up to ``day``, as ("row", C, C, sign) and ("days",
-    low, high, sign) terms: back from the checkpoint before it (the newest one, ``top``, at most), or
-    forward from the next one less the days between (when that checkpoint has rows)."""
-    if top is None:  # no checkpoint has rows: every day row is after the newest checkpoint
+def _up_to(day: int, head: int | None) -> list[tuple[str, int, int, int]]:
+    """Readings of every value's sums over the days up to ``day``, as ("row", K, K, sign) and ("days",
+    low, high, sign) terms, from the running rows kept on the checkpoint days and on the newest day
+    ``head`` (rollups._accumulate): the head's rows for a day after it (no day row is newer); else
+    back from the checkpoint before it plus the days between, or forward from the next kept day less
+    the days between, whichever reads fewer days."""
+    if head is None:  # no running row: nothing was rolled
         return [("days", EARLIEST, day, 1)]
-    back = min(checkpoint(day), top)
-    terms = [("row", back, back, 1)] + ([("days", back + 1, day, 1)] if day > back else [])
-    ahead = checkpoint(day) + CHECKPOINT
-    if day % CHECKPOINT and ahead <= top and ahead - day < day - back:
+    if day >= head:
+        return [("row", head, head, 1)]
+    back = checkpoint(day)
+    if day == back:
+        return [("row", day, day, 1)]
+    ahead = min(back + CHECKPOINT, head)
+    if ahead - day < day - back:
         return [("row", ahead, ahead, 1), ("days", day + 1, ahead, -1)]
-    return terms
+    return [("row", back, back, 1), ("days", back + 1, day, 1)]
 
 
 def _cost(terms: Sequence[tuple[str, int, int, int]]) -> int:
@@ -93,12 +98,12 @@ def _cost(terms: Sequence[tuple[str, int, int, int]]) -> int:
     return sum(RUNNING_COST if kind == "row" else days(low, high) for kind, low, high, _ in terms)
 
 
-def running_reads(d0: int, d1: int, top: int | None) -> RunningReads:
-    """What to read for every value's sums over [d0, d1) from running rows kept on checkpoint days up
-    to ``top`` and the day rows: the sums up to d1 - 1 less those up to d0 - 1, or the period's own
-    day rows when fewer; terms that cancel are not read."""
+def running_reads(d0: int, d1: int, head: int | None) -> RunningReads:
+    """What to read for every value's sums over [d0, d1) from the running rows (kept on the
+    checkpoint days and on the newest day, ``head``) and the day rows: the sums up to d1 - 1 less
+    those up to d0 - 1, or the period's own day rows when fewer; terms that cancel are not read."""
     whole = [("days", d0, d1 - 1, 1)] if d1 > d0 else []
-    difference = [*_up_to(d1 - 1, top), *[(k, lo, hi, -s) for k, lo, hi, s in _up_to(d0 - 1, top)]]
+    difference = [*_up_to(d1 - 1, head), *[(k, lo, hi, -s) for k, lo, hi, s in _up_to(d0 - 1, head)]]
     terms = whole if _cost(whole) <= _cost(difference) else difference
     rows: dict[int, int] = {}
     edges: dict[int, int] = {}  # the day ranges' signs as steps at their edges
@@ -136,7 +141,7 @@ class Plan:
     parts: list[Part]
     filters: Filters
     where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
-    newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest checkpoint (rollups)
+    newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest day (rollups._accumulate)
 
     def blocks(self, dim: RolledDim, *, each: bool = False) -> list[ColumnElement[bool]]:
         """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days, as one
@@ -389,7 +394,7 @@ def _union(
             for level in rows
         ]
     else:
-        # Running sums: S's sums from running rows of (at most) two checkpoint days and a few days'
+        # Running sums: S's sums from the running rows of (at most) two kept days and a few days'
         # rows, whatever S's length (rollups._accumulate).
         reads = running_reads(p.first_day, p.last_day, newest)
 

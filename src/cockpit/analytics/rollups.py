@@ -243,12 +243,10 @@ async def _count_people(session: AsyncSession, account_id: uuid.UUID, days: Sequ
             )
 
 
-def _day_range(first: int, last: int, step: int = 1) -> Any:
-    """The days first, first + step, … up to last as a one-column table ``d`` (a recursive CTE:
-    both databases have it)."""
+def _day_range(first: int, last: int) -> Any:
+    """The days first..last as a one-column table ``d`` (a recursive CTE: both databases have it)."""
     days = select(cast(literal(first), Integer).label("d")).cte("days", recursive=True)
-    following = (days.c.d + step).label("d")
-    return days.union_all(select(following).where(days.c.d + step <= cast(literal(last), Integer)))
+    return days.union_all(select((days.c.d + 1).label("d")).where(days.c.d < cast(literal(last), Integer)))
 
 
 def _keys_table(dialect: str, keys: Sequence[str]) -> Any:
@@ -276,8 +274,9 @@ async def _recompute(
     end: int,
     before: int | None,
 ) -> None:
-    """The running rows of ``keys`` on the checkpoint days of start..end, from their day rows over
-    start..end and their running row of checkpoint ``before`` (start - 1; None: no row before)."""
+    """The running rows of ``keys`` on the checkpoint days of start..end and on ``end`` (the head),
+    from their day rows over start..end and their running row of ``before`` (start - 1, a kept day;
+    None: no row before)."""
     touched = _keys_table(dialect, keys)
     days = _day_range(start, end)
     # The day rows and the running rows of the day before as primary-key lookups per (value, day)
@@ -317,7 +316,8 @@ async def _recompute(
         literal(0).label("people"),
     ).where(
         sums.c.requests > 0,  # a value has no row before its first call
-        sums.c.block % literal_column(str(CHECKPOINT)) == 0,  # rows on checkpoint days only
+        # Rows on the checkpoint days and on the newest day (the head) only.
+        (sums.c.block % literal_column(str(CHECKPOINT)) == 0) | (sums.c.block == literal(end)),
     )
     stmt = _insert(dialect).from_select(ROW_COLUMNS, fresh)
     await session.execute(
@@ -338,50 +338,46 @@ async def _accumulate(
 ) -> None:
     """Keep ``dim``'s running sums after its day rows took ``calls`` (local days first..last).
 
-    A running row (dim ``running``, level 0, block = a checkpoint day C, every CHECKPOINT-th day)
-    holds a value's sums over every day up to C. On every checkpoint day from a value's first call
-    to T (the newest checkpoint at or before the newest day any roll touched) each value has a row,
-    so a value's sums up to any day D are the row of min(checkpoint(D), T) plus its day rows after
-    it (rollup_read.running_parts). Here the values of ``calls`` are recomputed over the checkpoints
-    from ``first`` on (from their row of the checkpoint before), and when ``last`` reaches new
-    checkpoints, the values with day rows since T too; every other value's row of T is carried
-    forward to the new checkpoints. A roll between two checkpoints writes no running row.
+    A running row (dim ``running``, level 0, block = day D) holds a value's sums over every day up to
+    D. Rows are kept on the checkpoint days (every CHECKPOINT-th day) up to the newest day M any roll
+    touched, and on M itself (the head): every value with a call up to such a day has a row of it.
+    A value's sums up to any day D are then its row of M (D >= M), or of the checkpoint before D plus
+    its day rows after it, or of a later kept day less the day rows between (rollup_read.running_reads).
+    Here the values of ``calls`` are recomputed over the kept days from ``first`` on (from their row
+    of the kept day before it); when M moves on, every other value's row of the old M is carried to
+    the new checkpoints and the new M, and the old M's rows go unless it is a checkpoint.
     """
     mine = and_(R.account_id == account_id, R.level == 0)
     found = await session.scalar(select(func.max(R.block)).where(mine, R.dim == dim.running))
-    top = int(found) if found is not None else None
-    newest = checkpoint(last)
+    head = int(found) if found is not None else None
+    newest = last if head is None else max(head, last)
     # The values first, as a list: the planner cannot tell how many calls lie above the watermark
     # (it guesses one), and a subquery of them re-read inside a nested loop took minutes.
     values = select(key_of(dim.first).label("key")).where(T.account_id == account_id, calls)
-    touched = set(await session.scalars(values.group_by(text("key"))))
-    if top is None or newest > top:  # new checkpoints: they also take the day rows since T
-        since = [R.block > top] if top is not None else []
-        days = select(R.key).where(mine, R.dim == dim.name, R.key2 == "", R.block <= newest, *since)
-        touched.update(await session.scalars(days.group_by(R.key)))
-    if top is None:  # no checkpoint yet: every day row is after the newest one (a few days)
+    touched = sorted(set(await session.scalars(values.group_by(text("key")))))
+    if head is None:  # the first roll: every day row is this roll's
         earliest = await session.scalar(select(func.min(R.block)).where(mine, R.dim == dim.name))
         before, start = None, int(earliest)
-    else:
-        before = min(checkpoint(first - 1), top)
+    else:  # the kept day before ``first``: a checkpoint, or the head when first is after it
+        before = min(checkpoint(first - 1), head)
         start = before + 1
-    end = newest if top is None else max(top, newest)
-    if start <= end:
-        ordered = sorted(touched)
-        for n in range(0, len(ordered), KEYS_PER_STATEMENT):
-            chunk = ordered[n : n + KEYS_PER_STATEMENT]
-            await _recompute(session, dialect, account_id, dim, chunk, start, end, before)
-    if top is not None and newest > top:
-        new_days = _day_range(top + CHECKPOINT, newest, CHECKPOINT)
-        columns = [R.account_id, R.dim, R.level, new_days.c.d, R.key, R.key2, *[R[n] for n in SUM_COLUMNS]]
-        carried = (
-            select(*columns, R.people)
-            .select_from(UsageRollup.__table__)
-            .join(new_days, true())
-            .where(mine, R.dim == dim.running, R.block == top)
-        )
-        carry = _insert(dialect).from_select(ROW_COLUMNS, carried)
-        await session.execute(carry.on_conflict_do_nothing(index_elements=KEY_COLUMNS))
+    for n in range(0, len(touched), KEYS_PER_STATEMENT):
+        chunk = touched[n : n + KEYS_PER_STATEMENT]
+        await _recompute(session, dialect, account_id, dim, chunk, start, newest, before)
+    if head is not None and newest > head:
+        following = checkpoint(head) + CHECKPOINT
+        new_days = [*range(following, newest + 1, CHECKPOINT)]
+        if newest % CHECKPOINT:
+            new_days.append(newest)
+        for day in new_days:
+            columns = [R.account_id, R.dim, R.level, literal(day).label("block"), R.key, R.key2]
+            carried = select(*columns, *[R[n] for n in SUM_COLUMNS], R.people).where(
+                mine, R.dim == dim.running, R.block == head
+            )
+            carry = _insert(dialect).from_select(ROW_COLUMNS, carried)
+            await session.execute(carry.on_conflict_do_nothing(index_elements=KEY_COLUMNS))
+        if head % CHECKPOINT:
+            await session.execute(delete(UsageRollup).where(mine, R.dim == dim.running, R.block == head))
 
 
 @dataclass(frozen=True)
