@@ -3,8 +3,12 @@ rollups already kept, as a roll counts them; its downgrade sets them back to 0."
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from alembic import command
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.analytics import rollups
 from cockpit.analytics.rollup_models import UsageRollup
@@ -19,33 +23,36 @@ from tests.conftest import _in_thread
 __all__ = ["empty_database"]  # the fixture, shared with the audit migration's test
 
 
-async def _people(url: str) -> dict[tuple[str, int, str], int]:
+@asynccontextmanager
+async def session_at(url: str) -> AsyncIterator[AsyncSession]:
+    """A session on the database at ``url`` (an engine of its own, disposed after)."""
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as session:
-            rows = await session.execute(
-                select(UsageRollup.dim, UsageRollup.block, UsageRollup.key, UsageRollup.people).where(
-                    UsageRollup.dim.in_(["model", "agent", "group"]), UsageRollup.level == 0
-                )
-            )
-            return {(dim, block, key): people for dim, block, key, people in rows}
+            yield session
     finally:
         await engine.dispose()
+
+
+async def _people(url: str) -> dict[tuple[str, int, str], int]:
+    async with session_at(url) as session:
+        rows = await session.execute(
+            select(UsageRollup.dim, UsageRollup.block, UsageRollup.key, UsageRollup.people).where(
+                UsageRollup.dim.in_(["model", "agent", "group"]), UsageRollup.level == 0
+            )
+        )
+        return {(dim, block, key): people for dim, block, key, people in rows}
 
 
 async def test_people_of_the_values_day_rows_are_counted_by_the_upgrade(empty_database: str) -> None:
     url = empty_database
     _in_thread(upgrade, url, "head")
-    engine = make_engine(url)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            account, _ = await make_account(session)
-            made = make_calls(account.id)
-            await session.execute(insert(UsageRecord), made.rows)
-            await session.commit()
-            await rollups.roll_all(session)
-    finally:
-        await engine.dispose()
+    async with session_at(url) as session:
+        account, _ = await make_account(session)
+        made = make_calls(account.id)
+        await session.execute(insert(UsageRecord), made.rows)
+        await session.commit()
+        await rollups.roll_all(session)
     rolled = await _people(url)
     # The roll counted them: the distinct people of each model's and each agent's calls that day (the
     # account's zone is UTC).

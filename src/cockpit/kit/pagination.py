@@ -75,7 +75,7 @@ class Page(Generic[T]):
 
     def with_items(self, items: Sequence[U]) -> Page[U]:
         """The same page (position and totals) with other items, e.g. each item with a figure."""
-        return Page(items=items, total=self.total, page=self.page, per_page=self.per_page)
+        return Page(items=items, total=self.total, page=self.page, per_page=self.per_page, more=self.more)
 
 
 async def paginate(session: AsyncSession, stmt: Select[T], params: PageParams) -> Page[T]:
