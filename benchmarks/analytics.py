@@ -4,6 +4,9 @@
                                    [--users 5000] [--days 90] [--repeat 5] [--keep] [--dir D]
     python benchmarks/analytics.py --existing URL [--repeat 5]   # the views again over a kept database
 
+Rollups are built as the job builds them: an account keeps its person rollups once it has
+COCKPIT_ROLLUP_PEOPLE_FROM calls (200,000 by default; set it to 0 for every account).
+
 For each backend: a fresh database migrated to head, one measured account (5,000 users in 50 groups,
 200 projects, 40 models, 100 agents) and, with ``--accounts N``, N-1 other accounts sharing the calls;
 the calls are generated straight into ``usage_requests`` (PostgreSQL: COPY; SQLite: executemany in
@@ -37,6 +40,7 @@ from cockpit.analytics import rollups, service
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import UsageRollup
 from cockpit.analytics.service import Metric
+from cockpit.config import Settings
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.migrate import upgrade
 from cockpit.usage.models import UsageRecord
@@ -123,11 +127,18 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+PEOPLE_FROM = Settings().rollup_people_from  # as the job rolls (COCKPIT_ROLLUP_PEOPLE_FROM)
+
+
 async def _roll(url: str, label: str, *, once: bool = False) -> None:
     engine = make_engine(url)
     async with make_sessionmaker(engine)() as session:
         started = time.perf_counter()
-        count = await (rollups.roll(session) if once else rollups.roll_all(session))
+        count = await (
+            rollups.roll(session, people_from=PEOPLE_FROM)
+            if once
+            else rollups.roll_all(session, people_from=PEOPLE_FROM)
+        )
         elapsed = time.perf_counter() - started
         rows = await session.scalar(select(func.count()).select_from(UsageRollup))
         if engine.dialect.name == "postgresql":

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # The analytics rollups take in the newly recorded calls this often (seconds): the most a view
     # of whole days waits for a call is this (the calls since are read directly, so none is missed).
     rollup_seconds: int = Field(default=5, ge=1, le=3600)
+    # An account's rollups keep its people, tokens and the pairs with them once they hold this many
+    # calls (rebuilt then): below it those views read the account's calls, which are few enough, and
+    # the rollups of many small accounts stay small (docs/analytics-rollups.md). 0: every account.
+    rollup_people_from: int = Field(default=200_000, ge=0)
     # Credit leases (credits a gateway process reserved for a member's calls): renewed while the
     # process runs, swept this long after it stopped; given back after this much idle time.
     credit_lease_ttl_seconds: float = Field(default=120.0, gt=0)

@@ -3,15 +3,18 @@ usage content retention, the purge of failed sign-ins, the queue's own pruning."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 import cockpit.tasks  # noqa: F401  (every job kind registered)
+from cockpit.analytics import tasks as rollup_tasks
+from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount
 from cockpit.audit.models import AuditEntry
 from cockpit.auth.models import LoginFailure
 from cockpit.authz.actor import Actor
@@ -24,10 +27,12 @@ from cockpit.imports.models import ImportJob
 from cockpit.invitations.models import Invitation
 from cockpit.jobs import queue, service
 from cockpit.jobs.models import Job
+from cockpit.jobs.registry import JobContext
 from cockpit.jobs.worker import Worker
 from cockpit.kit.time import utcnow
 from cockpit.usage.models import UsageRecord
 from cockpit.usage.recorder import insert_records, to_row
+from tests.analytics.data import make_calls
 from tests.builders import make_account
 from tests.gateway.test_recording import make_record
 from tests.jobs.conftest import Clock, fetch_jobs
@@ -231,3 +236,34 @@ async def test_an_import_whose_job_dies_is_shown_as_failed(
     # The dead job's account hears of it: a job.failed event, fanned out by a job of its own.
     [job] = [j for j in await fetch_jobs(db) if j.kind != "events.fan_out"]
     assert job.status == "dead"
+
+
+@pytest.mark.parametrize(("people_from", "people"), [(51, False), (50, True)])
+async def test_the_rollup_job_keeps_people_from_the_setting(
+    db: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    job_settings: Settings,
+    people_from: int,
+    people: bool,
+) -> None:
+    """COCKPIT_ROLLUP_PEOPLE_FROM: an account's rollups keep its people once it has that many calls."""
+    account, _ = await make_account(db)
+    await db.execute(insert(UsageRecord), make_calls(account.id, n=50).rows)
+    await db.commit()
+
+    settings = job_settings.model_copy(update={"rollup_people_from": people_from})
+    ctx = JobContext(uuid.uuid4(), rollup_tasks.KIND, {}, None, 1, 3, sessions, settings, utcnow)
+    kept = None
+    for _ in range(300):  # on PostgreSQL a transaction open elsewhere in the cluster holds the roll back
+        await rollup_tasks.roll_up(ctx)
+        await db.rollback()
+        query = select(UsageRollupAccount.people, UsageRollupAccount.calls)
+        kept = (await db.execute(query.where(UsageRollupAccount.account_id == account.id))).first()
+        if kept is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert kept is not None
+    assert tuple(kept) == (people, 50)
+    dims = set(await db.scalars(select(UsageRollup.dim).where(UsageRollup.account_id == account.id)))
+    assert ("user" in dims) is people
+    assert "model" in dims

@@ -12,7 +12,8 @@ level 0): the distinct people who called that day.
 
 ``usage_rollup_state`` holds the watermark: every call at or below it (SQLite: its ``rowid``;
 PostgreSQL: its ``recorded_xid``, the transaction that wrote it) is in the rollups, none above it.
-``usage_rollup_accounts`` holds the time zone each account's rollups were built in.
+``usage_rollup_accounts`` holds the time zone each account's rollups were built in, whether they keep
+the person dimensions, and how many calls they hold.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, SmallInteger, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, SmallInteger, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cockpit.kit.db import Base
@@ -71,3 +72,7 @@ class UsageRollupAccount(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
     )
     zone: Mapped[str] = mapped_column(String(64))
+    # Whether the dimensions not ``always`` kept (people, tokens, pairs) are, and the calls held: an
+    # account keeps them once it holds COCKPIT_ROLLUP_PEOPLE_FROM calls (docs/analytics-rollups.md).
+    people: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    calls: Mapped[int] = mapped_column(BigInteger, server_default="0")

@@ -141,6 +141,7 @@ class Plan:
     parts: list[Part]
     filters: Filters
     where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
+    people: bool = True  # whether the dims not ``always`` kept are (RolledDim.always)
     newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest day (rollups._accumulate)
 
     def blocks(self, dim: RolledDim, *, each: bool = False) -> list[ColumnElement[bool]]:
@@ -257,17 +258,27 @@ def stored(dialect: str, value: object) -> str:
     return str(value)
 
 
-async def _versions(session: AsyncSession, account_id: uuid.UUID) -> tuple[int, str | None, str | None]:
-    """The watermark, the zone of the account's rollups and the account's zone."""
+@dataclass(frozen=True)
+class _Version:
+    watermark: int
+    built: str | None  # the zone of the account's rollups (None: none yet)
+    current: str | None  # the account's zone
+    people: bool  # whether they keep the person dimensions
+
+
+async def _versions(session: AsyncSession, account_id: uuid.UUID) -> _Version:
+    """The watermark and what the account's rollups are: their zone, the account's, their mode."""
+    UA = UsageRollupAccount
     row = (
         await session.execute(
-            select(Account.timezone, UsageRollupAccount.zone)
-            .join(UsageRollupAccount, UsageRollupAccount.account_id == Account.id, isouter=True)
+            select(Account.timezone, UA.zone, UA.people)
+            .join(UA, UA.account_id == Account.id, isouter=True)
             .where(Account.id == account_id)
         )
     ).first()
-    current, built = (row[0] or "UTC", row[1]) if row is not None else (None, None)
-    return await watermark(session), built, current
+    if row is None:
+        return _Version(await watermark(session), None, None, False)
+    return _Version(await watermark(session), row[1], row[0] or "UTC", bool(row[2]))
 
 
 async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
@@ -277,8 +288,9 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     where = _filter(dialect, f)
     if scope.project_id is not None or scope.user_id is not None or where is False:
         return None
-    mark, built, current = await _versions(session, scope.account_id)
-    if built is None or built != current:
+    version = await _versions(session, scope.account_id)
+    mark, built = version.watermark, version.built
+    if built is None or built != version.current:
         return None
     try:
         zone = ZoneInfo(built)
@@ -292,28 +304,30 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
         only = key_of(where[0]) == where[1]
         raw = [Part(and_(part.condition, only), part.sign) for part in raw]
     # One max() per dim: each is one step back along the primary key (with GROUP BY dim, every row).
-    running = [dim.running for dim in DIMS.values() if dim.cumulative]
-    newest = (
-        await session.execute(
-            select(
-                *(
-                    select(func.max(R.block))
-                    .where(R.account_id == scope.account_id, R.dim == name, R.level == 0)
-                    .scalar_subquery()
-                    for name in running
-                )
-            )
+    running = [dim.running for dim in DIMS.values() if dim.cumulative and version.people]
+    newest: Sequence[Any] = ()
+    if running:
+        maxima = (
+            select(func.max(R.block))
+            .where(R.account_id == scope.account_id, R.dim == name, R.level == 0)
+            .scalar_subquery()
+            for name in running
         )
-    ).one()
+        newest = (await session.execute(select(*maxima))).one()
     return Plan(
         scope.account_id, dialect, zone, mark, d0, d1, raw, f, where if isinstance(where, tuple) else None,
+        version.people,
         {name: int(day) for name, day in zip(running, newest, strict=True) if day is not None},
     )  # fmt: skip
 
 
 async def unchanged(session: AsyncSession, p: Plan) -> bool:
-    mark, built, current = await _versions(session, p.account_id)
-    return mark == p.watermark and built == current == str(p.zone.key)
+    version = await _versions(session, p.account_id)
+    return (
+        version.watermark == p.watermark
+        and version.built == version.current == str(p.zone.key)
+        and version.people == p.people
+    )
 
 
 # ---- statements ----
@@ -331,7 +345,13 @@ class Source:
 
 
 def source(p: Plan, first: Dimension | None, second: Dimension | None = None) -> Source | None:
-    """The rollup rows for the values of ``first`` (and ``second``) under the plan's filter, if kept."""
+    """The rollup rows for the values of ``first`` (and ``second``) under the plan's filter, if kept
+    (an account's rollups without people keep only the dimensions ``always`` kept)."""
+    found = _source(p, first, second)
+    return found if found is None or p.people or found.rolled.always else None
+
+
+def _source(p: Plan, first: Dimension | None, second: Dimension | None) -> Source | None:
     if p.where is None:
         found = rolled(first, second)
         return Source(found, (first, second)) if found is not None else None

@@ -73,6 +73,13 @@ class RolledDim:
     def running(self) -> str:
         return f"{self.name}+"
 
+    @property
+    def always(self) -> bool:
+        """Kept for every account: one dimension of a few hundred values a day, not people. The
+        others (people, tokens, pairs) only for an account whose rollups keep people (``roll``'s
+        ``people_from``): they have as many rows as a small account has calls."""
+        return self.second is None and self.first not in (Dimension.user, Dimension.token)
+
 
 WHOLE = RolledDim("*")
 _DAYS = (Dimension.model, Dimension.group, Dimension.project, Dimension.agent, Dimension.provider,
@@ -402,39 +409,54 @@ async def _calls_by_account(session: AsyncSession, condition: ColumnElement[bool
 
 
 async def _roll_account(
-    session: AsyncSession, dialect: str, calls: _Calls, zone: ZoneInfo, condition: ColumnElement[bool]
+    session: AsyncSession,
+    dialect: str,
+    calls: _Calls,
+    zone: ZoneInfo,
+    condition: ColumnElement[bool],
+    people: bool,
 ) -> None:
+    """Add ``calls`` to the account's rollups; ``people``: to the person dimensions too."""
     stretches = offsets(zone, calls.first, calls.last + timedelta(seconds=1))
     day = local_bucket(dialect, stretches, 86400)
-    for dim in DIMS.values():
+    dims = [dim for dim in DIMS.values() if people or dim.always]
+    for dim in dims:
         for level in range(dim.levels):
             await _upsert(session, dialect, calls.account_id, dim, level, condition, day)
+    if not people:
+        return
     found = await session.scalars(
         select(day.label("day")).where(T.account_id == calls.account_id, condition).group_by(text("day"))
     )
     days = sorted(int(d) for d in found)
     await _count_people(session, calls.account_id, days)
-    for dim in DIMS.values():
+    for dim in dims:
         if dim.cumulative and days:
             await _accumulate(session, dialect, calls.account_id, dim, condition, days[0], days[-1])
 
 
-async def _zones(
-    session: AsyncSession, accounts: Sequence[uuid.UUID]
-) -> tuple[dict[uuid.UUID, str], set[uuid.UUID]]:
-    """Each account's zone now, and the accounts whose rollups were built in another zone."""
+@dataclass(frozen=True)
+class _Kept:
+    """An account's zone now and what its rollups hold (built: their zone, None if none yet)."""
+
+    zone: str
+    built: str | None
+    people: bool
+    calls: int
+
+
+async def _kept(session: AsyncSession, accounts: Sequence[uuid.UUID]) -> dict[uuid.UUID, _Kept]:
+    """These accounts' rollups, and every account's whose rollups exist (to see a zone change)."""
+    UA = UsageRollupAccount
     rows = await session.execute(
-        select(Account.id, Account.timezone, UsageRollupAccount.zone)
-        .join(UsageRollupAccount, UsageRollupAccount.account_id == Account.id, isouter=True)
-        .where(Account.id.in_(accounts) | UsageRollupAccount.zone.is_not(None))
+        select(Account.id, Account.timezone, UA.zone, UA.people, UA.calls)
+        .join(UA, UA.account_id == Account.id, isouter=True)
+        .where(Account.id.in_(accounts) | UA.zone.is_not(None))
     )
-    zones: dict[uuid.UUID, str] = {}
-    changed: set[uuid.UUID] = set()
-    for account_id, current, built in rows:
-        zones[account_id] = current or "UTC"
-        if built is not None and built != zones[account_id]:
-            changed.add(account_id)
-    return zones, changed
+    return {
+        account_id: _Kept(current or "UTC", built, bool(people), int(calls or 0))
+        for account_id, current, built, people, calls in rows
+    }
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -444,9 +466,11 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-async def roll(session: AsyncSession, *, now: datetime | None = None) -> int:
+async def roll(session: AsyncSession, *, now: datetime | None = None, people_from: int = 0) -> int:
     """Add the calls recorded since the watermark to the rollups and commit; returns how many calls
-    were added (rebuilt accounts included). Serialised: concurrent runs wait for each other."""
+    were added (rebuilt accounts included). An account's rollups keep the person dimensions once they
+    hold ``people_from`` calls (0: always): the run that crosses it rebuilds them, with people.
+    Serialised: concurrent runs wait for each other."""
     dialect = dialect_name(session)
     insert_state = _insert(dialect, UsageRollupState).values(
         name=STATE, watermark=0, updated_at=now or datetime.now(UTC)
@@ -469,20 +493,28 @@ async def roll(session: AsyncSession, *, now: datetime | None = None) -> int:
         high = min(last, low + SQLITE_CHUNK)
     condition = _range(dialect, low, high) if high > low else None
     fresh = await _calls_by_account(session, condition) if condition is not None else []
-    zones, changed = await _zones(session, [c.account_id for c in fresh])
-    added = 0
+    kept = await _kept(session, [c.account_id for c in fresh])
+    # Rebuilt from all their calls: a new zone, or crossing ``people_from`` (value: keep people).
+    rebuild = {a: k.people for a, k in kept.items() if k.built is not None and k.built != k.zone}
+    added, rolled = 0, dict[uuid.UUID, tuple[bool, int]]()
     for calls in fresh:
-        if calls.account_id in changed:
+        k = kept[calls.account_id]
+        if calls.account_id in rebuild:
             continue  # rebuilt below, with these calls
-        await _roll_account(session, dialect, calls, _zone(zones[calls.account_id]), condition)  # type: ignore[arg-type]
+        people = k.people or k.calls + calls.count >= people_from
+        if k.built is not None and people and not k.people:
+            rebuild[calls.account_id] = True
+            continue
+        await _roll_account(session, dialect, calls, _zone(k.zone), condition, people)  # type: ignore[arg-type]
+        rolled[calls.account_id] = (people, calls.count)
         added += calls.count
-    for account_id in sorted(changed):
+    for account_id in sorted(rebuild):
         added += await _rebuild(
-            session, dialect, account_id, zones[account_id], rolled_condition(dialect, high, bound=True)
-        )
-    known = {c.account_id for c in fresh} - changed
-    if known:
-        await _remember_zones(session, dialect, {a: zones[a] for a in known})
+            session, dialect, account_id, kept[account_id].zone, rolled_condition(dialect, high, bound=True),
+            people=rebuild[account_id], people_from=people_from,
+        )  # fmt: skip
+    if rolled:
+        await _remember(session, dialect, {a: (kept[a].zone, *v) for a, v in rolled.items()})
     if high > low:
         await session.execute(
             update(UsageRollupState)
@@ -493,27 +525,48 @@ async def roll(session: AsyncSession, *, now: datetime | None = None) -> int:
     return added
 
 
-async def _remember_zones(session: AsyncSession, dialect: str, zones: dict[uuid.UUID, str]) -> None:
-    insert = _insert(dialect, UsageRollupAccount)
+async def _remember(
+    session: AsyncSession, dialect: str, rolled: dict[uuid.UUID, tuple[str, bool, int]]
+) -> None:
+    """Record what the accounts' rollups now hold: a new account's zone and mode, and every
+    account's calls (added to what they held)."""
+    UA = UsageRollupAccount
+    insert = _insert(dialect, UA).values(
+        [{"account_id": a, "zone": z, "people": p, "calls": n} for a, (z, p, n) in rolled.items()]
+    )
     await session.execute(
-        insert.values([{"account_id": a, "zone": z} for a, z in zones.items()]).on_conflict_do_nothing(
-            index_elements=["account_id"]
+        insert.on_conflict_do_update(
+            index_elements=["account_id"], set_={"calls": UA.calls + insert.excluded.calls}
         )
     )
 
 
 async def _rebuild(
-    session: AsyncSession, dialect: str, account_id: uuid.UUID, zone: str, condition: ColumnElement[bool]
+    session: AsyncSession,
+    dialect: str,
+    account_id: uuid.UUID,
+    zone: str,
+    condition: ColumnElement[bool],
+    *,
+    people: bool,
+    people_from: int,
 ) -> int:
-    """Every rolled call of an account again, in its new time zone; returns how many."""
+    """Every rolled call of an account again, in its zone, with people if ``people`` or once it has
+    ``people_from`` calls; returns how many."""
     await session.execute(delete(UsageRollup).where(R.account_id == account_id))
-    await session.execute(
-        update(UsageRollupAccount).where(UsageRollupAccount.account_id == account_id).values(zone=zone)
-    )
     found = await _calls_by_account(session, and_(T.account_id == account_id, condition))
+    count = sum(calls.count for calls in found)
+    people = people or count >= people_from
+    await session.execute(
+        update(UsageRollupAccount)
+        .where(UsageRollupAccount.account_id == account_id)
+        .values(zone=zone, people=people, calls=count)
+    )
     for calls in found:
-        await _roll_account(session, dialect, calls, _zone(zone), and_(T.account_id == account_id, condition))
-    return sum(calls.count for calls in found)
+        await _roll_account(
+            session, dialect, calls, _zone(zone), and_(T.account_id == account_id, condition), people
+        )
+    return count
 
 
 async def pending(session: AsyncSession) -> bool:
@@ -523,13 +576,13 @@ async def pending(session: AsyncSession) -> bool:
     return (await session.execute(above)).first() is not None
 
 
-async def roll_all(session: AsyncSession, *, patience: float = 30.0) -> int:
+async def roll_all(session: AsyncSession, *, patience: float = 30.0, people_from: int = 0) -> int:
     """Roll until no call is left above the watermark (SQLite rolls at most SQLITE_CHUNK calls per
     transaction; on PostgreSQL a transaction still open anywhere in the cluster holds the snapshot's
     xmin back, so this waits for it, up to ``patience`` seconds)."""
     total, deadline = 0, time.monotonic() + patience
     while True:
-        added = await roll(session)
+        added = await roll(session, people_from=people_from)
         total += added
         if added:
             continue

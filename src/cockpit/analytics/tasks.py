@@ -14,7 +14,7 @@ KIND = "usage.rollup"
 
 async def roll_up(ctx: JobContext) -> None:
     async with ctx.sessionmaker() as session:
-        await roll(session, now=ctx.now())
+        await roll(session, now=ctx.now(), people_from=ctx.settings.rollup_people_from)
 
 
 registry.register(KIND, roll_up, max_attempts=3)

@@ -1,0 +1,169 @@
+"""An account's rollups keep the person dimensions (people, tokens, their running sums, the pairs
+with them) only once they hold ``people_from`` calls: a small account keeps the few dimensions of a
+few hundred values a day, its person views read its calls, and every figure is still exact. The
+roll that crosses the threshold rebuilds the account's rollups with people; they are never dropped."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cockpit.analytics import queries, rollup_read, rollups
+from cockpit.analytics.filters import Dimension
+from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount
+from cockpit.tenancy.models import Account
+from cockpit.usage.models import UsageRecord
+from tests.analytics.data import Calls, expected, make_calls, selected
+from tests.analytics.test_rollups import PERIODS, _check_everything, _check_groups, bucket_day, figures_by
+from tests.analytics.test_rollups import local_day as day_of
+from tests.builders import make_account
+
+SMALL = {dim.name for dim in rollups.DIMS.values() if dim.always}
+UTC = ZoneInfo("UTC")
+
+
+async def _dims(db: AsyncSession, account_id: uuid.UUID) -> set[str]:
+    found = await db.scalars(select(UsageRollup.dim).where(UsageRollup.account_id == account_id).distinct())
+    return set(found)
+
+
+async def _kept(db: AsyncSession, account_id: uuid.UUID) -> tuple[bool, int]:
+    row = (
+        await db.execute(
+            select(UsageRollupAccount.people, UsageRollupAccount.calls).where(
+                UsageRollupAccount.account_id == account_id
+            )
+        )
+    ).one()
+    return bool(row.people), int(row.calls)
+
+
+async def _insert(db: AsyncSession, rows: list[dict[str, object]]) -> None:
+    await db.execute(insert(UsageRecord), rows)
+    await db.commit()
+
+
+def test_the_small_rollups_are_the_dimensions_without_people() -> None:
+    assert {"*", "model", "group", "project", "agent", "provider", "operation", "status"} == SMALL
+
+
+async def test_a_small_account_keeps_no_person_rows_and_its_figures_are_exact(
+    db: AsyncSession, calls: Calls
+) -> None:
+    assert await rollups.roll_all(db, people_from=len(calls.rows) + 1) == 2 * len(calls.rows)
+    assert await _dims(db, calls.account_id) == SMALL
+    assert await _kept(db, calls.account_id) == (False, len(calls.rows))
+    scope = calls.scope()
+    plan = await rollup_read.plan(db, scope, PERIODS[1])
+    assert plan is not None
+    assert not plan.people
+    assert not plan.newest
+    assert rollup_read.source(plan, Dimension.model) is not None
+    for first, second in ((Dimension.user, None), (Dimension.token, None), (Dimension.model, Dimension.user)):
+        assert rollup_read.source(plan, first, second) is None  # read from the calls
+    await _check_everything(db, calls, UTC)
+    # Under one filter: the filter's own rows where kept (a model), else the calls (a group's models).
+    zone = UTC
+    for values, keep in (
+        ({"model": "gpt-4o"}, lambda r: r["model"] == "gpt-4o"),
+        ({"group_id": calls.groups[0]}, lambda r: r["group_id"] == calls.groups[0]),
+        ({"user_id": calls.users[1]}, lambda r: r["user_id"] == calls.users[1]),
+    ):
+        for f0 in PERIODS:
+            f = f0.narrowed(**values)
+            rows = selected(calls, f, keep)
+            assert await queries.totals(db, scope, f) == expected(rows), values
+            await _check_groups(db, scope, f, rows)
+            days = await queries.buckets(db, scope, f, zone, 86400)
+            assert {bucket_day(n, zone): t for (n, _), t in days.items()} == figures_by(
+                rows, lambda r: day_of(r["created_at"], zone), people=True
+            ), values
+
+
+async def test_a_small_account_reads_what_it_keeps_from_the_rollups(db: AsyncSession, calls: Calls) -> None:
+    """Not a fallback to the calls for everything: a change to a rolled model day shows in the
+    breakdown by model; the totals (with their people) come from the calls and do not move."""
+    await rollups.roll_all(db, people_from=10**9)
+    f = PERIODS[1]  # whole UTC days
+    scope = calls.scope()
+    before = await queries.grouped(db, scope, f, Dimension.model, users=False)
+    totals = await queries.totals(db, scope, f)
+    day = int(f.start.timestamp()) // 86400 + 1
+    changed = await db.execute(
+        update(UsageRollup)
+        .where(UsageRollup.account_id == calls.account_id, UsageRollup.dim == "model")
+        .where(UsageRollup.level == 0, UsageRollup.block == day, UsageRollup.key == "gpt-4o")
+        .values(requests=UsageRollup.requests + 1000)
+    )
+    assert changed.rowcount == 1  # type: ignore[attr-defined]
+    await db.commit()
+    after = await queries.grouped(db, scope, f, Dimension.model, users=False)
+    assert after["gpt-4o"].requests == before["gpt-4o"].requests + 1000
+    assert await queries.totals(db, scope, f) == totals
+
+
+async def test_an_account_that_grows_keeps_its_people_from_then_on(db: AsyncSession) -> None:
+    account, _ = await make_account(db)
+    made = make_calls(account.id, n=600)
+    ordered = sorted(made.rows, key=lambda r: r["created_at"])
+    await _insert(db, ordered[:300])
+    assert await rollups.roll_all(db, people_from=500) == 300
+    assert await _kept(db, account.id) == (False, 300)
+    assert await _dims(db, account.id) == SMALL
+    # The rest, and late calls in days already rolled: half rolled (small), half from the calls.
+    late = [
+        {**r, "id": uuid.uuid4(), "created_at": r["created_at"] - timedelta(days=2)}
+        for r in ordered[:300:7]
+        if r["created_at"] - timedelta(days=2) >= PERIODS[0].start
+    ]
+    await _insert(db, ordered[300:] + late)
+    everything = Calls(account.id, made.rows + late, made.users, made.groups)
+    await _check_everything(db, everything, UTC)
+    # Crossing 500 calls: rebuilt from every call, with people.
+    assert await rollups.roll_all(db, people_from=500) == len(everything.rows)
+    assert await _kept(db, account.id) == (True, len(everything.rows))
+    assert await _dims(db, account.id) == {dim.name for dim in rollups.DIMS.values()} | {"user+", "token+"}
+    plan = await rollup_read.plan(db, everything.scope(), PERIODS[1])
+    assert plan is not None
+    assert plan.people
+    assert rollup_read.source(plan, Dimension.user) is not None
+    await _check_everything(db, everything, UTC)
+    # Never dropped again, whatever the threshold; the calls add up.
+    more = [{**r, "id": uuid.uuid4()} for r in ordered[-20:]]
+    await _insert(db, more)
+    assert await rollups.roll_all(db, people_from=10**9) == 20
+    assert await _kept(db, account.id) == (True, len(everything.rows) + 20)
+    await _check_everything(db, Calls(account.id, everything.rows + more, made.users, made.groups), UTC)
+
+
+async def test_a_new_zone_rebuilds_a_small_account_small(db: AsyncSession, calls: Calls) -> None:
+    await rollups.roll_all(db, people_from=10**9)
+    await db.execute(update(Account).where(Account.id == calls.account_id).values(timezone="Asia/Kathmandu"))
+    await db.commit()
+    assert await rollups.roll_all(db, people_from=10**9) == len(calls.rows)
+    assert await _kept(db, calls.account_id) == (False, len(calls.rows))
+    assert await _dims(db, calls.account_id) == SMALL
+    await _check_everything(db, calls, ZoneInfo("Asia/Kathmandu"))
+
+
+async def test_accounts_are_counted_each_on_its_own(db: AsyncSession, calls: Calls) -> None:
+    """Two accounts in one roll: each gets its own mode and count (the fixture's other account has
+    the same calls)."""
+    other = await db.scalar(select(Account.id).where(Account.id != calls.account_id))
+    assert other is not None
+    later = timedelta(hours=1)
+    extra = [{**r, "id": uuid.uuid4(), "created_at": r["created_at"] + later} for r in calls.rows[:50]]
+    await _insert(db, extra)
+    threshold = len(calls.rows) + 10  # the first account crosses it, the other does not
+    await rollups.roll_all(db, people_from=threshold)
+    assert await _kept(db, calls.account_id) == (True, len(calls.rows) + 50)
+    assert await _kept(db, other) == (False, len(calls.rows))
+    count = await db.scalar(
+        select(func.count()).select_from(UsageRollup).where(UsageRollup.account_id == other)
+    )
+    assert count
+    assert await _dims(db, other) == SMALL
