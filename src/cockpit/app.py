@@ -31,6 +31,7 @@ from cockpit.gateway.routes import GatewayApp
 from cockpit.gateway.service import Gateway
 from cockpit.health import router as health_router
 from cockpit.jobs.worker import Worker
+from cockpit.kit import loop_thread
 from cockpit.kit.db import make_engine, make_sessionmaker
 from cockpit.kit.guard import InputGuard
 from cockpit.kit.handlers import error_renderer, install_error_handlers
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await gateway.drain()  # records still being counted reach the recorder
         await recorder.stop()  # the last calls' credits move from their leases to used
         await gateway.keeper.stop()  # then what is left in the leases goes back
+        await asyncio.to_thread(loop_thread.stop_all)  # threads with loops of their own (analytics.tasks)
         await gateway.aclose()
         if listener is not None:
             await listener.stop()

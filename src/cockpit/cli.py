@@ -366,6 +366,7 @@ def worker(
     # Imported when the command runs: `cockpit --help` and the other commands load only what they use.
     import cockpit.tasks  # noqa: F401  (every job kind registered)
     from cockpit.jobs.worker import Worker
+    from cockpit.kit import loop_thread
     from cockpit.kit.db import make_engine, make_sessionmaker
 
     settings = _settings()
@@ -392,6 +393,7 @@ def worker(
                 )
                 await runner.run(stop)
         finally:
+            await asyncio.to_thread(loop_thread.stop_all)  # the rollups' thread (analytics.tasks)
             await engine.dispose()
 
     asyncio.run(run())

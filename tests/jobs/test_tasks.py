@@ -4,6 +4,7 @@ usage content retention, the purge of failed sign-ins, the queue's own pruning."
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -263,6 +264,8 @@ async def test_the_rollup_job_keeps_people_from_the_setting(
             break
         await asyncio.sleep(0.1)
     assert kept is not None
+    # Rolled on a loop of its own (not the server's, where the gateway's calls would wait behind it).
+    assert "cockpit-rollups" in {thread.name for thread in threading.enumerate()}
     assert tuple(kept) == (people, 50)
     dims = set(await db.scalars(select(UsageRollup.dim).where(UsageRollup.account_id == account.id)))
     assert ("user" in dims) is people

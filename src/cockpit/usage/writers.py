@@ -22,14 +22,11 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from cockpit.kit.db import make_engine, make_sessionmaker
+from cockpit.kit.loop_thread import LoopThread
 
 log = logging.getLogger("cockpit.usage")
 T = TypeVar("T")
@@ -50,50 +47,10 @@ class BatchRefused(Exception):
     (and the one that cannot be, set aside)."""
 
 
-class WriterThread:
+class WriterThread(LoopThread):
     """An event loop in a thread of its own, with its own engine, where batches are written."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def _ensure(self) -> tuple[asyncio.AbstractEventLoop, async_sessionmaker[AsyncSession]]:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                ready = threading.Event()
-                self._thread = threading.Thread(
-                    target=self._main, args=(ready,), name="cockpit-usage-writer", daemon=True
-                )
-                self._thread.start()
-                ready.wait()
-        assert self.loop is not None
-        assert self.sessionmaker is not None
-        return self.loop, self.sessionmaker
-
-    def _main(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        engine = make_engine(self.url)
-        self.loop, self.sessionmaker = loop, make_sessionmaker(engine)
-        ready.set()
-        try:
-            loop.run_forever()
-            loop.run_until_complete(engine.dispose())
-        finally:
-            loop.close()
-
-    async def run(self, job: Callable[[async_sessionmaker[AsyncSession]], Coroutine[Any, Any, T]]) -> T:
-        loop, sessionmaker = self._ensure()
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(job(sessionmaker), loop))
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._thread is not None and self.loop is not None and self._thread.is_alive():
-                self.loop.call_soon_threadsafe(self.loop.stop)
-                self._thread.join(timeout=30)
-            self._thread = None
+    name = "cockpit-usage-writer"
 
 
 class WriterProcess:
