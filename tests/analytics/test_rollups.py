@@ -398,22 +398,27 @@ async def _no_labels(*_: Any) -> dict[Any, str]:
     return {}
 
 
+SMALL = 10**9  # people_from: the account's rollups keep no people (its person views read its calls)
+
+
+@pytest.mark.parametrize("people_from", [0, SMALL])
 @pytest.mark.parametrize("value", [service.Metric.requests, service.Metric.cost])
 async def test_a_pivot_page_from_the_rollups_matches_the_rows(
-    db: AsyncSession, calls: Calls, value: service.Metric
+    db: AsyncSession, calls: Calls, value: service.Metric, people_from: int
 ) -> None:
     """The pivot of people's activity reads the rows' and the columns' totals and only the page's
     cells from the rollups: every page's rows, order, cells and totals equal the direct computation,
     without a filter, under a model filter (the model|user pairs) and under a group filter (the
     people who stayed in the group: their cells without the filter; the others' from their calls:
-    two people who also called from another group, rolled and since the watermark)."""
+    two people who also called from another group, rolled and since the watermark). The same for an
+    account whose rollups keep no people: the rows, the page and its cells from its calls."""
     moved = [
         {**r, "id": uuid.uuid4(), "group_id": calls.groups[(calls.users.index(r["user_id"]) + 1) % 3]}
         for r in calls.rows[::9]
         if r["user_id"] in calls.users[:2]
     ]
     await _insert(db, moved)
-    await _roll(db)
+    await rollups.roll_all(db, people_from=people_from)
     late = [{**r, "id": uuid.uuid4()} for r in sorted(calls.rows, key=lambda r: r["created_at"])[-30:]]
     late.append({**moved[-1], "id": uuid.uuid4()})
     await _insert(db, late)  # calls since the watermark count too
@@ -438,6 +443,7 @@ async def test_a_pivot_page_from_the_rollups_matches_the_rows(
                 totals = {user: sum(by.values()) for user, by in direct.items()}
                 order = sorted(totals, key=lambda k: (-totals[k], str(k)))
                 rolled = not values or ("model" in values and columns is Dimension.model)  # model|user
+                rolled = rolled or people_from == SMALL  # every pair: from the calls, by one statement
                 assert await queries.pairs_rolled(db, scope, f, Dimension.user, columns) is rolled
                 # The rows' and columns' totals always from the rollups here (e.g. group|user and
                 # group|model under a group filter); the cells not kept come from the page's calls.
@@ -463,11 +469,14 @@ async def test_a_pivot_page_from_the_rollups_matches_the_rows(
                         }
 
 
-async def test_a_breakdown_by_person_is_paged_like_the_rows(db: AsyncSession, calls: Calls) -> None:
+@pytest.mark.parametrize("people_from", [0, SMALL])
+async def test_a_breakdown_by_person_is_paged_like_the_rows(
+    db: AsyncSession, calls: Calls, people_from: int
+) -> None:
     """A breakdown by person is sorted and paged by the database: every page, for every metric (ties
     on errors broken by requests, then by the key as text; calls without a person as 'None'), with
     the count and the whole (people included) equal to the direct computation, also past the end."""
-    await _roll(db)
+    await rollups.roll_all(db, people_from=people_from)
     late = [{**r, "id": uuid.uuid4()} for r in sorted(calls.rows, key=lambda r: r["created_at"])[-30:]]
     await _insert(db, late)  # calls since the watermark count too
     rows_all = calls.rows + late

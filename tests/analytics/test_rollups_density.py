@@ -62,9 +62,13 @@ async def test_a_small_account_keeps_no_person_rows_and_its_figures_are_exact(
     assert plan is not None
     assert not plan.people
     assert not plan.newest
-    assert rollup_read.source(plan, Dimension.model) is not None
+    model = rollup_read.source(plan, Dimension.model)
+    assert model is not None
+    assert not model.calls
     for first, second in ((Dimension.user, None), (Dimension.token, None), (Dimension.model, Dimension.user)):
-        assert rollup_read.source(plan, first, second) is None  # read from the calls
+        found = rollup_read.source(plan, first, second)  # read from the calls, by the same statements
+        assert found is not None
+        assert found.calls
     await _check_everything(db, calls, UTC)
     # Under one filter: the filter's own rows where kept (a model), else the calls (a group's models).
     zone = UTC
@@ -167,3 +171,23 @@ async def test_accounts_are_counted_each_on_its_own(db: AsyncSession, calls: Cal
     )
     assert count
     assert await _dims(db, other) == SMALL
+
+
+async def test_a_small_accounts_people_without_a_first_token(db: AsyncSession) -> None:
+    """Read from the calls, a person whose calls never had a first token sums to 0 ms, as the rollups
+    do (a sum of NULLs alone is NULL)."""
+    account, _ = await make_account(db)
+    made = make_calls(account.id, n=80)
+    for row in made.rows:
+        row["ttft_ms"] = None
+    await _insert(db, made.rows)
+    await rollups.roll_all(db, people_from=10**9)
+    for f in PERIODS:
+        rows = selected(made, f)
+        found = await queries.ranked(
+            db, made.scope(), f, Dimension.user, "cost", then_requests=True, limit=100, offset=0
+        )
+        assert found is not None
+        direct = figures_by(rows, lambda r: r["user_id"])
+        assert dict(found.page) == direct
+        assert all(totals.ttft_ms == 0 for _, totals in found.page)

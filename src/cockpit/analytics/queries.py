@@ -452,11 +452,11 @@ async def buckets(
 
     async def read(plan: rollup_read.Plan) -> dict[tuple[int, Key], Totals] | None:
         src = rollup_read.source(plan, dim)
-        if plan.zone.key != zone.key or src is None or (users and not plan.people):
-            return None  # (the day rows count their people only where people are kept)
+        if plan.zone.key != zone.key or src is None:
+            return None
         # The day rows that keep their people: the whole account's, and those of a dimension in
-        # PEOPLE_COUNTED under a filter on it.
-        whole = plan.where is None or plan.where[0] in rollups.PEOPLE_COUNTED
+        # PEOPLE_COUNTED under a filter on it (where the rollups keep people).
+        whole = plan.people and (plan.where is None or plan.where[0] in rollups.PEOPLE_COUNTED)
         rows = await rollup_read.days(session, plan, src, whole=whole)
         wanted = [int(r.day) for r in rows if not whole or r.raw] if users else []
         recount = await rollup_read.people_by_day(session, plan, wanted) if users else {}

@@ -35,16 +35,27 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics.columns import T, as_read, bucket_start, local_bucket, offsets, per_call, read_total
+from cockpit.analytics.columns import (
+    COLUMNS,
+    T,
+    as_read,
+    bucket_start,
+    local_bucket,
+    offsets,
+    per_call,
+    read_total,
+)
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.analytics.rollups import (
     CHECKPOINT,
     DIMS,
+    WHOLE,
     RolledDim,
     checkpoint,
     key_of,
@@ -143,6 +154,7 @@ class Plan:
     where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
     people: bool = True  # whether the dims not ``always`` kept are (RolledDim.always)
     newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest day (rollups._accumulate)
+    period: ColumnElement[bool] | None = None  # the period's calls under the filter (Source.calls)
 
     def blocks(self, dim: RolledDim, *, each: bool = False) -> list[ColumnElement[bool]]:
         """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days, as one
@@ -300,9 +312,11 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     if found is None:
         return None
     d0, d1, raw = found
+    period = and_(T.account_id == scope.account_id, T.created_at >= f.start, T.created_at < f.end)
     if isinstance(where, tuple):
         only = key_of(where[0]) == where[1]
         raw = [Part(and_(part.condition, only), part.sign) for part in raw]
+        period = and_(period, only)
     # One max() per dim: each is one step back along the primary key (with GROUP BY dim, every row).
     running = [dim.running for dim in DIMS.values() if dim.cumulative and version.people]
     newest: Sequence[Any] = ()
@@ -317,7 +331,7 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     return Plan(
         scope.account_id, dialect, zone, mark, d0, d1, raw, f, where if isinstance(where, tuple) else None,
         version.people,
-        {name: int(day) for name, day in zip(running, newest, strict=True) if day is not None},
+        {name: int(day) for name, day in zip(running, newest, strict=True) if day is not None}, period,
     )  # fmt: skip
 
 
@@ -342,13 +356,17 @@ class Source:
     dims: tuple[Dimension | None, Dimension | None]
     value: str | None = None
     shifted: bool = False
+    calls: bool = False  # no rollup row: the period's calls only (an account without person rollups)
 
 
 def source(p: Plan, first: Dimension | None, second: Dimension | None = None) -> Source | None:
-    """The rollup rows for the values of ``first`` (and ``second``) under the plan's filter, if kept
-    (an account's rollups without people keep only the dimensions ``always`` kept)."""
+    """The rollup rows for the values of ``first`` (and ``second``) under the plan's filter, if kept.
+    An account whose rollups keep no people keeps only the ``always`` dimensions: the others are read
+    from its calls (which are few), by the same statements, so sorted, paged and counted there."""
     found = _source(p, first, second)
-    return found if found is None or p.people or found.rolled.always else None
+    if p.people or (found is not None and found.rolled.always):
+        return found
+    return Source(WHOLE, (first, second), calls=True)
 
 
 def _source(p: Plan, first: Dimension | None, second: Dimension | None) -> Source | None:
@@ -395,7 +413,9 @@ def _union(
     if keys is not None:
         position, values = keys
         keyed.append((R.key2 if position else R.key).in_(list(values)))
-        first.append(key_of(src.dims[position]).in_(list(values)))
+        first.append(
+            _among(src.dims[position], values) if src.calls else key_of(src.dims[position]).in_(list(values))
+        )
     empty = literal("", String)
     if src.shifted:
         columns = [R.key2.label("key"), empty.label("key2")]
@@ -406,7 +426,11 @@ def _union(
     extra: list[Any] = [R.people.label("people"), literal(0, BigInteger).label("raw")] if people else []
     mine = R.account_id == p.account_id
     selects: list[Select[Any]]
-    if newest is None:
+    parts = p.parts
+    if src.calls:  # the period's calls only
+        assert p.period is not None
+        selects, parts = [], [Part(p.period, 1)]
+    elif newest is None:
         selects = [
             select(*day, *columns, *[R[name] for name in sums], *extra).where(
                 mine, R.dim == src.rolled.name, level, *keyed
@@ -433,7 +457,7 @@ def _union(
             for low, high, sign in reads.days
         ]
     raw_day: list[Any] = [p.day().label("day")] if by_day else []
-    for part in p.parts:
+    for part in parts:
         extras: list[Any] = (
             [literal(0, BigInteger).label("people"), literal(1, BigInteger).label("raw")] if people else []
         )
@@ -442,11 +466,28 @@ def _union(
                 *raw_day,
                 key_of(src.dims[0]).label("key"),
                 key_of(src.dims[1]).label("key2"),
-                *[value.label(name) for name, value in per_call(part.sign).items() if name in sums],
+                # As the stored integers (pico-dollars, micro-credits), like the rollup rows: a union
+                # of calls only would otherwise take the money columns' types, read as Decimals.
+                # (A call without a first token adds 0: a group of such calls only sums to 0, not NULL.)
+                *[
+                    func.coalesce(type_coerce(value, BigInteger), 0).label(name)
+                    for name, value in per_call(part.sign).items()
+                    if name in sums
+                ],
                 *extras,
             ).where(part.condition, *first)
         )
     return union_all(*selects).subquery("calls")
+
+
+def _among(dim: Dimension | None, values: Sequence[str]) -> ColumnElement[bool]:
+    """The calls whose ``dim`` is one of ``values`` (stored text, '' for none), on the column itself:
+    an index such as (account, user, created_at) then finds a page of people's calls."""
+    if dim is None:
+        return literal("", String).in_(list(values))
+    column = COLUMNS[dim]
+    found = column.in_([to_key(dim, value) for value in values if value != ""])
+    return or_(found, column.is_(None)) if "" in values else found
 
 
 def _sums(p: Plan, u: Any) -> list[Any]:
@@ -478,7 +519,7 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
     once, split by person, so their sums are the totals; None when the rollups keep no person rows
     under the filter."""
     src = source(p, Dimension.user)
-    if src is None:
+    if src is None or src.calls:  # from the calls: one aggregate of them is cheaper than per person
         return None
     per_person = _per_value(_union(p, src), "key")
     persons = func.count().filter(per_person.c.key != "")
@@ -545,7 +586,7 @@ async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -
     """The distinct people of each of ``wanted`` days, from the day rows of people and the calls;
     None when the rollups do not keep them under the filter."""
     src = source(p, Dimension.user)
-    if src is None:
+    if src is None or src.calls:  # (the calls' daily timeline counts its people itself)
         return None
     if not wanted:
         return {}
