@@ -90,7 +90,8 @@ async def test_a_small_account_keeps_no_person_rows_and_its_figures_are_exact(
 
 async def test_a_small_account_reads_what_it_keeps_from_the_rollups(db: AsyncSession, calls: Calls) -> None:
     """Not a fallback to the calls for everything: a change to a rolled model day shows in the
-    breakdown by model; the totals (with their people) come from the calls and do not move."""
+    breakdown by model, one to a whole day's people in the daily timeline; the totals (with their
+    people) come from the calls and do not move."""
     await rollups.roll_all(db, people_from=10**9)
     f = PERIODS[1]  # whole UTC days
     scope = calls.scope()
@@ -108,6 +109,17 @@ async def test_a_small_account_reads_what_it_keeps_from_the_rollups(db: AsyncSes
     after = await queries.grouped(db, scope, f, Dimension.model, users=False)
     assert after["gpt-4o"].requests == before["gpt-4o"].requests + 1000
     assert await queries.totals(db, scope, f) == totals
+    # The whole days' people are counted by the roll, from the calls, and read from their rows.
+    days = await queries.buckets(db, scope, f, UTC, 86400)
+    await db.execute(
+        update(UsageRollup)
+        .where(UsageRollup.account_id == calls.account_id, UsageRollup.dim == "*")
+        .where(UsageRollup.level == 0, UsageRollup.block == day)
+        .values(people=UsageRollup.people + 1000)
+    )
+    await db.commit()
+    again = await queries.buckets(db, scope, f, UTC, 86400)
+    assert again[(day, None)].active_users == days[(day, None)].active_users + 1000 > 1000
 
 
 async def test_an_account_that_grows_keeps_its_people_from_then_on(db: AsyncSession) -> None:

@@ -455,8 +455,8 @@ async def buckets(
         if plan.zone.key != zone.key or src is None:
             return None
         # The day rows that keep their people: the whole account's, and those of a dimension in
-        # PEOPLE_COUNTED under a filter on it (where the rollups keep people).
-        whole = plan.people and (plan.where is None or plan.where[0] in rollups.PEOPLE_COUNTED)
+        # PEOPLE_COUNTED under a filter on it (where the rollups keep people: they count them).
+        whole = plan.where is None or (plan.people and plan.where[0] in rollups.PEOPLE_COUNTED)
         rows = await rollup_read.days(session, plan, src, whole=whole)
         wanted = [int(r.day) for r in rows if not whole or r.raw] if users else []
         recount = await rollup_read.people_by_day(session, plan, wanted) if users else {}

@@ -393,11 +393,12 @@ def _union(
     only: Sequence[int] = (),
     keys: tuple[int, Sequence[str]] | None = None,
     sums: Sequence[str] = SUM_COLUMNS,
+    within: ColumnElement[bool] | None = None,
 ) -> Any:
     """The rollup rows of ``src`` over S and the parts' calls, as one derived table of (day,) key,
     key2, the sums (and ``people``/``raw`` for the whole-day timeline); ``keys`` (n, values): only
     these values (stored text) of the source's n-th dimension (not shifted); ``sums``: only these
-    sums (counting people needs only the requests)."""
+    sums (counting people needs only the requests); ``within``: of a source of calls, only these."""
     day: list[Any] = [R.block.label("day")] if by_day else []
     newest = p.newest.get(src.rolled.running) if src.rolled.cumulative and not (by_day or only) else None
     if only:
@@ -429,7 +430,7 @@ def _union(
     parts = p.parts
     if src.calls:  # the period's calls only
         assert p.period is not None
-        selects, parts = [], [Part(p.period, 1)]
+        selects, parts = [], [Part(p.period if within is None else and_(p.period, within), 1)]
     elif newest is None:
         selects = [
             select(*day, *columns, *[R[name] for name in sums], *extra).where(
@@ -586,12 +587,19 @@ async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -
     """The distinct people of each of ``wanted`` days, from the day rows of people and the calls;
     None when the rollups do not keep them under the filter."""
     src = source(p, Dimension.user)
-    if src is None or src.calls:  # (the calls' daily timeline counts its people itself)
+    if src is None:
         return None
     if not wanted:
         return {}
-    kept = [d for d in wanted if p.first_day <= d < p.last_day] or [p.first_day - 1]  # the days in S
-    u = _union(p, src, by_day=True, only=kept, sums=("requests",))
+    if src.calls:  # the calls of these days only
+        days = [
+            and_(T.created_at >= _midnight(d, p.zone), T.created_at < _midnight(d + 1, p.zone))
+            for d in wanted
+        ]
+        u = _union(p, src, by_day=True, sums=("requests",), within=or_(*days))
+    else:
+        kept = [d for d in wanted if p.first_day <= d < p.last_day] or [p.first_day - 1]  # the days in S
+        u = _union(p, src, by_day=True, only=kept, sums=("requests",))
     persons = (
         select(u.c.day, u.c.key)
         .where(u.c.key != "", u.c.day.in_(list(wanted)))

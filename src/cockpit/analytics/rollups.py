@@ -40,7 +40,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import UserDefinedType
 
-from cockpit.analytics.columns import COLUMNS, T, local_bucket, offsets, per_call, total
+from cockpit.analytics.columns import COLUMNS, T, bucket_start, local_bucket, offsets, per_call, total
 from cockpit.analytics.filters import Dimension
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount, UsageRollupState
 from cockpit.kit.db import dialect_name
@@ -250,6 +250,29 @@ async def _count_people(session: AsyncSession, account_id: uuid.UUID, days: Sequ
             )
 
 
+async def _count_people_in_calls(
+    session: AsyncSession, account_id: uuid.UUID, days: Sequence[int], zone: ZoneInfo, rolled: Any
+) -> None:
+    """The distinct people of each of ``days`` on its whole-day row, from the day's rolled calls (an
+    account without person rows: few calls a day; one index range each)."""
+    for day in days:
+        people = (
+            select(func.count(func.distinct(T.user_id)))
+            .where(
+                T.account_id == account_id,
+                T.created_at >= bucket_start(day, 86400, zone),
+                T.created_at < bucket_start(day + 1, 86400, zone),
+                rolled,
+            )
+            .scalar_subquery()
+        )
+        await session.execute(
+            update(UsageRollup)
+            .where(R.account_id == account_id, R.dim == WHOLE.name, R.level == 0, R.block == day)
+            .values(people=people)
+        )
+
+
 def _day_range(first: int, last: int) -> Any:
     """The days first..last as a one-column table ``d`` (a recursive CTE: both databases have it)."""
     days = select(cast(literal(first), Integer).label("d")).cte("days", recursive=True)
@@ -415,20 +438,23 @@ async def _roll_account(
     zone: ZoneInfo,
     condition: ColumnElement[bool],
     people: bool,
+    rolled: ColumnElement[bool],
 ) -> None:
-    """Add ``calls`` to the account's rollups; ``people``: to the person dimensions too."""
+    """Add ``calls`` to the account's rollups; ``people``: to the person dimensions too (``rolled``:
+    every call the rollups hold after this roll, to count the people of a day without them)."""
     stretches = offsets(zone, calls.first, calls.last + timedelta(seconds=1))
     day = local_bucket(dialect, stretches, 86400)
     dims = [dim for dim in DIMS.values() if people or dim.always]
     for dim in dims:
         for level in range(dim.levels):
             await _upsert(session, dialect, calls.account_id, dim, level, condition, day)
-    if not people:
-        return
     found = await session.scalars(
         select(day.label("day")).where(T.account_id == calls.account_id, condition).group_by(text("day"))
     )
     days = sorted(int(d) for d in found)
+    if not people:
+        await _count_people_in_calls(session, calls.account_id, days, zone, rolled)
+        return
     await _count_people(session, calls.account_id, days)
     for dim in dims:
         if dim.cumulative and days:
@@ -505,7 +531,10 @@ async def roll(session: AsyncSession, *, now: datetime | None = None, people_fro
         if k.built is not None and people and not k.people:
             rebuild[calls.account_id] = True
             continue
-        await _roll_account(session, dialect, calls, _zone(k.zone), condition, people)  # type: ignore[arg-type]
+        await _roll_account(
+            session, dialect, calls, _zone(k.zone), condition, people,  # type: ignore[arg-type]
+            rolled_condition(dialect, high, bound=True),
+        )  # fmt: skip
         rolled[calls.account_id] = (people, calls.count)
         added += calls.count
     for account_id in sorted(rebuild):
@@ -564,7 +593,13 @@ async def _rebuild(
     )
     for calls in found:
         await _roll_account(
-            session, dialect, calls, _zone(zone), and_(T.account_id == account_id, condition), people
+            session,
+            dialect,
+            calls,
+            _zone(zone),
+            and_(T.account_id == account_id, condition),
+            people,
+            condition,
         )
     return count
 
