@@ -10,7 +10,7 @@ from datetime import timedelta
 from alembic import command
 from sqlalchemy import insert, select, update
 
-from cockpit.analytics import rollup_read, rollups
+from cockpit.analytics import rollup_read, rollup_running, rollups
 from cockpit.analytics.filters import Filters
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.kit.migrate import alembic_config, upgrade
@@ -56,8 +56,8 @@ async def test_the_upgrade_keeps_the_checkpoint_rows(empty_database: str) -> Non
     kept = await _running(url)
     assert kept
     head = {dim: max(block for d, block, _ in kept if d == dim) for dim in RUNNING}
-    assert head["user+"] % rollups.CHECKPOINT  # the data's newest day is not a checkpoint
-    assert {block % rollups.CHECKPOINT for dim, block, _ in kept if block != head[dim]} == {0}
+    assert head["user+"] % rollup_running.CHECKPOINT  # the data's newest day is not a checkpoint
+    assert {block % rollup_running.CHECKPOINT for dim, block, _ in kept if block != head[dim]} == {0}
     _in_thread(command.downgrade, alembic_config(url), "0034")
     assert await _zones(url) == {""}  # rebuilt by the next roll of the older code
     # What the older code kept: a row of every day (here the kept rows' sums copied to the next days

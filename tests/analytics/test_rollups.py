@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics import queries, rollup_read, rollups, service
+from cockpit.analytics import queries, rollup_read, rollup_running, rollups, service
 from cockpit.analytics.figures import Totals
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount
@@ -151,7 +151,7 @@ async def test_the_views_read_the_rollups(db: AsyncSession, calls: Calls) -> Non
     plan = await rollup_read.plan(db, calls.scope(), f)
     assert plan is not None
     # S = 24 Oct - 1 Nov is read as the difference of two checkpoints' running rows and a few days.
-    reads = rollup_read.running_reads(plan.first_day, plan.last_day, plan.newest["user+"])
+    reads = rollup_running.running_reads(plan.first_day, plan.last_day, plan.newest["user+"])
     assert sorted(reads.rows.values()) == [-1, 1]
     mine = (UsageRollup.account_id == calls.account_id, UsageRollup.level == 0)
     person = rollup_read.stored(db.bind.dialect.name, calls.users[0])
@@ -307,7 +307,7 @@ async def test_running_sums_over_gaps_late_calls_and_any_period(
         for person in {key(r) for r in everything}:
             mine = sorted(day(r["created_at"]) for r in everything if key(r) == person)
             for d in range(mine[0], newest + 1):
-                if d % rollups.CHECKPOINT == 0 or d == newest:
+                if d % rollup_running.CHECKPOINT == 0 or d == newest:
                     wanted[(d, person)] = sum(1 for c in mine if c <= d)
         assert await _running_rows(db, account.id, "user+") == wanted
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics import queries, rollup_read, rollups
+from cockpit.analytics import queries, rollup_dims, rollup_read, rollups
 from cockpit.analytics.filters import Dimension
 from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount
 from cockpit.tenancy.models import Account
@@ -22,7 +22,7 @@ from tests.analytics.test_rollups import PERIODS, _check_everything, _check_grou
 from tests.analytics.test_rollups import local_day as day_of
 from tests.builders import make_account
 
-SMALL = {dim.name for dim in rollups.DIMS.values() if dim.always}
+SMALL = {dim.name for dim in rollup_dims.DIMS.values() if dim.always}
 UTC = ZoneInfo("UTC")
 
 
@@ -142,7 +142,10 @@ async def test_an_account_that_grows_keeps_its_people_from_then_on(db: AsyncSess
     # Crossing 500 calls: rebuilt from every call, with people.
     assert await rollups.roll_all(db, people_from=500) == len(everything.rows)
     assert await _kept(db, account.id) == (True, len(everything.rows))
-    assert await _dims(db, account.id) == {dim.name for dim in rollups.DIMS.values()} | {"user+", "token+"}
+    assert await _dims(db, account.id) == {dim.name for dim in rollup_dims.DIMS.values()} | {
+        "user+",
+        "token+",
+    }
     plan = await rollup_read.plan(db, everything.scope(), PERIODS[1])
     assert plan is not None
     assert plan.people

@@ -1,10 +1,9 @@
-"""What a view reads of the running sums (rollup_read.running_reads): for every period and every
+"""What a view reads of the running sums (rollup_running.running_reads): for every period and every
 newest day, the signed rows count each day of the period once and no other day."""
 
 from __future__ import annotations
 
-from cockpit.analytics.rollup_read import EARLIEST, RunningReads, running_reads
-from cockpit.analytics.rollups import CHECKPOINT
+from cockpit.analytics.rollup_running import CHECKPOINT, EARLIEST, RunningReads, running_reads
 
 
 def _weight(d0: int, d1: int, top: int | None, day: int) -> int:

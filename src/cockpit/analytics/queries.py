@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Row, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cockpit.analytics import rollup_read, rollups
+from cockpit.analytics import rollup_dims, rollup_read
 from cockpit.analytics.columns import (
     COLUMNS,
     MICRO,
@@ -456,7 +456,7 @@ async def buckets(
             return None
         # The day rows that keep their people: the whole account's, and those of a dimension in
         # PEOPLE_COUNTED under a filter on it (where the rollups keep people: they count them).
-        whole = plan.where is None or (plan.people and plan.where[0] in rollups.PEOPLE_COUNTED)
+        whole = plan.where is None or (plan.people and plan.where[0] in rollup_dims.PEOPLE_COUNTED)
         rows = await rollup_read.days(session, plan, src, whole=whole)
         wanted = [int(r.day) for r in rows if not whole or r.raw] if users else []
         recount = await rollup_read.people_by_day(session, plan, wanted) if users else {}

@@ -4,7 +4,7 @@ of a long period read a few thousand rows instead of millions of calls.
 ``usage_rollups`` holds one row per account, dimension (``dim``), block of local days and value
 (``key``; ``key2`` for the pairs such as user|model; '' for a call without one). A block of level
 ``k`` covers 4^k local days (1, 4, 16, 64) starting at day ``block * 4^k``; the pairs whose values
-are people have every level (``rollups.DIMS``), the others only days (level 0). The running dims
+are people have every level (``rollup_dims.DIMS``), the others only days (level 0). The running dims
 (``user+``, ``token+``) hold, per value and local day, the sums over every day up to that one.
 The sums are the stored integers of the calls (pico-dollars, micro-credits, tokens, milliseconds),
 so a period's figures add up exactly. ``people`` is kept on the whole-day rows (``dim='*'``,

@@ -40,95 +40,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import UserDefinedType
 
-from cockpit.analytics.columns import COLUMNS, T, bucket_start, local_bucket, offsets, per_call, total
-from cockpit.analytics.filters import Dimension
+from cockpit.analytics.columns import T, bucket_start, local_bucket, offsets, per_call, total
+from cockpit.analytics.rollup_dims import DIMS, PEOPLE_COUNTED, WHOLE, RolledDim, key_of
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount, UsageRollupState
+from cockpit.analytics.rollup_running import CHECKPOINT, checkpoint
 from cockpit.kit.db import dialect_name
 from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
 
 R = UsageRollup.__table__.c
 STATE = "usage"
-LEVELS = 4  # blocks of 1, 4, 16 and 64 local days
 KEY_COLUMNS = ["account_id", "dim", "level", "block", "key", "key2"]
 ROW_COLUMNS = [*KEY_COLUMNS, *SUM_COLUMNS, "people"]  # a rollup row, in insert order
-CHECKPOINT = 4  # the running sums keep rows on every 4th local day (docs/analytics-rollups.md)
 KEYS_PER_STATEMENT = 2000  # values whose running sums one statement recomputes (two lists of bound keys)
 SQLITE_CHUNK = 200_000  # calls per transaction on SQLite (one writer: keep each lock short)
-
-
-@dataclass(frozen=True)
-class RolledDim:
-    """A dimension (or a pair) kept in the rollups, and how many block levels it has."""
-
-    name: str
-    first: Dimension | None = None
-    second: Dimension | None = None
-    levels: int = 1
-    # Also kept as running sums per value and local day (dim ``running``): a period's sums of every
-    # value are the difference of two days' rows (see ``_accumulate``).
-    cumulative: bool = False
-
-    @property
-    def running(self) -> str:
-        return f"{self.name}+"
-
-    @property
-    def always(self) -> bool:
-        """Kept for every account: one dimension of a few hundred values a day, not people. The
-        others (people, tokens, pairs) only for an account whose rollups keep people (``roll``'s
-        ``people_from``): they have as many rows as a small account has calls."""
-        return self.second is None and self.first not in (Dimension.user, Dimension.token)
-
-
-WHOLE = RolledDim("*")
-_DAYS = (Dimension.model, Dimension.group, Dimension.project, Dimension.agent, Dimension.provider,
-         Dimension.operation, Dimension.status)  # fmt: skip
-DIMS: dict[str, RolledDim] = {
-    d.name: d
-    for d in (
-        WHOLE,
-        *(RolledDim(dim.value, dim) for dim in _DAYS),
-        # Values that are people (or their tokens) number in the thousands every day: a period of
-        # any length reads two days of their running sums rather than every day.
-        RolledDim("user", Dimension.user, cumulative=True),
-        RolledDim("token", Dimension.token, cumulative=True),
-        # Pairs "F|D": D's values under a filter on F (the first key, so a filter reads one range of
-        # the primary key), the pivot users x models/agents and the assistants' models.
-        RolledDim("model|user", Dimension.model, Dimension.user, levels=LEVELS),
-        RolledDim("agent|user", Dimension.agent, Dimension.user, levels=LEVELS),
-        RolledDim("group|user", Dimension.group, Dimension.user, levels=LEVELS),
-        RolledDim("model|agent", Dimension.model, Dimension.agent, levels=LEVELS),
-        # The pivot of people's activity: the cells of one page of people are ranges of these.
-        RolledDim("user|model", Dimension.user, Dimension.model, levels=LEVELS),
-        RolledDim("user|agent", Dimension.user, Dimension.agent, levels=LEVELS),
-        RolledDim("model|group", Dimension.model, Dimension.group),
-        RolledDim("group|model", Dimension.group, Dimension.model),
-        RolledDim("group|agent", Dimension.group, Dimension.agent),
-    )
-}
-
-
-# Dimensions whose day rows also count their distinct people (from their ``F|user`` day rows), as
-# the whole-day rows do: a daily timeline under such a filter reads them instead of the person rows.
-PEOPLE_COUNTED = tuple(
-    d.first for d in DIMS.values() if d.first and d.second is None and f"{d.name}|user" in DIMS
-)
-
-
-def rolled(first: Dimension | None, second: Dimension | None = None) -> RolledDim | None:
-    """The rollup of a dimension (or of the pair first|second), if there is one."""
-    if first is None:
-        return WHOLE
-    name = first.value if second is None else f"{first.value}|{second.value}"
-    return DIMS.get(name)
-
-
-def key_of(dim: Dimension | None) -> ColumnElement[Any]:
-    """A call's value of a dimension as the rollups store it: text, '' for none."""
-    if dim is None:
-        return literal("", String)
-    return func.coalesce(cast(COLUMNS[dim], String), literal("", String))
 
 
 # ---- the watermark ----
@@ -289,11 +214,6 @@ def _keys_table(dialect: str, keys: Sequence[str]) -> Any:
     return select(each.c.value.label("key")).subquery("touched")
 
 
-def checkpoint(day: int) -> int:
-    """The checkpoint day of the running sums at or before ``day`` (every CHECKPOINT-th local day)."""
-    return day - day % CHECKPOINT
-
-
 async def _recompute(
     session: AsyncSession,
     dialect: str,
@@ -372,7 +292,7 @@ async def _accumulate(
     D. Rows are kept on the checkpoint days (every CHECKPOINT-th day) up to the newest day M any roll
     touched, and on M itself (the head): every value with a call up to such a day has a row of it.
     A value's sums up to any day D are then its row of M (D >= M), or of the checkpoint before D plus
-    its day rows after it, or of a later kept day less the day rows between (rollup_read.running_reads).
+    its day rows after it, or of a later kept day less the day rows between (rollup_running.running_reads).
     Here the values of ``calls`` are recomputed over the kept days from ``first`` on (from their row
     of the kept day before it); when M moves on, every other value's row of the old M is carried to
     the new checkpoints and the new M, and the old M's rows go unless it is a checkpoint.
