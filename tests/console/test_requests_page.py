@@ -183,6 +183,12 @@ async def test_pagination_pages_through_the_calls(db: AsyncSession, client: Asyn
     assert 'href="?range=7d&amp;status=error&page=2" rel="next"' in first.text
     assert len(_rows(second.text)) == 5
     assert "51\u201355 of 55" in second.text
+    # A page past the last one (an old bookmark): said so, with the way back.
+    past = await client.get("/requests", params={"status": "error", "page": "9"})
+    assert past.status_code == 200
+    assert _rows(past.text) == []
+    assert "Past the last page" in past.text
+    assert 'href="?range=7d&amp;status=error&page=1"' in past.text
 
 
 async def test_a_long_log_is_counted_up_to_a_cap(
