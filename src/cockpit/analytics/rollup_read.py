@@ -82,7 +82,12 @@ class Plan:
     where: tuple[Dimension, str] | None = None  # the one filter, as (dimension, stored key)
     people: bool = True  # whether the dims not ``always`` kept are (RolledDim.always)
     newest: dict[str, int] = field(default_factory=dict)  # a running dim's newest day (rollups._accumulate)
-    period: ColumnElement[bool] | None = None  # the period's calls under the filter (Source.calls)
+
+    def period(self) -> ColumnElement[bool]:
+        """The period's calls under the plan's filter (what a source of calls reads: Source.calls)."""
+        f = self.filters
+        calls = and_(T.account_id == self.account_id, T.created_at >= f.start, T.created_at < f.end)
+        return calls if self.where is None else and_(calls, key_of(self.where[0]) == self.where[1])
 
     def blocks(self, dim: RolledDim, *, each: bool = False) -> list[ColumnElement[bool]]:
         """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days, as one
@@ -240,11 +245,9 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     if found is None:
         return None
     d0, d1, raw = found
-    period = and_(T.account_id == scope.account_id, T.created_at >= f.start, T.created_at < f.end)
     if isinstance(where, tuple):
         only = key_of(where[0]) == where[1]
         raw = [Part(and_(part.condition, only), part.sign) for part in raw]
-        period = and_(period, only)
     # One max() per dim: each is one step back along the primary key (with GROUP BY dim, every row).
     running = [dim.running for dim in DIMS.values() if dim.cumulative and version.people]
     newest: Sequence[Any] = ()
@@ -259,7 +262,7 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
     return Plan(
         scope.account_id, dialect, zone, mark, d0, d1, raw, f, where if isinstance(where, tuple) else None,
         version.people,
-        {name: int(day) for name, day in zip(running, newest, strict=True) if day is not None}, period,
+        {name: int(day) for name, day in zip(running, newest, strict=True) if day is not None},
     )  # fmt: skip
 
 
@@ -357,8 +360,7 @@ def _union(
     selects: list[Select[Any]]
     parts = p.parts
     if src.calls:  # the period's calls only
-        assert p.period is not None
-        selects, parts = [], [Part(p.period if within is None else and_(p.period, within), 1)]
+        selects, parts = [], [Part(p.period() if within is None else and_(p.period(), within), 1)]
     elif newest is None:
         selects = [
             select(*day, *columns, *[R[name] for name in sums], *extra).where(
@@ -412,8 +414,7 @@ def _union(
 def _among(dim: Dimension | None, values: Sequence[str]) -> ColumnElement[bool]:
     """The calls whose ``dim`` is one of ``values`` (stored text, '' for none), on the column itself:
     an index such as (account, user, created_at) then finds a page of people's calls."""
-    if dim is None:
-        return literal("", String).in_(list(values))
+    assert dim is not None  # (keys are a dimension's values)
     column = COLUMNS[dim]
     found = column.in_([to_key(dim, value) for value in values if value != ""])
     return or_(found, column.is_(None)) if "" in values else found
@@ -519,9 +520,9 @@ async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -
         return None
     if not wanted:
         return {}
-    if src.calls and len(wanted) > 2:
-        return None  # every day's people: the calls' own daily timeline counts them in its one pass
     if src.calls:  # the calls of these days only (one range of the index; the days are picked below)
+        if len(wanted) > 2:
+            return None  # every day's people: the calls' own daily timeline counts them in its one pass
         lowest, highest = _midnight(min(wanted), p.zone), _midnight(max(wanted) + 1, p.zone)
         u = _union(p, src, by_day=True, sums=("requests",), within=T.created_at.between(lowest, highest))
     else:

@@ -442,7 +442,9 @@ async def roll(session: AsyncSession, *, now: datetime | None = None, people_fro
     kept = await _kept(session, [c.account_id for c in fresh])
     # Rebuilt from all their calls: a new zone, or crossing ``people_from`` (value: keep people).
     rebuild = {a: k.people for a, k in kept.items() if k.built is not None and k.built != k.zone}
-    added, rolled = 0, dict[uuid.UUID, tuple[bool, int]]()
+    everything = rolled_condition(dialect, high, bound=True)  # the calls the rollups hold after this run
+    rolled: dict[uuid.UUID, tuple[bool, int]] = {}  # account -> (keeps people, calls added)
+    added = 0
     for calls in fresh:
         k = kept[calls.account_id]
         if calls.account_id in rebuild:
@@ -451,15 +453,13 @@ async def roll(session: AsyncSession, *, now: datetime | None = None, people_fro
         if k.built is not None and people and not k.people:
             rebuild[calls.account_id] = True
             continue
-        await _roll_account(
-            session, dialect, calls, _zone(k.zone), condition, people,  # type: ignore[arg-type]
-            rolled_condition(dialect, high, bound=True),
-        )  # fmt: skip
+        assert condition is not None  # (there are fresh calls)
+        await _roll_account(session, dialect, calls, _zone(k.zone), condition, people, everything)
         rolled[calls.account_id] = (people, calls.count)
         added += calls.count
     for account_id in sorted(rebuild):
         added += await _rebuild(
-            session, dialect, account_id, kept[account_id].zone, rolled_condition(dialect, high, bound=True),
+            session, dialect, account_id, kept[account_id].zone, everything,
             people=rebuild[account_id], people_from=people_from,
         )  # fmt: skip
     if rolled:
