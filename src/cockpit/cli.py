@@ -353,6 +353,15 @@ def worker(
         ),
     ] = None,
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit")] = False,
+    from_server: Annotated[
+        bool,
+        typer.Option(
+            "--from-server",
+            hidden=True,
+            help="Started by `cockpit serve` (jobs.embedded): its settings on standard input, one JSON"
+            " line; stops when that input closes; SIGINT is left to the server",
+        ),
+    ] = False,
 ) -> None:
     """Run the background job queue (cycle roll-over, CSV imports, retention, purges) until SIGINT
     or SIGTERM; then running jobs finish (COCKPIT_JOBS_GRACE_SECONDS) or are given back.
@@ -369,7 +378,17 @@ def worker(
     from cockpit.kit import loop_thread
     from cockpit.kit.db import make_engine, make_sessionmaker
 
-    settings = _settings()
+    if from_server:
+        from cockpit.jobs.embedded import settings_from_line
+
+        # A Ctrl-C in the server's terminal reaches this process too: the server stops it.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            settings = settings_from_line(sys.stdin.buffer.readline())
+        except ValueError as exc:
+            raise _fail(f"no settings from the server on standard input ({type(exc).__name__})") from exc
+    else:
+        settings = _settings()
     if interval is not None:
         settings = settings.model_copy(update={"credits_scheduler_seconds": interval})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -377,8 +396,9 @@ def worker(
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGTERM,) if from_server else (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        watching = asyncio.create_task(_stop_when_input_closes(stop)) if from_server else None
         engine = make_engine(settings.database_url)
         try:
             runner = Worker(make_sessionmaker(engine), settings, concurrency=concurrency)
@@ -388,16 +408,29 @@ def worker(
             else:
                 typer.echo(
                     f"cockpit worker {runner.name}: running jobs ({runner.concurrency} at once; credit"
-                    f" cycles checked every {settings.credits_scheduler_seconds:g}s); stop with Ctrl-C",
+                    f" cycles checked every {settings.credits_scheduler_seconds:g}s); "
+                    + ("stops with the server" if from_server else "stop with Ctrl-C"),
                     err=True,
                 )
                 await runner.run(stop)
         finally:
+            if watching is not None:
+                watching.cancel()
             await asyncio.to_thread(loop_thread.stop_all)  # the rollups' thread (analytics.tasks)
             await engine.dispose()
 
     asyncio.run(run())
     typer.echo("cockpit worker stopped", err=True)
+
+
+async def _stop_when_input_closes(stop: asyncio.Event) -> None:
+    """Set ``stop`` when standard input closes (the server that started this worker is gone)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    while await reader.read(4096):
+        pass
+    stop.set()
 
 
 @app.command()

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # runs a queue worker (a single-process deployment: `make demo`). Off: run `cockpit worker`
     # (any number of them, on any machine; with the server's worker too, they do not clash).
     credits_scheduler: bool = True
+    # Where that worker runs: "process" (a process of its own, started and stopped by the server: jobs
+    # do not compete with the gateway for the interpreter lock; jobs/embedded.py) or "loop" (a task on
+    # the server's event loop).
+    server_jobs: Literal["process", "loop"] = "process"
     # Credit cycles roll over on time by themselves: a roll-over job is queued this often (seconds).
     credits_scheduler_seconds: float = Field(default=30.0, gt=0)
     # How often an idle worker looks for due jobs, how long a claimed job stays its worker's without
