@@ -327,12 +327,16 @@ async def test_running_sums_over_gaps_late_calls_and_any_period(
                 assert await queries.totals(db, scope, narrowed) == expected(mine_rows), f
 
 
-async def test_views_under_one_filter_match_the_rows(db: AsyncSession, calls: Calls) -> None:
-    """A filter on one dimension reads the pairs kept for it (or the calls when none is kept)."""
+@pytest.mark.parametrize("people_from", [0, 10**9])
+async def test_views_under_one_filter_match_the_rows(
+    db: AsyncSession, calls: Calls, people_from: int
+) -> None:
+    """A filter on one dimension reads the pairs kept for it (or the calls when none is kept); for a
+    small account (``people_from``), the calls of the filter's value for every person view."""
     ordered = sorted(calls.rows, key=lambda r: r["created_at"])
     await db.execute(update(Account).where(Account.id == calls.account_id).values(timezone="Europe/Paris"))
     await db.commit()
-    await _roll(db)
+    await rollups.roll_all(db, people_from=people_from)
     # And some calls since the watermark.
     late = [{**r, "id": uuid.uuid4()} for r in ordered[-40:]]
     await _insert(db, late)
@@ -368,8 +372,11 @@ async def test_views_under_one_filter_match_the_rows(db: AsyncSession, calls: Ca
     assert await rollup_read.plan(db, scope, PERIODS[1].narrowed(group_id=group, model="gpt-4o")) is None
     under_model = await rollup_read.plan(db, scope, PERIODS[1].narrowed(model="gpt-4o"))
     assert under_model is not None
-    assert rollup_read.source(under_model, Dimension.model, Dimension.user) is not None  # model|user rows
-    assert rollup_read.source(under_model, Dimension.user, Dimension.agent) is None  # not kept: the calls
+    by_person = rollup_read.source(under_model, Dimension.model, Dimension.user)
+    assert by_person is not None
+    assert by_person.calls is (people_from > 0)  # model|user rows, else the model's calls
+    if people_from == 0:
+        assert rollup_read.source(under_model, Dimension.user, Dimension.agent) is None  # not kept: the calls
 
 
 async def test_hostile_filter_values_read_nothing_from_the_rollups(db: AsyncSession, calls: Calls) -> None:

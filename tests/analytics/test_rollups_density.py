@@ -90,8 +90,8 @@ async def test_a_small_account_keeps_no_person_rows_and_its_figures_are_exact(
 
 async def test_a_small_account_reads_what_it_keeps_from_the_rollups(db: AsyncSession, calls: Calls) -> None:
     """Not a fallback to the calls for everything: a change to a rolled model day shows in the
-    breakdown by model, one to a whole day's people in the daily timeline; the totals (with their
-    people) come from the calls and do not move."""
+    breakdown by model, one to a whole day's people in the daily timeline, one to a whole day's
+    sums in the totals; the totals' distinct people come from the calls."""
     await rollups.roll_all(db, people_from=10**9)
     f = PERIODS[1]  # whole UTC days
     scope = calls.scope()
@@ -120,6 +120,19 @@ async def test_a_small_account_reads_what_it_keeps_from_the_rollups(db: AsyncSes
     await db.commit()
     again = await queries.buckets(db, scope, f, UTC, 86400)
     assert again[(day, None)].active_users == days[(day, None)].active_users + 1000 > 1000
+    # The period's people are not a sum of days': counted from the calls, they do not move.
+    assert await queries.totals(db, scope, f) == totals
+    # The totals' sums are the whole account's day rows'.
+    await db.execute(
+        update(UsageRollup)
+        .where(UsageRollup.account_id == calls.account_id, UsageRollup.dim == "*")
+        .where(UsageRollup.level == 0, UsageRollup.block == day)
+        .values(requests=UsageRollup.requests + 7, cost_usd=UsageRollup.cost_usd + 5)
+    )
+    await db.commit()
+    moved = await queries.totals(db, scope, f)
+    assert moved.requests == totals.requests + 7
+    assert moved.active_users == totals.active_users > 0
 
 
 async def test_an_account_that_grows_keeps_its_people_from_then_on(db: AsyncSession) -> None:

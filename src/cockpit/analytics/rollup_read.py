@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     and_,
     case,
+    distinct,
     func,
     literal,
     literal_column,
@@ -87,7 +88,13 @@ class Plan:
         """The period's calls under the plan's filter (what a source of calls reads: Source.calls)."""
         f = self.filters
         calls = and_(T.account_id == self.account_id, T.created_at >= f.start, T.created_at < f.end)
-        return calls if self.where is None else and_(calls, key_of(self.where[0]) == self.where[1])
+        if self.where is None:
+            return calls
+        # On the column itself rather than its stored text (key_of): no conversion of every call's
+        # value (an id to text), and a condition the database can plan as any other.
+        dim, key = self.where
+        column, value = COLUMNS[dim], to_key(dim, key)
+        return and_(calls, column.is_(None) if value is None else column == value)
 
     def blocks(self, dim: RolledDim, *, each: bool = False) -> list[ColumnElement[bool]]:
         """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days, as one
@@ -446,11 +453,19 @@ def _per_value(u: Any, *by: str) -> Any:
 async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
     """The period's sums (a row of two keys and the sums, None without calls) and its distinct
     people, in one statement: the person rows (or running sums) under the filter hold every call
-    once, split by person, so their sums are the totals; None when the rollups keep no person rows
-    under the filter."""
+    once, split by person, so their sums are the totals. An account whose rollups keep no person
+    rows: the sums from the rollups without people, the people counted from the calls (a grouping
+    of the calls by person alone is a third of one that also sums them). None when the rollups
+    cannot answer."""
     src = source(p, Dimension.user)
-    if src is None or src.calls:  # from the calls: one aggregate of them is cheaper than per person
+    if src is None:
         return None
+    if src.calls:  # no person rows: the sums from the rollups, the people from the calls
+        whole = source(p, None)
+        if whole is None:
+            return None
+        rows = await grouped(session, p, whole)
+        return (rows[0] if rows else None), await people_in_calls(session, p)
     per_person = _per_value(_union(p, src), "key")
     persons = func.count().filter(per_person.c.key != "")
     empty = literal("", String)
@@ -460,6 +475,15 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
         )
     ).one()
     return (row if row.requests is not None and int(row.requests) > 0 else None), int(row.people)
+
+
+async def people_in_calls(session: AsyncSession, p: Plan) -> int:
+    """The period's distinct people under the plan's filter, from its calls (an account whose rollups
+    keep no person rows): one grouping by person of the calls' index, without their sums."""
+    if p.dialect != "postgresql":  # SQLite would group through the (account, user, time) index: slower
+        return int(await session.scalar(select(func.count(distinct(T.user_id))).where(p.period())) or 0)
+    per_person = select(T.user_id).where(p.period(), T.user_id.is_not(None)).group_by(T.user_id).subquery()
+    return int(await session.scalar(select(func.count()).select_from(per_person)) or 0)
 
 
 async def ranked(
