@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import socket
+import sys
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.app import create_app
 from cockpit.config import Settings
+from cockpit.jobs import embedded
 from cockpit.jobs.embedded import settings_from_line, settings_line
 from cockpit.jobs.models import JobRun
 from tests import launcher
@@ -176,3 +178,30 @@ async def test_with_server_jobs_on_the_loop_the_jobs_run_in_the_servers_process(
     assert {int(str(name).split(":")[1]) for name in names} == {os.getpid()}
     with pytest.raises(ValueError, match="server_jobs"):
         Settings(server_jobs="thread")  # type: ignore[arg-type]
+
+
+async def test_a_worker_that_keeps_dying_or_cannot_start_is_tried_again_and_the_server_still_stops(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(embedded, "FIRST_PAUSE", 0.05)
+    settings = make_settings(database_url, tmp_path)
+    dying = embedded.JobsProcess(settings)
+    dying.command = (sys.executable, "-c", "import sys; sys.stdin.readline(); sys.exit(3)")
+    await dying.start()
+    for _ in range(200):
+        if dying.starts >= 3:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.wait_for(dying.stop(), 10)
+    assert dying.starts >= 3  # started again after each death, the pause doubling
+    assert "the job worker process exited (code 3); starting another in 0.05 s" in caplog.text
+    assert "starting another in 0.1 s" in caplog.text
+
+    missing = embedded.JobsProcess(settings)
+    missing.command = (str(tmp_path / "no-such-interpreter"),)
+    await missing.start()  # logged, not raised: the server serves without its worker meanwhile
+    await asyncio.sleep(0.2)
+    assert missing.starts == 0
+    assert missing.pid is None
+    await asyncio.wait_for(missing.stop(), 10)
+    assert "the job worker process could not be started" in caplog.text

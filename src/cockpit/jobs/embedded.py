@@ -77,7 +77,11 @@ class JobsProcess:
         return process.pid if process is not None and process.returncode is None else None
 
     async def start(self) -> None:
-        await self._spawn()
+        try:
+            await self._spawn()
+        except OSError:  # the server serves anyway; _keep tries again
+            self._process = None
+            log.exception("the job worker process could not be started")
         self._task = asyncio.create_task(self._keep(), name="cockpit-jobs-process")
 
     async def _spawn(self) -> asyncio.subprocess.Process:
@@ -94,14 +98,14 @@ class JobsProcess:
         """Start the worker again whenever it exits while the server runs."""
         pause = FIRST_PAUSE
         while True:
-            assert self._process is not None
-            started = time.monotonic()
-            code = await self._process.wait()
-            if self._stopping.is_set():
-                return
-            if time.monotonic() - started >= HEALTHY_SECONDS:
-                pause = FIRST_PAUSE
-            log.error("the job worker process exited (code %s); starting another in %g s", code, pause)
+            if self._process is not None:
+                started = time.monotonic()
+                code = await self._process.wait()
+                if self._stopping.is_set():
+                    return
+                if time.monotonic() - started >= HEALTHY_SECONDS:
+                    pause = FIRST_PAUSE
+                log.error("the job worker process exited (code %s); starting another in %g s", code, pause)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), pause)
             if self._stopping.is_set():
@@ -110,6 +114,7 @@ class JobsProcess:
             try:
                 await self._spawn()
             except OSError:
+                self._process = None
                 log.exception("the job worker process could not be started")
 
     async def stop(self) -> None:
