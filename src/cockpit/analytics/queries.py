@@ -32,6 +32,7 @@ from cockpit.analytics.columns import (
 )
 from cockpit.analytics.figures import Totals
 from cockpit.analytics.filters import Dimension, Filters, Scope
+from cockpit.analytics.rollup_calls import to_key
 from cockpit.kit.db import dialect_name
 
 _R = TypeVar("_R")
@@ -258,9 +259,7 @@ async def grouped(
             if src is None:
                 return None
             rows = await rollup_read.grouped(session, plan, src)
-            return {
-                rollup_read.to_key(dim, row.key): _totals(row, int(users and row.key != "")) for row in rows
-            }
+            return {to_key(dim, row.key): _totals(row, int(users and row.key != "")) for row in rows}
 
         found = await _from_rollups(session, scope, f, read)
         if found is not None:
@@ -303,7 +302,7 @@ async def ranked(
             )
 
         rows = await page(limit, offset)
-        shown = [(rollup_read.to_key(dim, row.key), _totals(row)) for row in rows]
+        shown = [(to_key(dim, row.key), _totals(row)) for row in rows]
         if not rows and offset:  # past the last page: the count and the whole from the first row
             rows = await page(1, 0)
         if not rows:
@@ -352,7 +351,7 @@ async def _rolled_pairs(
         keys = (0 if straight is not None else 1, [rollup_read.stored(plan.dialect, k) for k in row_keys])
     found: dict[tuple[Key, Key], Totals] = {}
     for row in await rollup_read.grouped(session, plan, src, keys):
-        a, b = rollup_read.to_key(src.dims[0], row.key), rollup_read.to_key(src.dims[1], row.key2)
+        a, b = to_key(src.dims[0], row.key), to_key(src.dims[1], row.key2)
         found[(a, b) if straight is not None else (b, a)] = _totals(row)
     return found
 
@@ -498,7 +497,7 @@ async def stack_sums(
         if plan.zone.key != zone.key or src is None:
             return None
         rows = await rollup_read.days(session, plan, src, whole=False)
-        return {(int(r.day), rollup_read.to_key(dim, r.key)): tuple(map(int, r[2:13])) for r in rows}
+        return {(int(r.day), to_key(dim, r.key)): tuple(map(int, r[2:13])) for r in rows}
 
     if step == 86400 and dim is not Dimension.integration:
         found = await _from_rollups(session, scope, f, read)

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,8 +28,6 @@ from sqlalchemy import (
     String,
     and_,
     case,
-    cast,
-    distinct,
     func,
     literal,
     literal_column,
@@ -52,6 +49,7 @@ from cockpit.analytics.columns import (
     read_total,
 )
 from cockpit.analytics.filters import Dimension, Filters, Scope
+from cockpit.analytics.rollup_calls import among, calls_grouped, people_in_calls, to_key
 from cockpit.analytics.rollup_dims import DIMS, WHOLE, RolledDim, key_of, rolled
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.analytics.rollup_running import EARLIEST, running_reads
@@ -354,7 +352,7 @@ def _union(
         position, values = keys
         keyed.append((R.key2 if position else R.key).in_(list(values)))
         first.append(
-            _among(src.dims[position], values) if src.calls else key_of(src.dims[position]).in_(list(values))
+            among(src.dims[position], values) if src.calls else key_of(src.dims[position]).in_(list(values))
         )
     empty = literal("", String)
     if src.shifted:
@@ -397,7 +395,7 @@ def _union(
         ]
     raw_day: list[Any] = [p.day().label("day")] if by_day else []
     if src.calls and p.dialect == "postgresql":
-        return _calls_grouped(src, parts[0].condition, first, raw_day, sums, people=people)
+        return calls_grouped(src.dims, parts[0].condition, first, raw_day, sums, people=people)
     for part in parts:
         extras: list[Any] = (
             [literal(0, BigInteger).label("people"), literal(1, BigInteger).label("raw")] if people else []
@@ -419,57 +417,6 @@ def _union(
             ).where(part.condition, *first)
         )
     return union_all(*selects).subquery("calls")
-
-
-def _calls_grouped(
-    src: Source,
-    condition: ColumnElement[bool],
-    first: list[Any],
-    raw_day: list[Any],
-    sums: Sequence[str],
-    *,
-    people: bool,
-) -> Any:
-    """A source of calls on PostgreSQL (``_union``'s columns): the calls grouped by the raw values of
-    the source's dimensions (and day) first, each group's values then turned into their stored text.
-    Grouping 100,000 calls by ``coalesce(user_id::varchar, '')`` converts and hashes 100,000 strings;
-    by ``user_id``, 100,000 ids, and only the ~5,000 people's ids become text (measured: 51-63 against
-    26 ms)."""
-    raw = [COLUMNS[d].label(f"k{n}") for n, d in enumerate(src.dims) if d is not None]
-    summed = [
-        # (bigint: PostgreSQL's sum of bigints is a numeric, slower to sum again)
-        cast(func.sum(type_coerce(value, BigInteger)), BigInteger).label(name)
-        for name, value in per_call(1).items()
-        if name in sums
-    ]
-    inner = select(*raw_day, *raw, *summed).where(condition, *first).group_by(*raw_day, *raw).subquery()
-
-    def key(n: int) -> Any:
-        dim = src.dims[n]
-        if dim is None:
-            return literal("", String)
-        return func.coalesce(cast(inner.c[f"k{n}"], String), literal("", String))
-
-    extras: list[Any] = (
-        [literal(0, BigInteger).label("people"), literal(1, BigInteger).label("raw")] if people else []
-    )
-    return select(
-        *([inner.c.day] if raw_day else []),
-        key(0).label("key"),
-        key(1).label("key2"),
-        # (a group of calls without a first token sums to 0, not NULL)
-        *[func.coalesce(inner.c[name], 0).label(name) for name in sums],
-        *extras,
-    ).subquery("calls")
-
-
-def _among(dim: Dimension | None, values: Sequence[str]) -> ColumnElement[bool]:
-    """The calls whose ``dim`` is one of ``values`` (stored text, '' for none), on the column itself:
-    an index such as (account, user, created_at) then finds a page of people's calls."""
-    assert dim is not None  # (keys are a dimension's values)
-    column = COLUMNS[dim]
-    found = column.in_([to_key(dim, value) for value in values if value != ""])
-    return or_(found, column.is_(None)) if "" in values else found
 
 
 def _sums(p: Plan, u: Any) -> list[Any]:
@@ -512,7 +459,7 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
         if whole is None:
             return None
         rows = await grouped(session, p, whole)
-        return (rows[0] if rows else None), await people_in_calls(session, p)
+        return (rows[0] if rows else None), await people_in_calls(session, p.dialect, p.period())
     per_person = _per_value(_union(p, src), "key")
     persons = func.count().filter(per_person.c.key != "")
     empty = literal("", String)
@@ -522,15 +469,6 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
         )
     ).one()
     return (row if row.requests is not None and int(row.requests) > 0 else None), int(row.people)
-
-
-async def people_in_calls(session: AsyncSession, p: Plan) -> int:
-    """The period's distinct people under the plan's filter, from its calls (an account whose rollups
-    keep no person rows): one grouping by person of the calls' index, without their sums."""
-    if p.dialect != "postgresql":  # SQLite would group through the (account, user, time) index: slower
-        return int(await session.scalar(select(func.count(distinct(T.user_id))).where(p.period())) or 0)
-    per_person = select(T.user_id).where(p.period(), T.user_id.is_not(None)).group_by(T.user_id).subquery()
-    return int(await session.scalar(select(func.count()).select_from(per_person)) or 0)
 
 
 async def ranked(
@@ -608,18 +546,3 @@ async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -
     )
     rows = (await session.execute(select(persons.c.day, func.count()).group_by(persons.c.day))).all()
     return {int(day): int(n) for day, n in rows}
-
-
-def to_key(dim: Dimension | None, text: str) -> str | uuid.UUID | None:
-    """A rollup's key back to the value the views use (None for '', a UUID for ids)."""
-    if text == "" or dim is None:
-        return None
-    if dim in (Dimension.model, Dimension.agent, Dimension.operation, Dimension.status):
-        return text
-    return _uuid(text)
-
-
-@lru_cache(maxsize=1 << 16)
-def _uuid(text: str) -> uuid.UUID:
-    """The same people's ids come back in every view (parsing one: ~5 µs, 25 ms for 5,000 people)."""
-    return uuid.UUID(text)
