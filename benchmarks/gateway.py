@@ -230,6 +230,17 @@ def start(cmd: list[str], env: dict[str, str], ready: str) -> tuple[subprocess.P
     raise SystemExit(f"{cmd[0]} did not start")
 
 
+def start_upstream() -> tuple[subprocess.Popen[str], int]:
+    """The local upstream (``tests/upstream/``, instant answers, nothing recorded) in a process of its
+    own: the process and its port."""
+    upstream, ready = start(
+        [sys.executable, "-m", "tests.upstream", "--port", "0", "--no-record", "--api-key", UPSTREAM_KEY],
+        {**os.environ, "PYTHONPATH": str(ROOT)},
+        "READY",
+    )
+    return upstream, int(ready.split()[1])
+
+
 def _drain(proc: subprocess.Popen[str]) -> None:
     """Print the server's warnings and errors, each traceback whole (up to its exception line)."""
     assert proc.stdout is not None
@@ -444,12 +455,7 @@ async def main() -> None:
         names["baseline"] = (
             f"baseline ({args.baseline_ref} = {git('rev-parse', '--short', args.baseline_ref)})"
         )
-    upstream, ready = start(
-        [sys.executable, "-m", "tests.upstream", "--port", "0", "--no-record", "--api-key", UPSTREAM_KEY],
-        {**os.environ, "PYTHONPATH": str(ROOT)},
-        "READY",
-    )
-    up_port = int(ready.split()[1])
+    upstream, up_port = start_upstream()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -207,21 +207,7 @@ async def main() -> None:
         "--max-seconds", type=float, default=60, help="stop a measurement after this long (fewer calls)"
     )
     args = parser.parse_args()
-    upstream, ready = bench.start(
-        [
-            sys.executable,
-            "-m",
-            "tests.upstream",
-            "--port",
-            "0",
-            "--no-record",
-            "--api-key",
-            bench.UPSTREAM_KEY,
-        ],
-        {**os.environ, "PYTHONPATH": str(bench.ROOT)},
-        "READY",
-    )
-    up_port = int(ready.split()[1])
+    upstream, up_port = bench.start_upstream()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     try:
         with tempfile.TemporaryDirectory() as tmp:

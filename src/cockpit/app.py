@@ -100,8 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mcp_running = contextlib.AsyncExitStack()
         await mcp_running.enter_async_context(mcp.running())
         jobs_stop = asyncio.Event()
-        in_process = settings.credits_scheduler and settings.server_jobs == "process"
-        jobs_process = JobsProcess(settings) if in_process else None
+        own_process = settings.credits_scheduler and settings.server_jobs == "process"
+        jobs_process = JobsProcess(settings) if own_process else None
         if jobs_process is not None:
             await jobs_process.start()
         jobs = (

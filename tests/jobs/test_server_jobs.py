@@ -104,6 +104,13 @@ async def _worker_running_jobs(db: AsyncSession, server: launcher.Launched, *, n
     raise AssertionError(f"no job ran in a worker process of the server: {server.errors.read_text()}")
 
 
+async def _killed(server: launcher.Launched) -> None:
+    """After a test: the server killed if it still runs."""
+    if server.poll() is None:
+        server.kill()
+        await asyncio.wait_for(server.exited(), timeout=15)
+
+
 async def _gone(pid: int) -> bool:
     for _ in range(400):
         if _parent_of(pid) is None:
@@ -131,9 +138,7 @@ async def test_the_servers_jobs_run_in_its_worker_process_restarted_and_stopped_
         assert await asyncio.wait_for(server.exited(), timeout=40) == -signal.SIGTERM
         assert await _gone(second)
     finally:
-        if server.poll() is None:
-            server.kill()
-            await asyncio.wait_for(server.exited(), timeout=15)
+        await _killed(server)
     log = server.errors.read_text()
     assert "the job worker process exited (code -9); starting another in 1 s" in log
     assert log.count("stops with the server") == 2
@@ -153,9 +158,7 @@ async def test_a_killed_server_leaves_no_worker_behind(
         # Its input closed with the server: it lets its jobs finish and exits.
         assert await _gone(child), "the worker outlived its server"
     finally:
-        if server.poll() is None:
-            server.kill()
-            await asyncio.wait_for(server.exited(), timeout=15)
+        await _killed(server)
     assert "cockpit worker stopped" in server.errors.read_text()
 
 

@@ -87,13 +87,7 @@ class Plan:
         """The period's calls under the plan's filter (what a source of calls reads: Source.calls)."""
         f = self.filters
         calls = and_(T.account_id == self.account_id, T.created_at >= f.start, T.created_at < f.end)
-        if self.where is None:
-            return calls
-        # On the column itself rather than its stored text (key_of): no conversion of every call's
-        # value (an id to text), and a condition the database can plan as any other.
-        dim, key = self.where
-        column, value = COLUMNS[dim], to_key(dim, key)
-        return and_(calls, column.is_(None) if value is None else column == value)
+        return calls if self.where is None else and_(calls, _calls_with(self.where))
 
     def blocks(self, dim: RolledDim, *, each: bool = False) -> list[ColumnElement[bool]]:
         """The rollup rows of ``dim`` that cover S: days, or the fewest blocks of 4^k days, as one
@@ -129,6 +123,16 @@ class Plan:
     def day(self) -> Any:
         """A call's local day (for the parts read from the calls)."""
         return local_bucket(self.dialect, offsets(self.zone, self.filters.start, self.filters.end), DAY)
+
+
+def _calls_with(where: tuple[Dimension, str]) -> ColumnElement[bool]:
+    """The calls of a filter's value (dimension, stored key), on the column itself rather than its
+    stored text (key_of): no conversion of every call's value (an id to text), and a condition the
+    database plans as any other."""
+    dim, key = where
+    column, value = COLUMNS[dim], to_key(dim, key)
+    condition: ColumnElement[bool] = column.is_(None) if value is None else column == value
+    return condition
 
 
 def _day_of(moment: datetime, zone: ZoneInfo) -> int:
@@ -252,7 +256,7 @@ async def plan(session: AsyncSession, scope: Scope, f: Filters) -> Plan | None:
         return None
     d0, d1, raw = found
     if isinstance(where, tuple):
-        only = key_of(where[0]) == where[1]
+        only = _calls_with(where)
         raw = [Part(and_(part.condition, only), part.sign) for part in raw]
     # One max() per dim: each is one step back along the primary key (with GROUP BY dim, every row).
     running = [dim.running for dim in DIMS.values() if dim.cumulative and version.people]
