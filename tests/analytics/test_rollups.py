@@ -409,7 +409,8 @@ SMALL = 10**9  # people_from: the account's rollups keep no people (its person v
 
 
 @pytest.mark.parametrize("people_from", [0, SMALL])
-@pytest.mark.parametrize("value", [service.Metric.requests, service.Metric.cost])
+# (each value's pivot reads only its own sums: tokens are two of them)
+@pytest.mark.parametrize("value", [service.Metric.requests, service.Metric.cost, service.Metric.tokens])
 async def test_a_pivot_page_from_the_rollups_matches_the_rows(
     db: AsyncSession, calls: Calls, value: service.Metric, people_from: int
 ) -> None:
@@ -433,6 +434,8 @@ async def test_a_pivot_page_from_the_rollups_matches_the_rows(
     scope = calls.scope()
 
     def metric(found: list[Row]) -> Any:
+        if value is service.Metric.tokens:
+            return expected(found).tokens
         return len(found) if value is service.Metric.requests else expected(found).cost_usd
 
     for f0 in PERIODS:

@@ -33,6 +33,7 @@ from cockpit.analytics.columns import (
 from cockpit.analytics.figures import Totals
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_calls import to_key
+from cockpit.analytics.rollup_models import SUM_COLUMNS
 from cockpit.kit.db import dialect_name
 
 _R = TypeVar("_R")
@@ -267,6 +268,13 @@ async def grouped(
     return await raw_grouped(session, scope, f, dim, users=users)
 
 
+# The sums a ranking's metric is made of.
+_METRIC_SUMS = {
+    "cost": ("cost_usd",), "requests": ("requests",), "errors": ("errors",),
+    "tokens": ("input_tokens", "output_tokens"),
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Ranked:
     page: list[tuple[Key, Totals]]  # largest first
@@ -284,10 +292,12 @@ async def ranked(
     then_requests: bool,
     limit: int,
     offset: int,
+    sums: Sequence[str] = SUM_COLUMNS,
 ) -> Ranked | None:
     """One page of a dimension's values, largest ``metric`` first, sorted and paged by the database
     (see rollup_read.ranked); None when the rollups cannot answer (then group, sort and page the
-    calls' figures)."""
+    calls' figures). ``sums``: the totals' figures needed (the others may be 0; ``metric``'s and the
+    requests are always read)."""
     if dim is Dimension.integration:
         return None
 
@@ -298,8 +308,9 @@ async def ranked(
 
         async def page(limit: int, offset: int) -> list[Any]:
             return await rollup_read.ranked(
-                session, plan, src, metric, then_requests=then_requests, limit=limit, offset=offset
-            )
+                session, plan, src, metric, then_requests=then_requests, limit=limit, offset=offset,
+                sums=(*sums, *_METRIC_SUMS[metric], "requests"),
+            )  # fmt: skip
 
         rows = await page(limit, offset)
         shown = [(to_key(dim, row.key), _totals(row)) for row in rows]
@@ -320,12 +331,13 @@ async def pairs(
     columns: Dimension,
     *,
     row_keys: Collection[Key] | None = None,
+    sums: Sequence[str] = SUM_COLUMNS,
 ) -> dict[tuple[Key, Key], Totals]:
     """The totals of each (row value, column value) pair that has calls; ``row_keys``: of these row
-    values only (a pivot's page)."""
+    values only (a pivot's page); ``sums``: the totals' figures needed (the others may be 0)."""
 
     async def read(plan: rollup_read.Plan) -> dict[tuple[Key, Key], Totals] | None:
-        return await _rolled_pairs(session, plan, rows, columns, row_keys)
+        return await _rolled_pairs(session, plan, rows, columns, row_keys, sums)
 
     if Dimension.integration not in (rows, columns):
         found = await _from_rollups(session, scope, f, read)
@@ -340,6 +352,7 @@ async def _rolled_pairs(
     rows: Dimension,
     columns: Dimension,
     row_keys: Collection[Key] | None,
+    sums: Sequence[str] = SUM_COLUMNS,
 ) -> dict[tuple[Key, Key], Totals] | None:
     """``pairs`` from the rollups; None when they do not keep these pairs under the plan's filter."""
     straight = rollup_read.source(plan, rows, columns)
@@ -350,7 +363,7 @@ async def _rolled_pairs(
     if row_keys is not None:
         keys = (0 if straight is not None else 1, [rollup_read.stored(plan.dialect, k) for k in row_keys])
     found: dict[tuple[Key, Key], Totals] = {}
-    for row in await rollup_read.grouped(session, plan, src, keys):
+    for row in await rollup_read.grouped(session, plan, src, keys, (*sums, "requests")):
         a, b = to_key(src.dims[0], row.key), to_key(src.dims[1], row.key2)
         found[(a, b) if straight is not None else (b, a)] = _totals(row)
     return found
@@ -362,21 +375,24 @@ async def page_cells(
     f: Filters,
     columns: Dimension,
     page: Sequence[tuple[Key, Totals]],
+    sums: Sequence[str] = SUM_COLUMNS,
 ) -> dict[tuple[Key, Key], Totals]:
     """The cells (person, column value) of a pivot's page of people, given each person's totals
     under ``f``. Under a filter whose pairs the rollups do not keep (e.g. users x models of one group):
     a person all of whose calls of the period pass the filter (as many requests with it as without:
     the usual case, people stay in their group) has the same cells as without the filter, which the
-    rollups keep; the other people's cells come from their calls."""
+    rollups keep; the other people's cells come from their calls. ``sums``: the cells' figures
+    needed (the others may be 0; ``page`` needs its requests)."""
     keys = [key for key, _ in page]
+    if not keys:
+        return {}
     plain = Filters(f.start, f.end)
     if (
-        not keys
-        or plain == f
+        plain == f
         or Dimension.integration is columns
         or await pairs_rolled(session, scope, f, Dimension.user, columns)
     ):
-        return await pairs(session, scope, f, Dimension.user, columns, row_keys=keys) if keys else {}
+        return await pairs(session, scope, f, Dimension.user, columns, row_keys=keys, sums=sums)
 
     async def read(plan: rollup_read.Plan) -> tuple[dict[tuple[Key, Key], Totals], list[Key]] | None:
         people = rollup_read.source(plan, Dimension.user)
@@ -386,14 +402,14 @@ async def page_cells(
         if people is None or kept is None:
             return None
         stored = [rollup_read.stored(plan.dialect, key) for key in keys]
-        found = await rollup_read.grouped(session, plan, people, (0, stored))
+        found = await rollup_read.grouped(session, plan, people, (0, stored), ("requests",))
         overall = {row.key: int(row.requests) for row in found}
         whole = [
             key
             for (key, totals), text in zip(page, stored, strict=True)
             if overall.get(text) == totals.requests
         ]
-        cells = await _rolled_pairs(session, plan, Dimension.user, columns, whole) if whole else {}
+        cells = await _rolled_pairs(session, plan, Dimension.user, columns, whole, sums) if whole else {}
         if cells is None:
             return None
         taken = set(whole)
@@ -401,7 +417,7 @@ async def page_cells(
 
     found = await _from_rollups(session, scope, plain, read)
     if found is None:
-        return await pairs(session, scope, f, Dimension.user, columns, row_keys=keys)
+        return await pairs(session, scope, f, Dimension.user, columns, row_keys=keys, sums=sums)
     cells, rest = found
     if rest:
         cells.update(await raw_pairs(session, scope, f, Dimension.user, columns, rest))

@@ -4,7 +4,8 @@ rows (docs/analytics-rollups.md, "Small accounts"), and the rollups' keys turned
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -12,18 +13,24 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     String,
+    and_,
+    bindparam,
     cast,
-    distinct,
     func,
     literal,
     or_,
     select,
+    text,
     type_coerce,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.analytics.columns import COLUMNS, T, per_call
 from cockpit.analytics.filters import Dimension
+from cockpit.analytics.rollup_models import SUM_COLUMNS
+
+# The dimensions whose values are ids: their texts are distinct, and never '' (which stands for none).
+_IDS = frozenset({Dimension.user, Dimension.token, Dimension.group, Dimension.project, Dimension.provider})
 
 
 def calls_grouped(
@@ -64,9 +71,26 @@ def calls_grouped(
         key(0).label("key"),
         key(1).label("key2"),
         # (a group of calls without a first token sums to 0, not NULL)
-        *[func.coalesce(inner.c[name], 0).label(name) for name in sums],
+        *padded({name: func.coalesce(inner.c[name], 0) for name in sums}),
         *extras,
     ).subquery("calls")
+
+
+def padded(values: Mapping[str, Any]) -> list[Any]:
+    """Every sum's column (``SUM_COLUMNS``, in order): ``values`` by name, 0 for a sum not given. A
+    view that needs a few sums reads only these (a pivot of cost: the cost and the requests; over
+    the 100,000 calls of a small account's period, 2 of the 11 sums made its ranking ~35% faster),
+    and every statement still has the same columns."""
+    zero = literal(0, BigInteger)
+    return [values.get(name, zero).label(name) for name in SUM_COLUMNS]
+
+
+def once_per_key(dialect: str, dims: tuple[Dimension | None, Dimension | None]) -> bool:
+    """Whether a source of calls has one row per key already (then it is not grouped again: regrouping
+    the ~5,000 people of a 100,000-call period took ~20 ms): on PostgreSQL the calls are grouped by
+    their raw values (``calls_grouped``), whose texts are the keys; ids' texts are distinct and never
+    '', so no two groups share a key (a model or an agent could be '' as well as none)."""
+    return dialect == "postgresql" and all(d is None or d in _IDS for d in dims)
 
 
 def among(dim: Dimension | None, values: Sequence[str]) -> ColumnElement[bool]:
@@ -78,11 +102,28 @@ def among(dim: Dimension | None, values: Sequence[str]) -> ColumnElement[bool]:
     return or_(found, column.is_(None)) if "" in values else found
 
 
-async def people_in_calls(session: AsyncSession, dialect: str, period: ColumnElement[bool]) -> int:
-    """The distinct people of the calls of ``period`` (``Plan.period``: an account whose rollups keep
-    no person rows): one grouping of the calls by person, without their sums."""
-    if dialect != "postgresql":  # SQLite would group through the (account, user, time) index: slower
-        return int(await session.scalar(select(func.count(distinct(T.user_id))).where(period)) or 0)
+async def people_in_calls(
+    session: AsyncSession, dialect: str, account_id: uuid.UUID, start: datetime, end: datetime
+) -> int:
+    """The distinct people of an account's calls in [start, end) (an account whose rollups keep no
+    person rows, so of at most COCKPIT_ROLLUP_PEOPLE_FROM calls): one grouping of the calls by person,
+    without their sums."""
+    if dialect != "postgresql":
+        # Only the (account, person, time) index, which holds all three columns, in person order: no
+        # sort of the period's people (90 days of 100,000 calls: 8 against 80 ms through the
+        # (account, time) index, which SQLite picks by itself). The index is read for the account's
+        # every call, which are few (see the docstring). SQLAlchemy has no INDEXED BY for SQLite.
+        counted = text(
+            "SELECT count(DISTINCT user_id) FROM usage_requests "
+            "INDEXED BY ix_usage_requests_account_user_created "  # usage.models' (account, user, time)
+            "WHERE account_id = :account AND created_at >= :start AND created_at < :end"
+        ).bindparams(
+            bindparam("account", account_id, type_=T.account_id.type),
+            bindparam("start", start, type_=T.created_at.type),
+            bindparam("end", end, type_=T.created_at.type),
+        )
+        return int(await session.scalar(counted) or 0)
+    period = and_(T.account_id == account_id, T.created_at >= start, T.created_at < end)
     per_person = select(T.user_id).where(period, T.user_id.is_not(None)).group_by(T.user_id).subquery()
     return int(await session.scalar(select(func.count()).select_from(per_person)) or 0)
 

@@ -49,7 +49,7 @@ from cockpit.analytics.columns import (
     read_total,
 )
 from cockpit.analytics.filters import Dimension, Filters, Scope
-from cockpit.analytics.rollup_calls import among, calls_grouped, people_in_calls, to_key
+from cockpit.analytics.rollup_calls import among, calls_grouped, once_per_key, padded, people_in_calls, to_key
 from cockpit.analytics.rollup_dims import DIMS, WHOLE, RolledDim, key_of, rolled
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
 from cockpit.analytics.rollup_running import EARLIEST, running_reads
@@ -339,7 +339,8 @@ def _union(
     """The rollup rows of ``src`` over S and the parts' calls, as one derived table of (day,) key,
     key2, the sums (and ``people``/``raw`` for the whole-day timeline); ``keys`` (n, values): only
     these values (stored text) of the source's n-th dimension (not shifted); ``sums``: only these
-    sums (counting people needs only the requests); ``within``: of a source of calls, only these."""
+    sums, the others 0 (counting people needs only the requests); ``within``: of a source of calls,
+    only these."""
     day: list[Any] = [R.block.label("day")] if by_day else []
     newest = p.newest.get(src.rolled.running) if src.rolled.cumulative and not (by_day or only) else None
     if only:
@@ -373,7 +374,7 @@ def _union(
         selects, parts = [], [Part(p.period() if within is None else and_(p.period(), within), 1)]
     elif newest is None:
         selects = [
-            select(*day, *columns, *[R[name] for name in sums], *extra).where(
+            select(*day, *columns, *padded({name: R[name] for name in sums}), *extra).where(
                 mine, R.dim == src.rolled.name, level, *keyed
             )
             for level in rows
@@ -387,12 +388,12 @@ def _union(
             return [R.block >= low] if low != EARLIEST else []
 
         selects = [
-            select(*columns, *[(R[name] * sign).label(name) for name in sums]).where(
+            select(*columns, *padded({name: R[name] * sign for name in sums})).where(
                 mine, R.dim == src.rolled.running, R.level == 0, R.block == block, *keyed
             )
             for block, sign in reads.rows.items()
         ] + [
-            select(*columns, *[(R[name] * sign).label(name) for name in sums]).where(
+            select(*columns, *padded({name: R[name] * sign for name in sums})).where(
                 mine, R.dim == src.rolled.name, R.level == 0, R.block <= high, *keyed, *since(low)
             )
             for low, high, sign in reads.days
@@ -412,11 +413,13 @@ def _union(
                 # As the stored integers (pico-dollars, micro-credits), like the rollup rows: a union
                 # of calls only would otherwise take the money columns' types, read as Decimals.
                 # (A call without a first token adds 0: a group of such calls only sums to 0, not NULL.)
-                *[
-                    func.coalesce(type_coerce(value, BigInteger), 0).label(name)
-                    for name, value in per_call(part.sign).items()
-                    if name in sums
-                ],
+                *padded(
+                    {
+                        name: func.coalesce(type_coerce(value, BigInteger), 0)
+                        for name, value in per_call(part.sign).items()
+                        if name in sums
+                    }
+                ),
                 *extras,
             ).where(part.condition, *first)
         )
@@ -428,14 +431,20 @@ def _sums(p: Plan, u: Any) -> list[Any]:
 
 
 async def grouped(
-    session: AsyncSession, p: Plan, src: Source, keys: tuple[int, Sequence[str]] | None = None
+    session: AsyncSession,
+    p: Plan,
+    src: Source,
+    keys: tuple[int, Sequence[str]] | None = None,
+    sums: Sequence[str] = SUM_COLUMNS,
 ) -> list[Any]:
     """Rows of (key, key2, sums) with requests, in no order; ``keys`` (n, values): of these values
-    of the source's n-th dimension only."""
-    u = _union(p, src, keys=keys)
-    stmt = (
-        select(u.c.key, u.c.key2, *_sums(p, u)).group_by(u.c.key, u.c.key2).having(func.sum(u.c.requests) > 0)
-    )
+    of the source's n-th dimension only; ``sums``: only these sums, the others 0."""
+    u = _union(p, src, keys=keys, sums=sums)
+    if src.calls and once_per_key(p.dialect, src.dims):
+        stmt = select(u.c.key, u.c.key2, *[as_read(u.c[name], p.dialect).label(name) for name in SUM_COLUMNS])
+    else:
+        stmt = select(u.c.key, u.c.key2, *_sums(p, u)).group_by(u.c.key, u.c.key2)
+        stmt = stmt.having(func.sum(u.c.requests) > 0)
     return list((await session.execute(stmt)).all())  # all(): one fetch, not one per row
 
 
@@ -463,7 +472,9 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
         if whole is None:
             return None
         rows = await grouped(session, p, whole)
-        return (rows[0] if rows else None), await people_in_calls(session, p.dialect, p.period())
+        return (rows[0] if rows else None), await people_in_calls(
+            session, p.dialect, p.account_id, p.filters.start, p.filters.end
+        )
     per_person = _per_value(_union(p, src), "key")
     persons = func.count().filter(per_person.c.key != "")
     empty = literal("", String)
@@ -476,14 +487,24 @@ async def totals(session: AsyncSession, p: Plan) -> tuple[Any, int] | None:
 
 
 async def ranked(
-    session: AsyncSession, p: Plan, src: Source, metric: str, *, then_requests: bool, limit: int, offset: int
+    session: AsyncSession,
+    p: Plan,
+    src: Source,
+    metric: str,
+    *,
+    then_requests: bool,
+    limit: int,
+    offset: int,
+    sums: Sequence[str] = SUM_COLUMNS,
 ) -> list[Any]:
     """One page of the values of ``src`` (``key``), largest ``metric`` first (``cost``, ``requests``,
     ``errors`` or ``tokens``; then most requests if ``then_requests``; then by the key as text, a
     value without one as 'None', as the views order them): rows of (key, key2, the sums, ``n``: how
     many values, ``people``: how many are not '', and the sums of all values). Sorted and paged in the
-    database: a breakdown by person is one page of ~5,000 people."""
-    g = _per_value(_union(p, src), "key", "key2")
+    database: a breakdown by person is one page of ~5,000 people. ``sums``: only these sums, the
+    others 0."""
+    u = _union(p, src, sums=sums)
+    g = u if src.calls and once_per_key(p.dialect, src.dims) else _per_value(u, "key", "key2")
     amount = {
         "cost": g.c.cost_usd, "requests": g.c.requests, "errors": g.c.errors,
         "tokens": g.c.input_tokens + g.c.output_tokens,
@@ -492,12 +513,12 @@ async def ranked(
     if p.dialect == "postgresql":
         spelled = spelled.collate("C")  # code point order, as Python compares the keys
     order = [amount.desc(), *([g.c.requests.desc()] if then_requests else []), spelled]
-    sums = [as_read(g.c[name], p.dialect).label(name) for name in SUM_COLUMNS]
+    read = [as_read(g.c[name], p.dialect).label(name) for name in SUM_COLUMNS]
     everything = [as_read(func.sum(g.c[n]).over(), p.dialect).label(f"all_{n}") for n in SUM_COLUMNS]
     values = func.count().over().label("n")
     people = func.sum(case((g.c.key != "", 1), else_=0)).over().label("people")
     stmt = (
-        select(g.c.key, g.c.key2, *sums, values, people, *everything)
+        select(g.c.key, g.c.key2, *read, values, people, *everything)
         .order_by(*order)
         .limit(limit)
         .offset(offset)

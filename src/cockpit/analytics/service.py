@@ -302,6 +302,13 @@ class Pivot:
     total: Decimal | int
 
 
+# The sums a pivot's value is made of (its reads compute only these; ``measure`` reads no other).
+_VALUE_SUMS = {
+    Metric.cost: ("cost_usd",), Metric.requests: ("requests",), Metric.errors: ("errors",),
+    Metric.tokens: ("input_tokens", "output_tokens"),
+}  # fmt: skip
+
+
 def _largest_first(amounts: dict[Key, Decimal | int]) -> list[Key]:
     return sorted(amounts, key=lambda k: (-amounts[k], str(k)))
 
@@ -328,19 +335,24 @@ async def pivot(
         # the pairs are kept (all the cells of a large account are tens of thousands of rows), else
         # the page's people's calls (e.g. under a group filter: their (account, person, time) index
         # ranges, not every call of the period).
+        # Only the value's sums (and the requests): a small account's people are ranked over its calls.
         ranked = await queries.ranked(
-            session, scope, filters, rows_by, value.value, then_requests=False, limit=limit, offset=offset
-        )
+            session, scope, filters, rows_by, value.value, then_requests=False, limit=limit, offset=offset,
+            sums=_VALUE_SUMS[value],
+        )  # fmt: skip
     if ranked is not None:
         for key, totals in ranked.page:
             row_totals[key] = measure(totals, value)
         for key, totals in (await queries.grouped(session, scope, filters, columns_by, users=False)).items():
             column_totals[key] = measure(totals, value)
         page = [key for key, _ in ranked.page]
+        needed = _VALUE_SUMS[value]
         if rows_by is Dimension.user:
-            cells = await queries.page_cells(session, scope, filters, columns_by, ranked.page)
+            cells = await queries.page_cells(session, scope, filters, columns_by, ranked.page, needed)
         elif page:
-            cells = await queries.pairs(session, scope, filters, rows_by, columns_by, row_keys=page)
+            cells = await queries.pairs(
+                session, scope, filters, rows_by, columns_by, row_keys=page, sums=needed
+            )
         else:
             cells = {}
         count, total = ranked.count, measure(ranked.whole, value)
