@@ -4,6 +4,8 @@ reads them for every account)."""
 
 from __future__ import annotations
 
+import uuid
+
 from alembic import command
 from sqlalchemy import insert, select, text
 
@@ -48,3 +50,34 @@ async def test_accounts_rolled_before_keep_their_people_and_are_counted(empty_da
             )
         }
     assert kept == {big.id: (True, 300), small.id: (True, 40)}
+
+
+async def test_small_accounts_get_their_people_blocks_by_a_rebuild(empty_database: str) -> None:
+    """Migration 0037: an account rolled without people before it is marked for a rebuild, which
+    gives it its people's blocks of 16 days; an account with people is left alone. The downgrade
+    drops the blocks."""
+    url = empty_database
+    _in_thread(upgrade, url, "head")
+    async with session_at(url) as session:
+        big, _ = await make_account(session)
+        small, _ = await make_account(session, name="Small")
+        await session.execute(insert(UsageRecord), make_calls(big.id, n=300).rows)
+        await session.execute(insert(UsageRecord), make_calls(small.id, n=40).rows)
+        await session.commit()
+        await rollups.roll_all(session, people_from=100)
+    blocks = text("SELECT DISTINCT account_id FROM usage_rollups WHERE dim = 'user/16'")
+    _in_thread(command.downgrade, alembic_config(url), "0036")
+    async with session_at(url) as session:
+        assert list(await session.scalars(blocks)) == []
+    _in_thread(upgrade, url, "head")
+    async with session_at(url) as session:
+        zones = dict(
+            (await session.execute(select(UsageRollupAccount.account_id, UsageRollupAccount.zone))).all()
+        )
+        assert zones == {big.id: "UTC", small.id: ""}  # the small one: rebuilt by the next roll
+        assert await rollups.roll_all(session, people_from=100) == 40
+        assert [uuid.UUID(str(a)) for a in await session.scalars(blocks)] == [small.id]
+        kept = await session.execute(
+            select(UsageRollupAccount.account_id, UsageRollupAccount.zone, UsageRollupAccount.people)
+        )
+        assert {a: (z, p) for a, z, p in kept} == {big.id: ("UTC", True), small.id: ("UTC", False)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -495,22 +495,30 @@ async def test_a_breakdown_by_person_is_paged_like_the_rows(
         for values, keep in (({}, lambda r: True), ({"model": "gpt-4o"}, lambda r: r["model"] == "gpt-4o")):
             f = f0.narrowed(**values)
             rows = [r for r in rows_all if f.start <= r["created_at"] < f.end and keep(r)]
-            groups = figures_by(rows, lambda r: r["user_id"])
             assert await queries.ranked(
                 db, scope, f, Dimension.user, "cost", then_requests=True, limit=1, offset=0
             ), "read from the rollups"
-            for metric in service.Metric:
-                order = sorted(
-                    groups, key=lambda k: (-service.measure(groups[k], metric), -groups[k].requests, str(k))
-                )
-                for offset in (0, 4, 8, 12, 40):
-                    found = await service.breakdown(
-                        db, scope, f, Dimension.user, _no_labels, sort=metric, limit=4, offset=offset
-                    )
-                    assert [item.key for item in found.items] == order[offset : offset + 4], (f, metric)
-                    assert all(item.totals == groups[item.key] for item in found.items)
-                    assert found.count == len(order)
-                    assert found.total == expected(rows)
+            await check_person_pages(db, scope, f, rows, limit=4, offsets=(0, 4, 8, 12, 40))
+
+
+async def check_person_pages(
+    db: AsyncSession, scope: Scope, f: Filters, rows: list[Row], *, limit: int, offsets: Sequence[int]
+) -> None:
+    """Every page of the breakdown by person, for every metric, equals the rows' (with the count and
+    the whole)."""
+    groups = figures_by(rows, lambda r: r["user_id"])
+    for metric in service.Metric:
+        order = sorted(
+            groups, key=lambda k: (-service.measure(groups[k], metric), -groups[k].requests, str(k))
+        )
+        for offset in offsets:
+            found = await service.breakdown(
+                db, scope, f, Dimension.user, _no_labels, sort=metric, limit=limit, offset=offset
+            )
+            assert [item.key for item in found.items] == order[offset : offset + limit], (f, metric)
+            assert all(item.totals == groups[item.key] for item in found.items)
+            assert found.count == len(order)
+            assert found.total == expected(rows)
 
 
 async def test_the_agent_choices_are_the_periods_agents(db: AsyncSession, calls: Calls) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cockpit.analytics import queries, rollup_dims, rollup_read, rollups
-from cockpit.analytics.filters import Dimension
+from cockpit.analytics.filters import Dimension, Scope
 from cockpit.analytics.rollup_models import UsageRollup, UsageRollupAccount
 from cockpit.tenancy.models import Account
 from cockpit.usage.models import UsageRecord
@@ -22,7 +22,7 @@ from tests.analytics.test_rollups import PERIODS, _check_everything, _check_grou
 from tests.analytics.test_rollups import local_day as day_of
 from tests.builders import make_account
 
-SMALL = {dim.name for dim in rollup_dims.DIMS.values() if dim.always}
+SMALL = {dim.name for dim in rollup_dims.DIMS.values() if dim.kept(people=False)}
 UTC = ZoneInfo("UTC")
 
 
@@ -48,7 +48,11 @@ async def _insert(db: AsyncSession, rows: list[dict[str, object]]) -> None:
 
 
 def test_the_small_rollups_are_the_dimensions_without_people() -> None:
-    assert {"*", "model", "group", "project", "agent", "provider", "operation", "status"} == SMALL
+    """And the people in blocks of 16 days, which an account with person rollups does not keep."""
+    assert {"*", "model", "group", "project", "agent", "provider", "operation", "status", "user/16"} == SMALL
+    assert {dim.name for dim in rollup_dims.DIMS.values() if dim.kept(people=True)} == (
+        set(rollup_dims.DIMS) - {"user/16"}
+    )
 
 
 async def test_a_small_account_keeps_no_person_rows_and_its_figures_are_exact(
@@ -155,10 +159,8 @@ async def test_an_account_that_grows_keeps_its_people_from_then_on(db: AsyncSess
     # Crossing 500 calls: rebuilt from every call, with people.
     assert await rollups.roll_all(db, people_from=500) == len(everything.rows)
     assert await _kept(db, account.id) == (True, len(everything.rows))
-    assert await _dims(db, account.id) == {dim.name for dim in rollup_dims.DIMS.values()} | {
-        "user+",
-        "token+",
-    }
+    with_people = {dim.name for dim in rollup_dims.DIMS.values() if dim.kept(people=True)}
+    assert await _dims(db, account.id) == with_people | {"user+", "token+"}
     plan = await rollup_read.plan(db, everything.scope(), PERIODS[1])
     assert plan is not None
     assert plan.people
@@ -219,3 +221,25 @@ async def test_a_small_accounts_people_without_a_first_token(db: AsyncSession) -
         direct = figures_by(rows, lambda r: r["user_id"])
         assert dict(found.page) == direct
         assert all(totals.ttft_ms == 0 for _, totals in found.page)
+
+
+async def test_new_zones_are_rebuilt_a_few_calls_a_run(db: AsyncSession, calls: Calls) -> None:
+    """Accounts whose zone changed are rebuilt until a run has rebuilt ``rebuild_calls`` calls: the
+    others wait for the next runs, their figures exact meanwhile (read from their calls)."""
+    other = await db.scalar(select(Account.id).where(Account.id != calls.account_id))
+    assert other is not None
+    await rollups.roll_all(db, people_from=10**9)
+    zone = "Asia/Kathmandu"
+    await db.execute(update(Account).values(timezone=zone))
+    await db.commit()
+    assert await rollups.roll(db, people_from=10**9, rebuild_calls=1) == len(calls.rows)
+    built = dict((await db.execute(select(UsageRollupAccount.account_id, UsageRollupAccount.zone))).all())
+    first, second = sorted([calls.account_id, other])
+    assert (built[first], built[second]) == (zone, "UTC")
+    await _check_everything(db, Calls(second, calls.rows, calls.users, calls.groups), ZoneInfo(zone))
+    assert await rollup_read.plan(db, Scope(second), PERIODS[1]) is None  # (the calls, not old rollups)
+    assert await rollups.roll(db, people_from=10**9, rebuild_calls=1) == len(calls.rows)
+    built = dict((await db.execute(select(UsageRollupAccount.account_id, UsageRollupAccount.zone))).all())
+    assert built == {first: zone, second: zone}
+    assert await rollups.roll(db, people_from=10**9, rebuild_calls=1) == 0
+    await _check_everything(db, calls, ZoneInfo(zone))

@@ -302,7 +302,7 @@ async def ranked(
         return None
 
     async def read(plan: rollup_read.Plan) -> Ranked | None:
-        src = rollup_read.source(plan, dim)
+        src = rollup_read.source(plan, dim, blocks=True)
         if src is None:
             return None
 
@@ -395,7 +395,7 @@ async def page_cells(
         return await pairs(session, scope, f, Dimension.user, columns, row_keys=keys, sums=sums)
 
     async def read(plan: rollup_read.Plan) -> tuple[dict[tuple[Key, Key], Totals], list[Key]] | None:
-        people = rollup_read.source(plan, Dimension.user)
+        people = rollup_read.source(plan, Dimension.user, blocks=True)
         kept = rollup_read.source(plan, Dimension.user, columns) or rollup_read.source(
             plan, columns, Dimension.user
         )

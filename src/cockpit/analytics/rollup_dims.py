@@ -1,6 +1,6 @@
 """The dimensions the rollups keep (docs/analytics-rollups.md): one dimension, or a pair "F|D" (the
 values of D under a filter on F), with their block levels; which are kept for every account and which
-only for an account whose rollups keep people (``RolledDim.always``)."""
+only for an account whose rollups keep people (``RolledDim.kept``)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ class RolledDim:
     # Also kept as running sums per value and local day (dim ``running``): a period's sums of every
     # value are the difference of two days' rows (see ``_accumulate``).
     cumulative: bool = False
+    lowest: int = 0  # the lowest level kept (its blocks only: no day rows below it)
+    small: bool = False  # kept only while the account's rollups keep no people (``kept``)
 
     @property
     def running(self) -> str:
@@ -38,8 +40,15 @@ class RolledDim:
         ``people_from``): they have as many rows as a small account has calls."""
         return self.second is None and self.first not in (Dimension.user, Dimension.token)
 
+    def kept(self, people: bool) -> bool:
+        """Whether an account's rollups keep this dimension (``people``: they keep the person ones)."""
+        return not people if self.small else people or self.always
+
 
 WHOLE = RolledDim("*")
+# A small account's people in blocks of 16 days (level 2) only: a period's person views read its
+# whole blocks and the calls of the days around them (docs/analytics-rollups.md, "Small accounts").
+PEOPLE_BLOCKS = RolledDim("user/16", Dimension.user, levels=3, lowest=2, small=True)
 _DAYS = (Dimension.model, Dimension.group, Dimension.project, Dimension.agent, Dimension.provider,
          Dimension.operation, Dimension.status)  # fmt: skip
 DIMS: dict[str, RolledDim] = {
@@ -63,6 +72,7 @@ DIMS: dict[str, RolledDim] = {
         RolledDim("model|group", Dimension.model, Dimension.group),
         RolledDim("group|model", Dimension.group, Dimension.model),
         RolledDim("group|agent", Dimension.group, Dimension.agent),
+        PEOPLE_BLOCKS,
     )
 }
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,7 +29,6 @@ from sqlalchemy import (
     case,
     func,
     literal,
-    literal_column,
     or_,
     select,
     type_coerce,
@@ -42,7 +40,6 @@ from cockpit.analytics.columns import (
     COLUMNS,
     T,
     as_read,
-    bucket_start,
     local_bucket,
     offsets,
     per_call,
@@ -50,23 +47,15 @@ from cockpit.analytics.columns import (
 )
 from cockpit.analytics.filters import Dimension, Filters, Scope
 from cockpit.analytics.rollup_calls import among, calls_grouped, once_per_key, padded, people_in_calls, to_key
-from cockpit.analytics.rollup_dims import DIMS, WHOLE, RolledDim, key_of, rolled
+from cockpit.analytics.rollup_dims import DIMS, PEOPLE_BLOCKS, WHOLE, RolledDim, key_of, rolled
 from cockpit.analytics.rollup_models import SUM_COLUMNS, UsageRollup, UsageRollupAccount
+from cockpit.analytics.rollup_parts import DAY, Part, midnight, parts, people_blocks
 from cockpit.analytics.rollup_running import EARLIEST, running_reads
-from cockpit.analytics.rollups import not_rolled_condition, rolled_condition, watermark
+from cockpit.analytics.rollups import watermark
 from cockpit.kit.db import dialect_name
 from cockpit.tenancy.models import Account
 
 R = UsageRollup.__table__.c
-DAY = 86400
-
-
-@dataclass(frozen=True)
-class Part:
-    """Calls of the account that add to (sign 1) or take from (sign -1) the rollups' days."""
-
-    condition: ColumnElement[bool]  # on the account's calls
-    sign: int
 
 
 @dataclass(frozen=True)
@@ -133,57 +122,6 @@ def _calls_with(where: tuple[Dimension, str]) -> ColumnElement[bool]:
     column, value = COLUMNS[dim], to_key(dim, key)
     condition: ColumnElement[bool] = column.is_(None) if value is None else column == value
     return condition
-
-
-def _day_of(moment: datetime, zone: ZoneInfo) -> int:
-    offset = moment.astimezone(zone).utcoffset() or timedelta(0)
-    return int((moment.timestamp() + offset.total_seconds()) // DAY)
-
-
-def _midnight(day: int, zone: ZoneInfo) -> datetime:
-    return bucket_start(day, DAY, zone)
-
-
-def _column(name: str, dialect: str) -> Any:
-    """usage_requests.<name>; on SQLite with a unary + so that the watermark's rowid range is used
-    rather than the (account, created_at) index for the calls above the watermark."""
-    column = T[name]
-    if dialect == "postgresql":
-        return column
-    return literal_column(f"+usage_requests.{name}", type_=column.type)
-
-
-def parts(
-    dialect: str, account_id: uuid.UUID, f: Filters, zone: ZoneInfo, mark: int
-) -> tuple[int, int, list[Part]] | None:
-    """S and the parts read from the calls; None when the period holds no whole day worth reading."""
-    start, end = f.start, f.end
-    first, last = _day_of(start, zone), _day_of(end - timedelta(microseconds=1), zone)
-    head, tail = _midnight(first, zone), _midnight(last + 1, zone)
-    # A partial day comes from the rollups when most of it is in the period (then the calls outside
-    # the period are taken away), else from the calls.
-    d0 = first if start == head or (start - head) < (_midnight(first + 1, zone) - start) else first + 1
-    d1 = last + 1 if end == tail or (tail - end) < (end - _midnight(last, zone)) else last
-    if d0 >= d1:
-        return None
-    t0, t1 = _midnight(d0, zone), _midnight(d1, zone)
-    mine, created = T.account_id == account_id, T.created_at
-    found: list[Part] = []
-    if start < t0:
-        found.append(Part(and_(mine, created >= start, created < t0), 1))
-    if t1 < end:
-        found.append(Part(and_(mine, created >= t1, created < end), 1))
-    if t0 < start:
-        found.append(Part(and_(mine, created >= t0, created < start, rolled_condition(dialect, mark)), -1))
-    if end < t1:
-        found.append(Part(and_(mine, created >= end, created < t1, rolled_condition(dialect, mark)), -1))
-    at = _column("created_at", dialect)
-    recent = and_(
-        not_rolled_condition(dialect, mark), _column("account_id", dialect) == account_id,
-        at >= max(t0, start), at < min(t1, end),
-    )  # fmt: skip
-    found.append(Part(recent, 1))
-    return d0, d1, found
 
 
 _FILTERS: tuple[tuple[str, Dimension], ...] = (
@@ -298,15 +236,25 @@ class Source:
     value: str | None = None
     shifted: bool = False
     calls: bool = False  # no rollup row: the period's calls only (an account without person rollups)
+    # PEOPLE_BLOCKS: its blocks [low, high) and the period's calls around them (rollup_parts.people_blocks)
+    within: tuple[int, int, tuple[Part, ...]] | None = None
 
 
-def source(p: Plan, first: Dimension | None, second: Dimension | None = None) -> Source | None:
+def source(
+    p: Plan, first: Dimension | None, second: Dimension | None = None, *, blocks: bool = False
+) -> Source | None:
     """The rollup rows for the values of ``first`` (and ``second``) under the plan's filter, if kept.
     An account whose rollups keep no people keeps only the ``always`` dimensions: the others are read
-    from its calls (which are few), by the same statements, so sorted, paged and counted there."""
+    from its calls (which are few), by the same statements, so sorted, paged and counted there;
+    ``blocks``: its people without a filter from its blocks of 16 days (PEOPLE_BLOCKS) and the calls
+    around them, where the period holds such a block (for sums per person: not per day)."""
     found = _source(p, first, second)
     if p.people or (found is not None and found.rolled.always):
         return found
+    if blocks and p.where is None and first is Dimension.user and second is None:
+        within = people_blocks(p.dialect, p.account_id, p.filters, p.zone, p.watermark)
+        if within is not None:
+            return Source(PEOPLE_BLOCKS, (first, None), within=within)
     return Source(WHOLE, (first, second), calls=True)
 
 
@@ -349,6 +297,11 @@ def _union(
         rows = [and_(R.level == 0, R.block >= p.first_day, R.block < p.last_day)]
     else:  # one value's rows (a filter) or a few keys': each block named, then the key in the index
         rows = p.blocks(src.rolled, each=keys is not None or src.value is not None)
+    parts = p.parts
+    if src.within is not None:  # a small account's blocks of people and the calls around them
+        low, high, around = src.within
+        named = R.block.in_(list(range(low, high))) if keys is not None else R.block.between(low, high - 1)
+        rows, parts = [and_(R.level == src.rolled.lowest, named)], list(around)
     keyed: list[Any] = []
     if src.value is not None:
         keyed.append(R.key == src.value)
@@ -369,7 +322,6 @@ def _union(
     extra: list[Any] = [R.people.label("people"), literal(0, BigInteger).label("raw")] if people else []
     mine = R.account_id == p.account_id
     selects: list[Select[Any]]
-    parts = p.parts
     if src.calls:  # the period's calls only
         selects, parts = [], [Part(p.period() if within is None else and_(p.period(), within), 1)]
     elif newest is None:
@@ -557,7 +509,7 @@ async def people_by_day(session: AsyncSession, p: Plan, wanted: Sequence[int]) -
     if src.calls:  # the calls of these days only (one range of the index; the days are picked below)
         if len(wanted) > 2:
             return None  # every day's people: the calls' own daily timeline counts them in its one pass
-        lowest, highest = _midnight(min(wanted), p.zone), _midnight(max(wanted) + 1, p.zone)
+        lowest, highest = midnight(min(wanted), p.zone), midnight(max(wanted) + 1, p.zone)
         u = _union(p, src, by_day=True, sums=("requests",), within=T.created_at.between(lowest, highest))
     else:
         kept = [d for d in wanted if p.first_day <= d < p.last_day] or [p.first_day - 1]  # the days in S

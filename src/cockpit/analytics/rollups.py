@@ -54,6 +54,9 @@ KEY_COLUMNS = ["account_id", "dim", "level", "block", "key", "key2"]
 ROW_COLUMNS = [*KEY_COLUMNS, *SUM_COLUMNS, "people"]  # a rollup row, in insert order
 KEYS_PER_STATEMENT = 2000  # values whose running sums one statement recomputes (two lists of bound keys)
 SQLITE_CHUNK = 200_000  # calls per transaction on SQLite (one writer: keep each lock short)
+# Calls rebuilt per run for new zones (e.g. every small account after migration 0037): the others
+# wait for the next runs, their views reading their calls meanwhile.
+REBUILD_CALLS = 200_000
 
 
 # ---- the watermark ----
@@ -364,9 +367,9 @@ async def _roll_account(
     every call the rollups hold after this roll, to count the people of a day without them)."""
     stretches = offsets(zone, calls.first, calls.last + timedelta(seconds=1))
     day = local_bucket(dialect, stretches, 86400)
-    dims = [dim for dim in DIMS.values() if people or dim.always]
+    dims = [dim for dim in DIMS.values() if dim.kept(people)]
     for dim in dims:
-        for level in range(dim.levels):
+        for level in range(dim.lowest, dim.levels):
             await _upsert(session, dialect, calls.account_id, dim, level, condition, day)
     found = await session.scalars(
         select(day.label("day")).where(T.account_id == calls.account_id, condition).group_by(text("day"))
@@ -412,11 +415,18 @@ def _zone(name: str) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-async def roll(session: AsyncSession, *, now: datetime | None = None, people_from: int = 0) -> int:
+async def roll(
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    people_from: int = 0,
+    rebuild_calls: int = REBUILD_CALLS,
+) -> int:
     """Add the calls recorded since the watermark to the rollups and commit; returns how many calls
     were added (rebuilt accounts included). An account's rollups keep the person dimensions once they
-    hold ``people_from`` calls (0: always): the run that crosses it rebuilds them, with people.
-    Serialised: concurrent runs wait for each other."""
+    hold ``people_from`` calls (0: always): the run that crosses it rebuilds them, with people. The
+    accounts whose zone changed are rebuilt until ``rebuild_calls`` calls were (at least one account
+    a run). Serialised: concurrent runs wait for each other."""
     dialect = dialect_name(session)
     insert_state = _insert(dialect, UsageRollupState).values(
         name=STATE, watermark=0, updated_at=now or datetime.now(UTC)
@@ -457,11 +467,17 @@ async def roll(session: AsyncSession, *, now: datetime | None = None, people_fro
         await _roll_account(session, dialect, calls, _zone(k.zone), condition, people, everything)
         rolled[calls.account_id] = (people, calls.count)
         added += calls.count
+    rebuilt = 0
     for account_id in sorted(rebuild):
-        added += await _rebuild(
+        crossing = kept[account_id].built == kept[account_id].zone  # (its calls above are not rolled)
+        if rebuilt >= rebuild_calls and not crossing:
+            continue  # a later run's: its rollups stay in their old zone, so its views read its calls
+        count = await _rebuild(
             session, dialect, account_id, kept[account_id].zone, everything,
             people=rebuild[account_id], people_from=people_from,
         )  # fmt: skip
+        added += count
+        rebuilt += count
     if rolled:
         await _remember(session, dialect, {a: (kept[a].zone, *v) for a, v in rolled.items()})
     if high > low:
