@@ -268,8 +268,8 @@ async def grouped(
     return await raw_grouped(session, scope, f, dim, users=users)
 
 
-# The sums a ranking's metric is made of.
-_METRIC_SUMS = {
+# The sums a metric is made of (a ranking's, a pivot's value).
+METRIC_SUMS = {
     "cost": ("cost_usd",), "requests": ("requests",), "errors": ("errors",),
     "tokens": ("input_tokens", "output_tokens"),
 }  # fmt: skip
@@ -309,7 +309,7 @@ async def ranked(
         async def page(limit: int, offset: int) -> list[Any]:
             return await rollup_read.ranked(
                 session, plan, src, metric, then_requests=then_requests, limit=limit, offset=offset,
-                sums=(*sums, *_METRIC_SUMS[metric], "requests"),
+                sums=(*sums, *METRIC_SUMS[metric], "requests"),
             )  # fmt: skip
 
         rows = await page(limit, offset)

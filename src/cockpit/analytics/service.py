@@ -302,13 +302,6 @@ class Pivot:
     total: Decimal | int
 
 
-# The sums a pivot's value is made of (its reads compute only these; ``measure`` reads no other).
-_VALUE_SUMS = {
-    Metric.cost: ("cost_usd",), Metric.requests: ("requests",), Metric.errors: ("errors",),
-    Metric.tokens: ("input_tokens", "output_tokens"),
-}  # fmt: skip
-
-
 def _largest_first(amounts: dict[Key, Decimal | int]) -> list[Key]:
     return sorted(amounts, key=lambda k: (-amounts[k], str(k)))
 
@@ -338,7 +331,7 @@ async def pivot(
         # Only the value's sums (and the requests): a small account's people are ranked over its calls.
         ranked = await queries.ranked(
             session, scope, filters, rows_by, value.value, then_requests=False, limit=limit, offset=offset,
-            sums=_VALUE_SUMS[value],
+            sums=queries.METRIC_SUMS[value.value],
         )  # fmt: skip
     if ranked is not None:
         for key, totals in ranked.page:
@@ -346,7 +339,7 @@ async def pivot(
         for key, totals in (await queries.grouped(session, scope, filters, columns_by, users=False)).items():
             column_totals[key] = measure(totals, value)
         page = [key for key, _ in ranked.page]
-        needed = _VALUE_SUMS[value]
+        needed = queries.METRIC_SUMS[value.value]  # measure() reads no other
         if rows_by is Dimension.user:
             cells = await queries.page_cells(session, scope, filters, columns_by, ranked.page, needed)
         elif page:
